@@ -1,0 +1,47 @@
+//! `rls-migrate`: apply migrations, install the RLS policies and grant the runtime role.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use rls_tenancy::{MigrateOptions, TenantVariable, cli, migrate};
+
+/// Apply migrations/, install the tenant isolation policies from policies/, and grant the
+/// runtime role exactly the privileges it needs. Run as the deploy role. Idempotent.
+///
+/// Exit codes: 0 ok, 1 a migration or grant failed (nothing half-applied), 2 usage or
+/// connection error.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The deploy role's connection URL (owns the schema).
+    #[arg(long, env = "DEPLOY_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+
+    /// The role the application connects as; it is granted DML only.
+    #[arg(long, env = "RLS_RUNTIME_ROLE", default_value = MigrateOptions::DEFAULT_RUNTIME_ROLE)]
+    runtime_role: String,
+
+    /// The setting the policies read the tenant id from.
+    #[arg(long, env = "RLS_TENANT_VARIABLE", default_value = TenantVariable::DEFAULT)]
+    tenant_variable: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    cli::init_tracing();
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => cli::report_error("rls-migrate", &e),
+    }
+}
+
+async fn run(args: &Args) -> rls_tenancy::Result<rls_tenancy::MigrateReport> {
+    let url = cli::database_url(args.database_url.as_deref(), "DEPLOY_DATABASE_URL")?;
+    let options = MigrateOptions::new(&args.runtime_role)?
+        .tenant_variable(TenantVariable::parse(&args.tenant_variable)?);
+    migrate(&url, &options).await
+}

@@ -1,0 +1,170 @@
+//! [`TenantPool`]: the runtime role's connection pool, which only hands out tenant
+//! transactions.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use super::{DatabaseUrl, TenantTx};
+use crate::error::{Error, Result};
+use crate::policy::TenantVariable;
+use crate::tenant::TenantScope;
+
+/// How to open a [`TenantPool`].
+///
+/// ```
+/// use rls_tenancy::TenantPoolOptions;
+/// let options = TenantPoolOptions::default().max_connections(4);
+/// assert_eq!(options.variable().as_str(), "app.tenant_id");
+/// ```
+#[derive(Debug, Clone)]
+pub struct TenantPoolOptions {
+    max_connections: u32,
+    acquire_timeout: Duration,
+    variable: TenantVariable,
+}
+
+impl Default for TenantPoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            variable: TenantVariable::default(),
+        }
+    }
+}
+
+impl TenantPoolOptions {
+    /// The most connections the pool opens (default 10).
+    ///
+    /// ```
+    /// # use rls_tenancy::TenantPoolOptions;
+    /// let options = TenantPoolOptions::default().max_connections(1);
+    /// ```
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long `begin` waits for a free connection (default 10 s).
+    ///
+    /// ```
+    /// # use rls_tenancy::TenantPoolOptions;
+    /// let options = TenantPoolOptions::default().acquire_timeout(std::time::Duration::from_secs(2));
+    /// ```
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// The setting the policies read (default `app.tenant_id`).
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenantPoolOptions, TenantVariable};
+    /// let options = TenantPoolOptions::default().tenant_variable(TenantVariable::parse("myapp.tenant")?);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn tenant_variable(mut self, variable: TenantVariable) -> Self {
+        self.variable = variable;
+        self
+    }
+
+    /// The configured tenant variable.
+    ///
+    /// ```
+    /// # use rls_tenancy::TenantPoolOptions;
+    /// assert_eq!(TenantPoolOptions::default().variable().as_str(), "app.tenant_id");
+    /// ```
+    pub fn variable(&self) -> &TenantVariable {
+        &self.variable
+    }
+}
+
+/// The runtime role's pool. Its only way to run a statement is a [`TenantTx`] for one tenant.
+///
+/// ```no_run
+/// use rls_tenancy::{TenantPool, TenantPoolOptions, TenantScope, TenantId};
+/// # async fn demo() -> rls_tenancy::Result<()> {
+/// let url = "postgres://app_runtime:pw@127.0.0.1/app".parse()?;
+/// let pool = TenantPool::connect(&url, TenantPoolOptions::default()).await?;
+/// let scope = TenantScope::new(TenantId::new(1)?, "tenant-1".parse()?);
+/// let mut tx = pool.begin(&scope).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TenantPool {
+    pool: PgPool,
+    variable: TenantVariable,
+}
+
+impl TenantPool {
+    /// Connects as the role in `url`.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the server is unreachable or refuses the login.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{TenantPool, TenantPoolOptions};
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// let pool = TenantPool::connect(&"postgres://app_runtime@localhost/app".parse()?, TenantPoolOptions::default()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &DatabaseUrl, options: TenantPoolOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(url.connect_options()?)
+            .await
+            .map_err(|source| Error::Connect {
+                url: url.redacted(),
+                source,
+            })?;
+        Self::from_pool(pool, options).await
+    }
+
+    /// Wraps a pool the application already has (it must log in as the runtime role).
+    ///
+    /// The plain pool stays usable by its owner; every statement sent through it outside a
+    /// tenant transaction sees no tenant, so reads return nothing and writes are refused.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{TenantPool, TenantPoolOptions};
+    /// # async fn demo(pg: sqlx::PgPool) -> rls_tenancy::Result<()> {
+    /// let pool = TenantPool::from_pool(pg, TenantPoolOptions::default()).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// None yet; the signature leaves room for start-up checks.
+    pub async fn from_pool(pool: PgPool, options: TenantPoolOptions) -> Result<Self> {
+        Ok(Self {
+            pool,
+            variable: options.variable,
+        })
+    }
+
+    /// Begins a transaction that sees only `scope`'s tenant.
+    ///
+    /// # Errors
+    /// The database's error when no connection can be had or `BEGIN` fails.
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: rls_tenancy::TenantPool, scope: rls_tenancy::TenantScope) -> rls_tenancy::Result<()> {
+    /// let tx = pool.begin(&scope).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn begin(&self, scope: &TenantScope) -> Result<TenantTx> {
+        TenantTx::begin(&self.pool, &self.variable, scope).await
+    }
+
+    /// Closes every connection.
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: rls_tenancy::TenantPool) {
+    /// pool.close().await;
+    /// # }
+    /// ```
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

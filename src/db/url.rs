@@ -1,0 +1,195 @@
+//! Connection strings that never print their password.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::error::Error;
+
+/// A validated `postgres://` URL. `Display` and `Debug` hide the password, so it is safe in
+/// logs and error messages.
+///
+/// ```
+/// use rls_tenancy::DatabaseUrl;
+/// let url: DatabaseUrl = "postgres://app:s3cret@127.0.0.1:5432/app".parse()?;
+/// assert_eq!(url.to_string(), "postgres://app:***@127.0.0.1:5432/app");
+/// assert!("mysql://x@y/z".parse::<DatabaseUrl>().is_err());
+/// # Ok::<(), rls_tenancy::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    url: url::Url,
+}
+
+impl DatabaseUrl {
+    /// The connect options for sqlx.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDatabaseUrl`] if sqlx rejects an option in the URL.
+    ///
+    /// ```
+    /// # use rls_tenancy::DatabaseUrl;
+    /// let url: DatabaseUrl = "postgres://app@localhost/app".parse()?;
+    /// assert_eq!(url.connect_options()?.get_database(), Some("app"));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn connect_options(&self) -> Result<PgConnectOptions, Error> {
+        PgConnectOptions::from_str(self.url.as_str()).map_err(|e| Error::InvalidDatabaseUrl {
+            reason: RedactedUrl::scrub(&e.to_string(), &self.url),
+        })
+    }
+
+    /// The user name in the URL, if any.
+    ///
+    /// ```
+    /// # use rls_tenancy::DatabaseUrl;
+    /// let url: DatabaseUrl = "postgres://app_runtime:pw@localhost/app".parse()?;
+    /// assert_eq!(url.username(), Some("app_runtime"));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn username(&self) -> Option<&str> {
+        Some(self.url.username()).filter(|u| !u.is_empty())
+    }
+
+    /// The database name in the URL, if any.
+    ///
+    /// ```
+    /// # use rls_tenancy::DatabaseUrl;
+    /// let url: DatabaseUrl = "postgres://app@localhost/appdb".parse()?;
+    /// assert_eq!(url.database(), Some("appdb"));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn database(&self) -> Option<&str> {
+        Some(self.url.path().trim_start_matches('/')).filter(|d| !d.is_empty())
+    }
+
+    /// The same server and credentials, another database.
+    ///
+    /// ```
+    /// # use rls_tenancy::DatabaseUrl;
+    /// let url: DatabaseUrl = "postgres://app@localhost/postgres".parse()?;
+    /// assert_eq!(url.with_database("other").database(), Some("other"));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn with_database(&self, database: &str) -> Self {
+        let mut url = self.url.clone();
+        url.set_path(database);
+        Self { url }
+    }
+
+    /// The same server and database, another user and password.
+    ///
+    /// ```
+    /// # use rls_tenancy::DatabaseUrl;
+    /// let url: DatabaseUrl = "postgres://admin@localhost/app".parse()?;
+    /// let runtime = url.with_credentials("app_runtime", "pw")?;
+    /// assert_eq!(runtime.to_string(), "postgres://app_runtime:***@localhost/app");
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidDatabaseUrl`] if the URL cannot carry credentials.
+    pub fn with_credentials(&self, user: &str, password: &str) -> Result<Self, Error> {
+        let mut url = self.url.clone();
+        let cannot = |_| Error::InvalidDatabaseUrl {
+            reason: "this URL cannot carry a user name".into(),
+        };
+        url.set_username(user).map_err(cannot)?;
+        url.set_password(Some(password)).map_err(cannot)?;
+        Ok(Self { url })
+    }
+
+    /// The full URL, password included, for handing to another program. Never log it.
+    ///
+    /// ```
+    /// # use rls_tenancy::DatabaseUrl;
+    /// let url: DatabaseUrl = "postgres://a:pw@localhost/app".parse()?;
+    /// assert_eq!(url.expose_secret(), "postgres://a:pw@localhost/app");
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn expose_secret(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// A printable form without the password.
+    ///
+    /// ```
+    /// # use rls_tenancy::DatabaseUrl;
+    /// let url: DatabaseUrl = "postgres://a:pw@localhost/app".parse()?;
+    /// assert!(!url.redacted().to_string().contains("pw"));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn redacted(&self) -> RedactedUrl {
+        RedactedUrl::new(&self.url)
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let url = url::Url::parse(s).map_err(|e| Error::InvalidDatabaseUrl {
+            reason: e.to_string(),
+        })?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(Error::InvalidDatabaseUrl {
+                reason: format!("the scheme is {:?}, not postgres", url.scheme()),
+            });
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(Error::InvalidDatabaseUrl {
+                reason: "it names no host".into(),
+            });
+        }
+        Ok(Self { url })
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.redacted(), f)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DatabaseUrl").field(&self.redacted().0).finish()
+    }
+}
+
+/// A URL with its password replaced by `***`, for messages and logs.
+///
+/// ```
+/// use rls_tenancy::DatabaseUrl;
+/// let url: DatabaseUrl = "postgres://u:hunter2@db/app".parse()?;
+/// assert_eq!(url.redacted().to_string(), "postgres://u:***@db/app");
+/// # Ok::<(), rls_tenancy::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedactedUrl(String);
+
+impl RedactedUrl {
+    fn new(url: &url::Url) -> Self {
+        let mut shown = url.clone();
+        if shown.password().is_some() {
+            // Setting a password only fails for URLs that cannot have one, which have none.
+            let _ = shown.set_password(Some("***"));
+        }
+        Self(shown.to_string())
+    }
+
+    /// Removes the URL's password from a message that may quote it.
+    fn scrub(message: &str, url: &url::Url) -> String {
+        match url.password() {
+            Some(pw) if !pw.is_empty() => message.replace(pw, "***"),
+            _ => message.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for RedactedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

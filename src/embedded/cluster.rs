@@ -1,0 +1,211 @@
+//! [`LocalCluster`]: a throwaway PostgreSQL cluster started from the local binaries.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::unistd::{Uid, User};
+
+use super::binaries::find_bindir;
+use crate::db::DatabaseUrl;
+use crate::error::{Error, Result};
+
+/// A private PostgreSQL cluster in a temporary directory, listening on a free loopback port,
+/// with a `postgres` superuser and trust authentication for loopback only.
+///
+/// Dropping it stops the server and removes the directory. A watchdog process does the same
+/// if this process dies without dropping it (killed, or a cluster held in a `static`).
+/// When running as root, `initdb` and the server run as the `postgres` OS user.
+///
+/// ```no_run
+/// use rls_tenancy::LocalCluster;
+/// let cluster = LocalCluster::start()?;
+/// println!("admin URL: {}", cluster.admin_url());
+/// drop(cluster); // stopped and removed
+/// # Ok::<(), rls_tenancy::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct LocalCluster {
+    bindir: PathBuf,
+    dir: tempfile::TempDir,
+    run_as: Option<User>,
+    admin_url: DatabaseUrl,
+}
+
+impl LocalCluster {
+    /// Initialises and starts a new cluster.
+    ///
+    /// # Errors
+    /// [`Error::NoPostgres`] when no server binaries are installed, or `initdb` or the server
+    /// fails (its log is quoted in the message).
+    ///
+    /// ```no_run
+    /// let cluster = rls_tenancy::LocalCluster::start()?;
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn start() -> Result<Self> {
+        let bindir = find_bindir().ok_or_else(|| Error::NoPostgres {
+            reason: "no initdb/pg_ctl found in $RLS_PG_BINDIR, /usr/lib/postgresql/*/bin or PATH"
+                .into(),
+        })?;
+        let run_as = if Uid::effective().is_root() {
+            Some(
+                User::from_name("postgres")
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| Error::NoPostgres {
+                        reason: "running as root, and there is no `postgres` OS user to run initdb as".into(),
+                    })?,
+            )
+        } else {
+            None
+        };
+        let dir = tempfile::Builder::new().prefix("rls-pg-").tempdir()?;
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data)?;
+        if let Some(user) = &run_as {
+            for path in [dir.path(), data.as_path()] {
+                std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))?;
+            }
+        }
+        let port = free_port()?;
+        let admin_url: DatabaseUrl = format!("postgres://postgres@127.0.0.1:{port}/postgres").parse()?;
+        let cluster = Self {
+            bindir,
+            dir,
+            run_as,
+            admin_url,
+        };
+        cluster.initdb(&data)?;
+        cluster.configure(&data, port)?;
+        cluster.spawn_watchdog(&data);
+        cluster.pg_ctl(&data, &["start", "-w", "-t", "60", "-l"], Some("server.log"))?;
+        tracing::info!(port, dir = %cluster.dir.path().display(), "started a local PostgreSQL cluster");
+        Ok(cluster)
+    }
+
+    /// The superuser URL of this cluster (`postgres://postgres@127.0.0.1:PORT/postgres`).
+    ///
+    /// ```no_run
+    /// let cluster = rls_tenancy::LocalCluster::start()?;
+    /// assert!(cluster.admin_url().to_string().starts_with("postgres://postgres@127.0.0.1:"));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn admin_url(&self) -> &DatabaseUrl {
+        &self.admin_url
+    }
+
+    /// The directory holding the cluster; removed on drop.
+    ///
+    /// ```no_run
+    /// let cluster = rls_tenancy::LocalCluster::start()?;
+    /// assert!(cluster.dir().exists());
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bindir.join(program));
+        if let Some(user) = &self.run_as {
+            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+        cmd.current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .env("LC_ALL", "C");
+        cmd
+    }
+
+    fn initdb(&self, data: &Path) -> Result<()> {
+        let output = self
+            .command("initdb")
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "-D"])
+            .arg(data)
+            .output()?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(Error::NoPostgres {
+                reason: format!(
+                    "initdb failed: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            })
+        }
+    }
+
+    fn configure(&self, data: &Path, port: u16) -> Result<()> {
+        let settings = format!(
+            "\n# rls-tenancy throwaway cluster\nlisten_addresses = '127.0.0.1'\nport = {port}\n\
+             unix_socket_directories = '{}'\nmax_connections = 300\nshared_buffers = 256MB\n\
+             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n",
+            data.display()
+        );
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf)?;
+        text.push_str(&settings);
+        std::fs::write(&conf, text)?;
+        Ok(())
+    }
+
+    fn pg_ctl(&self, data: &Path, args: &[&str], log: Option<&str>) -> Result<()> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("-D").arg(data).args(args);
+        if let Some(log) = log {
+            cmd.arg(self.dir.path().join(log));
+        }
+        let output = cmd.stdout(Stdio::null()).output()?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let log_text = log
+            .and_then(|l| std::fs::read_to_string(self.dir.path().join(l)).ok())
+            .unwrap_or_default();
+        Err(Error::NoPostgres {
+            reason: format!(
+                "pg_ctl {} failed: {} {}",
+                args.first().copied().unwrap_or_default(),
+                String::from_utf8_lossy(&output.stderr).trim(),
+                log_text.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
+            ),
+        })
+    }
+
+    /// Starts a detached shell that waits for this process to exit, then stops the server
+    /// (SIGQUIT: immediate shutdown) and removes the directory.
+    fn spawn_watchdog(&self, data: &Path) {
+        let script = "while kill -0 \"$1\" 2>/dev/null; do sleep 1; done; \
+                      pid=$(head -n 1 \"$2/postmaster.pid\" 2>/dev/null); \
+                      [ -n \"$pid\" ] && kill -QUIT \"$pid\" 2>/dev/null; sleep 1; rm -rf \"$3\"";
+        let spawned = Command::new("setsid")
+            .args(["sh", "-c", script, "rls-pg-watchdog"])
+            .arg(std::process::id().to_string())
+            .arg(data)
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the cluster watchdog; a killed process may leave the cluster running");
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        if let Err(e) = self.pg_ctl(&data, &["stop", "-m", "fast", "-w", "-t", "30"], None) {
+            tracing::warn!(error = %e, "could not stop the local cluster cleanly");
+        }
+        tracing::info!(dir = %self.dir.path().display(), "removed the local PostgreSQL cluster");
+    }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}

@@ -1,0 +1,257 @@
+//! [`ScratchDatabase`]: a database and two roles of one's own, removed afterwards.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rand::RngExt;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use super::AdminServer;
+use crate::db::DatabaseUrl;
+use crate::error::{Error, Result};
+use crate::migrate::{Bootstrap, MigrateOptions, bootstrap_sql, migrate};
+use crate::policy::Ident;
+
+/// A fresh database owned by a fresh deploy role, with a fresh runtime role, set up exactly as
+/// the README's one-time SQL does. Names are unique per process and call, so tests run in
+/// parallel. Dropping it drops the database (terminating its connections) and both roles.
+///
+/// ```no_run
+/// use rls_tenancy::ScratchDatabase;
+/// # async fn demo() -> rls_tenancy::Result<()> {
+/// let db = ScratchDatabase::migrated().await?;
+/// let runtime_url = db.runtime_url();   // log in as the runtime role
+/// let admin = db.admin_pool().await?;   // superuser, for setting up fixtures
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ScratchDatabase {
+    server: AdminServer,
+    name: Ident,
+    deploy_role: Ident,
+    runtime_role: Ident,
+    deploy_url: DatabaseUrl,
+    runtime_url: DatabaseUrl,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl ScratchDatabase {
+    /// Creates the roles and the database on the process's shared [`AdminServer`].
+    ///
+    /// # Errors
+    /// [`Error::NoPostgres`] when no server can be found, or a database error.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// let db = rls_tenancy::ScratchDatabase::create().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create() -> Result<Self> {
+        Self::create_on(AdminServer::shared().await?.clone()).await
+    }
+
+    /// Creates the roles and the database on `server`.
+    ///
+    /// # Errors
+    /// A database error when the server refuses.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// let server = rls_tenancy::AdminServer::start_local().await?;
+    /// let db = rls_tenancy::ScratchDatabase::create_on(server).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_on(server: AdminServer) -> Result<Self> {
+        let mut rng = rand::rng();
+        let tag: u32 = rng.random_range(0..1_000_000);
+        let base = format!(
+            "rls_t{}_{}_{tag:06}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let password = |rng: &mut rand::rngs::ThreadRng| -> String {
+            (0..24)
+                .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+                .collect()
+        };
+        let (deploy_password, runtime_password) = (password(&mut rng), password(&mut rng));
+        let name = Ident::parse("database", &base)?;
+        let deploy_role = Ident::parse("role", &format!("{base}_deploy"))?;
+        let runtime_role = Ident::parse("role", &format!("{base}_runtime"))?;
+
+        let mut admin = connect(server.admin_url()).await?;
+        for statement in bootstrap_sql(&Bootstrap {
+            database: &name,
+            deploy_role: &deploy_role,
+            runtime_role: &runtime_role,
+            deploy_password: &deploy_password,
+            runtime_password: &runtime_password,
+        }) {
+            sqlx::raw_sql(AssertSqlSafe(statement))
+                .execute(&mut admin)
+                .await?;
+        }
+        let db_url = server.admin_url().with_database(name.as_str());
+        Ok(Self {
+            deploy_url: db_url.with_credentials(deploy_role.as_str(), &deploy_password)?,
+            runtime_url: db_url.with_credentials(runtime_role.as_str(), &runtime_password)?,
+            server,
+            name,
+            deploy_role,
+            runtime_role,
+        })
+    }
+
+    /// Creates the database and runs [`migrate`] on it as the deploy role.
+    ///
+    /// # Errors
+    /// As [`ScratchDatabase::create`] and [`migrate`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// let db = rls_tenancy::ScratchDatabase::migrated().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn migrated() -> Result<Self> {
+        let db = Self::create().await?;
+        migrate(
+            &db.deploy_url,
+            &MigrateOptions::new(db.runtime_role.as_str())?,
+        )
+        .await?;
+        Ok(db)
+    }
+
+    /// The database's name.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: rls_tenancy::ScratchDatabase) {
+    /// assert!(db.name().as_str().starts_with("rls_t"));
+    /// # }
+    /// ```
+    pub fn name(&self) -> &Ident {
+        &self.name
+    }
+
+    /// The deploy role (owns the database and, after migration, the schema).
+    ///
+    /// ```no_run
+    /// # async fn demo(db: rls_tenancy::ScratchDatabase) {
+    /// assert!(db.deploy_role().as_str().ends_with("_deploy"));
+    /// # }
+    /// ```
+    pub fn deploy_role(&self) -> &Ident {
+        &self.deploy_role
+    }
+
+    /// The runtime role (DML only).
+    ///
+    /// ```no_run
+    /// # async fn demo(db: rls_tenancy::ScratchDatabase) {
+    /// assert!(db.runtime_role().as_str().ends_with("_runtime"));
+    /// # }
+    /// ```
+    pub fn runtime_role(&self) -> &Ident {
+        &self.runtime_role
+    }
+
+    /// A URL that logs in to this database as the deploy role.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: rls_tenancy::ScratchDatabase) {
+    /// let url = db.deploy_url();
+    /// # }
+    /// ```
+    pub fn deploy_url(&self) -> &DatabaseUrl {
+        &self.deploy_url
+    }
+
+    /// A URL that logs in to this database as the runtime role.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: rls_tenancy::ScratchDatabase) {
+    /// let url = db.runtime_url();
+    /// # }
+    /// ```
+    pub fn runtime_url(&self) -> &DatabaseUrl {
+        &self.runtime_url
+    }
+
+    /// A URL that logs in to this database as the superuser.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: rls_tenancy::ScratchDatabase) {
+    /// let url = db.admin_url();
+    /// # }
+    /// ```
+    pub fn admin_url(&self) -> DatabaseUrl {
+        self.server.admin_url().with_database(self.name.as_str())
+    }
+
+    /// A small superuser pool on this database, for fixtures and for injecting faults.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the server refuses.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: rls_tenancy::ScratchDatabase) -> rls_tenancy::Result<()> {
+    /// let admin = db.admin_pool().await?;
+    /// sqlx::query("SELECT 1").execute(&admin).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn admin_pool(&self) -> Result<PgPool> {
+        let url = self.admin_url();
+        PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(url.connect_options()?)
+            .await
+            .map_err(|source| Error::Connect {
+                url: url.redacted(),
+                source,
+            })
+    }
+
+    async fn drop_everything(admin_url: DatabaseUrl, statements: Vec<String>) -> Result<()> {
+        let mut admin = connect(&admin_url).await?;
+        for statement in statements {
+            sqlx::raw_sql(AssertSqlSafe(statement))
+                .execute(&mut admin)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let statements = vec![
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            format!("DROP ROLE IF EXISTS {}", self.runtime_role),
+            format!("DROP ROLE IF EXISTS {}", self.deploy_role),
+        ];
+        let admin_url = self.server.admin_url().clone();
+        // Drop cannot await; clean up on a private runtime in a thread of its own so this
+        // works inside or outside an async context, and also while a test is panicking.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(Self::drop_everything(admin_url, statements))
+        });
+        match cleanup.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, database = self.name.as_str(), "could not drop the scratch database"),
+            Err(_) => tracing::warn!(database = self.name.as_str(), "the scratch database clean-up thread panicked"),
+        }
+    }
+}
+
+async fn connect(url: &DatabaseUrl) -> Result<PgConnection> {
+    PgConnection::connect_with(&url.connect_options()?)
+        .await
+        .map_err(|source| Error::Connect {
+            url: url.redacted(),
+            source,
+        })
+}

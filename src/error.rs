@@ -1,0 +1,142 @@
+//! The library's one error type.
+//!
+//! Variants are named for what failed; every message says what to do about it. Messages
+//! never contain a password: connection strings are shown through [`crate::RedactedUrl`].
+
+/// A `Result` whose error defaults to [`enum@Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in rls-tenancy.
+///
+/// The binaries map [`Error::is_usage`] errors to exit code 2 and the rest to exit code 1;
+/// the HTTP layer maps them to status codes in one place.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tenant id was not a positive decimal integer that fits in `i64`.
+    #[error("invalid tenant id {input:?}: use the decimal digits of a positive 64-bit integer, without sign or leading zeros")]
+    InvalidTenantId {
+        /// What was given, truncated for display.
+        input: String,
+    },
+
+    /// A tenant slug did not match the allowed shape.
+    #[error("invalid tenant slug {input:?}: use 1 to 63 lowercase ASCII letters, digits and inner hyphens")]
+    InvalidTenantSlug {
+        /// What was given, truncated for display.
+        input: String,
+    },
+
+    /// An SQL identifier (schema, table, column, role, setting name) was rejected.
+    #[error("invalid {what} {input:?}: use lowercase ASCII letters, digits and underscores, starting with a letter or underscore, at most 63 bytes")]
+    InvalidIdentifier {
+        /// What kind of identifier it was meant to be.
+        what: &'static str,
+        /// What was given.
+        input: String,
+    },
+
+    /// A connection string could not be parsed.
+    #[error("invalid database URL: {reason}; expected postgres://USER:PASSWORD@HOST:PORT/DATABASE")]
+    InvalidDatabaseUrl {
+        /// Why it was rejected (never includes the password).
+        reason: String,
+    },
+
+    /// No connection string was given at all.
+    #[error("no database URL given: pass --database-url or set {env_var}")]
+    MissingDatabaseUrl {
+        /// The environment variable that would have supplied it.
+        env_var: &'static str,
+    },
+
+    /// The server could not be reached or refused the login.
+    #[error("cannot connect to {url}: {source}; check that the server is running and the role may log in")]
+    Connect {
+        /// The URL, with its password hidden.
+        url: crate::RedactedUrl,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A role named on the command line or in the configuration does not exist.
+    #[error("role {role:?} does not exist: create it first (see the README's one-time setup SQL)")]
+    MissingRole {
+        /// The role's name.
+        role: String,
+    },
+
+    /// The database has not been migrated (the schema or a tenant table is missing).
+    #[error("the database is not migrated: {what} is missing; run rls-migrate first")]
+    NotMigrated {
+        /// The missing object.
+        what: String,
+    },
+
+    /// The policy declaration in policies/ is malformed.
+    #[error("invalid policy declaration: {reason}; see policies/tenancy.toml")]
+    InvalidDeclaration {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A migration failed; it was rolled back and nothing of it was applied.
+    #[error("migration failed and was rolled back: {source}")]
+    Migration {
+        /// The migrator's error.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+
+    /// No Postgres could be found or started for tests or the demo.
+    #[error("no PostgreSQL available: {reason}; set RLS_TEST_ADMIN_URL to a superuser URL, run a server on 127.0.0.1:5432, or install the server binaries (apt-get install -y postgresql)")]
+    NoPostgres {
+        /// What was tried and why it failed.
+        reason: String,
+    },
+
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    /// An I/O error (process spawning, files).
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// Whether this error is the caller's input or environment (exit code 2) rather than a
+    /// failure of the work itself (exit code 1).
+    ///
+    /// ```
+    /// use rls_tenancy::{Error, TenantId};
+    /// let err = "0".parse::<TenantId>().unwrap_err();
+    /// assert!(err.is_usage());
+    /// ```
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidTenantId { .. }
+                | Error::InvalidTenantSlug { .. }
+                | Error::InvalidIdentifier { .. }
+                | Error::InvalidDatabaseUrl { .. }
+                | Error::MissingDatabaseUrl { .. }
+                | Error::Connect { .. }
+                | Error::MissingRole { .. }
+                | Error::NotMigrated { .. }
+                | Error::InvalidDeclaration { .. }
+                | Error::NoPostgres { .. }
+        )
+    }
+}
+
+/// Shortens untrusted input before it is echoed in an error message.
+pub(crate) fn echo(input: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = input.chars().take(MAX).collect();
+    if input.chars().count() > MAX {
+        out.push('…');
+    }
+    out
+}

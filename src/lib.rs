@@ -1,0 +1,43 @@
+//! # rls-tenancy
+//!
+//! Tenant isolation on PostgreSQL that is impossible to forget and cheap to keep.
+//!
+//! Two independent walls stand between tenants:
+//!
+//! 1. **The database wall**: row-level security on every tenant table, keyed on a
+//!    transaction-local setting (`app.tenant_id`). With no tenant set, nothing is visible and
+//!    nothing can be written. [`migrate`] installs it; the application connects as a runtime
+//!    role that cannot switch it off.
+//! 2. **The application wall**: tenant transactions ([`TenantPool::begin`]) that can only be
+//!    opened for a resolved [`TenantScope`].
+//!
+//! ```no_run
+//! use rls_tenancy::{TenantId, TenantPool, TenantPoolOptions, TenantScope};
+//! # async fn demo() -> rls_tenancy::Result<()> {
+//! let pool = TenantPool::connect(&"postgres://app_runtime@127.0.0.1/app".parse()?, TenantPoolOptions::default()).await?;
+//! let scope = TenantScope::new(TenantId::new(1)?, "tenant-1".parse()?);
+//! let mut tx = pool.begin(&scope).await?;
+//! let names: Vec<String> = sqlx::query_scalar("SELECT name FROM app.projects ORDER BY name")
+//!     .fetch_all(&mut *tx)
+//!     .await?; // tenant 1's projects, and no one else's
+//! tx.commit().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod cli;
+mod db;
+mod embedded;
+mod error;
+mod migrate;
+mod policy;
+mod tenant;
+
+pub use db::{DatabaseUrl, RedactedUrl, TenantPool, TenantPoolOptions, TenantTx};
+pub use embedded::{AdminServer, LocalCluster, ScratchDatabase};
+pub use error::{Error, Result};
+pub use migrate::{Bootstrap, MigrateOptions, MigrateReport, bootstrap_sql, migrate};
+pub use policy::{
+    Ident, POLICY_NAME, Registry, TenancyDeclaration, TenantTable, TenantVariable,
+    canonical_predicate, policy_sql,
+};
+pub use tenant::{TenantId, TenantScope, TenantSlug};

@@ -1,0 +1,136 @@
+//! Grants the runtime role exactly the privileges it needs, and takes back the rest.
+
+use sqlx::{AssertSqlSafe, PgConnection};
+
+use crate::error::Result;
+use crate::policy::{Ident, TenancyDeclaration, TenantTable};
+
+/// Resets and grants the runtime role's privileges; revokes `TEMP` on the database and
+/// `CREATE` on the `public` schema from `PUBLIC` where the deploy role owns them.
+pub(super) async fn grant_runtime(
+    conn: &mut PgConnection,
+    decl: &TenancyDeclaration,
+    runtime: &Ident,
+) -> Result<()> {
+    let schema = decl.schema();
+    let mut sql = vec![
+        format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"),
+        format!("GRANT USAGE ON SCHEMA {schema} TO {runtime}"),
+    ];
+    for table in decl.tenant_tables() {
+        let (insertable, updatable) = writable_columns(conn, schema, table).await?;
+        let target = format!("{schema}.{}", table.name);
+        sql.push(format!("REVOKE ALL ON TABLE {target} FROM PUBLIC, {runtime}"));
+        sql.push(format!("GRANT SELECT, DELETE ON TABLE {target} TO {runtime}"));
+        if !insertable.is_empty() {
+            sql.push(format!(
+                "GRANT INSERT ({}) ON TABLE {target} TO {runtime}",
+                column_list(&insertable)
+            ));
+        }
+        if !updatable.is_empty() {
+            sql.push(format!(
+                "GRANT UPDATE ({}) ON TABLE {target} TO {runtime}",
+                column_list(&updatable)
+            ));
+        }
+    }
+    let registry = decl.registry();
+    let registry_table = format!("{schema}.{}", registry.table);
+    sql.push(format!(
+        "REVOKE ALL ON TABLE {registry_table} FROM PUBLIC, {runtime}"
+    ));
+    sql.push(format!(
+        "GRANT SELECT ({}) ON TABLE {registry_table} TO {runtime}",
+        column_list(&registry.readable_columns)
+    ));
+    sql.push(format!(
+        "REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM PUBLIC, {runtime}"
+    ));
+    sql.push(format!(
+        "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {runtime}"
+    ));
+    sql.push(format!(
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {runtime}"
+    ));
+    sql.push(format!(
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT USAGE ON SEQUENCES TO {runtime}"
+    ));
+    sql.push("ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC".to_owned());
+    for statement in sql {
+        sqlx::raw_sql(AssertSqlSafe(statement))
+            .execute(&mut *conn)
+            .await?;
+    }
+    revoke_public_defaults(conn).await
+}
+
+/// Columns the runtime role may insert (all but generated and identity columns, and `id`)
+/// and update (those, less the tenant column).
+async fn writable_columns(
+    conn: &mut PgConnection,
+    schema: &Ident,
+    table: &TenantTable,
+) -> Result<(Vec<Ident>, Vec<Ident>)> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT a.attname::text
+           FROM pg_catalog.pg_attribute a
+           JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = $2
+            AND a.attnum > 0 AND NOT a.attisdropped
+            AND a.attidentity = '' AND a.attgenerated = ''
+            AND a.attname <> 'id'
+          ORDER BY a.attnum",
+    )
+    .bind(schema.as_str())
+    .bind(table.name.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let insertable = names
+        .iter()
+        .map(|n| Ident::parse("column", n))
+        .collect::<Result<Vec<_>>>()?;
+    let updatable = insertable
+        .iter()
+        .filter(|c| **c != table.column)
+        .cloned()
+        .collect();
+    Ok((insertable, updatable))
+}
+
+fn column_list(columns: &[Ident]) -> String {
+    columns
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `TEMP` on the database and `CREATE` on `public` are granted to `PUBLIC` by default; take
+/// them back when the deploy role owns (or is a member of the owner of) those objects.
+async fn revoke_public_defaults(conn: &mut PgConnection) -> Result<()> {
+    let (owns_database, owns_public): (bool, bool) = sqlx::query_as(
+        "SELECT pg_has_role(current_user, d.datdba, 'MEMBER'),
+                coalesce((SELECT pg_has_role(current_user, n.nspowner, 'MEMBER')
+                            FROM pg_catalog.pg_namespace n WHERE n.nspname = 'public'), false)
+           FROM pg_catalog.pg_database d WHERE d.datname = current_database()",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if owns_database {
+        sqlx::raw_sql(
+            "DO $$ BEGIN EXECUTE format('REVOKE TEMP, CREATE ON DATABASE %I FROM PUBLIC', current_database()); END $$",
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    if owns_public {
+        sqlx::raw_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            .execute(&mut *conn)
+            .await?;
+    } else {
+        tracing::warn!("the deploy role does not own schema public; leaving its privileges alone");
+    }
+    Ok(())
+}

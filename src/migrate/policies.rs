@@ -1,0 +1,86 @@
+//! Installs the isolation policy on every declared tenant table, changing only what differs.
+
+use sqlx::{AssertSqlSafe, PgConnection};
+
+use crate::error::{Error, Result};
+use crate::policy::{
+    Ident, POLICY_NAME, TenancyDeclaration, TenantTable, TenantVariable, canonical_predicate,
+    policy_sql,
+};
+
+/// What the database holds for one tenant table, read from the catalogs.
+#[derive(sqlx::FromRow)]
+struct TableState {
+    rls_enabled: bool,
+    rls_forced: bool,
+    /// Each policy as `name|permissive|cmd|roles|qual|with_check`.
+    policies: Vec<String>,
+}
+
+/// Makes every tenant table's RLS state canonical; returns the tables it changed.
+pub(super) async fn install_policies(
+    conn: &mut PgConnection,
+    decl: &TenancyDeclaration,
+    variable: &TenantVariable,
+) -> Result<Vec<String>> {
+    let mut changed = Vec::new();
+    for table in decl.tenant_tables() {
+        let state = table_state(conn, decl.schema(), table).await?;
+        if is_canonical(&state, table, variable) {
+            continue;
+        }
+        for stale in state.policies.iter().filter_map(|p| p.split('|').next()) {
+            let name = Ident::parse("policy", stale).map_err(|_| Error::InvalidDeclaration {
+                reason: format!(
+                    "policy {stale:?} on {} has a name this tool cannot quote; drop it by hand",
+                    table.name.as_str()
+                ),
+            })?;
+            let drop = format!(
+                "DROP POLICY {name} ON {}.{}",
+                decl.schema(),
+                table.name
+            );
+            sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut *conn).await?;
+        }
+        let install = policy_sql(decl.schema(), table, variable);
+        sqlx::raw_sql(AssertSqlSafe(install)).execute(&mut *conn).await?;
+        tracing::info!(table = table.name.as_str(), "installed the tenant isolation policy");
+        changed.push(format!("{}.{}", decl.schema().as_str(), table.name.as_str()));
+    }
+    Ok(changed)
+}
+
+async fn table_state(
+    conn: &mut PgConnection,
+    schema: &Ident,
+    table: &TenantTable,
+) -> Result<TableState> {
+    let state: Option<TableState> = sqlx::query_as(
+        "SELECT c.relrowsecurity AS rls_enabled,
+                c.relforcerowsecurity AS rls_forced,
+                coalesce(array_agg(concat_ws('|', p.policyname, p.permissive, p.cmd,
+                                             p.roles::text, p.qual, p.with_check)
+                                   ORDER BY p.policyname)
+                         FILTER (WHERE p.policyname IS NOT NULL), '{}') AS policies
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           LEFT JOIN pg_catalog.pg_policies p
+                  ON p.schemaname = n.nspname AND p.tablename = c.relname
+          WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
+          GROUP BY c.relrowsecurity, c.relforcerowsecurity",
+    )
+    .bind(schema.as_str())
+    .bind(table.name.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    state.ok_or_else(|| Error::NotMigrated {
+        what: format!("table {}.{}", schema.as_str(), table.name.as_str()),
+    })
+}
+
+fn is_canonical(state: &TableState, table: &TenantTable, variable: &TenantVariable) -> bool {
+    let predicate = canonical_predicate(&table.column, variable);
+    let expected = format!("{POLICY_NAME}|PERMISSIVE|ALL|{{public}}|{predicate}|{predicate}");
+    state.rls_enabled && state.rls_forced && state.policies == [expected]
+}
