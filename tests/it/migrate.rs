@@ -1,0 +1,253 @@
+//! `rls-migrate`: idempotent, self-healing, and clear about bad input.
+
+use std::process::Command;
+
+use rls_tenancy::{MigrateOptions, ScratchDatabase, migrate};
+use sqlx::PgPool;
+
+/// Everything `rls-migrate` is responsible for, as one comparable snapshot.
+async fn catalog_snapshot(admin: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT format('%s %s rls=%s force=%s acl=%s', 'table', c.oid::regclass, c.relrowsecurity,
+                       c.relforcerowsecurity, c.relacl)
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'app'
+         UNION ALL
+         SELECT format('policy %s oid=%s %s', p.polrelid::regclass, p.oid, p.polname)
+           FROM pg_policy p
+         UNION ALL
+         SELECT format('column %s.%s acl=%s', a.attrelid::regclass, a.attname, a.attacl)
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'app' AND a.attacl IS NOT NULL
+         UNION ALL
+         SELECT format('default %s', d.defaclacl) FROM pg_default_acl d
+         ORDER BY 1",
+    )
+    .fetch_all(admin)
+    .await
+    .expect("snapshot")
+}
+
+fn options(db: &ScratchDatabase) -> MigrateOptions {
+    MigrateOptions::new(db.runtime_role().as_str()).expect("options")
+}
+
+#[tokio::test]
+async fn migrating_twice_changes_nothing() {
+    let db = ScratchDatabase::migrated().await.expect("scratch database");
+    let admin = db.admin_pool().await.expect("admin");
+    let before = catalog_snapshot(&admin).await;
+    let report = migrate(db.deploy_url(), &options(&db))
+        .await
+        .expect("second run");
+    assert!(report.is_noop(), "{report:?}");
+    assert_eq!(catalog_snapshot(&admin).await, before);
+}
+
+#[tokio::test]
+async fn a_dropped_altered_or_disabled_policy_is_restored() {
+    let db = ScratchDatabase::migrated().await.expect("scratch database");
+    let admin = db.admin_pool().await.expect("admin");
+    let damage = [
+        (
+            "app.projects",
+            "DROP POLICY tenant_isolation ON app.projects",
+        ),
+        (
+            "app.tasks",
+            "ALTER POLICY tenant_isolation ON app.tasks USING (true)",
+        ),
+        (
+            "app.subtasks",
+            "ALTER TABLE app.subtasks NO FORCE ROW LEVEL SECURITY",
+        ),
+        (
+            "app.users",
+            "CREATE POLICY escape ON app.users USING (current_user = 'nobody')",
+        ),
+    ];
+    for (_, sql) in damage {
+        sqlx::raw_sql(sql).execute(&admin).await.expect("damage");
+    }
+    let report = migrate(db.deploy_url(), &options(&db))
+        .await
+        .expect("repair run");
+    let mut repaired = report.policies_installed.clone();
+    repaired.sort();
+    let mut expected: Vec<String> = damage.iter().map(|(t, _)| (*t).to_owned()).collect();
+    expected.sort();
+    assert_eq!(repaired, expected);
+
+    let canonical: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_policies
+          WHERE schemaname = 'app' AND policyname = 'tenant_isolation'
+            AND qual = '(account_id = (NULLIF(current_setting(''app.tenant_id''::text, true), ''''::text))::bigint)'
+            AND with_check = qual",
+    )
+    .fetch_one(&admin)
+    .await
+    .expect("count");
+    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_policies WHERE schemaname = 'app'")
+        .fetch_one(&admin)
+        .await
+        .expect("count");
+    assert_eq!(
+        (canonical, all),
+        (4, 4),
+        "every table has exactly the canonical policy again"
+    );
+    assert!(
+        migrate(db.deploy_url(), &options(&db))
+            .await
+            .expect("third run")
+            .is_noop()
+    );
+}
+
+#[tokio::test]
+async fn extra_privileges_granted_by_hand_are_taken_back() {
+    let db = ScratchDatabase::migrated().await.expect("scratch database");
+    let admin = db.admin_pool().await.expect("admin");
+    let runtime = db.runtime_role();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "GRANT ALL ON app.projects TO {runtime}; GRANT UPDATE ON ALL SEQUENCES IN SCHEMA app TO {runtime}"
+    )))
+    .execute(&admin)
+    .await
+    .expect("grant");
+    migrate(db.deploy_url(), &options(&db))
+        .await
+        .expect("repair run");
+    let (truncate, update_seq, update_tenant_col): (bool, bool, bool) = sqlx::query_as(
+        "SELECT has_table_privilege($1, 'app.projects', 'TRUNCATE'),
+                has_sequence_privilege($1, pg_get_serial_sequence('app.projects', 'id'), 'UPDATE'),
+                has_column_privilege($1, 'app.projects', 'account_id', 'UPDATE')",
+    )
+    .bind(runtime.as_str())
+    .fetch_one(&admin)
+    .await
+    .expect("privileges");
+    assert!(!truncate && !update_seq && !update_tenant_col);
+}
+
+fn rls_migrate(args: &[&str], deploy_url: Option<&str>) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rls-migrate"));
+    cmd.args(args)
+        .env_remove("DEPLOY_DATABASE_URL")
+        .env_remove("RLS_RUNTIME_ROLE");
+    if let Some(url) = deploy_url {
+        cmd.env("DEPLOY_DATABASE_URL", url);
+    }
+    let out = cmd.output().expect("run rls-migrate");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn rls_migrate_exits_2_with_a_clear_message_for_bad_input() {
+    let db = ScratchDatabase::create().await.expect("scratch database");
+    let deploy = db.deploy_url().expose_secret().to_owned();
+    let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+        (vec![], None, "DEPLOY_DATABASE_URL"),
+        (
+            vec!["--database-url", "not a url"],
+            None,
+            "invalid database URL",
+        ),
+        (
+            vec!["--database-url", "mysql://x@127.0.0.1/db"],
+            None,
+            "not postgres",
+        ),
+        (
+            vec!["--database-url", "postgres://nobody:pw@127.0.0.1:1/db"],
+            None,
+            "cannot connect",
+        ),
+        (
+            vec!["--runtime-role", "no_such_role_here"],
+            Some(&deploy),
+            "does not exist",
+        ),
+        (
+            vec!["--runtime-role", "bad role; drop"],
+            Some(&deploy),
+            "invalid role",
+        ),
+        (
+            vec!["--tenant-variable", "nodot"],
+            Some(&deploy),
+            "invalid tenant variable",
+        ),
+        (vec!["--no-such-flag"], Some(&deploy), "unexpected argument"),
+    ];
+    for (args, env_url, expected) in cases {
+        let (code, output) = rls_migrate(&args, env_url);
+        assert_eq!(code, 2, "{args:?}: {output}");
+        assert!(output.contains(expected), "{args:?}: {output}");
+        assert!(!output.contains("panicked"), "{args:?}: {output}");
+        let password = db
+            .deploy_url()
+            .expose_secret()
+            .split(':')
+            .nth(2)
+            .unwrap_or("")
+            .split('@')
+            .next()
+            .unwrap_or("");
+        assert!(
+            password.is_empty() || !output.contains(password),
+            "password leaked: {output}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rls_migrate_exits_1_and_applies_nothing_when_a_migration_fails() {
+    let db = ScratchDatabase::create().await.expect("scratch database");
+    let admin = db.admin_pool().await.expect("admin");
+    // A conflicting object makes the first migration fail half way through.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA app AUTHORIZATION {deploy}; CREATE TABLE app.projects (x int); ALTER TABLE app.projects OWNER TO {deploy}",
+        deploy = db.deploy_role()
+    )))
+    .execute(&admin)
+    .await
+    .expect("conflict");
+    let deploy = db.deploy_url().expose_secret().to_owned();
+    let role = db.runtime_role().as_str().to_owned();
+    let (code, output) = rls_migrate(&["--runtime-role", &role], Some(&deploy));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("migration failed"), "{output}");
+    let half: Option<String> = sqlx::query_scalar("SELECT to_regclass('app.accounts')::text")
+        .fetch_one(&admin)
+        .await
+        .expect("regclass");
+    assert_eq!(half, None, "the failed migration left app.accounts behind");
+}
+
+#[tokio::test]
+async fn rls_migrate_runs_as_the_deploy_role_and_reports_what_it_did() {
+    let db = ScratchDatabase::create().await.expect("scratch database");
+    let deploy = db.deploy_url().expose_secret().to_owned();
+    let role = db.runtime_role().as_str().to_owned();
+    let (code, first) = rls_migrate(&["--runtime-role", &role], Some(&deploy));
+    assert_eq!(code, 0, "{first}");
+    assert!(
+        first.contains("applied") && first.contains("installed on"),
+        "{first}"
+    );
+    let (code, second) = rls_migrate(&["--runtime-role", &role], Some(&deploy));
+    assert_eq!(code, 0, "{second}");
+    assert!(
+        second.contains("up to date") && second.contains("all in place"),
+        "{second}"
+    );
+}

@@ -1,0 +1,131 @@
+//! Fixtures shared by the integration tests.
+
+use rls_tenancy::{ScratchDatabase, TenantId, TenantPool, TenantPoolOptions, TenantScope};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+/// The tenant tables, parents first.
+pub const TENANT_TABLES: [&str; 4] = ["users", "projects", "tasks", "subtasks"];
+
+/// One tenant's fixture rows: the id of its row in each tenant table.
+#[derive(Debug, Clone)]
+pub struct TenantRows {
+    pub scope: TenantScope,
+    pub user: i64,
+    pub project: i64,
+    pub task: i64,
+    pub subtask: i64,
+}
+
+impl TenantRows {
+    /// The id of this tenant's row in `table`.
+    pub fn id(&self, table: &str) -> i64 {
+        match table {
+            "users" => self.user,
+            "projects" => self.project,
+            "tasks" => self.task,
+            "subtasks" => self.subtask,
+            other => panic!("not a tenant table: {other}"),
+        }
+    }
+}
+
+/// A migrated database with two tenants, `tenant-a` and `tenant-b`, each with one row in
+/// every tenant table, written as the superuser.
+pub struct TwoTenants {
+    pub db: ScratchDatabase,
+    pub admin: PgPool,
+    pub a: TenantRows,
+    pub b: TenantRows,
+}
+
+impl TwoTenants {
+    pub async fn new() -> Self {
+        let db = ScratchDatabase::migrated().await.expect("scratch database");
+        let admin = db.admin_pool().await.expect("admin pool");
+        let a = insert_tenant(&admin, "tenant-a").await;
+        let b = insert_tenant(&admin, "tenant-b").await;
+        Self { db, admin, a, b }
+    }
+
+    /// A tenant pool of the runtime role with at most `connections` connections.
+    pub async fn runtime_pool(&self, connections: u32) -> TenantPool {
+        TenantPool::from_pool(
+            self.raw_runtime_pool(connections).await,
+            TenantPoolOptions::default(),
+        )
+        .await
+        .expect("tenant pool")
+    }
+
+    /// A plain sqlx pool of the runtime role: statements sent through it carry no tenant.
+    pub async fn raw_runtime_pool(&self, connections: u32) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(connections)
+            .connect_with(self.db.runtime_url().connect_options().expect("options"))
+            .await
+            .expect("runtime pool")
+    }
+}
+
+async fn insert_tenant(admin: &PgPool, slug: &str) -> TenantRows {
+    let account: i64 =
+        sqlx::query_scalar("INSERT INTO app.accounts (slug, name) VALUES ($1, $1) RETURNING id")
+            .bind(slug)
+            .fetch_one(admin)
+            .await
+            .expect("account");
+    let user: i64 = sqlx::query_scalar(
+        "INSERT INTO app.users (account_id, email, first_name, last_name, password)
+         VALUES ($1, 'owner@' || $2 || '.test', 'Owner', $2, 'x') RETURNING id",
+    )
+    .bind(account)
+    .bind(slug)
+    .fetch_one(admin)
+    .await
+    .expect("user");
+    let project: i64 = sqlx::query_scalar(
+        "INSERT INTO app.projects (account_id, name) VALUES ($1, 'project of ' || $2) RETURNING id",
+    )
+    .bind(account)
+    .bind(slug)
+    .fetch_one(admin)
+    .await
+    .expect("project");
+    let task: i64 = sqlx::query_scalar(
+        "INSERT INTO app.tasks (account_id, project_id, name) VALUES ($1, $2, 'task of ' || $3) RETURNING id",
+    )
+    .bind(account)
+    .bind(project)
+    .bind(slug)
+    .fetch_one(admin)
+    .await
+    .expect("task");
+    let subtask: i64 = sqlx::query_scalar(
+        "INSERT INTO app.subtasks (account_id, task_id, name) VALUES ($1, $2, 'subtask of ' || $3) RETURNING id",
+    )
+    .bind(account)
+    .bind(task)
+    .bind(slug)
+    .fetch_one(admin)
+    .await
+    .expect("subtask");
+    TenantRows {
+        scope: TenantScope::new(
+            TenantId::new(account).expect("id"),
+            slug.parse().expect("slug"),
+        ),
+        user,
+        project,
+        task,
+        subtask,
+    }
+}
+
+/// The SQLSTATE of a database error, or `None` for success or another kind of error.
+pub fn sqlstate<T>(result: &Result<T, sqlx::Error>) -> Option<String> {
+    match result {
+        Err(sqlx::Error::Database(e)) => e.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
