@@ -1,6 +1,13 @@
 //! Integration tests against a real PostgreSQL (see `rls_tenancy::AdminServer` for where it
 //! comes from). Each test owns a `ScratchDatabase`, so the tests run in parallel.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails by panicking, with the message saying what broke"
+)]
+
 mod support;
 
 mod harness;
