@@ -6,7 +6,11 @@
 //! `BENCH_CONNECTIONS`, default 8). Also compares the plain policy predicate with the
 //! `(SELECT ...)` initplan form.
 
-#![allow(clippy::expect_used, clippy::unwrap_used, reason = "a benchmark aborts on failure")]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "a benchmark aborts on failure"
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,7 +60,10 @@ const INITPLAN_POLICIES: &str = "
       END LOOP; END $$;";
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn random_page() -> (TenantId, i64) {
@@ -129,7 +136,10 @@ async fn main() {
     let connections = env_or("BENCH_CONNECTIONS", 8);
     let db = ScratchDatabase::migrated().await.expect("scratch database");
     let admin = db.admin_pool().await.expect("admin");
-    sqlx::raw_sql(FIXTURE).execute(&admin).await.expect("fixture");
+    sqlx::raw_sql(FIXTURE)
+        .execute(&admin)
+        .await
+        .expect("fixture");
 
     let runtime = TenantPool::connect(
         db.runtime_url(),
@@ -143,7 +153,9 @@ async fn main() {
         .await
         .expect("plain pool");
 
-    println!("page query, {ACCOUNTS} tenants x 500 subtasks, {connections} connections, {seconds} s a round");
+    println!(
+        "page query, {ACCOUNTS} tenants x 500 subtasks, {connections} connections, {seconds} s a round"
+    );
     // Warm both, then alternate so drift on a shared machine hits both sides alike.
     run_rls(&runtime, connections, 1).await;
     run_plain(&plain, connections, 1).await;
@@ -152,7 +164,10 @@ async fn main() {
         rls += run_rls(&runtime, connections, seconds).await / 2.0;
         base += run_plain(&plain, connections, seconds).await / 2.0;
     }
-    sqlx::raw_sql(INITPLAN_POLICIES).execute(&admin).await.expect("initplan policies");
+    sqlx::raw_sql(INITPLAN_POLICIES)
+        .execute(&admin)
+        .await
+        .expect("initplan policies");
     let mut initplan = 0.0;
     let mut base2 = 0.0;
     for _ in 0..2 {
@@ -160,7 +175,13 @@ async fn main() {
         base2 += run_plain(&plain, connections, seconds).await / 2.0;
     }
     println!("plain statement, explicit WHERE (baseline): {base:>8.0} q/s");
-    println!("tenant transaction + RLS (canonical):       {rls:>8.0} q/s   ratio {:.2}", rls / base);
+    println!(
+        "tenant transaction + RLS (canonical):       {rls:>8.0} q/s   ratio {:.2}",
+        rls / base
+    );
     println!("baseline, second pair:                      {base2:>8.0} q/s");
-    println!("tenant transaction + RLS (initplan form):   {initplan:>8.0} q/s   ratio {:.2}", initplan / base2);
+    println!(
+        "tenant transaction + RLS (initplan form):   {initplan:>8.0} q/s   ratio {:.2}",
+        initplan / base2
+    );
 }

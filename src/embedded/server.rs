@@ -25,8 +25,10 @@ enum Origin {
     #[cfg(feature = "testcontainers")]
     Container {
         /// Held so the container lives as long as the server.
-        _container: testcontainers_modules::testcontainers::ContainerAsync<
-            testcontainers_modules::postgres::Postgres,
+        _container: Box<
+            testcontainers_modules::testcontainers::ContainerAsync<
+                testcontainers_modules::postgres::Postgres,
+            >,
         >,
     },
 }
@@ -150,7 +152,7 @@ impl AdminServer {
         Ok(Self {
             admin_url,
             origin: Arc::new(Origin::Container {
-                _container: container,
+                _container: Box::new(container),
             }),
         })
     }

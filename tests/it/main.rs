@@ -7,7 +7,10 @@
     clippy::panic,
     reason = "a test fails by panicking, with the message saying what broke"
 )]
-#![allow(unreachable_pub, reason = "test helpers are shared between test modules")]
+#![allow(
+    unreachable_pub,
+    reason = "test helpers are shared between test modules"
+)]
 
 mod support;
 
