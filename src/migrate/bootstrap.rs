@@ -1,6 +1,6 @@
 //! The one-time setup a DBA runs as a superuser: the database and its two roles.
 
-use crate::policy::Ident;
+use crate::policy::{Ident, quote_literal};
 
 /// The roles and database of one installation, for [`bootstrap_sql`].
 #[derive(Debug, Clone)]
@@ -11,15 +11,14 @@ pub struct Bootstrap<'a> {
     pub deploy_role: &'a Ident,
     /// The role the application connects as: DML only, never owner, never bypasses RLS.
     pub runtime_role: &'a Ident,
-    /// The deploy role's password (letters and digits only).
+    /// The deploy role's password.
     pub deploy_password: &'a str,
-    /// The runtime role's password (letters and digits only).
+    /// The runtime role's password.
     pub runtime_password: &'a str,
 }
 
 /// The statements, one per element, that create the deploy role, the runtime role and the
-/// database, as shown in the README. Passwords must be alphanumeric (they are spliced as
-/// literals); anything else is replaced so that no quote can ever reach the SQL.
+/// database, as shown in the README. Passwords go in as quoted string literals.
 ///
 /// ```
 /// use rls_tenancy::{Bootstrap, Ident, bootstrap_sql};
@@ -30,28 +29,24 @@ pub struct Bootstrap<'a> {
 /// );
 /// let sql = bootstrap_sql(&Bootstrap {
 ///     database: &db, deploy_role: &deploy, runtime_role: &runtime,
-///     deploy_password: "pw1", runtime_password: "pw2",
+///     deploy_password: "pw1", runtime_password: "it's",
 /// });
+/// assert!(sql[1].contains("PASSWORD 'it''s'"));
 /// assert!(sql.iter().any(|s| s.contains("NOINHERIT NOBYPASSRLS")));
 /// assert!(sql.iter().any(|s| s == "CREATE DATABASE \"app\" OWNER \"app_deploy\""));
 /// # Ok::<(), rls_tenancy::Error>(())
 /// ```
 pub fn bootstrap_sql(b: &Bootstrap<'_>) -> Vec<String> {
-    let literal = |pw: &str| -> String {
-        pw.chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { 'x' })
-            .collect()
-    };
     vec![
         format!(
-            "CREATE ROLE {} LOGIN PASSWORD '{}' NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
+            "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
             b.deploy_role,
-            literal(b.deploy_password)
+            quote_literal(b.deploy_password)
         ),
         format!(
-            "CREATE ROLE {} LOGIN PASSWORD '{}' NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOBYPASSRLS",
+            "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOBYPASSRLS",
             b.runtime_role,
-            literal(b.runtime_password)
+            quote_literal(b.runtime_password)
         ),
         format!("CREATE DATABASE {} OWNER {}", b.database, b.deploy_role),
         format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", b.database),

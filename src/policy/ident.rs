@@ -127,3 +127,10 @@ impl fmt::Display for TenantVariable {
         write!(f, "'{}'", self.0)
     }
 }
+
+/// Quotes `value` as an SQL string literal (single quotes doubled; the server's
+/// `standard_conforming_strings`, on by default since PostgreSQL 9.1, keeps backslashes
+/// literal), for the few DDL statements that take no bind parameters (`PASSWORD '...'`).
+pub(crate) fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}

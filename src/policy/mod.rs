@@ -5,5 +5,6 @@ mod ident;
 mod render;
 
 pub use declaration::{Registry, TenancyDeclaration, TenantTable};
+pub(crate) use ident::quote_literal;
 pub use ident::{Ident, TenantVariable};
 pub use render::{POLICY_NAME, canonical_predicate, policy_sql};
