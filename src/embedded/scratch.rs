@@ -241,8 +241,12 @@ impl Drop for ScratchDatabase {
         });
         match cleanup.join() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, database = self.name.as_str(), "could not drop the scratch database"),
-            Err(_) => tracing::warn!(database = self.name.as_str(), "the scratch database clean-up thread panicked"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, database = self.name.as_str(), "could not drop the scratch database");
+            }
+            Err(_) => {
+                tracing::warn!(database = self.name.as_str(), "the scratch database clean-up thread panicked");
+            }
         }
     }
 }
