@@ -1,0 +1,3 @@
+//! Integration tests against a real PostgreSQL: one module per area.
+
+mod registry;
