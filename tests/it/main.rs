@@ -1,3 +1,5 @@
 //! Integration tests against a real PostgreSQL: one module per area.
 
+mod fixture;
 mod registry;
+mod subtasks;
