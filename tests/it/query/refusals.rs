@@ -112,12 +112,8 @@ fn expressions_that_could_smuggle_a_table_or_a_value_are_refused() -> Result<()>
             QueryError::RawSubquery,
         ),
         (
-            q().join(
-                JoinKind::Inner,
-                "tasks",
-                Expr::col("id").in_subquery(raw),
-            )
-            .build(),
+            q().join(JoinKind::Inner, "tasks", Expr::col("id").in_subquery(raw))
+                .build(),
             QueryError::RawSubquery,
         ),
         (

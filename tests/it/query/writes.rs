@@ -1,5 +1,8 @@
 //! Scoped inserts, updates and deletes against a real database.
 
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
 use rls_tenancy::sea_query::{Expr, ExprTrait, Value};
 use rls_tenancy::{
     CrossTenant, Error, QueryError, Result, TenancyDeclaration, TenantPool, TenantPoolOptions,
@@ -132,8 +135,31 @@ async fn a_delete_with_a_subquery_removes_only_its_tenants_rows() -> Result<()> 
     Ok(())
 }
 
+/// A log sink for one test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut log) = self.0.lock() {
+            log.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn the_cross_tenant_path_reaches_every_tenant_only_on_a_connection_that_may() -> Result<()> {
+    let log = Captured::default();
+    let sink = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
     let t = TwoTenants::new().await?;
     let decl = TenancyDeclaration::builtin()?;
     let report = CrossTenant::new("test: count every tenant's tasks");
@@ -141,10 +167,25 @@ async fn the_cross_tenant_path_reaches_every_tenant_only_on_a_connection_that_ma
     let mut admin = t.admin.acquire().await?;
     let rows: Vec<(i64,)> = CrossTenant::fetch_all(&mut admin, &all).await?;
     assert_eq!(rows.len(), 6 + 9);
-    // As the runtime role outside a tenant transaction, RLS still shows nothing.
+    // As the runtime role, RLS still applies: only the transaction's tenant is seen.
     let mut runtime = t.pool.begin(&t.alpha).await?;
     let seen: Vec<(i64,)> = CrossTenant::fetch_all(&mut runtime, &all).await?;
     assert!(seen.iter().all(|(id,)| *id == t.alpha.id().get()));
     assert_eq!(seen.len(), 6);
+
+    let written = log
+        .0
+        .lock()
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .unwrap_or_default();
+    assert_eq!(
+        written.matches("cross-tenant statement").count(),
+        2,
+        "{written}"
+    );
+    assert!(
+        written.contains("test: count every tenant's tasks"),
+        "{written}"
+    );
     Ok(())
 }
