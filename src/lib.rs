@@ -30,6 +30,7 @@ mod embedded;
 mod error;
 mod migrate;
 mod policy;
+mod query;
 mod tenant;
 
 pub use db::{DatabaseUrl, RedactedUrl, TenantPool, TenantPoolOptions, TenantTx};
@@ -40,4 +41,13 @@ pub use policy::{
     Ident, POLICY_NAME, Registry, TenancyDeclaration, TenantTable, TenantVariable,
     canonical_predicate, policy_sql,
 };
-pub use tenant::{TenantId, TenantScope, TenantSlug};
+pub use query::{
+    CrossTenant, Delete, Insert, JoinKind, MAX_OFFSET, MAX_PER_PAGE, QueryError, SUBTASKS_PER_PAGE,
+    Scoping, Select, Statement, SubtaskItem, SubtaskPage, Update, subtask_page, subtask_page_query,
+};
+/// The sea-query this crate builds on, re-exported so expressions match its version.
+pub use sea_query;
+pub use tenant::{
+    BaseDomain, HostError, LabelError, RegistryOptions, TenantHeader, TenantId, TenantPath,
+    TenantRegistry, TenantScope, TenantSlug, subdomain_slug,
+};

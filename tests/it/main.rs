@@ -1,5 +1,6 @@
 //! Integration tests against a real PostgreSQL (see `rls_tenancy::AdminServer` for where it
-//! comes from). Each test owns a `ScratchDatabase`, so the tests run in parallel.
+//! comes from), one module per area. Each test owns a `ScratchDatabase`, so the tests run
+//! in parallel.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,9 +13,13 @@
     reason = "test helpers are shared between test modules"
 )]
 
+mod fixture;
 mod support;
 
 mod harness;
 mod isolation;
 mod migrate;
 mod privileges;
+mod query;
+mod registry;
+mod subtasks;
