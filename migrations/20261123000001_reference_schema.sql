@@ -9,7 +9,7 @@ CREATE SCHEMA IF NOT EXISTS app;
 CREATE TABLE app.accounts (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     slug       text NOT NULL UNIQUE
-               CHECK (slug ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'),
+               CHECK (slug ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' AND substr(slug, 3, 2) <> '--'),
     name       text NOT NULL,
     is_active  boolean NOT NULL DEFAULT true,
     created_at timestamptz NOT NULL DEFAULT now()

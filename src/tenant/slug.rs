@@ -3,10 +3,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::label::tenant_label;
 use crate::error::{Error, echo};
 
 /// A tenant's slug: 1–63 lowercase ASCII letters, digits and inner hyphens, i.e. one DNS
-/// label that needs no encoding. The database enforces the same shape on `app.accounts`.
+/// label that needs no encoding, and not a reserved `??--` label (punycode `xn--`). The
+/// database enforces the same shape on `app.accounts`.
 ///
 /// ```
 /// use rls_tenancy::TenantSlug;
@@ -34,24 +36,18 @@ impl TenantSlug {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Wraps a label that [`tenant_label`] has checked.
+    pub(super) fn from_checked(label: &str) -> Self {
+        Self(label.to_owned())
+    }
 }
 
 impl FromStr for TenantSlug {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        let bytes = s.as_bytes();
-        let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-';
-        let valid = !bytes.is_empty()
-            && bytes.len() <= Self::MAX_LEN
-            && bytes.iter().all(allowed)
-            && bytes.first() != Some(&b'-')
-            && bytes.last() != Some(&b'-');
-        if valid {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(Error::InvalidTenantSlug { input: echo(s) })
-        }
+        tenant_label(s).map_err(|_| Error::InvalidTenantSlug { input: echo(s) })
     }
 }
 
