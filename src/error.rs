@@ -31,6 +31,75 @@ pub enum Error {
         input: String,
     },
 
+    /// A request's host does not name a tenant in the accepted form (HTTP 400).
+    #[error("invalid host: {0}")]
+    InvalidHost(#[from] crate::HostError),
+
+    /// The configured base domain is not a plain lowercase domain name.
+    #[error(
+        "invalid base domain {input:?}: {reason}; pass a domain name such as example.com or localhost"
+    )]
+    InvalidBaseDomain {
+        /// What was given, truncated for display.
+        input: String,
+        /// The rule it breaks.
+        reason: crate::HostError,
+    },
+
+    /// The configured tenant header name is not a valid HTTP header name.
+    #[error(
+        "invalid header name {input:?}: use ASCII letters, digits and hyphens, such as x-tenant"
+    )]
+    InvalidHeaderName {
+        /// What was given, truncated for display.
+        input: String,
+    },
+
+    /// The request lacks the header that names the tenant (HTTP 400).
+    #[error("the {header} header is missing: send the tenant's slug in it")]
+    MissingTenantHeader {
+        /// The header's name.
+        header: String,
+    },
+
+    /// The header that names the tenant was sent more than once (HTTP 400).
+    #[error("the {header} header was sent more than once: send exactly one tenant")]
+    DuplicateTenantHeader {
+        /// The header's name.
+        header: String,
+    },
+
+    /// The header that names the tenant holds no valid tenant name (HTTP 400).
+    #[error("invalid {header} header: {reason}")]
+    InvalidTenantHeader {
+        /// The header's name.
+        header: String,
+        /// The rule its value breaks.
+        reason: crate::LabelError,
+    },
+
+    /// The path does not start with the tenant prefix (HTTP 400, or route elsewhere).
+    #[error("the path names no tenant: start it with /{prefix}/ and the tenant's slug")]
+    MissingTenantPath {
+        /// The configured prefix segment.
+        prefix: String,
+    },
+
+    /// The path's tenant segment is not a valid tenant name (HTTP 400).
+    #[error("invalid tenant in the path: {reason}")]
+    InvalidTenantPath {
+        /// The rule the segment breaks.
+        reason: crate::LabelError,
+    },
+
+    /// No active tenant has this slug (HTTP 404). Unknown and inactive look the same on
+    /// purpose: the answer must not tell an outsider which tenants exist.
+    #[error("no active tenant {slug}: check the name, or activate the tenant in the registry")]
+    TenantNotFound {
+        /// The slug that was looked up.
+        slug: crate::TenantSlug,
+    },
+
     /// An SQL identifier (schema, table, column, role, setting name) was rejected.
     #[error(
         "invalid {what} {input:?}: use lowercase ASCII letters, digits and underscores, starting with a letter or underscore, at most 63 bytes"
@@ -129,6 +198,15 @@ impl Error {
             self,
             Error::InvalidTenantId { .. }
                 | Error::InvalidTenantSlug { .. }
+                | Error::InvalidHost(_)
+                | Error::InvalidBaseDomain { .. }
+                | Error::InvalidHeaderName { .. }
+                | Error::MissingTenantHeader { .. }
+                | Error::DuplicateTenantHeader { .. }
+                | Error::InvalidTenantHeader { .. }
+                | Error::MissingTenantPath { .. }
+                | Error::InvalidTenantPath { .. }
+                | Error::TenantNotFound { .. }
                 | Error::InvalidIdentifier { .. }
                 | Error::InvalidDatabaseUrl { .. }
                 | Error::MissingDatabaseUrl { .. }

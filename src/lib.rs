@@ -40,4 +40,7 @@ pub use policy::{
     Ident, POLICY_NAME, Registry, TenancyDeclaration, TenantTable, TenantVariable,
     canonical_predicate, policy_sql,
 };
-pub use tenant::{TenantId, TenantScope, TenantSlug};
+pub use tenant::{
+    BaseDomain, HostError, LabelError, RegistryOptions, TenantHeader, TenantId, TenantPath,
+    TenantRegistry, TenantScope, TenantSlug, subdomain_slug,
+};

@@ -157,6 +157,13 @@ impl TenantPool {
         TenantTx::begin(&self.pool, &self.variable, scope).await
     }
 
+    /// The plain pool, for reading routing data that is not tenant data (the registry).
+    /// Not public: outside a tenant transaction the runtime role sees no tenant rows anyway,
+    /// but handing it out would invite code that forgets the tenant.
+    pub(crate) fn plain_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Closes every connection.
     ///
     /// ```no_run

@@ -18,3 +18,4 @@ mod harness;
 mod isolation;
 mod migrate;
 mod privileges;
+mod registry;

@@ -1,0 +1,245 @@
+//! Tenant resolution through the registry, against a real database, as the runtime role.
+
+use std::time::Duration;
+
+use rls_tenancy::{
+    BaseDomain, Error, HostError, RegistryOptions, Result, ScratchDatabase, TenantPool,
+    TenantPoolOptions, TenantRegistry, TenantScope, TenantSlug,
+};
+use sqlx::PgPool;
+
+async fn runtime_pool(db: &ScratchDatabase) -> Result<TenantPool> {
+    TenantPool::connect(
+        db.runtime_url(),
+        TenantPoolOptions::default().max_connections(2),
+    )
+    .await
+}
+
+async fn add_account(admin: &PgPool, slug: &str) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("INSERT INTO app.accounts (slug, name) VALUES ($1, $1) RETURNING id")
+            .bind(slug)
+            .fetch_one(admin)
+            .await?,
+    )
+}
+
+async fn set_active(admin: &PgPool, slug: &str, active: bool) -> Result<()> {
+    sqlx::query("UPDATE app.accounts SET is_active = $2 WHERE slug = $1")
+        .bind(slug)
+        .bind(active)
+        .execute(admin)
+        .await?;
+    Ok(())
+}
+
+fn slug(s: &str) -> TenantSlug {
+    match s.parse() {
+        Ok(slug) => slug,
+        Err(e) => unreachable!("test slugs are valid: {e}"),
+    }
+}
+
+fn is_not_found(result: &Result<TenantScope>) -> bool {
+    matches!(result, Err(Error::TenantNotFound { .. }))
+}
+
+#[tokio::test]
+async fn a_known_tenant_resolves_to_its_own_id_and_not_its_neighbours() -> Result<()> {
+    let db = ScratchDatabase::migrated().await?;
+    let admin = db.admin_pool().await?;
+    let first = add_account(&admin, "first").await?;
+    let second = add_account(&admin, "second").await?;
+    let registry = TenantRegistry::new(&runtime_pool(&db).await?, RegistryOptions::default());
+
+    let scope = registry.resolve(&slug("second")).await?;
+    assert_eq!(scope.id().get(), second);
+    assert_ne!(scope.id().get(), first);
+    assert_eq!(scope.slug().as_str(), "second");
+    // Served from the cache the second time, with the same answer.
+    assert_eq!(registry.resolve(&slug("second")).await?, scope);
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_and_inactive_tenants_are_both_not_found() -> Result<()> {
+    let db = ScratchDatabase::migrated().await?;
+    let admin = db.admin_pool().await?;
+    add_account(&admin, "dormant").await?;
+    set_active(&admin, "dormant", false).await?;
+    let registry = TenantRegistry::new(&runtime_pool(&db).await?, RegistryOptions::default());
+
+    assert!(is_not_found(&registry.resolve(&slug("nobody")).await));
+    assert!(is_not_found(&registry.resolve(&slug("dormant")).await));
+    let err = registry.resolve(&slug("nobody")).await.err();
+    assert!(
+        err.is_some_and(|e| e.is_usage()),
+        "not found is the caller's input, not a failure"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_deactivated_tenant_is_cached_until_its_ttl_and_refused_after() -> Result<()> {
+    let db = ScratchDatabase::migrated().await?;
+    let admin = db.admin_pool().await?;
+    add_account(&admin, "leaving").await?;
+    let pool = runtime_pool(&db).await?;
+    let long = TenantRegistry::new(
+        &pool,
+        RegistryOptions::default().ttl(Duration::from_secs(3600)),
+    );
+    let short = TenantRegistry::new(
+        &pool,
+        RegistryOptions::default().ttl(Duration::from_millis(20)),
+    );
+    long.resolve(&slug("leaving")).await?;
+    short.resolve(&slug("leaving")).await?;
+
+    set_active(&admin, "leaving", false).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    assert!(
+        long.resolve(&slug("leaving")).await.is_ok(),
+        "the long TTL still trusts its cache"
+    );
+    assert!(
+        is_not_found(&short.resolve(&slug("leaving")).await),
+        "the short TTL has expired"
+    );
+    long.invalidate(&slug("leaving"));
+    assert!(
+        is_not_found(&long.resolve(&slug("leaving")).await),
+        "invalidate forgets at once"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_slugs_are_remembered_briefly_unless_negative_caching_is_off() -> Result<()> {
+    let db = ScratchDatabase::migrated().await?;
+    let admin = db.admin_pool().await?;
+    let pool = runtime_pool(&db).await?;
+    let remembering = TenantRegistry::new(
+        &pool,
+        RegistryOptions::default().negative_ttl(Duration::from_secs(3600)),
+    );
+    let forgetting = TenantRegistry::new(
+        &pool,
+        RegistryOptions::default().negative_ttl(Duration::ZERO),
+    );
+    assert!(is_not_found(&remembering.resolve(&slug("late")).await));
+    assert!(is_not_found(&forgetting.resolve(&slug("late")).await));
+
+    let id = add_account(&admin, "late").await?;
+
+    assert!(is_not_found(&remembering.resolve(&slug("late")).await));
+    assert_eq!(forgetting.resolve(&slug("late")).await?.id().get(), id);
+    remembering.invalidate(&slug("late"));
+    assert_eq!(remembering.resolve(&slug("late")).await?.id().get(), id);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_cache_holds_no_more_tenants_than_its_bound() -> Result<()> {
+    let db = ScratchDatabase::migrated().await?;
+    let admin = db.admin_pool().await?;
+    let registry = TenantRegistry::new(
+        &runtime_pool(&db).await?,
+        RegistryOptions::default().max_entries(2),
+    );
+    for n in 0..6 {
+        let name = format!("tenant-{n}");
+        let id = add_account(&admin, &name).await?;
+        assert_eq!(registry.resolve(&slug(&name)).await?.id().get(), id);
+    }
+    let cached = registry.cached_tenants();
+    assert!(
+        (1..=2).contains(&cached),
+        "{cached} tenants cached with a bound of 2"
+    );
+    // Evicted tenants are read again, correctly.
+    for n in 0..6 {
+        let name = format!("tenant-{n}");
+        assert_eq!(registry.resolve(&slug(&name)).await?.slug().as_str(), name);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn from_subdomain_resolves_tenants_lands_the_bare_domain_and_refuses_bad_hosts() -> Result<()>
+{
+    let db = ScratchDatabase::migrated().await?;
+    let admin = db.admin_pool().await?;
+    let id = add_account(&admin, "tenant-1").await?;
+    add_account(&admin, "tenant-2").await?;
+    let registry = TenantRegistry::new(&runtime_pool(&db).await?, RegistryOptions::default());
+    let base: BaseDomain = "localhost".parse()?;
+
+    let scope = TenantScope::from_subdomain("tenant-1.localhost:8080", &base, &registry).await?;
+    assert_eq!(scope.map(|s| s.id().get()), Some(id));
+    assert_eq!(
+        TenantScope::from_subdomain("localhost:8080", &base, &registry).await?,
+        None
+    );
+    assert!(matches!(
+        TenantScope::from_subdomain("tenant-3.localhost", &base, &registry).await,
+        Err(Error::TenantNotFound { .. })
+    ));
+    assert!(matches!(
+        TenantScope::from_subdomain("tenant-1.tenant-2.localhost", &base, &registry).await,
+        Err(Error::InvalidHost(HostError::ExtraLabels { count: 2 }))
+    ));
+    let bad = TenantScope::from_subdomain("tenant-1.localhost\0", &base, &registry).await;
+    assert!(matches!(
+        bad,
+        Err(Error::InvalidHost(HostError::ControlCharacter))
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn header_and_path_resolvers_share_the_registry_and_the_slug_rules() -> Result<()> {
+    use axum::http::{HeaderMap, HeaderValue};
+    use rls_tenancy::{LabelError, TenantHeader, TenantPath};
+
+    let db = ScratchDatabase::migrated().await?;
+    let admin = db.admin_pool().await?;
+    let id = add_account(&admin, "acme").await?;
+    let registry = TenantRegistry::new(&runtime_pool(&db).await?, RegistryOptions::default());
+
+    let header = TenantHeader::new("x-tenant")?;
+    let mut headers = HeaderMap::new();
+    headers.insert("x-tenant", HeaderValue::from_static("acme"));
+    assert_eq!(
+        TenantScope::from_header(&headers, &header, &registry)
+            .await?
+            .id()
+            .get(),
+        id
+    );
+    headers.insert("x-tenant", HeaderValue::from_static("ACME"));
+    assert!(matches!(
+        TenantScope::from_header(&headers, &header, &registry).await,
+        Err(Error::InvalidTenantHeader {
+            reason: LabelError::UpperCase,
+            ..
+        })
+    ));
+
+    let paths = TenantPath::default();
+    let (scope, rest) = TenantScope::from_path("/t/acme/subtasks", &paths, &registry).await?;
+    assert_eq!((scope.id().get(), rest), (id, "/subtasks"));
+    assert!(matches!(
+        TenantScope::from_path("/t/xn--acme/", &paths, &registry).await,
+        Err(Error::InvalidTenantPath {
+            reason: LabelError::ReservedHyphens
+        })
+    ));
+    assert!(matches!(
+        TenantScope::from_path("/t/nobody/", &paths, &registry).await,
+        Err(Error::TenantNotFound { .. })
+    ));
+    Ok(())
+}
