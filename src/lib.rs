@@ -28,6 +28,7 @@ pub mod cli;
 mod db;
 mod embedded;
 mod error;
+pub mod http;
 mod migrate;
 mod policy;
 mod tenant;
