@@ -26,6 +26,7 @@
 
 pub mod cli;
 mod db;
+pub mod demo;
 mod embedded;
 mod error;
 pub mod http;

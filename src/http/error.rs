@@ -121,8 +121,12 @@ impl IntoResponse for AppError {
             tracing::error!(error = %self, detail = ?self, "request failed");
             "internal server error".to_owned()
         } else if status == StatusCode::NOT_FOUND {
-            if let Self::Library(err) = &self {
-                tracing::warn!(error = %err, "refused as not found");
+            match &self {
+                Self::Library(Error::TenantNotFound { .. }) | Self::NotFound => {
+                    tracing::debug!(error = %self, "not found");
+                }
+                // An RLS refusal or a missing grant: worth a look, so louder.
+                _ => tracing::warn!(error = %self, "refused as not found"),
             }
             "not found".to_owned()
         } else {
