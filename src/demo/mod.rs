@@ -102,6 +102,18 @@ impl DemoOptions {
 ///
 /// Dropping it (or returning from `serve`) closes the pool, drops the embedded database
 /// and then stops and removes the embedded cluster, in that order.
+///
+/// ```no_run
+/// use rls_tenancy::demo::{Demo, DemoOptions};
+/// # async fn demo() -> rls_tenancy::Result<()> {
+/// let options = DemoOptions::new("127.0.0.1:0".parse().unwrap(), "localhost".parse()?);
+/// let demo = Demo::start(options).await?; // embedded: a cluster, roles, schema, 3 tenants
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = tokio::spawn(demo.serve(async { let _ = stopped.await; }));
+/// stop.send(()).ok();
+/// server.await.expect("server task")?; // the cluster is gone now
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Demo {
     listener: TcpListener,

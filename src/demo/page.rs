@@ -86,6 +86,22 @@ impl<S: Send + Sync> FromRequestParts<S> for PageNumber {
 
 /// One page of a tenant's subtasks, ordered by name: the JSON of `/api/subtasks` and the
 /// content of `/subtasks`.
+///
+/// ```
+/// use rls_tenancy::demo::SubtaskPage;
+/// use rls_tenancy::{TenantId, TenantScope};
+/// let page = SubtaskPage {
+///     tenant: TenantScope::new(TenantId::new(1)?, "tenant-1".parse()?),
+///     page: 1,
+///     per_page: 10,
+///     total: 0,
+///     items: Vec::new(),
+/// };
+/// let json = serde_json::to_value(&page).unwrap();
+/// assert_eq!(json["tenant"]["slug"], "tenant-1");
+/// assert_eq!(json["total"], 0);
+/// # Ok::<(), rls_tenancy::Error>(())
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct SubtaskPage {
     /// The tenant whose subtasks these are.
@@ -102,13 +118,33 @@ pub struct SubtaskPage {
 
 impl SubtaskPage {
     /// The number of the last page (1 when there are no subtasks).
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::SubtaskPage;
+    /// # use rls_tenancy::{TenantId, TenantScope};
+    /// let page = SubtaskPage {
+    ///     tenant: TenantScope::new(TenantId::new(1)?, "tenant-1".parse()?),
+    ///     page: 1,
+    ///     per_page: 10,
+    ///     total: 25,
+    ///     items: Vec::new(),
+    /// };
+    /// assert_eq!(page.last_page(), 3);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
     pub fn last_page(&self) -> i64 {
         let per_page = i64::from(self.per_page.max(1));
         ((self.total + per_page - 1) / per_page).max(1)
     }
 }
 
-/// A subtask with its task and project.
+/// A subtask with its task and project, as read in the tenant's transaction.
+///
+/// ```
+/// # fn show(item: &rls_tenancy::demo::SubtaskItem) {
+/// println!("{} ({} / {})", item.name, item.task_name, item.project_name);
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct SubtaskItem {
     /// The subtask's tenant: always the page's tenant.

@@ -149,6 +149,7 @@ impl IntoResponse for AppError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 mod tests {
     use super::*;
 

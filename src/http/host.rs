@@ -104,6 +104,7 @@ fn unquote(value: &str) -> Result<String, AppError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 mod tests {
     use super::*;
     use axum::http::Request;

@@ -15,6 +15,7 @@
 mod support;
 
 mod harness;
+mod http;
 mod isolation;
 mod migrate;
 mod privileges;
