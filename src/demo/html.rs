@@ -98,7 +98,7 @@ fn write_subtasks(out: &mut String, page: &SubtaskPage) -> fmt::Result {
         out,
         &format!("Subtasks · {slug}"),
         "Subtasks",
-        &format!("tenant {slug} (account {})", page.tenant.id()),
+        &format!("tenant {slug} · account {}", page.tenant.id()),
     )?;
     if page.items.is_empty() {
         writeln!(
