@@ -100,6 +100,19 @@ pub enum Error {
         slug: crate::TenantSlug,
     },
 
+    /// The scoped query builder refused a statement; nothing was sent.
+    #[error("refused statement: {0}")]
+    Query(#[from] crate::QueryError),
+
+    /// A page number or page size out of bounds (HTTP 400).
+    #[error("invalid page {page} of {per_page} items: pages start at 1, hold 1 to 100 items and start no further than item 100000")]
+    InvalidPage {
+        /// The page asked for.
+        page: u32,
+        /// The page size asked for.
+        per_page: u32,
+    },
+
     /// An SQL identifier (schema, table, column, role, setting name) was rejected.
     #[error(
         "invalid {what} {input:?}: use lowercase ASCII letters, digits and underscores, starting with a letter or underscore, at most 63 bytes"
@@ -207,6 +220,7 @@ impl Error {
                 | Error::MissingTenantPath { .. }
                 | Error::InvalidTenantPath { .. }
                 | Error::TenantNotFound { .. }
+                | Error::InvalidPage { .. }
                 | Error::InvalidIdentifier { .. }
                 | Error::InvalidDatabaseUrl { .. }
                 | Error::MissingDatabaseUrl { .. }

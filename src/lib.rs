@@ -32,6 +32,7 @@ mod error;
 pub mod http;
 mod migrate;
 mod policy;
+mod query;
 mod tenant;
 
 pub use db::{DatabaseUrl, RedactedUrl, TenantPool, TenantPoolOptions, TenantTx};
@@ -42,6 +43,13 @@ pub use policy::{
     Ident, POLICY_NAME, Registry, TenancyDeclaration, TenantTable, TenantVariable,
     canonical_predicate, policy_sql,
 };
+pub use query::{
+    CrossTenant, Delete, Insert, JoinKind, MAX_OFFSET, MAX_PER_PAGE, QueryError,
+    SUBTASKS_PER_PAGE, Scoping, Select, Statement, SubtaskItem, SubtaskPage, Update,
+    subtask_page, subtask_page_query,
+};
+/// The sea-query this crate builds on, re-exported so expressions match its version.
+pub use sea_query;
 pub use tenant::{
     BaseDomain, HostError, LabelError, RegistryOptions, TenantHeader, TenantId, TenantPath,
     TenantRegistry, TenantScope, TenantSlug, subdomain_slug,

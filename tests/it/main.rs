@@ -12,6 +12,7 @@
     reason = "test helpers are shared between test modules"
 )]
 
+mod fixture;
 mod support;
 
 mod harness;
@@ -20,3 +21,4 @@ mod isolation;
 mod migrate;
 mod privileges;
 mod registry;
+mod subtasks;

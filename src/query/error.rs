@@ -1,0 +1,114 @@
+//! [`QueryError`]: why the scoped query builder refused to build or run a statement.
+
+use crate::tenant::TenantId;
+
+/// Why a statement was refused. These are programming errors (HTTP 500 with a generic body),
+/// never a reason to run the statement anyway; each message says what to write instead.
+///
+/// ```
+/// use rls_tenancy::{Error, QueryError, TenancyDeclaration, TenantId, TenantScope};
+/// let decl = TenancyDeclaration::builtin()?;
+/// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
+/// let refused = scope.select(&decl).from("accounts").build();
+/// assert!(matches!(refused, Err(Error::Query(QueryError::UnknownTable { .. }))));
+/// # Ok::<(), rls_tenancy::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The table is not a declared tenant table.
+    #[error(
+        "{table:?} is not a declared tenant table: the scoped builder reads only the tables listed in policies/tenancy.toml"
+    )]
+    UnknownTable {
+        /// The name given.
+        table: String,
+    },
+    /// An alias or column name is not a plain identifier.
+    #[error("invalid {what} {name:?}: use lowercase ASCII letters, digits and underscores")]
+    InvalidName {
+        /// What the name was for.
+        what: &'static str,
+        /// The name given.
+        name: String,
+    },
+    /// Two items of one FROM clause have the same name.
+    #[error("{name:?} names two tables in one statement: give one of them an alias")]
+    DuplicateName {
+        /// The name used twice.
+        name: String,
+    },
+    /// A select with nothing in FROM.
+    #[error("the select reads no table: call from(...) first")]
+    NoTable,
+    /// A sub-select inside an expression, which the builder cannot scope.
+    #[error(
+        "a raw sub-select is not accepted in an expression: pass a scoped select to and_where_in, and_where_exists or from_subquery"
+    )]
+    RawSubquery,
+    /// Custom SQL text (`Expr::cust`, custom keywords and functions, non-operator custom
+    /// operators), which could name any table or inline any value.
+    #[error(
+        "custom SQL is not accepted: build the expression from columns, values and sea-query's functions"
+    )]
+    RawSql,
+    /// A value written into the SQL text instead of being bound.
+    #[error("an inlined constant is not accepted: values are always bound (use Expr::val)")]
+    InlinedValue,
+    /// An expression whose insides sea-query does not expose, so it cannot be checked.
+    #[error("{what} cannot be checked for sub-selects and is not accepted by the scoped builder")]
+    Uncheckable {
+        /// The kind of expression.
+        what: &'static str,
+    },
+    /// An unsigned number too large to bind as a Postgres `bigint`.
+    #[error("{value} is out of range: values bound as bigint must be at most 9223372036854775807")]
+    OutOfRange {
+        /// The value.
+        value: u64,
+    },
+    /// An update that sets the tenant column.
+    #[error("the tenant column {column:?} cannot be updated: rows never move between tenants")]
+    TenantColumnUpdate {
+        /// The tenant column.
+        column: String,
+    },
+    /// An insert that supplies a tenant column value other than its scope's tenant.
+    #[error(
+        "the insert supplies {column:?} for another tenant (or as an expression): leave the tenant column out, the builder sets it"
+    )]
+    ForeignTenantValue {
+        /// The tenant column.
+        column: String,
+    },
+    /// An insert row whose length differs from the column list.
+    #[error("an insert row has {found} values for {expected} columns")]
+    ValueCount {
+        /// How many columns were named.
+        expected: usize,
+        /// How many values the row has.
+        found: usize,
+    },
+    /// An insert without rows or an update without values.
+    #[error("the {statement} sets no values: add values first")]
+    NoValues {
+        /// `insert` or `update`.
+        statement: &'static str,
+    },
+    /// A statement (or sub-select) of one tenant used with another tenant's transaction or
+    /// statement.
+    #[error(
+        "a statement built for tenant {statement} cannot be used with tenant {other}: build it from the same scope"
+    )]
+    ScopeMismatch {
+        /// The tenant the statement was built for.
+        statement: TenantId,
+        /// The tenant of the transaction or outer statement.
+        other: TenantId,
+    },
+    /// A cross-tenant sub-select inside a scoped statement, or the reverse.
+    #[error(
+        "scoped and cross-tenant statements cannot be mixed: build the sub-select the same way as the statement"
+    )]
+    MixedScoping,
+}

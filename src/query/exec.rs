@@ -1,0 +1,310 @@
+//! Running statements: in the tenant transaction of the same tenant, or through the
+//! cross-tenant path on a connection the caller owns.
+
+use sea_query_sqlx::SqlxValues;
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::{AssertSqlSafe, FromRow};
+use tracing::Instrument;
+
+use super::scoping::{CrossTenant, Scoping};
+use super::{Delete, Insert, QueryError, Select, Update};
+use crate::db::TenantTx;
+use crate::error::Result;
+use crate::tenant::TenantScope;
+
+mod sealed {
+    #[allow(unreachable_pub)]
+    pub trait Sealed {}
+    impl<S: super::Scoping> Sealed for super::Select<'_, S> {}
+    impl<S: super::Scoping> Sealed for super::Insert<S> {}
+    impl<S: super::Scoping> Sealed for super::Update<'_, S> {}
+    impl<S: super::Scoping> Sealed for super::Delete<'_, S> {}
+}
+
+/// A statement of the builder: [`Select`], [`Insert`], [`Update`] or [`Delete`]. Sealed.
+///
+/// Scoped statements (`Scoping = TenantScope`) run through [`TenantTx::fetch_all`] and its
+/// siblings; cross-tenant ones through [`CrossTenant::fetch_all`] and its siblings.
+///
+/// ```
+/// use rls_tenancy::{Statement, TenancyDeclaration, TenantId, TenantScope};
+/// let decl = TenancyDeclaration::builtin()?;
+/// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
+/// let select = scope.select(&decl).from("tasks").column("id");
+/// assert_eq!(Statement::scoping(&select), &scope);
+/// # Ok::<(), rls_tenancy::Error>(())
+/// ```
+pub trait Statement: sealed::Sealed {
+    /// [`TenantScope`] or [`CrossTenant`].
+    type Scoping: Scoping;
+
+    /// What the statement is scoped to.
+    fn scoping(&self) -> &Self::Scoping;
+
+    /// The SQL and its bound values.
+    ///
+    /// # Errors
+    /// [`crate::Error::Query`] when the statement was built wrongly.
+    fn build(&self) -> Result<(String, SqlxValues)>;
+}
+
+impl<S: Scoping> Statement for Select<'_, S> {
+    type Scoping = S;
+    fn scoping(&self) -> &S {
+        Select::scoping(self)
+    }
+    fn build(&self) -> Result<(String, SqlxValues)> {
+        Select::build(self)
+    }
+}
+
+impl<S: Scoping> Statement for Insert<S> {
+    type Scoping = S;
+    fn scoping(&self) -> &S {
+        Insert::scoping(self)
+    }
+    fn build(&self) -> Result<(String, SqlxValues)> {
+        Insert::build(self)
+    }
+}
+
+impl<S: Scoping> Statement for Update<'_, S> {
+    type Scoping = S;
+    fn scoping(&self) -> &S {
+        Update::scoping(self)
+    }
+    fn build(&self) -> Result<(String, SqlxValues)> {
+        Update::build(self)
+    }
+}
+
+impl<S: Scoping> Statement for Delete<'_, S> {
+    type Scoping = S;
+    fn scoping(&self) -> &S {
+        Delete::scoping(self)
+    }
+    fn build(&self) -> Result<(String, SqlxValues)> {
+        Delete::build(self)
+    }
+}
+
+impl TenantTx {
+    /// Builds `statement` after checking it belongs to this transaction's tenant.
+    fn prepare<St>(&self, statement: &St) -> Result<(String, SqlxValues)>
+    where
+        St: Statement<Scoping = TenantScope>,
+    {
+        let built_for = statement.scoping();
+        if built_for != self.scope() {
+            return Err(QueryError::ScopeMismatch {
+                statement: built_for.id(),
+                other: self.scope().id(),
+            }
+            .into());
+        }
+        statement.build()
+    }
+
+    fn span(&self) -> tracing::Span {
+        tracing::debug_span!("tenant_statement", tenant = %self.scope().id())
+    }
+
+    /// Runs a scoped statement and returns every row.
+    ///
+    /// # Errors
+    /// [`QueryError::ScopeMismatch`] (nothing is sent) when the statement was built for
+    /// another tenant; its build error; the database's error.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantScope};
+    /// # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
+    /// let decl = TenancyDeclaration::builtin()?;
+    /// let mut tx = pool.begin(&scope).await?;
+    /// let names: Vec<(String,)> = tx.fetch_all(&scope.select(&decl).from("projects").column("name")).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_all<T, St>(&mut self, statement: &St) -> Result<Vec<T>>
+    where
+        St: Statement<Scoping = TenantScope>,
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let (sql, values) = self.prepare(statement)?;
+        let span = self.span();
+        Ok(sqlx::query_as_with(AssertSqlSafe(sql), values)
+            .fetch_all(&mut **self)
+            .instrument(span)
+            .await?)
+    }
+
+    /// Runs a scoped statement that returns exactly one row.
+    ///
+    /// # Errors
+    /// As [`TenantTx::fetch_all`], and `RowNotFound` when there is no row.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantScope};
+    /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
+    /// # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
+    /// # let decl = TenancyDeclaration::builtin()?;
+    /// let mut tx = pool.begin(&scope).await?;
+    /// let (n,): (i64,) = tx.fetch_one(&scope.select(&decl).from("tasks").expr(Expr::col("id").count())).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_one<T, St>(&mut self, statement: &St) -> Result<T>
+    where
+        St: Statement<Scoping = TenantScope>,
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let (sql, values) = self.prepare(statement)?;
+        let span = self.span();
+        Ok(sqlx::query_as_with(AssertSqlSafe(sql), values)
+            .fetch_one(&mut **self)
+            .instrument(span)
+            .await?)
+    }
+
+    /// Runs a scoped statement that returns at most one row.
+    ///
+    /// # Errors
+    /// As [`TenantTx::fetch_all`].
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantScope};
+    /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
+    /// # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
+    /// # let decl = TenancyDeclaration::builtin()?;
+    /// let mut tx = pool.begin(&scope).await?;
+    /// let project: Option<(String,)> = tx
+    ///     .fetch_optional(&scope.select(&decl).from("projects").column("name").and_where(Expr::col("id").eq(1)))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_optional<T, St>(&mut self, statement: &St) -> Result<Option<T>>
+    where
+        St: Statement<Scoping = TenantScope>,
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let (sql, values) = self.prepare(statement)?;
+        let span = self.span();
+        Ok(sqlx::query_as_with(AssertSqlSafe(sql), values)
+            .fetch_optional(&mut **self)
+            .instrument(span)
+            .await?)
+    }
+
+    /// Runs a scoped statement and returns how many rows it affected.
+    ///
+    /// # Errors
+    /// As [`TenantTx::fetch_all`].
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantScope};
+    /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
+    /// # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
+    /// # let decl = TenancyDeclaration::builtin()?;
+    /// let mut tx = pool.begin(&scope).await?;
+    /// let done = tx.execute(&scope.update(&decl, "tasks").value("is_complete", true).and_where(Expr::col("id").eq(3))).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute<St>(&mut self, statement: &St) -> Result<u64>
+    where
+        St: Statement<Scoping = TenantScope>,
+    {
+        let (sql, values) = self.prepare(statement)?;
+        let span = self.span();
+        Ok(sqlx::query_with(AssertSqlSafe(sql), values)
+            .execute(&mut **self)
+            .instrument(span)
+            .await?
+            .rows_affected())
+    }
+}
+
+impl CrossTenant {
+    /// Builds a cross-tenant statement and leaves a warning in the log.
+    fn prepare<St>(statement: &St) -> Result<(String, SqlxValues)>
+    where
+        St: Statement<Scoping = CrossTenant>,
+    {
+        let (sql, values) = statement.build()?;
+        tracing::warn!(reason = statement.scoping().reason(), sql = %sql, "cross-tenant statement");
+        Ok((sql, values))
+    }
+
+    /// Runs a cross-tenant statement on the caller's connection and returns every row.
+    ///
+    /// # Errors
+    /// The statement's build error; the database's error.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{CrossTenant, TenancyDeclaration};
+    /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
+    /// # async fn demo(conn: &mut sqlx::PgConnection) -> rls_tenancy::Result<()> {
+    /// let decl = TenancyDeclaration::builtin()?;
+    /// let report = CrossTenant::new("usage report").select(&decl).from("projects").column("account_id").expr(Expr::col("id").count()).group_by("account_id");
+    /// let rows: Vec<(i64, i64)> = CrossTenant::fetch_all(conn, &report).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_all<T, St>(conn: &mut PgConnection, statement: &St) -> Result<Vec<T>>
+    where
+        St: Statement<Scoping = CrossTenant>,
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let (sql, values) = Self::prepare(statement)?;
+        Ok(sqlx::query_as_with(AssertSqlSafe(sql), values)
+            .fetch_all(conn)
+            .await?)
+    }
+
+    /// Runs a cross-tenant statement that returns at most one row.
+    ///
+    /// # Errors
+    /// As [`CrossTenant::fetch_all`].
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{CrossTenant, TenancyDeclaration};
+    /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
+    /// # async fn demo(conn: &mut sqlx::PgConnection) -> rls_tenancy::Result<()> {
+    /// # let decl = TenancyDeclaration::builtin()?;
+    /// let count = CrossTenant::new("admin dashboard").select(&decl).from("users").expr(Expr::col("id").count());
+    /// let total: Option<(i64,)> = CrossTenant::fetch_optional(conn, &count).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch_optional<T, St>(conn: &mut PgConnection, statement: &St) -> Result<Option<T>>
+    where
+        St: Statement<Scoping = CrossTenant>,
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let (sql, values) = Self::prepare(statement)?;
+        Ok(sqlx::query_as_with(AssertSqlSafe(sql), values)
+            .fetch_optional(conn)
+            .await?)
+    }
+
+    /// Runs a cross-tenant statement and returns how many rows it affected.
+    ///
+    /// # Errors
+    /// As [`CrossTenant::fetch_all`].
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{CrossTenant, TenancyDeclaration};
+    /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
+    /// # async fn demo(conn: &mut sqlx::PgConnection) -> rls_tenancy::Result<()> {
+    /// # let decl = TenancyDeclaration::builtin()?;
+    /// let purge = CrossTenant::new("retention job").delete(&decl, "subtasks").and_where(Expr::col("is_complete").eq(true));
+    /// let removed = CrossTenant::execute(conn, &purge).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute<St>(conn: &mut PgConnection, statement: &St) -> Result<u64>
+    where
+        St: Statement<Scoping = CrossTenant>,
+    {
+        let (sql, values) = Self::prepare(statement)?;
+        Ok(sqlx::query_with(AssertSqlSafe(sql), values)
+            .execute(conn)
+            .await?
+            .rows_affected())
+    }
+}

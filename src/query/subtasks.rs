@@ -1,0 +1,182 @@
+//! The demo's one view as a library function: a page of a tenant's subtasks, each with its
+//! task and project, through the scoped builder.
+
+use std::sync::OnceLock;
+
+use sea_query::{Asterisk, Expr, ExprTrait, Order};
+
+use super::{JoinKind, Select};
+use crate::db::TenantTx;
+use crate::error::{Error, Result};
+use crate::policy::TenancyDeclaration;
+use crate::tenant::{TenantScope, TenantSlug};
+
+/// The demo's page size.
+pub const SUBTASKS_PER_PAGE: u32 = 10;
+/// The largest page size [`subtask_page`] accepts.
+pub const MAX_PER_PAGE: u32 = 100;
+/// The deepest row a page may start at: an OFFSET costs a scan of every skipped row, so
+/// unbounded page numbers would be a cheap way to make the database work hard.
+pub const MAX_OFFSET: u64 = 100_000;
+
+/// One subtask as the list view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SubtaskItem {
+    /// The subtask's id (unique within its tenant).
+    pub id: i64,
+    /// The tenant the row belongs to: always the page's tenant.
+    pub account_id: i64,
+    /// The subtask's name.
+    pub name: String,
+    /// Whether it is done.
+    pub is_complete: bool,
+    /// Its task's name.
+    pub task_name: String,
+    /// Its task's project's name.
+    pub project_name: String,
+}
+
+/// A page of one tenant's subtasks, ordered by name then id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SubtaskPage {
+    /// The tenant whose page this is.
+    pub tenant: TenantSlug,
+    /// The page number, from 1.
+    pub page: u32,
+    /// The page size.
+    pub per_page: u32,
+    /// How many subtasks the tenant has in all.
+    pub total: i64,
+    /// This page's subtasks (empty past the last page).
+    pub items: Vec<SubtaskItem>,
+}
+
+/// The built-in declaration, parsed once.
+fn builtin() -> Result<&'static TenancyDeclaration> {
+    static DECLARATION: OnceLock<TenancyDeclaration> = OnceLock::new();
+    if let Some(decl) = DECLARATION.get() {
+        return Ok(decl);
+    }
+    let decl = TenancyDeclaration::builtin()?;
+    Ok(DECLARATION.get_or_init(|| decl))
+}
+
+/// The offset of `page`, or [`Error::InvalidPage`].
+fn offset(page: u32, per_page: u32) -> Result<u64> {
+    let invalid = || Error::InvalidPage { page, per_page };
+    if page == 0 || per_page == 0 || per_page > MAX_PER_PAGE {
+        return Err(invalid());
+    }
+    let offset = u64::from(page - 1) * u64::from(per_page);
+    if offset > MAX_OFFSET {
+        return Err(invalid());
+    }
+    Ok(offset)
+}
+
+/// The page query [`subtask_page`] sends, for inspection and for benchmarks that replay it.
+///
+/// # Errors
+/// [`Error::InvalidPage`] for a page before 1, a page size outside `1..=100`, or a page
+/// starting past row 100 000.
+///
+/// ```
+/// use rls_tenancy::{TenantId, TenantScope, subtask_page_query};
+/// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
+/// let (sql, _) = subtask_page_query(&scope, 3, 10)?.build()?;
+/// assert_eq!(
+///     sql,
+///     concat!(
+///         r#"SELECT "s"."id", "s"."account_id", "s"."name", "s"."is_complete", "t"."name" AS "task_name", "p"."name" AS "project_name" "#,
+///         r#"FROM "app"."subtasks" AS "s" "#,
+///         r#"INNER JOIN "app"."tasks" AS "t" ON "t"."account_id" = $1 AND ("t"."account_id" = "s"."account_id" AND "t"."id" = "s"."task_id") "#,
+///         r#"INNER JOIN "app"."projects" AS "p" ON "p"."account_id" = $2 AND ("p"."account_id" = "t"."account_id" AND "p"."id" = "t"."project_id") "#,
+///         r#"WHERE "s"."account_id" = $3 ORDER BY "s"."name" ASC, "s"."id" ASC LIMIT $4 OFFSET $5"#,
+///     )
+/// );
+/// assert!(subtask_page_query(&scope, 0, 10).is_err());
+/// # Ok::<(), rls_tenancy::Error>(())
+/// ```
+pub fn subtask_page_query(
+    scope: &TenantScope,
+    page: u32,
+    per_page: u32,
+) -> Result<Select<'static, TenantScope>> {
+    let offset = offset(page, per_page)?;
+    let same_tenant =
+        |a: &'static str, b: &'static str| Expr::col((a, "account_id")).equals((b, "account_id"));
+    Ok(scope
+        .select(builtin()?)
+        .from_as("subtasks", "s")
+        .join_as(
+            JoinKind::Inner,
+            "tasks",
+            "t",
+            same_tenant("t", "s").and(Expr::col(("t", "id")).equals(("s", "task_id"))),
+        )
+        .join_as(
+            JoinKind::Inner,
+            "projects",
+            "p",
+            same_tenant("p", "t").and(Expr::col(("p", "id")).equals(("t", "project_id"))),
+        )
+        .columns([
+            ("s", "id"),
+            ("s", "account_id"),
+            ("s", "name"),
+            ("s", "is_complete"),
+        ])
+        .expr_as(Expr::col(("t", "name")), "task_name")
+        .expr_as(Expr::col(("p", "name")), "project_name")
+        .order_by(("s", "name"), Order::Asc)
+        .order_by(("s", "id"), Order::Asc)
+        .limit(per_page.into())
+        .offset(offset))
+}
+
+/// Page `page` (from 1) of the transaction's tenant's subtasks, `per_page` to a page, ordered
+/// by name then id, each with its task's and project's names; and the tenant's total.
+///
+/// # Errors
+/// [`Error::InvalidPage`] (nothing is sent) for a page before 1, a page size outside
+/// `1..=100`, or a page starting past row 100 000; the database's error.
+///
+/// ```no_run
+/// use rls_tenancy::{SUBTASKS_PER_PAGE, TenantPool, TenantScope, subtask_page};
+/// # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
+/// let mut tx = pool.begin(&scope).await?;
+/// let page = subtask_page(&mut tx, 1, SUBTASKS_PER_PAGE).await?;
+/// tx.commit().await?;
+/// assert!(page.items.iter().all(|item| item.account_id == scope.id().get()));
+/// # Ok(()) }
+/// ```
+pub async fn subtask_page(tx: &mut TenantTx, page: u32, per_page: u32) -> Result<SubtaskPage> {
+    let scope = tx.scope().clone();
+    let query = subtask_page_query(&scope, page, per_page)?;
+    let count = scope
+        .select(builtin()?)
+        .from("subtasks")
+        .expr(Expr::col(Asterisk).count());
+    let (total,): (i64,) = tx.fetch_one(&count).await?;
+    let rows: Vec<(i64, i64, String, bool, String, String)> = tx.fetch_all(&query).await?;
+    let items = rows
+        .into_iter()
+        .map(
+            |(id, account_id, name, is_complete, task_name, project_name)| SubtaskItem {
+                id,
+                account_id,
+                name,
+                is_complete,
+                task_name,
+                project_name,
+            },
+        )
+        .collect();
+    Ok(SubtaskPage {
+        tenant: scope.slug().clone(),
+        page,
+        per_page,
+        total,
+        items,
+    })
+}
