@@ -105,7 +105,9 @@ pub enum Error {
     Query(#[from] crate::QueryError),
 
     /// A page number or page size out of bounds (HTTP 400).
-    #[error("invalid page {page} of {per_page} items: pages start at 1, hold 1 to 100 items and start no further than item 100000")]
+    #[error(
+        "invalid page {page} of {per_page} items: pages start at 1, hold 1 to 100 items and start no further than item 100000"
+    )]
     InvalidPage {
         /// The page asked for.
         page: u32,

@@ -44,9 +44,8 @@ pub use policy::{
     canonical_predicate, policy_sql,
 };
 pub use query::{
-    CrossTenant, Delete, Insert, JoinKind, MAX_OFFSET, MAX_PER_PAGE, QueryError,
-    SUBTASKS_PER_PAGE, Scoping, Select, Statement, SubtaskItem, SubtaskPage, Update,
-    subtask_page, subtask_page_query,
+    CrossTenant, Delete, Insert, JoinKind, MAX_OFFSET, MAX_PER_PAGE, QueryError, SUBTASKS_PER_PAGE,
+    Scoping, Select, Statement, SubtaskItem, SubtaskPage, Update, subtask_page, subtask_page_query,
 };
 /// The sea-query this crate builds on, re-exported so expressions match its version.
 pub use sea_query;

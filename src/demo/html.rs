@@ -7,7 +7,8 @@
 
 use std::fmt::{self, Display, Write};
 
-use super::page::SubtaskPage;
+use crate::query::SubtaskPage;
+use crate::tenant::TenantScope;
 
 /// The stylesheet, inline so each page is a single response.
 const STYLE: &str = "
@@ -85,20 +86,20 @@ fn close(out: &mut String) {
 }
 
 /// One tenant's page of subtasks, with links to the neighbouring pages.
-pub(super) fn subtasks(page: &SubtaskPage) -> String {
+pub(super) fn subtasks(page: &SubtaskPage, tenant: &TenantScope) -> String {
     let mut out = String::with_capacity(8 * 1024);
     // Writing to a String cannot fail.
-    let _ = write_subtasks(&mut out, page);
+    let _ = write_subtasks(&mut out, page, tenant);
     out
 }
 
-fn write_subtasks(out: &mut String, page: &SubtaskPage) -> fmt::Result {
-    let slug = page.tenant.slug();
+fn write_subtasks(out: &mut String, page: &SubtaskPage, tenant: &TenantScope) -> fmt::Result {
+    let slug = tenant.slug();
     open(
         out,
         &format!("Subtasks · {slug}"),
         "Subtasks",
-        &format!("tenant {slug} · account {}", page.tenant.id()),
+        &format!("tenant {slug} · account {}", tenant.id()),
     )?;
     if page.items.is_empty() {
         writeln!(
@@ -143,8 +144,14 @@ fn write_subtasks(out: &mut String, page: &SubtaskPage) -> fmt::Result {
     Ok(())
 }
 
+/// The number of the last page (1 when there are no subtasks).
+fn last_page(page: &SubtaskPage) -> i64 {
+    let per_page = i64::from(page.per_page.max(1));
+    ((page.total + per_page - 1) / per_page).max(1)
+}
+
 fn write_pager(out: &mut String, page: &SubtaskPage) -> fmt::Result {
-    let last = page.last_page();
+    let last = last_page(page);
     out.push_str("<nav class=\"pager\">");
     if page.page > 1 {
         write!(

@@ -28,7 +28,7 @@ use std::path::Path;
 
 use tokio::net::TcpListener;
 
-pub use page::{MAX_PAGE, PER_PAGE, PageNumber, SubtaskItem, SubtaskPage};
+pub use page::{MAX_PAGE, PageNumber};
 pub use routes::{DemoState, router};
 
 use crate::db::{DatabaseUrl, TenantPool, TenantPoolOptions};

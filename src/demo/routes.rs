@@ -12,8 +12,9 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use super::html;
-use super::page::{PageNumber, SubtaskPage, load};
+use super::page::PageNumber;
 use crate::http::{AppError, AppState, Tenant, TenantTxLayer, Tx};
+use crate::query::{SUBTASKS_PER_PAGE, subtask_page};
 
 /// The demo router's state: the HTTP layer's [`AppState`] and what the landing page shows.
 ///
@@ -104,12 +105,12 @@ async fn home(tenant: Option<Tenant>, State(state): State<DemoState>) -> Respons
 }
 
 async fn subtasks_html(page: PageNumber, mut tx: Tx) -> Result<Response, AppError> {
-    let page = load(&mut tx, page).await?;
-    Ok(page_response(html::subtasks(&page)))
+    let page = subtask_page(&mut tx, page.get(), SUBTASKS_PER_PAGE).await?;
+    Ok(page_response(html::subtasks(&page, tx.scope())))
 }
 
 async fn subtasks_json(page: PageNumber, mut tx: Tx) -> Result<Response, AppError> {
-    let page: SubtaskPage = load(&mut tx, page).await?;
+    let page = subtask_page(&mut tx, page.get(), SUBTASKS_PER_PAGE).await?;
     let mut response = Json(page).into_response();
     private(&mut response);
     Ok(response)

@@ -4,6 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::Error;
+use crate::query::QueryError;
 
 /// SQLSTATE `insufficient_privilege`: what Postgres answers when a row-level security
 /// policy refuses a write (`new row violates row-level security policy`) or a grant is
@@ -17,8 +18,9 @@ const INSUFFICIENT_PRIVILEGE: &str = "42501";
 /// | failure | status |
 /// |---|---|
 /// | a malformed `Host` (or several), an invalid tenant slug or id, a bad query parameter | 400, with the reason |
-/// | an unknown or inactive tenant, a path that is not a tenant's, an RLS refusal (SQLSTATE 42501) | 404, generic |
-/// | anything else (database down, pool exhausted, a bug) | 500, generic; the detail goes to `tracing::error!` |
+/// | a malformed `?page=` or one past [`crate::MAX_OFFSET`] | 400 |
+/// | an unknown or inactive tenant, a path that is not a tenant's, an RLS refusal (SQLSTATE 42501), a builder refusal to write another tenant's row | 404, generic |
+/// | anything else (database down, pool exhausted, a statement the builder refuses to build) | 500, generic; the detail goes to `tracing::error!` |
 ///
 /// **Why an RLS refusal is a 404 and not a 403.** A row of another tenant is invisible to a
 /// tenant transaction, so *reading* it already answers 404. If a *write* that RLS refuses
@@ -103,8 +105,13 @@ fn library_status(err: &Error) -> StatusCode {
         | Error::DuplicateTenantHeader { .. }
         | Error::InvalidTenantHeader { .. }
         | Error::MissingTenantPath { .. }
-        | Error::InvalidTenantPath { .. } => StatusCode::BAD_REQUEST,
-        Error::TenantNotFound { .. } => StatusCode::NOT_FOUND,
+        | Error::InvalidTenantPath { .. }
+        | Error::InvalidPage { .. } => StatusCode::BAD_REQUEST,
+        // A write into another tenant: refused by the builder before RLS would refuse it,
+        // and answered the same way (see the table on AppError for why).
+        Error::TenantNotFound { .. } | Error::Query(QueryError::ForeignTenantValue { .. }) => {
+            StatusCode::NOT_FOUND
+        }
         Error::Database(sqlx::Error::Database(db))
             if db.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE) =>
         {
@@ -161,6 +168,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(&body[..], b"internal server error");
+    }
+
+    #[test]
+    fn a_page_out_of_bounds_is_the_clients_fault_and_a_foreign_write_is_not_found() {
+        let page = AppError::from(Error::InvalidPage {
+            page: 0,
+            per_page: 10,
+        });
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+        let foreign = AppError::from(Error::Query(QueryError::ForeignTenantValue {
+            column: "account_id".into(),
+        }));
+        assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
+        let misuse = AppError::from(Error::Query(QueryError::NoTable));
+        assert_eq!(misuse.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

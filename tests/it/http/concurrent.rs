@@ -91,7 +91,7 @@ async fn check_one(site: &Site, target: Target, page: u32, json: bool) -> usize 
     let expected = (me.subtasks - (page as usize - 1) * 10).min(10);
     if json {
         let body = reply.json();
-        assert_eq!(body["tenant"]["id"], me.id);
+        assert_eq!(body["tenant"], me.slug);
         let items = body["items"].as_array().expect("items");
         assert_eq!(items.len(), expected);
         for item in items {

@@ -11,8 +11,7 @@ async fn each_tenants_json_page_holds_only_its_own_rows() {
         let reply = site.get(&me.host(), "/api/subtasks").await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         let json = reply.json();
-        assert_eq!(json["tenant"]["slug"], me.slug);
-        assert_eq!(json["tenant"]["id"], me.id);
+        assert_eq!(json["tenant"], me.slug);
         assert_eq!(json["page"], 1);
         assert_eq!(json["per_page"], 10);
         assert_eq!(json["total"], me.subtasks);
