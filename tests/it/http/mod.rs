@@ -1,6 +1,7 @@
 //! The HTTP layer and the demo, end to end against a real database: the router through
 //! `tower::ServiceExt::oneshot`, and once over a real socket.
 
+mod binary;
 mod concurrent;
 mod hosts;
 mod pages;
