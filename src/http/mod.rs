@@ -12,6 +12,33 @@
 //! - [`AppState`] holds what they need; put it in the router, or in your own state with
 //!   [`axum::extract::FromRef`].
 //!
+//! ## One transaction per request: a layer and an extractor
+//!
+//! An extractor runs before the handler and cannot see the response, so it cannot decide
+//! between commit and rollback by itself. The work is split in two:
+//!
+//! 1. [`TenantTxLayer`], a middleware, puts an empty slot into each request's extensions,
+//!    runs the handler, and then looks at the response: a 2xx or 3xx commits the
+//!    transaction in the slot, anything else rolls it back. If the commit fails, the
+//!    response is replaced by the error's (the client is never told "done" for work that
+//!    was not saved).
+//! 2. [`Tx`], the extractor, resolves the [`Tenant`], opens a [`crate::TenantTx`] for it in
+//!    the slot and lends it to the handler (it holds the slot's lock). When the handler is
+//!    done (the `Tx` is dropped), the lock is released and the layer finishes the
+//!    transaction.
+//!
+//! Handlers that do not take a `Tx` open no transaction and cost nothing. A handler that
+//! returns `Err(AppError)` rolls back, and so does a `Tx` that outlives its request (moved
+//! into a spawned task): it is rolled back when it is finally dropped, and the response
+//! becomes a 500 because its work was not committed. The commit happens before the
+//! response leaves, so a client that saw a 2xx can rely on its write being saved.
+//!
+//! The alternative, a handler-side wrapper (`in_tenant_tx(|tx| async { ... })`), puts the
+//! decision in every handler and runs into closures borrowing the transaction across
+//! `.await`; the layer keeps handlers plain: take a `Tx`, return `Result<_, AppError>`.
+//!
+//! ## Example
+//!
 //! ```no_run
 //! use axum::{Router, routing::get};
 //! use rls_tenancy::http::{AppError, AppState, Tenant, TenantTxLayer, Tx};

@@ -1,23 +1,4 @@
-//! [`Tx`] and [`TenantTxLayer`]: one tenant transaction per request, committed when the
-//! handler succeeds and rolled back when it fails.
-//!
-//! An extractor runs before the handler and cannot see the response, so it cannot decide
-//! between commit and rollback by itself. The work is split in two:
-//!
-//! 1. [`TenantTxLayer`], a middleware, puts an empty slot into each request's extensions,
-//!    runs the handler, and then looks at the response: a 2xx or 3xx commits the
-//!    transaction in the slot, anything else rolls it back. If the commit fails, the
-//!    response is replaced by the error's (the client is never told "done" for work that
-//!    was not saved).
-//! 2. [`Tx`], the extractor, resolves the [`super::Tenant`], opens a [`TenantTx`] for it in
-//!    the slot and lends it to the handler (it holds the slot's lock). When the handler is
-//!    done (the `Tx` is dropped), the lock is released and the layer finishes the
-//!    transaction.
-//!
-//! Handlers that do not take a `Tx` open no transaction and cost nothing. A handler that
-//! returns `Err(AppError)` rolls back, and so does a `Tx` that outlives its request (moved
-//! into a spawned task): it is rolled back when it is finally dropped, and the response
-//! becomes a 500 because its work was not committed.
+//! [`Tx`] and [`TenantTxLayer`]: one tenant transaction per request.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -155,7 +136,8 @@ impl TxSlot {
 }
 
 /// The middleware that gives each request a slot for its [`Tx`] and commits or rolls the
-/// transaction back once the response is known. See the [module docs](self).
+/// transaction back once the response is known. See [the HTTP module](crate::http#one-transaction-per-request-a-layer-and-an-extractor)
+/// for why it takes both.
 ///
 /// ```no_run
 /// use axum::Router;
