@@ -106,9 +106,4 @@ pub enum QueryError {
         /// The tenant of the transaction or outer statement.
         other: TenantId,
     },
-    /// A cross-tenant sub-select inside a scoped statement, or the reverse.
-    #[error(
-        "scoped and cross-tenant statements cannot be mixed: build the sub-select the same way as the statement"
-    )]
-    MixedScoping,
 }

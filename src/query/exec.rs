@@ -92,7 +92,7 @@ impl TenantTx {
     /// Builds `statement` after checking it belongs to this transaction's tenant.
     fn prepare<St>(&self, statement: &St) -> Result<(String, SqlxValues)>
     where
-        St: Statement<Scoping = TenantScope>,
+        St: Statement<Scoping = TenantScope> + ?Sized,
     {
         let built_for = statement.scoping();
         if built_for != self.scope() {
@@ -126,7 +126,7 @@ impl TenantTx {
     /// ```
     pub async fn fetch_all<T, St>(&mut self, statement: &St) -> Result<Vec<T>>
     where
-        St: Statement<Scoping = TenantScope>,
+        St: Statement<Scoping = TenantScope> + ?Sized,
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
         let (sql, values) = self.prepare(statement)?;
@@ -153,7 +153,7 @@ impl TenantTx {
     /// ```
     pub async fn fetch_one<T, St>(&mut self, statement: &St) -> Result<T>
     where
-        St: Statement<Scoping = TenantScope>,
+        St: Statement<Scoping = TenantScope> + ?Sized,
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
         let (sql, values) = self.prepare(statement)?;
@@ -182,7 +182,7 @@ impl TenantTx {
     /// ```
     pub async fn fetch_optional<T, St>(&mut self, statement: &St) -> Result<Option<T>>
     where
-        St: Statement<Scoping = TenantScope>,
+        St: Statement<Scoping = TenantScope> + ?Sized,
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
         let (sql, values) = self.prepare(statement)?;
@@ -210,7 +210,7 @@ impl TenantTx {
     /// ```
     pub async fn execute<St>(&mut self, statement: &St) -> Result<u64>
     where
-        St: Statement<Scoping = TenantScope>,
+        St: Statement<Scoping = TenantScope> + ?Sized,
     {
         let (sql, values) = self.prepare(statement)?;
         let span = self.span();
@@ -226,7 +226,7 @@ impl CrossTenant {
     /// Builds a cross-tenant statement and leaves a warning in the log.
     fn prepare<St>(statement: &St) -> Result<(String, SqlxValues)>
     where
-        St: Statement<Scoping = CrossTenant>,
+        St: Statement<Scoping = CrossTenant> + ?Sized,
     {
         let (sql, values) = statement.build()?;
         tracing::warn!(reason = statement.scoping().reason(), sql = %sql, "cross-tenant statement");
@@ -249,7 +249,7 @@ impl CrossTenant {
     /// ```
     pub async fn fetch_all<T, St>(conn: &mut PgConnection, statement: &St) -> Result<Vec<T>>
     where
-        St: Statement<Scoping = CrossTenant>,
+        St: Statement<Scoping = CrossTenant> + ?Sized,
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
         let (sql, values) = Self::prepare(statement)?;
@@ -274,7 +274,7 @@ impl CrossTenant {
     /// ```
     pub async fn fetch_optional<T, St>(conn: &mut PgConnection, statement: &St) -> Result<Option<T>>
     where
-        St: Statement<Scoping = CrossTenant>,
+        St: Statement<Scoping = CrossTenant> + ?Sized,
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
         let (sql, values) = Self::prepare(statement)?;
@@ -299,7 +299,7 @@ impl CrossTenant {
     /// ```
     pub async fn execute<St>(conn: &mut PgConnection, statement: &St) -> Result<u64>
     where
-        St: Statement<Scoping = CrossTenant>,
+        St: Statement<Scoping = CrossTenant> + ?Sized,
     {
         let (sql, values) = Self::prepare(statement)?;
         Ok(sqlx::query_with(AssertSqlSafe(sql), values)

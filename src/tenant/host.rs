@@ -1,20 +1,4 @@
 //! Strict parsing of a request's host into a tenant slug: [`BaseDomain`], [`subdomain_slug`].
-//!
-//! The tenant is the single DNS label left of the configured base domain:
-//! `tenant-1.example.com` is tenant `tenant-1` under `example.com`, and `example.com` itself
-//! is no tenant at all (the landing page). Everything a browser would not send for such a
-//! name is refused with a typed [`HostError`], which the HTTP layer turns into a 400:
-//!
-//! - a port is stripped after checking it: decimal digits, `1..=65535`, no sign, no leading
-//!   zero;
-//! - one trailing dot (the DNS root) is tolerated, two are an empty label;
-//! - refused outright: control bytes (NUL included), whitespace, percent-encoding, user
-//!   information (`@`), IPv4 and IPv6 literals, non-ASCII (IDN in Unicode form), upper-case
-//!   letters, empty labels, labels over 63 bytes, names over 253 bytes, names outside the base
-//!   domain, more than one label left of it;
-//! - the tenant label itself must be a plain slug (lowercase letters, digits, inner hyphens)
-//!   and not a reserved `??--` label: punycode (`xn--...`) is refused because a browser shows
-//!   it in Unicode, where it can pass for another tenant's name, and no slug needs it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -157,9 +141,22 @@ impl fmt::Display for BaseDomain {
 
 /// Finds the tenant a request's host names.
 ///
-/// `host` is the request's `Host` (or `:authority`) as sent, port included. Returns
-/// `Ok(Some(slug))` for `slug.<base>`, `Ok(None)` for the bare base domain (no tenant: the
-/// landing page), and an error for anything else. See the [module docs](self) for the rules.
+/// `host` is the request's `Host` (or `:authority`) as sent, port included. The tenant is
+/// the single DNS label left of the base domain: `tenant-1.example.com` is tenant `tenant-1`
+/// under `example.com`. Returns `Ok(Some(slug))` for `slug.<base>`, `Ok(None)` for the bare
+/// base domain (no tenant: the landing page), and a [`HostError`] (a 400 in the HTTP layer)
+/// for anything a browser would not send for such a name:
+///
+/// - a port is stripped after checking it: decimal digits, `1..=65535`, no sign, no leading
+///   zero;
+/// - one trailing dot (the DNS root) is tolerated, two are an empty label;
+/// - refused outright: control bytes (NUL included), whitespace, percent-encoding, user
+///   information (`@`), IPv4 and IPv6 literals, non-ASCII (IDN in Unicode form), upper-case
+///   letters, empty labels, labels over 63 bytes, names over 253 bytes, names outside the base
+///   domain, more than one label left of it;
+/// - the tenant label must be a plain slug (lowercase letters, digits, inner hyphens) and not
+///   a reserved `??--` label: punycode (`xn--...`) is refused because a browser shows it in
+///   Unicode, where it can pass for another tenant's name, and no slug needs it.
 ///
 /// # Errors
 /// A [`HostError`] naming the first rule the host breaks.

@@ -20,5 +20,6 @@ mod http;
 mod isolation;
 mod migrate;
 mod privileges;
+mod query;
 mod registry;
 mod subtasks;
