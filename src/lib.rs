@@ -26,8 +26,10 @@
 
 pub mod cli;
 mod db;
+pub mod demo;
 mod embedded;
 mod error;
+pub mod http;
 mod migrate;
 mod policy;
 mod query;

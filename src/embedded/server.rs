@@ -185,6 +185,22 @@ impl AdminServer {
     pub fn is_local_cluster(&self) -> bool {
         matches!(*self.origin, Origin::Local { .. })
     }
+
+    /// The directory of the cluster this process started, removed when the last handle
+    /// goes; `None` for a server found elsewhere.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// let server = rls_tenancy::AdminServer::start_local().await?;
+    /// assert!(server.cluster_dir().is_some_and(|dir| dir.exists()));
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster_dir(&self) -> Option<&std::path::Path> {
+        match &*self.origin {
+            Origin::Local { _cluster: cluster } => Some(cluster.dir()),
+            _ => None,
+        }
+    }
 }
 
 /// Connects to `url` and checks the role is a superuser.

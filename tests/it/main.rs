@@ -17,6 +17,7 @@ mod fixture;
 mod support;
 
 mod harness;
+mod http;
 mod isolation;
 mod migrate;
 mod privileges;

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Load benchmark of rls-demo's /api/subtasks against pgbench running the same SQL, in one run.
+#
+#   benches/http_load.sh
+#
+# 1. creates a scratch database with its own deploy and runtime roles on the PostgreSQL at
+#    $ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres, a superuser), migrates
+#    it with rls-migrate and seeds $TENANTS tenants x $SUBTASKS subtasks as the superuser;
+# 2. starts the release rls-demo on a free loopback port as the runtime role, with a pool of
+#    $CONNECTIONS connections;
+# 3. wrk: $CONNECTIONS connections on $THREADS threads for $DURATION s, GET /api/subtasks?page=P
+#    with a random tenant in the Host header and a random page;
+# 4. pgbench: the same transactions the handler sends (BEGIN; set_config(app.tenant_id);
+#    the count query; the page query; COMMIT) as the runtime role, prepared statements,
+#    $CONNECTIONS clients on $THREADS threads for $DURATION s, random tenant and page;
+# 5. prints requests/s, p99 latency, pgbench tps, and the ratio (goal >= 0.5).
+# Both sides get a 3 s warm-up first. Everything stays on 127.0.0.1; everything is removed
+# at the end. Needs wrk (installed with apt-get when running as root) and pgbench.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ADMIN_URL="${ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+TENANTS="${TENANTS:-50}"
+SUBTASKS="${SUBTASKS:-300}"       # per tenant: 5 projects x 10 tasks x (SUBTASKS / 50)
+PAGES=$(( SUBTASKS / 10 ))
+CONNECTIONS="${CONNECTIONS:-16}"
+THREADS="${THREADS:-2}"
+DURATION="${DURATION:-15}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+db="rls_bench_$$"
+password="bench_$$_$RANDOM"
+work="$(mktemp -d -t rls-bench-XXXXXX)"
+demo_pid=""
+say() { printf 'bench: %s\n' "$*"; }
+fail() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
+
+cleanup() {
+  if [ -n "$demo_pid" ] && kill -0 "$demo_pid" 2>/dev/null; then
+    kill -INT "$demo_pid" 2>/dev/null || true
+    wait "$demo_pid" 2>/dev/null || true
+  fi
+  psql "$ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
+    -c "DROP ROLE IF EXISTS ${db}_runtime" -c "DROP ROLE IF EXISTS ${db}_deploy" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+command -v pgbench >/dev/null || fail "pgbench is not installed (apt-get install -y postgresql-client)"
+if ! command -v wrk >/dev/null; then
+  [ "$(id -u)" -eq 0 ] || fail "wrk is not installed (apt-get install -y wrk)"
+  say "installing wrk"
+  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
+fi
+psql "$ADMIN_URL" -Atqc 'SELECT 1' >/dev/null || fail "cannot log in as a superuser at $ADMIN_URL"
+
+say "building the release binaries"
+cargo build --quiet --release --bin rls-demo --bin rls-migrate
+bin="$CARGO_TARGET_DIR/release"
+
+say "scratch database $db: roles, migration, $TENANTS tenants x $SUBTASKS subtasks"
+host_port="$(psql "$ADMIN_URL" -Atqc "SELECT coalesce(inet_server_addr()::text, '127.0.0.1') || ':' || current_setting('port')")"
+host_port="${host_port/\/32/}"
+psql "$ADMIN_URL" -v ON_ERROR_STOP=1 -q \
+  -c "CREATE ROLE ${db}_deploy LOGIN PASSWORD '$password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS" \
+  -c "CREATE ROLE ${db}_runtime LOGIN PASSWORD '$password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOBYPASSRLS" \
+  -c "CREATE DATABASE $db OWNER ${db}_deploy" \
+  -c "REVOKE ALL ON DATABASE $db FROM PUBLIC" \
+  -c "GRANT CONNECT ON DATABASE $db TO ${db}_runtime"
+deploy_url="postgres://${db}_deploy:$password@$host_port/$db"
+runtime_url="postgres://${db}_runtime:$password@$host_port/$db"
+RUST_LOG=warn "$bin/rls-migrate" --database-url "$deploy_url" --runtime-role "${db}_runtime" >/dev/null
+per_task=$(( SUBTASKS / 50 ))
+psql "${ADMIN_URL%/*}/$db" -v ON_ERROR_STOP=1 -q <<SQL
+INSERT INTO app.accounts (slug, name)
+    SELECT 'tenant-' || a, 'Account ' || a FROM generate_series(1, $TENANTS) a;
+INSERT INTO app.projects (account_id, name)
+    SELECT a.id, 'project ' || p FROM app.accounts a, generate_series(1, 5) p;
+INSERT INTO app.tasks (account_id, project_id, name)
+    SELECT p.account_id, p.id, 'task ' || p.id || '.' || t FROM app.projects p, generate_series(1, 10) t;
+INSERT INTO app.subtasks (account_id, task_id, name, is_complete)
+    SELECT t.account_id, t.id, md5(t.id::text || '.' || s), s % 3 = 0
+    FROM app.tasks t, generate_series(1, $per_task) s;
+VACUUM ANALYZE;
+SQL
+
+say "starting rls-demo (release) with $CONNECTIONS database connections"
+RUST_LOG=warn "$bin/rls-demo" --database-url "$runtime_url" --listen 127.0.0.1:0 \
+  --base-domain bench.test --max-connections "$CONNECTIONS" >"$work/demo.out" 2>"$work/demo.err" &
+demo_pid=$!
+port=""
+for _ in $(seq 1 60); do
+  kill -0 "$demo_pid" 2>/dev/null || { cat "$work/demo.err" >&2; fail "rls-demo exited"; }
+  port="$(sed -n 's#^rls-demo listening on http://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$work/demo.out")"
+  [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+  sleep 0.5
+done
+[ -n "$port" ] || fail "rls-demo did not start"
+check="$(curl -sf -H "Host: tenant-7.bench.test" "http://127.0.0.1:$port/api/subtasks?page=2")"
+case "$check" in *'"tenant":"tenant-7"'*'"total":'"$SUBTASKS"*) ;; *) fail "unexpected page: $check" ;; esac
+
+cat >"$work/random_tenant.lua" <<LUA
+-- A random tenant (Host header) and a random page for every request.
+local tenants, pages = $TENANTS, $PAGES
+request = function()
+  wrk.headers["Host"] = "tenant-" .. math.random(1, tenants) .. ".bench.test"
+  return wrk.format("GET", "/api/subtasks?page=" .. math.random(1, pages))
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d duration_us=%d socket_errors=%d non2xx=%d p50_us=%d p99_us=%d\n",
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+LUA
+
+# The handler's transaction, statement for statement: BEGIN and set_config go in one round
+# trip there (simple protocol) and in two here, which only slows pgbench down a little.
+cat >"$work/page.sql" <<SQL
+\set tid random(1, $TENANTS)
+\set off 10 * random(0, $(( PAGES - 1 )))
+BEGIN;
+SELECT set_config('app.tenant_id', :tid::text, true);
+SELECT COUNT(*) FROM "app"."subtasks" WHERE "subtasks"."account_id" = :tid;
+SELECT "s"."id", "s"."account_id", "s"."name", "s"."is_complete", "t"."name" AS "task_name", "p"."name" AS "project_name" FROM "app"."subtasks" AS "s" INNER JOIN "app"."tasks" AS "t" ON "t"."account_id" = :tid AND ("t"."account_id" = "s"."account_id" AND "t"."id" = "s"."task_id") INNER JOIN "app"."projects" AS "p" ON "p"."account_id" = :tid AND ("p"."account_id" = "t"."account_id" AND "p"."id" = "t"."project_id") WHERE "s"."account_id" = :tid ORDER BY "s"."name" ASC, "s"."id" ASC LIMIT 10 OFFSET :off;
+COMMIT;
+SQL
+
+wrk_run() {
+  wrk -t "$THREADS" -c "$CONNECTIONS" -d "${1}s" --timeout 10s -s "$work/random_tenant.lua" \
+    "http://127.0.0.1:$port/"
+}
+pgbench_run() {
+  local seconds="$1"; shift
+  PGPASSWORD="$password" pgbench -n -M prepared -f "$work/page.sql" -c "$CONNECTIONS" -j "$THREADS" \
+    -T "$seconds" "$@" -h "${host_port%:*}" -p "${host_port#*:}" -U "${db}_runtime" "$db"
+}
+
+say "warm-up: 3 s each"
+wrk_run 3 >/dev/null
+(cd "$work" && pgbench_run 3 >/dev/null)
+
+say "wrk: $CONNECTIONS connections, $THREADS threads, ${DURATION} s, random tenants and pages"
+wrk_run "$DURATION" | tee "$work/wrk.out"
+result="$(grep '^RESULT ' "$work/wrk.out")"
+field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$result"; }
+requests=$(field requests); duration_us=$(field duration_us)
+non2xx=$(field non2xx); socket_errors=$(field socket_errors); p99_us=$(field p99_us); p50_us=$(field p50_us)
+
+say "pgbench: $CONNECTIONS clients, $THREADS threads, ${DURATION} s, the handler's SQL"
+(cd "$work" && pgbench_run "$DURATION" --log --log-prefix=pgb) | tee "$work/pgbench.out"
+tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/pgbench.out")"
+pg_p99_us="$(cat "$work"/pgb.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int(NR*0.99)]}')"
+
+awk -v req="$requests" -v us="$duration_us" -v tps="$tps" -v p50="$p50_us" -v p99="$p99_us" \
+    -v pgp99="$pg_p99_us" -v bad="$non2xx" -v errs="$socket_errors" -v c="$CONNECTIONS" \
+    -v tenants="$TENANTS" -v subtasks="$SUBTASKS" 'BEGIN {
+  rps = req / (us / 1e6)
+  printf "\n== /api/subtasks under load: %d tenants x %d subtasks, %d connections ==\n", tenants, subtasks, c
+  printf "HTTP (wrk):       %8.0f requests/s   p50 %6.2f ms   p99 %6.2f ms   non-2xx %d, socket errors %d\n", rps, p50/1000, p99/1000, bad, errs
+  printf "pgbench (same SQL): %6.0f tps          p99 %6.2f ms\n", tps, pgp99/1000
+  printf "ratio HTTP / pgbench: %.2f (goal >= 0.5)\n", rps / tps
+}'
+[ "$non2xx" -eq 0 ] && [ "$socket_errors" -eq 0 ] || fail "some requests failed"

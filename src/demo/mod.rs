@@ -1,0 +1,317 @@
+//! `rls-demo`: the subtask list, one page per tenant by subdomain, served with axum.
+//!
+//! [`Demo::start`] connects to the database given as the runtime role or, with none given,
+//! starts an embedded PostgreSQL (a throwaway cluster from the local server binaries),
+//! creates the deploy and runtime roles, migrates, and seeds three demo tenants. Then
+//! [`Demo::serve`] answers until its shutdown future completes; the embedded cluster is
+//! stopped and removed afterwards.
+//!
+//! ```no_run
+//! use rls_tenancy::demo::{Demo, DemoOptions, shutdown_signal};
+//! # async fn demo() -> rls_tenancy::Result<()> {
+//! let demo = Demo::start(DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)).await?;
+//! for url in demo.tenant_urls() {
+//!     println!("open {url}");
+//! }
+//! demo.serve(shutdown_signal()).await?; // until Ctrl-C
+//! # Ok(()) }
+//! ```
+
+mod fixture;
+mod html;
+mod page;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use tokio::net::TcpListener;
+
+pub use page::{MAX_PAGE, PageNumber};
+pub use routes::{DemoState, router};
+
+use crate::db::{DatabaseUrl, TenantPool, TenantPoolOptions};
+use crate::embedded::{AdminServer, ScratchDatabase};
+use crate::error::Result;
+use crate::http::AppState;
+use crate::migrate::{MigrateOptions, migrate};
+use crate::tenant::{BaseDomain, RegistryOptions, TenantRegistry, TenantSlug};
+
+/// How to run the demo.
+///
+/// ```
+/// use rls_tenancy::demo::DemoOptions;
+/// let options = DemoOptions::new("127.0.0.1:0".parse().unwrap(), "localhost".parse()?)
+///     .max_connections(4);
+/// # Ok::<(), rls_tenancy::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    database_url: Option<DatabaseUrl>,
+    listen: SocketAddr,
+    base_domain: BaseDomain,
+    max_connections: u32,
+}
+
+impl DemoOptions {
+    /// Serve on `listen`, tenants under `base_domain`, with an embedded database.
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn new(listen: SocketAddr, base_domain: BaseDomain) -> Self {
+        Self {
+            database_url: None,
+            listen,
+            base_domain,
+            max_connections: 10,
+        }
+    }
+
+    /// Use this database, logging in as the runtime role, instead of an embedded one.
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .database_url("postgres://app_runtime:pw@127.0.0.1/app".parse()?);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn database_url(mut self, url: DatabaseUrl) -> Self {
+        self.database_url = Some(url);
+        self
+    }
+
+    /// The most database connections the server opens (default 10).
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .max_connections(16);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n;
+        self
+    }
+}
+
+/// A demo server that is set up and listening, ready to [`serve`](Demo::serve).
+///
+/// Dropping it (or returning from `serve`) closes the pool, drops the embedded database
+/// and then stops and removes the embedded cluster, in that order.
+///
+/// ```no_run
+/// use rls_tenancy::demo::{Demo, DemoOptions};
+/// # async fn demo() -> rls_tenancy::Result<()> {
+/// let options = DemoOptions::new("127.0.0.1:0".parse().unwrap(), "localhost".parse()?);
+/// let demo = Demo::start(options).await?; // embedded: a cluster, roles, schema, 3 tenants
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = tokio::spawn(demo.serve(async { let _ = stopped.await; }));
+/// stop.send(()).ok();
+/// server.await.expect("server task")?; // the cluster is gone now
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Demo {
+    listener: TcpListener,
+    state: DemoState,
+    pool: TenantPool,
+    landing_url: String,
+    tenant_urls: Vec<String>,
+    // Field order is drop order: the database before the server that holds it.
+    embedded_db: Option<ScratchDatabase>,
+    embedded_server: Option<AdminServer>,
+}
+
+impl Demo {
+    /// Binds the listener, then connects to the database or sets up the embedded one.
+    ///
+    /// # Errors
+    /// An I/O error when the address cannot be bound; [`crate::Error::Connect`] when the
+    /// database refuses; [`crate::Error::NoPostgres`] when no embedded server can be started;
+    /// a migration or database error while setting it up.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::demo::{Demo, DemoOptions};
+    /// # async fn demo(options: DemoOptions) -> rls_tenancy::Result<()> {
+    /// let demo = Demo::start(options).await?;
+    /// println!("listening on {}", demo.local_addr());
+    /// # Ok(()) }
+    /// ```
+    pub async fn start(options: DemoOptions) -> Result<Self> {
+        let listener = TcpListener::bind(options.listen).await?;
+        let port = listener.local_addr()?.port();
+        let (runtime_url, embedded_db, embedded_server, slugs) = match options.database_url {
+            Some(url) => (url, None, None, Vec::new()),
+            None => {
+                let (db, server, slugs) = start_embedded().await?;
+                (db.runtime_url().clone(), Some(db), Some(server), slugs)
+            }
+        };
+        let pool = TenantPool::connect(
+            &runtime_url,
+            TenantPoolOptions::default().max_connections(options.max_connections),
+        )
+        .await?;
+        let registry = TenantRegistry::new(&pool, RegistryOptions::default());
+        let base = options.base_domain;
+        let site = |host: &str| match port {
+            80 => format!("http://{host}/"),
+            _ => format!("http://{host}:{port}/"),
+        };
+        let tenant_urls: Vec<String> = slugs
+            .iter()
+            .map(|slug| site(&format!("{slug}.{base}")))
+            .collect();
+        let landing_url = site(base.as_str());
+        let state = DemoState::new(
+            AppState::new(pool.clone(), registry, base),
+            tenant_urls.clone(),
+        );
+        Ok(Self {
+            listener,
+            state,
+            pool,
+            landing_url,
+            tenant_urls,
+            embedded_db,
+            embedded_server,
+        })
+    }
+
+    /// The address the server listens on.
+    ///
+    /// ```no_run
+    /// # fn demo(demo: rls_tenancy::demo::Demo) {
+    /// println!("{}", demo.local_addr());
+    /// # }
+    /// ```
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound listener always has an address; fall back to the unspecified one if not.
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The landing page's URL, on the bare base domain.
+    ///
+    /// ```no_run
+    /// # fn demo(demo: rls_tenancy::demo::Demo) {
+    /// assert_eq!(demo.landing_url(), "http://localhost:8080/");
+    /// # }
+    /// ```
+    pub fn landing_url(&self) -> &str {
+        &self.landing_url
+    }
+
+    /// The URLs of the demo tenants (embedded mode only; empty with a database URL).
+    ///
+    /// ```no_run
+    /// # fn demo(demo: rls_tenancy::demo::Demo) {
+    /// assert_eq!(demo.tenant_urls()[0], "http://tenant-1.localhost:8080/");
+    /// # }
+    /// ```
+    pub fn tenant_urls(&self) -> &[String] {
+        &self.tenant_urls
+    }
+
+    /// The embedded cluster's directory, removed when the demo ends; `None` with a database
+    /// URL.
+    ///
+    /// ```no_run
+    /// # fn demo(demo: rls_tenancy::demo::Demo) {
+    /// if let Some(dir) = demo.cluster_dir() {
+    ///     println!("embedded PostgreSQL in {}", dir.display());
+    /// }
+    /// # }
+    /// ```
+    pub fn cluster_dir(&self) -> Option<&Path> {
+        self.embedded_server
+            .as_ref()
+            .and_then(AdminServer::cluster_dir)
+    }
+
+    /// Serves until `shutdown` completes, lets requests in flight finish, then closes the
+    /// pool and removes the embedded database and cluster.
+    ///
+    /// # Errors
+    /// An I/O error from the listener.
+    ///
+    /// ```no_run
+    /// # async fn demo(demo: rls_tenancy::demo::Demo) -> rls_tenancy::Result<()> {
+    /// demo.serve(rls_tenancy::demo::shutdown_signal()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn serve<F>(self, shutdown: F) -> Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Self {
+            listener,
+            state,
+            pool,
+            embedded_db,
+            embedded_server,
+            ..
+        } = self;
+        let served = axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        pool.close().await;
+        drop(embedded_db);
+        drop(embedded_server);
+        tracing::info!("rls-demo stopped");
+        Ok(served?)
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+///
+/// ```no_run
+/// # async fn demo() {
+/// rls_tenancy::demo::shutdown_signal().await;
+/// println!("shutting down");
+/// # }
+/// ```
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; use Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Starts a private cluster, creates the roles and database, migrates and seeds it.
+async fn start_embedded() -> Result<(ScratchDatabase, AdminServer, Vec<TenantSlug>)> {
+    tracing::info!("no DATABASE_URL: starting an embedded PostgreSQL");
+    let server = AdminServer::start_local().await?;
+    let db = ScratchDatabase::create_on(server.clone()).await?;
+    migrate(
+        db.deploy_url(),
+        &MigrateOptions::new(db.runtime_role().as_str())?,
+    )
+    .await?;
+    let slugs = fixture::seed(db.deploy_url()).await?;
+    tracing::info!(tenants = slugs.len(), "embedded database ready");
+    Ok((db, server, slugs))
+}

@@ -1,0 +1,193 @@
+//! [`AppError`]: every failure of a request, mapped to a status code in one place.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::Error;
+use crate::query::QueryError;
+
+/// SQLSTATE `insufficient_privilege`: what Postgres answers when a row-level security
+/// policy refuses a write (`new row violates row-level security policy`) or a grant is
+/// missing.
+const INSUFFICIENT_PRIVILEGE: &str = "42501";
+
+/// The error type of every handler and extractor in the HTTP layer.
+///
+/// [`AppError::status`] is the one place that decides a status code:
+///
+/// | failure | status |
+/// |---|---|
+/// | a malformed `Host` (or several), an invalid tenant slug or id, a bad query parameter | 400, with the reason |
+/// | a malformed `?page=` or one past [`crate::MAX_OFFSET`] | 400 |
+/// | an unknown or inactive tenant, a path that is not a tenant's, an RLS refusal (SQLSTATE 42501), a builder refusal to write another tenant's row | 404, generic |
+/// | anything else (database down, pool exhausted, a statement the builder refuses to build) | 500, generic; the detail goes to `tracing::error!` |
+///
+/// **Why an RLS refusal is a 404 and not a 403.** A row of another tenant is invisible to a
+/// tenant transaction, so *reading* it already answers 404. If a *write* that RLS refuses
+/// answered 403, a client could tell "exists in another tenant" from "does not exist" by
+/// comparing the two, which is exactly the oracle tenant isolation must not offer. So both
+/// answer the same 404. A 42501 can also mean a missing grant; that is a deployment fault the
+/// guard reports at start-up, and the refusal is logged with `tracing::warn!` either way.
+///
+/// 4xx bodies are short plain text saying what to fix; 5xx bodies say nothing but
+/// "internal server error". Bodies are never HTML, so echoed input cannot become markup.
+///
+/// ```
+/// use axum::http::StatusCode;
+/// use rls_tenancy::{Error, http::AppError};
+/// let err = AppError::from("0".parse::<rls_tenancy::TenantId>().unwrap_err());
+/// assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+/// assert_eq!(AppError::NotFound.status(), StatusCode::NOT_FOUND);
+/// let err = AppError::from(Error::Database(sqlx::Error::PoolTimedOut));
+/// assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The request itself is malformed; the message says what to fix and is shown.
+    #[error("{0}")]
+    BadRequest(String),
+
+    /// Nothing here for this client: no such tenant, page or row (or one it may not see).
+    #[error("not found")]
+    NotFound,
+
+    /// A failure from the library; [`AppError::status`] decides what it means over HTTP.
+    #[error(transparent)]
+    Library(#[from] Error),
+
+    /// A fault of the server or its set-up; the detail is logged, never shown.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// A 400 with `message` as its body.
+    ///
+    /// ```
+    /// use rls_tenancy::http::AppError;
+    /// assert_eq!(AppError::bad_request("page must be a number").status(), 400);
+    /// ```
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest(message.into())
+    }
+
+    /// The status code this error answers with. See [`AppError`] for the table and why.
+    ///
+    /// ```
+    /// use rls_tenancy::http::AppError;
+    /// assert_eq!(AppError::Internal("boom".into()).status(), 500);
+    /// ```
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Library(err) => library_status(err),
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Library(Error::Database(err))
+    }
+}
+
+/// The status for a library error: the caller's input is a 400, a tenant that cannot be
+/// had is a 404, everything else is the server's fault.
+fn library_status(err: &Error) -> StatusCode {
+    match err {
+        Error::InvalidTenantId { .. }
+        | Error::InvalidTenantSlug { .. }
+        | Error::InvalidHost(_)
+        | Error::MissingTenantHeader { .. }
+        | Error::DuplicateTenantHeader { .. }
+        | Error::InvalidTenantHeader { .. }
+        | Error::MissingTenantPath { .. }
+        | Error::InvalidTenantPath { .. }
+        | Error::InvalidPage { .. } => StatusCode::BAD_REQUEST,
+        // A write into another tenant: refused by the builder before RLS would refuse it,
+        // and answered the same way (see the table on AppError for why).
+        Error::TenantNotFound { .. } | Error::Query(QueryError::ForeignTenantValue { .. }) => {
+            StatusCode::NOT_FOUND
+        }
+        Error::Database(sqlx::Error::Database(db))
+            if db.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE) =>
+        {
+            StatusCode::NOT_FOUND
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = if status.is_server_error() {
+            tracing::error!(error = %self, detail = ?self, "request failed");
+            "internal server error".to_owned()
+        } else if status == StatusCode::NOT_FOUND {
+            match &self {
+                Self::Library(Error::TenantNotFound { .. }) | Self::NotFound => {
+                    tracing::debug!(error = %self, "not found");
+                }
+                // An RLS refusal or a missing grant: worth a look, so louder.
+                _ => tracing::warn!(error = %self, "refused as not found"),
+            }
+            "not found".to_owned()
+        } else {
+            tracing::debug!(error = %self, "bad request");
+            self.to_string()
+        };
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_server_error_body_says_nothing_about_its_cause() {
+        let response = AppError::Internal("password=hunter2 at db:5432".into()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"internal server error");
+    }
+
+    #[test]
+    fn a_page_out_of_bounds_is_the_clients_fault_and_a_foreign_write_is_not_found() {
+        let page = AppError::from(Error::InvalidPage {
+            page: 0,
+            per_page: 10,
+        });
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+        let foreign = AppError::from(Error::Query(QueryError::ForeignTenantValue {
+            column: "account_id".into(),
+        }));
+        assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
+        let misuse = AppError::from(Error::Query(QueryError::NoTable));
+        assert_eq!(misuse.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn an_invalid_slug_is_the_clients_fault() {
+        let err = AppError::from("Bad_Slug".parse::<crate::TenantSlug>().unwrap_err());
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,130 @@
+//! [`AppState`]: what the extractors need from the application, shared by every request.
+
+use std::sync::Arc;
+
+use crate::db::TenantPool;
+use crate::tenant::{BaseDomain, TenantRegistry};
+
+/// Whose word the server takes for the host a request was sent to.
+///
+/// ```
+/// use rls_tenancy::http::HostSource;
+/// assert_eq!(HostSource::default(), HostSource::Request);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HostSource {
+    /// The request's own `Host` header (or HTTP/2 `:authority`) only; `X-Forwarded-Host` and
+    /// `Forwarded` are ignored, since any client can send them. The default.
+    #[default]
+    Request,
+    /// A reverse proxy in front of the server says where the request was sent, in
+    /// `Forwarded: host=...` or `X-Forwarded-Host`; without either, the request's own host
+    /// is used. Choose this only when every request reaches the server through that proxy
+    /// and the proxy overwrites both headers: otherwise a client picks its own tenant.
+    TrustedProxy,
+}
+
+/// The application state the HTTP layer needs: the runtime role's [`TenantPool`], the
+/// [`TenantRegistry`] that resolves slugs, the [`BaseDomain`] tenants live under, and
+/// where the host is read from ([`HostSource`]).
+///
+/// Cheap to clone (one `Arc`). Use it as the router's state, or hold it in your own state
+/// and implement [`axum::extract::FromRef`] for it, as the demo does.
+///
+/// ```no_run
+/// use rls_tenancy::http::{AppState, HostSource};
+/// use rls_tenancy::{RegistryOptions, TenantPool, TenantPoolOptions, TenantRegistry};
+/// # async fn demo() -> rls_tenancy::Result<()> {
+/// let pool = TenantPool::connect(&"postgres://app_runtime@127.0.0.1/app".parse()?, TenantPoolOptions::default()).await?;
+/// let registry = TenantRegistry::new(&pool, RegistryOptions::default());
+/// let state = AppState::new(pool, registry, "example.com".parse()?)
+///     .with_host_source(HostSource::Request);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug, Clone)]
+struct Inner {
+    pool: TenantPool,
+    registry: TenantRegistry,
+    base: BaseDomain,
+    host_source: HostSource,
+}
+
+impl AppState {
+    /// State for tenants under `base`, reading the host from the request itself.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{http::AppState, TenantPool, TenantRegistry};
+    /// # fn demo(pool: TenantPool, registry: TenantRegistry) -> rls_tenancy::Result<()> {
+    /// let state = AppState::new(pool, registry, "localhost".parse()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn new(pool: TenantPool, registry: TenantRegistry, base: BaseDomain) -> Self {
+        Self(Arc::new(Inner {
+            pool,
+            registry,
+            base,
+            host_source: HostSource::default(),
+        }))
+    }
+
+    /// Where the host is read from (default [`HostSource::Request`]).
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::http::{AppState, HostSource};
+    /// # fn demo(state: AppState) {
+    /// let state = state.with_host_source(HostSource::TrustedProxy);
+    /// # }
+    /// ```
+    pub fn with_host_source(mut self, source: HostSource) -> Self {
+        Arc::make_mut(&mut self.0).host_source = source;
+        self
+    }
+
+    /// The runtime role's pool.
+    ///
+    /// ```no_run
+    /// # fn demo(state: rls_tenancy::http::AppState) {
+    /// let pool = state.pool();
+    /// # }
+    /// ```
+    pub fn pool(&self) -> &TenantPool {
+        &self.0.pool
+    }
+
+    /// The tenant registry.
+    ///
+    /// ```no_run
+    /// # fn demo(state: rls_tenancy::http::AppState) {
+    /// let registry = state.registry();
+    /// # }
+    /// ```
+    pub fn registry(&self) -> &TenantRegistry {
+        &self.0.registry
+    }
+
+    /// The domain tenants live under.
+    ///
+    /// ```no_run
+    /// # fn demo(state: rls_tenancy::http::AppState) {
+    /// println!("tenants live under {}", state.base_domain());
+    /// # }
+    /// ```
+    pub fn base_domain(&self) -> &BaseDomain {
+        &self.0.base
+    }
+
+    /// Where the host is read from.
+    ///
+    /// ```no_run
+    /// # fn demo(state: rls_tenancy::http::AppState) {
+    /// assert_eq!(state.host_source(), rls_tenancy::http::HostSource::Request);
+    /// # }
+    /// ```
+    pub fn host_source(&self) -> HostSource {
+        self.0.host_source
+    }
+}
