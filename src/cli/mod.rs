@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 ok, 1 the work failed or found problems, 2 usage or connection error.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use crate::error::Error;
@@ -19,6 +20,7 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }
