@@ -154,7 +154,9 @@ impl fmt::Display for DatabaseUrl {
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DatabaseUrl").field(&self.redacted().0).finish()
+        f.debug_tuple("DatabaseUrl")
+            .field(&self.redacted().0)
+            .finish()
     }
 }
 
