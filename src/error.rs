@@ -14,27 +14,21 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A tenant id was not a positive decimal integer that fits in `i64`.
-    #[error(
-        "invalid tenant id {input:?}: use the decimal digits of a positive 64-bit integer, without sign or leading zeros"
-    )]
+    #[error("invalid tenant id {input:?}: use the decimal digits of a positive 64-bit integer, without sign or leading zeros")]
     InvalidTenantId {
         /// What was given, truncated for display.
         input: String,
     },
 
     /// A tenant slug did not match the allowed shape.
-    #[error(
-        "invalid tenant slug {input:?}: use 1 to 63 lowercase ASCII letters, digits and inner hyphens"
-    )]
+    #[error("invalid tenant slug {input:?}: use 1 to 63 lowercase ASCII letters, digits and inner hyphens")]
     InvalidTenantSlug {
         /// What was given, truncated for display.
         input: String,
     },
 
     /// An SQL identifier (schema, table, column, role, setting name) was rejected.
-    #[error(
-        "invalid {what} {input:?}: use lowercase ASCII letters, digits and underscores, starting with a letter or underscore, at most 63 bytes"
-    )]
+    #[error("invalid {what} {input:?}: use lowercase ASCII letters, digits and underscores, starting with a letter or underscore, at most 63 bytes")]
     InvalidIdentifier {
         /// What kind of identifier it was meant to be.
         what: &'static str,
@@ -57,9 +51,7 @@ pub enum Error {
     },
 
     /// The server could not be reached or refused the login.
-    #[error(
-        "cannot connect to {url}: {source}; check that the server is running and the role may log in"
-    )]
+    #[error("cannot connect to {url}: {source}; check that the server is running and the role may log in")]
     Connect {
         /// The URL, with its password hidden.
         url: crate::RedactedUrl,
@@ -83,9 +75,7 @@ pub enum Error {
     },
 
     /// The schema to guard does not exist in the database.
-    #[error(
-        "schema {schema:?} does not exist in database {database:?}: check --schema, or run rls-migrate first"
-    )]
+    #[error("schema {schema:?} does not exist in database {database:?}: check --schema, or run rls-migrate first")]
     MissingSchema {
         /// The schema that was asked for.
         schema: String,
@@ -94,19 +84,14 @@ pub enum Error {
     },
 
     /// A server version floor was not of the form `MAJOR.MINOR`.
-    #[error(
-        "invalid server version {input:?}: use MAJOR.MINOR of PostgreSQL 10 or later, for example 15.14"
-    )]
+    #[error("invalid server version {input:?}: use MAJOR.MINOR of PostgreSQL 10 or later, for example 15.14")]
     InvalidServerVersion {
         /// What was given, truncated for display.
         input: String,
     },
 
     /// The guard found a role or schema that can get around row-level security.
-    #[error(
-        "the guard refused to open the tenant pool: {}; run rls-check for the SQL that fixes each",
-        crate::guard::refusal_list(findings)
-    )]
+    #[error("the guard refused to open the tenant pool: {}; run rls-check for the SQL that fixes each", crate::guard::refusal_list(findings))]
     GuardRefused {
         /// Every `refuse` finding, in report order.
         findings: Vec<crate::guard::Finding>,
@@ -128,9 +113,7 @@ pub enum Error {
     },
 
     /// No Postgres could be found or started for tests or the demo.
-    #[error(
-        "no PostgreSQL available: {reason}; set RLS_TEST_ADMIN_URL to a superuser URL, run a server on 127.0.0.1:5432, or install the server binaries (apt-get install -y postgresql)"
-    )]
+    #[error("no PostgreSQL available: {reason}; set RLS_TEST_ADMIN_URL to a superuser URL, run a server on 127.0.0.1:5432, or install the server binaries (apt-get install -y postgresql)")]
     NoPostgres {
         /// What was tried and why it failed.
         reason: String,

@@ -154,9 +154,7 @@ impl fmt::Display for DatabaseUrl {
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DatabaseUrl")
-            .field(&self.redacted().0)
-            .finish()
+        f.debug_tuple("DatabaseUrl").field(&self.redacted().0).finish()
     }
 }
 

@@ -49,18 +49,18 @@ impl LocalCluster {
             reason: "no initdb/pg_ctl found in $RLS_PG_BINDIR, /usr/lib/postgresql/*/bin or PATH"
                 .into(),
         })?;
-        let run_as =
-            if Uid::effective().is_root() {
-                Some(User::from_name("postgres").ok().flatten().ok_or_else(|| {
-                    Error::NoPostgres {
-                        reason:
-                            "running as root, and there is no `postgres` OS user to run initdb as"
-                                .into(),
-                    }
-                })?)
-            } else {
-                None
-            };
+        let run_as = if Uid::effective().is_root() {
+            Some(
+                User::from_name("postgres")
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| Error::NoPostgres {
+                        reason: "running as root, and there is no `postgres` OS user to run initdb as".into(),
+                    })?,
+            )
+        } else {
+            None
+        };
         let dir = tempfile::Builder::new().prefix("rls-pg-").tempdir()?;
         let data = dir.path().join("data");
         std::fs::create_dir(&data)?;
@@ -70,8 +70,7 @@ impl LocalCluster {
             }
         }
         let port = free_port()?;
-        let admin_url: DatabaseUrl =
-            format!("postgres://postgres@127.0.0.1:{port}/postgres").parse()?;
+        let admin_url: DatabaseUrl = format!("postgres://postgres@127.0.0.1:{port}/postgres").parse()?;
         let cluster = Self {
             bindir,
             dir,
@@ -81,11 +80,7 @@ impl LocalCluster {
         cluster.initdb(&data)?;
         cluster.configure(&data, port)?;
         cluster.spawn_watchdog(&data);
-        cluster.pg_ctl(
-            &data,
-            &["start", "-w", "-t", "60", "-l"],
-            Some("server.log"),
-        )?;
+        cluster.pg_ctl(&data, &["start", "-w", "-t", "60", "-l"], Some("server.log"))?;
         tracing::info!(port, dir = %cluster.dir.path().display(), "started a local PostgreSQL cluster");
         Ok(cluster)
     }
@@ -126,17 +121,7 @@ impl LocalCluster {
     fn initdb(&self, data: &Path) -> Result<()> {
         let output = self
             .command("initdb")
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-                "-D",
-            ])
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "-D"])
             .arg(data)
             .output()?;
         if output.status.success() {
@@ -183,12 +168,7 @@ impl LocalCluster {
                 "pg_ctl {} failed: {} {}",
                 args.first().copied().unwrap_or_default(),
                 String::from_utf8_lossy(&output.stderr).trim(),
-                log_text
-                    .lines()
-                    .rev()
-                    .take(5)
-                    .collect::<Vec<_>>()
-                    .join(" | ")
+                log_text.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
             ),
         })
     }

@@ -72,9 +72,7 @@ impl ScratchDatabase {
         );
         let password = |rng: &mut rand::rngs::ThreadRng| -> String {
             (0..24)
-                .map(|_| {
-                    char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])
-                })
+                .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
                 .collect()
         };
         let (deploy_password, runtime_password) = (password(&mut rng), password(&mut rng));
@@ -243,13 +241,8 @@ impl Drop for ScratchDatabase {
         });
         match cleanup.join() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, database = self.name.as_str(), "could not drop the scratch database")
-            }
-            Err(_) => tracing::warn!(
-                database = self.name.as_str(),
-                "the scratch database clean-up thread panicked"
-            ),
+            Ok(Err(e)) => tracing::warn!(error = %e, database = self.name.as_str(), "could not drop the scratch database"),
+            Err(_) => tracing::warn!(database = self.name.as_str(), "the scratch database clean-up thread panicked"),
         }
     }
 }

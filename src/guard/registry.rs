@@ -50,7 +50,8 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
          WHERE (acl.grantee = 0 OR reach.role IS NOT NULL)
            AND acl.grantee <> acl.owner
            AND acl.privilege IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
-           AND NOT (acl.privilege = 'SELECT' AND acl.column_name::text = ANY ($4::text[]))
+           AND NOT (acl.privilege = 'SELECT'
+                    AND coalesce(acl.column_name::text = ANY ($4::text[]), false))
          ORDER BY acl.column_name NULLS FIRST, acl.privilege"
     ))
     .bind(ctx.role_param())

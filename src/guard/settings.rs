@@ -18,7 +18,8 @@ struct Preset {
     /// For `catalog`: the role the setting is for, `None` for all.
     role: Option<String>,
     value: String,
-    /// For `session`: where the value came from (`configuration file`, `client`, ...).
+    /// For `session`: where the value came from (`configuration file`, `client`, ...), when
+    /// `pg_settings` knows.
     source: Option<String>,
 }
 
@@ -82,13 +83,17 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                     format!("ALTER ROLE ALL RESET {variable};"),
                 ),
                 _ => {
-                    let source = row.source.as_deref().unwrap_or("an unknown source");
+                    // Custom settings are placeholders, which pg_settings does not list.
+                    let source = row.source.as_deref().map_or_else(
+                        || "the client's connection options (PGOPTIONS, options=-c) or the server's configuration (postgresql.conf, ALTER SYSTEM)".to_owned(),
+                        |source| format!("{source} settings"),
+                    );
                     Finding::new(
                         RuleId::TenantVariablePreset,
                         format!("session of role {role}"),
-                        format!("{variable} is {value:?} when a session of role {role} starts (set by: {source}): {why}"),
+                        format!("{variable} is {value:?} when a session of role {role} starts, preset by {source}: {why}"),
                         format!(
-                            "-- remove {variable} from the {source} (postgresql.conf, ALTER SYSTEM, or the connection's options); for ALTER SYSTEM: ALTER SYSTEM RESET {variable};"
+                            "-- remove {variable} from the connection's options and the server's configuration; for ALTER SYSTEM: ALTER SYSTEM RESET {variable};"
                         ),
                     )
                 }

@@ -7,7 +7,7 @@ use super::options::Shortfall;
 
 pub(super) fn check(ctx: &Ctx<'_>) -> Option<Finding> {
     let version = ctx.session.version;
-    let shown = &ctx.session.server_version;
+    let shown = version.to_string();
     let message = match ctx.options.shortfall(version)? {
         Shortfall::Minor(floor) => format!(
             "the server runs PostgreSQL {shown}, older than {floor}, the first {}.x release with every known row-level security fix",

@@ -20,12 +20,8 @@ pub(super) async fn grant_runtime(
     for table in decl.tenant_tables() {
         let (insertable, updatable) = writable_columns(conn, schema, table).await?;
         let target = format!("{schema}.{}", table.name);
-        sql.push(format!(
-            "REVOKE ALL ON TABLE {target} FROM PUBLIC, {runtime}"
-        ));
-        sql.push(format!(
-            "GRANT SELECT, DELETE ON TABLE {target} TO {runtime}"
-        ));
+        sql.push(format!("REVOKE ALL ON TABLE {target} FROM PUBLIC, {runtime}"));
+        sql.push(format!("GRANT SELECT, DELETE ON TABLE {target} TO {runtime}"));
         if !insertable.is_empty() {
             sql.push(format!(
                 "GRANT INSERT ({}) ON TABLE {target} TO {runtime}",

@@ -121,11 +121,7 @@ impl fmt::Display for MigrateReport {
         if self.policies_installed.is_empty() {
             writeln!(f, "policies: all in place")?;
         } else {
-            writeln!(
-                f,
-                "policies: installed on {}",
-                self.policies_installed.join(", ")
-            )?;
+            writeln!(f, "policies: installed on {}", self.policies_installed.join(", "))?;
         }
         write!(f, "grants: runtime role privileges reset to DML only")
     }
@@ -189,9 +185,10 @@ pub async fn migrate(url: &DatabaseUrl, options: &MigrateOptions) -> Result<Migr
 }
 
 async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<i64>> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(&mut *conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await?;
     if !exists {
         return Ok(Vec::new());
     }

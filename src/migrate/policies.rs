@@ -36,24 +36,17 @@ pub(super) async fn install_policies(
                     table.name.as_str()
                 ),
             })?;
-            let drop = format!("DROP POLICY {name} ON {}.{}", decl.schema(), table.name);
-            sqlx::raw_sql(AssertSqlSafe(drop))
-                .execute(&mut *conn)
-                .await?;
+            let drop = format!(
+                "DROP POLICY {name} ON {}.{}",
+                decl.schema(),
+                table.name
+            );
+            sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut *conn).await?;
         }
         let install = policy_sql(decl.schema(), table, variable);
-        sqlx::raw_sql(AssertSqlSafe(install))
-            .execute(&mut *conn)
-            .await?;
-        tracing::info!(
-            table = table.name.as_str(),
-            "installed the tenant isolation policy"
-        );
-        changed.push(format!(
-            "{}.{}",
-            decl.schema().as_str(),
-            table.name.as_str()
-        ));
+        sqlx::raw_sql(AssertSqlSafe(install)).execute(&mut *conn).await?;
+        tracing::info!(table = table.name.as_str(), "installed the tenant isolation policy");
+        changed.push(format!("{}.{}", decl.schema().as_str(), table.name.as_str()));
     }
     Ok(changed)
 }

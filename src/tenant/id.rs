@@ -101,10 +101,7 @@ mod tests {
             "0x10",
             "١",
         ] {
-            assert!(
-                bad.parse::<TenantId>().is_err(),
-                "{bad:?} should be refused"
-            );
+            assert!(bad.parse::<TenantId>().is_err(), "{bad:?} should be refused");
         }
     }
 }
