@@ -8,7 +8,6 @@
 //! command too.
 
 use sqlx::PgConnection;
-use sqlx::types::Json;
 
 use super::Ctx;
 use super::catalog::{tenant_tables, with_closure};
@@ -16,16 +15,31 @@ use super::finding::{Finding, RuleId, quote_ident, quote_qualified};
 use crate::error::{Error, Result};
 use crate::policy::{Ident, POLICY_NAME, canonical_predicate};
 
+/// One tenant table with one of its policies (or none): the query's row.
 #[derive(sqlx::FromRow)]
+struct Row {
+    name: String,
+    column_name: Option<String>,
+    rls_enabled: bool,
+    rls_forced: bool,
+    policy: Option<String>,
+    permissive: Option<bool>,
+    cmd: Option<String>,
+    applies: Option<bool>,
+    qual: Option<String>,
+    with_check: Option<String>,
+}
+
+/// A tenant table and its policies.
 struct Table {
     name: String,
     column_name: Option<String>,
     rls_enabled: bool,
     rls_forced: bool,
-    policies: Json<Vec<Policy>>,
+    policies: Vec<Policy>,
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug)]
 struct Policy {
     name: String,
     permissive: bool,
@@ -99,21 +113,44 @@ impl Policy {
 
 pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<Finding>> {
     let (names, columns, tenant_columns, registry) = ctx.tenant_table_params();
-    let tables: Vec<Table> = sqlx::query_as(with_closure!(
+    let rows: Vec<Row> = sqlx::query_as(with_closure!(
         tenant_tables!(),
-        "SELECT t.name, t.column_name, t.relrowsecurity AS rls_enabled,
-                t.relforcerowsecurity AS rls_forced,
-                coalesce(json_agg(json_build_object(
-                    'name', p.polname, 'permissive', p.polpermissive, 'cmd', p.polcmd::text,
-                    'applies', 0::oid = ANY (p.polroles)
-                               OR p.polroles && ARRAY(SELECT role FROM roles),
-                    'qual', pg_catalog.pg_get_expr(p.polqual, p.polrelid),
-                    'with_check', pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid))
-                    ORDER BY p.polname) FILTER (WHERE p.oid IS NOT NULL), '[]') AS policies
-           FROM tenant_tables t
-           LEFT JOIN pg_catalog.pg_policy p ON p.polrelid = t.oid
-          GROUP BY t.oid, t.name, t.column_name, t.relrowsecurity, t.relforcerowsecurity
-          ORDER BY t.name"
+        ",
+        -- Deparsing (pg_get_expr) opens each table, which costs most on a new connection:
+        -- each distinct policy shape is deparsed once. Two policies print the same when their
+        -- stored trees are equal and the columns they reference have the same numbers and
+        -- names; a whole-row reference prints the table's name, so it keeps a policy apart.
+        -- Trees record where in the CREATE POLICY text each node was, so policies from one
+        -- template fall into a few shapes (one per length of the table's name).
+        policies AS (
+            SELECT p.oid, p.polrelid, p.polname, p.polpermissive, p.polcmd, p.polroles,
+                   md5(concat_ws('|', p.polqual::text, p.polwithcheck::text,
+                       (SELECT string_agg(a.attnum || ' ' || a.attname, ',' ORDER BY a.attnum)
+                          FROM pg_catalog.pg_depend d
+                          JOIN pg_catalog.pg_attribute a
+                            ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                         WHERE d.classid = 'pg_catalog.pg_policy'::regclass
+                           AND d.objid = p.oid AND d.refobjsubid > 0),
+                       CASE WHEN concat(p.polqual::text, p.polwithcheck::text) LIKE '%:varattno 0 %'
+                            THEN p.polrelid::text END)) AS shape
+              FROM pg_catalog.pg_policy p
+             WHERE p.polrelid IN (SELECT oid FROM tenant_tables)
+        ),
+        representatives AS (SELECT shape, min(oid) AS oid FROM policies GROUP BY shape),
+        shapes AS MATERIALIZED (
+            SELECT r.shape, pg_catalog.pg_get_expr(p.polqual, p.polrelid) AS qual,
+                   pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) AS with_check
+              FROM representatives r JOIN pg_catalog.pg_policy p ON p.oid = r.oid
+        )
+        SELECT t.name, t.column_name, t.relrowsecurity AS rls_enabled,
+               t.relforcerowsecurity AS rls_forced,
+               p.polname::text AS policy, p.polpermissive AS permissive, p.polcmd::text AS cmd,
+               0::oid = ANY (p.polroles) OR p.polroles && ARRAY(SELECT role FROM roles) AS applies,
+               s.qual, s.with_check
+          FROM tenant_tables t
+          LEFT JOIN policies p ON p.polrelid = t.oid
+          LEFT JOIN shapes s ON s.shape = p.shape
+         ORDER BY t.name, p.polname"
     ))
     .bind(ctx.role_param())
     .bind(ctx.schema())
@@ -123,6 +160,7 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
     .bind(&registry)
     .fetch_all(&mut *conn)
     .await?;
+    let tables = group(rows);
     if let Some(missing) = names.iter().find(|n| !tables.iter().any(|t| &t.name == *n)) {
         return Err(Error::NotMigrated {
             what: format!("tenant table {}.{missing}", ctx.schema()),
@@ -166,7 +204,7 @@ fn table_findings(ctx: &Ctx<'_>, table: &Table) -> Result<Vec<Finding>> {
             format!("ALTER TABLE {table_sql} FORCE ROW LEVEL SECURITY;"),
         ));
     }
-    let policies = &table.policies.0;
+    let policies = &table.policies;
     if policies.is_empty() {
         findings.push(Finding::new(
             RuleId::PolicyMissing,
@@ -242,6 +280,39 @@ fn table_findings(ctx: &Ctx<'_>, table: &Table) -> Result<Vec<Finding>> {
         }
     }
     Ok(findings)
+}
+
+/// Gathers the rows, ordered by table, into tables with their policies.
+fn group(rows: Vec<Row>) -> Vec<Table> {
+    let mut tables: Vec<Table> = Vec::new();
+    for row in rows {
+        if tables.last().is_none_or(|t| t.name != row.name) {
+            tables.push(Table {
+                name: row.name.clone(),
+                column_name: row.column_name.clone(),
+                rls_enabled: row.rls_enabled,
+                rls_forced: row.rls_forced,
+                policies: Vec::new(),
+            });
+        }
+        if let (Some(table), Some(name), Some(permissive), Some(cmd), Some(applies)) = (
+            tables.last_mut(),
+            row.policy,
+            row.permissive,
+            row.cmd,
+            row.applies,
+        ) {
+            table.policies.push(Policy {
+                name,
+                permissive,
+                cmd,
+                applies,
+                qual: row.qual,
+                with_check: row.with_check,
+            });
+        }
+    }
+    tables
 }
 
 /// The commands in `open` that restrictive policies do hold in.

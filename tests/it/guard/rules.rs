@@ -324,6 +324,45 @@ async fn a_using_true_policy_for_an_unrelated_role_passes() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn policies_with_identical_stored_trees_on_different_columns_are_judged_apart() -> Result<()>
+{
+    // The guard deparses each policy shape once; these two policies are stored as the same
+    // tree (column 1, same text offsets), but column 1 is account_id in one table and
+    // tenant_ref in the other, so only the second is wrong.
+    let mut fx = Fixture::migrated().await?;
+    let mut sql = String::new();
+    for (table, first) in [("notes_x", "account_id"), ("notes_y", "tenant_ref")] {
+        let second = if first == "account_id" {
+            "tenant_ref"
+        } else {
+            "account_id"
+        };
+        sql.push_str(&format!(
+            "CREATE TABLE app.{table} ({first} bigint, {second} bigint);
+             ALTER TABLE app.{table} ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE app.{table} FORCE ROW LEVEL SECURITY;
+             CREATE POLICY tenant_isolation ON app.{table}
+               USING ({first} = nullif(current_setting('app.tenant_id', true), '')::bigint)
+               WITH CHECK ({first} = nullif(current_setting('app.tenant_id', true), '')::bigint);"
+        ));
+    }
+    fx.inject(&sql).await?;
+    let report = fx.check().await?;
+    assert_eq!(
+        rules(&report),
+        [RuleId::PolicyNotCanonical].into(),
+        "{report}"
+    );
+    let objects: Vec<&str> = report
+        .findings()
+        .iter()
+        .map(|f| f.object.as_str())
+        .collect();
+    assert_eq!(objects, ["table app.notes_y"], "{report}");
+    Ok(())
+}
+
 // Views and functions.
 reports! {
     a_readable_view_that_is_not_security_invoker_is_refused: ViewNotSecurityInvoker <-
