@@ -166,6 +166,36 @@ pub enum Error {
         what: String,
     },
 
+    /// The schema to guard does not exist in the database.
+    #[error(
+        "schema {schema:?} does not exist in database {database:?}: check --schema, or run rls-migrate first"
+    )]
+    MissingSchema {
+        /// The schema that was asked for.
+        schema: String,
+        /// The database that was inspected.
+        database: String,
+    },
+
+    /// A server version floor was not of the form `MAJOR.MINOR`.
+    #[error(
+        "invalid server version {input:?}: use MAJOR.MINOR of PostgreSQL 10 or later, for example 15.14"
+    )]
+    InvalidServerVersion {
+        /// What was given, truncated for display.
+        input: String,
+    },
+
+    /// The guard found a role or schema that can get around row-level security.
+    #[error(
+        "the guard refused to open the tenant pool: {}; run rls-check for the SQL that fixes each",
+        crate::guard::refusal_list(findings)
+    )]
+    GuardRefused {
+        /// Every `refuse` finding, in report order.
+        findings: Vec<crate::guard::Finding>,
+    },
+
     /// The policy declaration in policies/ is malformed.
     #[error("invalid policy declaration: {reason}; see policies/tenancy.toml")]
     InvalidDeclaration {
@@ -228,6 +258,8 @@ impl Error {
                 | Error::MissingDatabaseUrl { .. }
                 | Error::Connect { .. }
                 | Error::MissingRole { .. }
+                | Error::MissingSchema { .. }
+                | Error::InvalidServerVersion { .. }
                 | Error::NotMigrated { .. }
                 | Error::InvalidDeclaration { .. }
                 | Error::NoPostgres { .. }

@@ -11,6 +11,9 @@
 //! 2. **The application wall**: tenant transactions ([`TenantPool::begin`]) that can only be
 //!    opened for a resolved [`TenantScope`].
 //!
+//! The [`guard`] checks that wall 1 is standing: [`TenantPool::connect`] refuses to open for
+//! a role that could get around row-level security, and `rls-check` runs the same checks in CI.
+//!
 //! ```no_run
 //! use rls_tenancy::{TenantId, TenantPool, TenantPoolOptions, TenantScope};
 //! # async fn demo() -> rls_tenancy::Result<()> {
@@ -29,6 +32,7 @@ mod db;
 pub mod demo;
 mod embedded;
 mod error;
+pub mod guard;
 pub mod http;
 mod migrate;
 mod policy;
@@ -38,6 +42,7 @@ mod tenant;
 pub use db::{DatabaseUrl, RedactedUrl, TenantPool, TenantPoolOptions, TenantTx};
 pub use embedded::{AdminServer, LocalCluster, ScratchDatabase};
 pub use error::{Error, Result};
+pub use guard::{Finding, GuardOptions, GuardReport, RuleId, Severity};
 pub use migrate::{Bootstrap, MigrateOptions, MigrateReport, bootstrap_sql, migrate};
 pub use policy::{
     Ident, POLICY_NAME, Registry, TenancyDeclaration, TenantTable, TenantVariable,

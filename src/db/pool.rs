@@ -7,21 +7,28 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::{DatabaseUrl, TenantTx};
 use crate::error::{Error, Result};
+use crate::guard::{self, GuardOptions};
 use crate::policy::TenantVariable;
 use crate::tenant::TenantScope;
 
 /// How to open a [`TenantPool`].
 ///
+/// The [guard](crate::guard) runs when the pool opens, with [`GuardOptions::default`] unless
+/// [`TenantPoolOptions::guard`] says otherwise; [`TenantPoolOptions::skip_guard`] turns it off.
+///
 /// ```
 /// use rls_tenancy::TenantPoolOptions;
 /// let options = TenantPoolOptions::default().max_connections(4);
 /// assert_eq!(options.variable().as_str(), "app.tenant_id");
+/// assert!(options.runs_guard());
 /// ```
 #[derive(Debug, Clone)]
 pub struct TenantPoolOptions {
     max_connections: u32,
     acquire_timeout: Duration,
     variable: TenantVariable,
+    /// `None` when the guard is skipped.
+    guard: Option<GuardOptions>,
 }
 
 impl Default for TenantPoolOptions {
@@ -30,6 +37,7 @@ impl Default for TenantPoolOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
             variable: TenantVariable::default(),
+            guard: Some(GuardOptions::default()),
         }
     }
 }
@@ -69,6 +77,44 @@ impl TenantPoolOptions {
         self
     }
 
+    /// Runs the guard with these options when the pool opens (it always checks the pool's
+    /// own tenant variable).
+    ///
+    /// ```
+    /// # use rls_tenancy::{GuardOptions, TenantPoolOptions};
+    /// let options = TenantPoolOptions::default()
+    ///     .guard(GuardOptions::default().allow_security_definer("app.resolve_slug"));
+    /// assert!(options.runs_guard());
+    /// ```
+    pub fn guard(mut self, options: GuardOptions) -> Self {
+        self.guard = Some(options);
+        self
+    }
+
+    /// Opens the pool without running the guard. Only for a role checked some other way
+    /// (for example by `rls-check` in the deployment pipeline): opening the pool then logs a
+    /// warning, since nothing stops a role that can get around row-level security.
+    ///
+    /// ```
+    /// # use rls_tenancy::TenantPoolOptions;
+    /// let options = TenantPoolOptions::default().skip_guard();
+    /// assert!(!options.runs_guard());
+    /// ```
+    pub fn skip_guard(mut self) -> Self {
+        self.guard = None;
+        self
+    }
+
+    /// Whether opening the pool runs the guard.
+    ///
+    /// ```
+    /// # use rls_tenancy::TenantPoolOptions;
+    /// assert!(TenantPoolOptions::default().runs_guard());
+    /// ```
+    pub fn runs_guard(&self) -> bool {
+        self.guard.is_some()
+    }
+
     /// The configured tenant variable.
     ///
     /// ```
@@ -98,10 +144,11 @@ pub struct TenantPool {
 }
 
 impl TenantPool {
-    /// Connects as the role in `url`.
+    /// Connects as the role in `url` and runs the guard (see [`TenantPool::from_pool`]).
     ///
     /// # Errors
-    /// [`Error::Connect`] when the server is unreachable or refuses the login.
+    /// [`Error::Connect`] when the server is unreachable or refuses the login, else as
+    /// [`TenantPool::from_pool`].
     ///
     /// ```no_run
     /// # use rls_tenancy::{TenantPool, TenantPoolOptions};
@@ -127,6 +174,10 @@ impl TenantPool {
     /// The plain pool stays usable by its owner; every statement sent through it outside a
     /// tenant transaction sees no tenant, so reads return nothing and writes are refused.
     ///
+    /// Unless [`TenantPoolOptions::skip_guard`] was given, the [guard](crate::guard) first
+    /// inspects the role of one of the pool's connections and refuses to open on any
+    /// `refuse` finding; warnings are logged.
+    ///
     /// ```no_run
     /// # use rls_tenancy::{TenantPool, TenantPoolOptions};
     /// # async fn demo(pg: sqlx::PgPool) -> rls_tenancy::Result<()> {
@@ -135,8 +186,22 @@ impl TenantPool {
     /// ```
     ///
     /// # Errors
-    /// None yet; the signature leaves room for start-up checks.
+    /// [`Error::GuardRefused`] listing every `refuse` finding; the guard's own errors
+    /// ([`Error::MissingSchema`], [`Error::NotMigrated`]); the database's error when no
+    /// connection can be had.
     pub async fn from_pool(pool: PgPool, options: TenantPoolOptions) -> Result<Self> {
+        match &options.guard {
+            Some(guard_options) => {
+                let guard_options = guard_options
+                    .clone()
+                    .tenant_variable(options.variable.clone());
+                let mut conn = pool.acquire().await?;
+                guard::enforce(&mut conn, &guard_options).await?;
+            }
+            None => tracing::warn!(
+                "the tenant pool opens without the guard (TenantPoolOptions::skip_guard): nothing checked that its role cannot get around row-level security"
+            ),
+        }
         Ok(Self {
             pool,
             variable: options.variable,

@@ -16,6 +16,7 @@
 mod fixture;
 mod support;
 
+mod guard;
 mod harness;
 mod http;
 mod isolation;

@@ -87,7 +87,8 @@ async fn an_insert_writes_the_scope_tenant_and_refuses_another() -> Result<()> {
 async fn an_update_touches_only_its_tenant_even_with_row_level_security_bypassed() -> Result<()> {
     let t = TwoTenants::new().await?;
     let decl = TenancyDeclaration::builtin()?;
-    let bypass = TenantPool::from_pool(t.admin.clone(), TenantPoolOptions::default()).await?;
+    let bypass =
+        TenantPool::from_pool(t.admin.clone(), TenantPoolOptions::default().skip_guard()).await?;
     let everything = t.alpha.update(&decl, "tasks").value("is_complete", true);
     assert_every_table_scoped(&everything, t.alpha.id())?;
     let mut tx = bypass.begin(&t.alpha).await?;
@@ -111,7 +112,8 @@ async fn an_update_touches_only_its_tenant_even_with_row_level_security_bypassed
 async fn a_delete_with_a_subquery_removes_only_its_tenants_rows() -> Result<()> {
     let t = TwoTenants::new().await?;
     let decl = TenancyDeclaration::builtin()?;
-    let bypass = TenantPool::from_pool(t.admin.clone(), TenantPoolOptions::default()).await?;
+    let bypass =
+        TenantPool::from_pool(t.admin.clone(), TenantPoolOptions::default().skip_guard()).await?;
     // Subtasks of every task: without predicates the sub-select would name beta's tasks too.
     let all_tasks = t.alpha.select(&decl).from("tasks").column("id");
     let delete = t

@@ -1,0 +1,292 @@
+//! What the guard reports: one [`Finding`] per fault, each under a stable [`RuleId`].
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// How serious a finding is.
+///
+/// ```
+/// use rls_tenancy::guard::{RuleId, Severity};
+/// assert_eq!(RuleId::RoleSuperuser.severity(), Severity::Refuse);
+/// assert_eq!(RuleId::ServerVersionBelowFloor.severity(), Severity::Warn);
+/// assert_eq!(Severity::Refuse.to_string(), "refuse");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The wall is not standing: the tenant pool refuses to open and `rls-check` exits 1.
+    Refuse,
+    /// Worth fixing, but no tenant can reach another tenant's rows through it.
+    Warn,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Refuse => "refuse",
+            Severity::Warn => "warn",
+        })
+    }
+}
+
+/// Declares [`RuleId`] with its stable id, severity and one-line summary in one place.
+macro_rules! rules {
+    ($($(#[$doc:meta])* $variant:ident = $id:literal, $severity:ident, $summary:literal;)*) => {
+        /// Every check the guard makes. The id (`role-superuser`, ...) is stable: CI scripts,
+        /// allowlists and the tests refer to it.
+        ///
+        /// ```
+        /// use rls_tenancy::guard::RuleId;
+        /// assert_eq!(RuleId::PolicyNotCanonical.as_str(), "policy-not-canonical");
+        /// assert_eq!("policy-not-canonical".parse::<RuleId>(), Ok(RuleId::PolicyNotCanonical));
+        /// assert!(RuleId::ALL.len() > 25);
+        /// ```
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[non_exhaustive]
+        pub enum RuleId {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl RuleId {
+            /// Every rule, in report order.
+            pub const ALL: &'static [RuleId] = &[$(RuleId::$variant,)*];
+
+            /// The stable id, as printed in reports.
+            ///
+            /// ```
+            /// # use rls_tenancy::guard::RuleId;
+            /// assert_eq!(RuleId::RlsNotForced.as_str(), "rls-not-forced");
+            /// ```
+            pub fn as_str(self) -> &'static str {
+                match self { $(RuleId::$variant => $id,)* }
+            }
+
+            /// Whether a finding under this rule refuses start-up or only warns.
+            ///
+            /// ```
+            /// # use rls_tenancy::guard::{RuleId, Severity};
+            /// assert_eq!(RuleId::TableTruncate.severity(), Severity::Refuse);
+            /// ```
+            pub fn severity(self) -> Severity {
+                match self { $(RuleId::$variant => Severity::$severity,)* }
+            }
+
+            /// What the rule checks, in one line.
+            ///
+            /// ```
+            /// # use rls_tenancy::guard::RuleId;
+            /// assert!(RuleId::RoleBypassRls.summary().contains("BYPASSRLS"));
+            /// ```
+            pub fn summary(self) -> &'static str {
+                match self { $(RuleId::$variant => $summary,)* }
+            }
+        }
+
+        impl std::str::FromStr for RuleId {
+            type Err = ();
+
+            fn from_str(s: &str) -> Result<Self, ()> {
+                match s { $($id => Ok(RuleId::$variant),)* _ => Err(()) }
+            }
+        }
+    };
+}
+
+rules! {
+    /// The role is a superuser: row-level security does not apply to it at all.
+    RoleSuperuser = "role-superuser", Refuse, "the role is not SUPERUSER";
+    /// The role has `BYPASSRLS`.
+    RoleBypassRls = "role-bypassrls", Refuse, "the role does not have BYPASSRLS";
+    /// The role has `CREATEROLE`: it can create a role that bypasses RLS.
+    RoleCreateRole = "role-createrole", Refuse, "the role does not have CREATEROLE";
+    /// The role has `CREATEDB`: it can create databases it owns.
+    RoleCreateDb = "role-createdb", Refuse, "the role does not have CREATEDB";
+    /// The role has `REPLICATION`: it can stream every row of the cluster.
+    RoleReplication = "role-replication", Refuse, "the role does not have REPLICATION";
+    /// The role can become (directly or through other roles, whatever INHERIT says) a role
+    /// that is superuser or has BYPASSRLS, CREATEROLE, CREATEDB or REPLICATION.
+    RoleMemberOfPrivileged = "role-member-of-privileged", Refuse,
+        "the role is not a member, at any depth, of a role with SUPERUSER, BYPASSRLS, CREATEROLE, CREATEDB or REPLICATION";
+    /// The role can become a predefined role that reads or writes all data, reads or writes
+    /// server files, or runs server programs.
+    RoleMemberOfPredefined = "role-member-of-predefined", Refuse,
+        "the role is not a member, at any depth, of pg_read_all_data, pg_write_all_data, pg_read_server_files, pg_write_server_files or pg_execute_server_program";
+    /// The role (or a role it can become) owns the database.
+    OwnsDatabase = "owns-database", Refuse, "the role does not own the database";
+    /// The role (or a role it can become) owns a schema.
+    OwnsSchema = "owns-schema", Refuse, "the role does not own any schema";
+    /// The role (or a role it can become) owns a table, view, sequence, function or type in
+    /// the guarded schema: an owner can disable RLS and drop policies.
+    OwnsObject = "owns-object", Refuse,
+        "the role does not own any table, view, sequence, function or type in the schema";
+    /// The role, or PUBLIC, has `CREATE` on a schema.
+    SchemaCreate = "schema-create", Refuse, "the role has no CREATE on any schema";
+    /// The role, or PUBLIC, has `TEMP` on the database.
+    DatabaseTemp = "database-temp", Refuse, "the role has no TEMP on the database";
+    /// The role, or PUBLIC, has `CREATE` on the database.
+    DatabaseCreate = "database-create", Refuse, "the role has no CREATE on the database";
+    /// The role, or PUBLIC, has `TRUNCATE` on a table: TRUNCATE ignores row-level security.
+    TableTruncate = "table-truncate", Refuse, "the role has no TRUNCATE on any table";
+    /// The role, or PUBLIC, has `REFERENCES` on a table or column.
+    TableReferences = "table-references", Refuse, "the role has no REFERENCES on any table";
+    /// The role, or PUBLIC, has `TRIGGER` on a table.
+    TableTrigger = "table-trigger", Refuse, "the role has no TRIGGER on any table";
+    /// The role, or PUBLIC, has `UPDATE` on a sequence (`setval`).
+    SequenceUpdate = "sequence-update", Refuse, "the role has no UPDATE on any sequence";
+    /// The role, or PUBLIC, holds a privilege WITH GRANT OPTION: it can grant onward.
+    GrantOption = "grant-option", Refuse, "the role holds no privilege WITH GRANT OPTION";
+    /// The role, or PUBLIC, can read more than the routing columns of the tenant registry,
+    /// or write it.
+    RegistryPrivilege = "registry-privilege", Refuse,
+        "the role may only SELECT the registry's declared routing columns";
+    /// A tenant table does not have row-level security enabled.
+    RlsDisabled = "rls-disabled", Refuse, "every tenant table has ROW LEVEL SECURITY enabled";
+    /// A tenant table does not force row-level security on its owner.
+    RlsNotForced = "rls-not-forced", Refuse, "every tenant table has ROW LEVEL SECURITY forced";
+    /// A tenant table has no policy at all.
+    PolicyMissing = "policy-missing", Refuse, "every tenant table has a policy";
+    /// A permissive policy that applies to the role is not the canonical tenant predicate,
+    /// and no restrictive policy holds it in.
+    PolicyNotCanonical = "policy-not-canonical", Refuse,
+        "every permissive policy is the canonical tenant predicate";
+    /// Restrictive policies hold a non-canonical permissive policy in for some commands but
+    /// not for all of them.
+    PolicyMixLeaks = "policy-mix-leaks", Refuse,
+        "restrictive policies cover every command a non-canonical permissive policy opens";
+    /// A permissive policy for writes has no explicit WITH CHECK (PostgreSQL reuses USING,
+    /// which is canonical, so no row leaks).
+    PolicyImplicitWithCheck = "policy-implicit-with-check", Warn,
+        "every policy for writes states its WITH CHECK explicitly";
+    /// A view the role can read runs with its owner's rights (not `security_invoker`).
+    ViewNotSecurityInvoker = "view-not-security-invoker", Refuse,
+        "every view the role can read is security_invoker";
+    /// A `SECURITY DEFINER` function the role can execute is not on the allowlist.
+    SecurityDefinerFunction = "security-definer-function", Refuse,
+        "every SECURITY DEFINER function the role can execute is allowlisted";
+    /// A materialized view the role can read: it holds whatever rows its owner saw.
+    MaterializedViewReadable = "materialized-view-readable", Warn,
+        "the role can read no materialized view";
+    /// Default privileges hand the role or PUBLIC a right the guard refuses.
+    DefaultPrivilege = "default-privilege", Refuse,
+        "default privileges grant the role no TRUNCATE, REFERENCES, TRIGGER, sequence UPDATE, schema CREATE or grant option";
+    /// The tenant variable is preset for the role, the database, or the session.
+    TenantVariablePreset = "tenant-variable-preset", Refuse,
+        "the tenant variable is never preset outside a tenant transaction";
+    /// A unique index on a tenant table lacks the tenant column while the role can write its
+    /// columns: a duplicate-key error tells one tenant what another has.
+    UniqueWithoutTenant = "unique-without-tenant", Refuse,
+        "every unique index the role can write on a tenant table includes the tenant column";
+    /// A foreign key between tenant tables does not pair the tenant columns.
+    ForeignKeyWithoutTenant = "foreign-key-without-tenant", Refuse,
+        "every foreign key between tenant tables pairs their tenant columns";
+    /// The server's minor release is older than the floor of known row-level security fixes.
+    ServerVersionBelowFloor = "server-version-below-floor", Warn,
+        "the server has every known row-level security fix";
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RuleId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// One fault: which rule, how serious, on what, in words, and the SQL that fixes it.
+///
+/// `fix_sql` is advice for a DBA to review and run as the object's owner or a superuser; the
+/// guard never executes it.
+///
+/// ```
+/// use rls_tenancy::guard::{Finding, RuleId, Severity};
+/// let finding = Finding::new(
+///     RuleId::RoleBypassRls,
+///     "role app_runtime",
+///     "role app_runtime has BYPASSRLS, so row-level security never applies to it",
+///     "ALTER ROLE \"app_runtime\" NOBYPASSRLS;",
+/// );
+/// assert_eq!(finding.severity, Severity::Refuse);
+/// assert_eq!(
+///     finding.to_string(),
+///     "[role-bypassrls] role app_runtime has BYPASSRLS, so row-level security never applies to it"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The rule that found it.
+    pub rule: RuleId,
+    /// The rule's severity.
+    pub severity: Severity,
+    /// The object at fault, e.g. `role app_runtime`, `table app.users`.
+    pub object: String,
+    /// What is wrong and why it matters, in one sentence.
+    pub message: String,
+    /// The SQL that fixes it, for a DBA to review and run.
+    pub fix_sql: String,
+}
+
+impl Finding {
+    /// A finding under `rule`, with the rule's severity.
+    ///
+    /// ```
+    /// # use rls_tenancy::guard::{Finding, RuleId};
+    /// let f = Finding::new(RuleId::RlsDisabled, "table app.x", "no RLS", "ALTER TABLE ...;");
+    /// assert_eq!(f.rule, RuleId::RlsDisabled);
+    /// ```
+    pub fn new(
+        rule: RuleId,
+        object: impl Into<String>,
+        message: impl Into<String>,
+        fix_sql: impl Into<String>,
+    ) -> Self {
+        Self {
+            rule,
+            severity: rule.severity(),
+            object: object.into(),
+            message: message.into(),
+            fix_sql: fix_sql.into(),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.rule, self.message)
+    }
+}
+
+/// Quotes a catalog name for the `fix_sql` advice: always double-quoted, inner quotes doubled.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `schema.name`, each part quoted, for the `fix_sql` advice.
+pub(crate) fn quote_qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_id_round_trips_and_is_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for rule in RuleId::ALL {
+            assert_eq!(rule.as_str().parse::<RuleId>(), Ok(*rule));
+            assert!(seen.insert(rule.as_str()), "duplicate id {rule}");
+        }
+        assert!("no-such-rule".parse::<RuleId>().is_err());
+    }
+
+    #[test]
+    fn quoting_doubles_inner_quotes() {
+        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(quote_qualified("app", "users"), "\"app\".\"users\"");
+    }
+}

@@ -1,0 +1,340 @@
+//! [`GuardOptions`]: what the guard checks against, and [`ServerVersion`] floors.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result, echo};
+use crate::policy::{Ident, TenancyDeclaration, TenantVariable};
+
+/// A PostgreSQL release, `MAJOR.MINOR` (PostgreSQL 10 and later).
+///
+/// ```
+/// use rls_tenancy::guard::ServerVersion;
+/// let v: ServerVersion = "15.14".parse()?;
+/// assert_eq!((v.major, v.minor), (15, 14));
+/// assert_eq!(ServerVersion::from_version_num(150020), "15.20".parse()?);
+/// assert!("15".parse::<ServerVersion>().is_err());
+/// # Ok::<(), rls_tenancy::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerVersion {
+    /// The major version (`15`).
+    pub major: u32,
+    /// The minor release within it (`14`).
+    pub minor: u32,
+}
+
+impl ServerVersion {
+    /// From `server_version_num` (`150014` is 15.14). Releases before 10 map to `0.0`, which
+    /// is below every floor.
+    ///
+    /// ```
+    /// # use rls_tenancy::guard::ServerVersion;
+    /// assert_eq!(ServerVersion::from_version_num(170006).to_string(), "17.6");
+    /// assert_eq!(ServerVersion::from_version_num(90624).to_string(), "0.0");
+    /// ```
+    pub fn from_version_num(num: u32) -> Self {
+        if num < 100_000 {
+            return Self { major: 0, minor: 0 };
+        }
+        Self {
+            major: num / 10_000,
+            minor: num % 10_000,
+        }
+    }
+}
+
+impl FromStr for ServerVersion {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let invalid = || Error::InvalidServerVersion { input: echo(s) };
+        let (major, minor) = s.trim().split_once('.').ok_or_else(invalid)?;
+        let number = |part: &str| -> Result<u32> {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid());
+            }
+            part.parse().map_err(|_| invalid())
+        };
+        let version = Self {
+            major: number(major)?,
+            minor: number(minor)?,
+        };
+        if version.major < 10 {
+            return Err(invalid());
+        }
+        Ok(version)
+    }
+}
+
+impl fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// The default floors: the releases of 2025-08-14 (17.6, 16.10, 15.14, 14.19, 13.22) fixed
+/// CVE-2025-8713, where optimizer statistics leaked sampled rows of a view, partition or child
+/// table past row-level security. They also carry the earlier RLS fixes: CVE-2024-10976
+/// (policies below subqueries ignored a change of user id; 17.1, 16.5, 15.9, 14.14, 13.17) and
+/// CVE-2023-2455 (policies ignored a change of user id after inlining; 15.3, 14.8, 13.11).
+/// 18.0 was released with the fix. Majors older than 13 are out of support and always warn.
+const DEFAULT_FLOORS: [ServerVersion; 6] = [
+    ServerVersion {
+        major: 13,
+        minor: 22,
+    },
+    ServerVersion {
+        major: 14,
+        minor: 19,
+    },
+    ServerVersion {
+        major: 15,
+        minor: 14,
+    },
+    ServerVersion {
+        major: 16,
+        minor: 10,
+    },
+    ServerVersion {
+        major: 17,
+        minor: 6,
+    },
+    ServerVersion {
+        major: 18,
+        minor: 0,
+    },
+];
+
+/// What the guard checks against. The default guards the built-in declaration
+/// (`policies/tenancy.toml`: schema `app`, tenant column `account_id`, registry `accounts`)
+/// with the tenant variable `app.tenant_id`, as the role of the connection, with no
+/// `SECURITY DEFINER` function allowed, and the server version floors of the last
+/// row-level security fix (CVE-2025-8713: 13.22, 14.19, 15.14, 16.10, 17.6, 18.0).
+///
+/// ```
+/// use rls_tenancy::guard::GuardOptions;
+/// let options = GuardOptions::default()
+///     .role("app_runtime")
+///     .allow_security_definer("app.current_account_slug")
+///     .min_server_versions(vec!["16.10".parse()?]);
+/// assert_eq!(options.inspected_role(), Some("app_runtime"));
+/// # Ok::<(), rls_tenancy::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct GuardOptions {
+    /// `None` is the built-in declaration, parsed when the guard runs.
+    declaration: Option<TenancyDeclaration>,
+    /// `None` is the declaration's schema.
+    schema: Option<Ident>,
+    variable: TenantVariable,
+    role: Option<String>,
+    security_definer_allowlist: Vec<String>,
+    /// `None` is [`DEFAULT_FLOORS`].
+    version_floors: Option<Vec<ServerVersion>>,
+}
+
+/// How a server falls short of the version floors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shortfall {
+    /// Its major has a floor, and its minor release is older: the floor.
+    Minor(ServerVersion),
+    /// Its major is older than every floor: the oldest major with one.
+    Major(u32),
+}
+
+/// [`GuardOptions`] with the declaration parsed and the schema decided.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub(crate) declaration: TenancyDeclaration,
+    pub(crate) schema: Ident,
+    /// Whether the declared tenant tables must exist (only in the declaration's schema).
+    pub(crate) requires_declared_tables: bool,
+}
+
+impl GuardOptions {
+    /// Guards the schema, tenant tables and registry of `declaration`.
+    ///
+    /// ```
+    /// use rls_tenancy::{TenancyDeclaration, guard::GuardOptions};
+    /// let options = GuardOptions::from_declaration(TenancyDeclaration::builtin()?);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn from_declaration(declaration: TenancyDeclaration) -> Self {
+        Self {
+            declaration: Some(declaration),
+            ..Self::default()
+        }
+    }
+
+    /// Guards another schema than the declaration's. The declared tenant tables are then not
+    /// required to exist; tenant tables are the tables that have a declared tenant column.
+    ///
+    /// ```
+    /// # use rls_tenancy::{Ident, guard::GuardOptions};
+    /// let options = GuardOptions::default().schema(Ident::parse("schema", "billing")?);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn schema(mut self, schema: Ident) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+
+    /// The tenant variable the canonical predicate reads (default `app.tenant_id`).
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenantVariable, guard::GuardOptions};
+    /// let options = GuardOptions::default().tenant_variable(TenantVariable::parse("myapp.tenant")?);
+    /// assert_eq!(options.variable().as_str(), "myapp.tenant");
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn tenant_variable(mut self, variable: TenantVariable) -> Self {
+        self.variable = variable;
+        self
+    }
+
+    /// Inspects `role` instead of the connection's own role (`current_user`). Checks that
+    /// depend on the session itself (a tenant variable set by the client) are then skipped.
+    ///
+    /// ```
+    /// # use rls_tenancy::guard::GuardOptions;
+    /// let options = GuardOptions::default().role("app_runtime");
+    /// assert_eq!(options.inspected_role(), Some("app_runtime"));
+    /// ```
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.role = Some(role.into());
+        self
+    }
+
+    /// Allows one `SECURITY DEFINER` function, as `schema.name` or a bare `name` (any
+    /// schema). Every overload of that name is allowed.
+    ///
+    /// ```
+    /// # use rls_tenancy::guard::GuardOptions;
+    /// let options = GuardOptions::default().allow_security_definer("app.resolve_slug");
+    /// assert!(options.allows_security_definer("app", "resolve_slug"));
+    /// assert!(!options.allows_security_definer("public", "resolve_slug"));
+    /// ```
+    pub fn allow_security_definer(mut self, function: impl Into<String>) -> Self {
+        self.security_definer_allowlist.push(function.into());
+        self
+    }
+
+    /// Replaces the server version floors: one per major version. A server whose major has
+    /// a floor warns below it; a major older than every floor always warns; a newer one
+    /// passes.
+    ///
+    /// ```
+    /// # use rls_tenancy::guard::GuardOptions;
+    /// let options = GuardOptions::default().min_server_versions(vec!["15.20".parse()?]);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn min_server_versions(mut self, floors: Vec<ServerVersion>) -> Self {
+        self.version_floors = Some(floors);
+        self
+    }
+
+    /// The tenant variable.
+    ///
+    /// ```
+    /// # use rls_tenancy::guard::GuardOptions;
+    /// assert_eq!(GuardOptions::default().variable().as_str(), "app.tenant_id");
+    /// ```
+    pub fn variable(&self) -> &TenantVariable {
+        &self.variable
+    }
+
+    /// The role named with [`GuardOptions::role`], if any.
+    ///
+    /// ```
+    /// # use rls_tenancy::guard::GuardOptions;
+    /// assert_eq!(GuardOptions::default().inspected_role(), None);
+    /// ```
+    pub fn inspected_role(&self) -> Option<&str> {
+        self.role.as_deref()
+    }
+
+    /// Whether the `SECURITY DEFINER` function `schema.name` is allowlisted.
+    ///
+    /// ```
+    /// # use rls_tenancy::guard::GuardOptions;
+    /// let options = GuardOptions::default().allow_security_definer("resolve_slug");
+    /// assert!(options.allows_security_definer("public", "resolve_slug"));
+    /// ```
+    pub fn allows_security_definer(&self, schema: &str, name: &str) -> bool {
+        self.security_definer_allowlist
+            .iter()
+            .any(|entry| match entry.split_once('.') {
+                Some((s, n)) => s == schema && n == name,
+                None => entry == name,
+            })
+    }
+
+    /// How `version` falls short of the floors, if it does.
+    pub(crate) fn shortfall(&self, version: ServerVersion) -> Option<Shortfall> {
+        let floors = self.version_floors.as_deref().unwrap_or(&DEFAULT_FLOORS);
+        if let Some(floor) = floors.iter().find(|f| f.major == version.major) {
+            return (version < *floor).then_some(Shortfall::Minor(*floor));
+        }
+        let oldest = floors.iter().map(|f| f.major).min()?;
+        (version.major < oldest).then_some(Shortfall::Major(oldest))
+    }
+
+    /// Parses the built-in declaration if none was given and decides the schema.
+    pub(crate) fn resolve(&self) -> Result<Resolved> {
+        let declaration = match &self.declaration {
+            Some(declaration) => declaration.clone(),
+            None => TenancyDeclaration::builtin()?,
+        };
+        let schema = self
+            .schema
+            .clone()
+            .unwrap_or_else(|| declaration.schema().clone());
+        Ok(Resolved {
+            requires_declared_tables: schema == *declaration.schema(),
+            declaration,
+            schema,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_schema_does_not_require_the_declared_tables() -> Result<()> {
+        assert!(GuardOptions::default().resolve()?.requires_declared_tables);
+        let other = GuardOptions::default().schema(Ident::parse("schema", "billing")?);
+        let resolved = other.resolve()?;
+        assert_eq!(resolved.schema.as_str(), "billing");
+        assert!(!resolved.requires_declared_tables);
+        Ok(())
+    }
+
+    #[test]
+    fn version_floors_compare_within_a_major() -> Result<()> {
+        let options = GuardOptions::default();
+        assert_eq!(
+            options.shortfall("15.3".parse()?),
+            Some(Shortfall::Minor("15.14".parse()?))
+        );
+        assert_eq!(options.shortfall("15.14".parse()?), None);
+        assert_eq!(options.shortfall("19.1".parse()?), None);
+        assert_eq!(
+            options.shortfall("12.22".parse()?),
+            Some(Shortfall::Major(13))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_versions_are_rejected() {
+        for bad in ["", "15", "15.", ".1", "15.x", "9.6", "-15.1", "15.1.2"] {
+            assert!(
+                bad.parse::<ServerVersion>().is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+}

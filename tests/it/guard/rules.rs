@@ -1,0 +1,525 @@
+//! One test per rule: inject exactly that misconfiguration into a freshly migrated database
+//! and assert the guard reports exactly that rule, and nothing else. For a representative set,
+//! the built `rls-check` must exit 1 on it too. Negative cases show each rule can stay quiet.
+
+use rls_tenancy::Result;
+use rls_tenancy::guard::{GuardOptions, RuleId, Severity};
+
+use super::{Fixture, options, rls_check_as_runtime, rules};
+
+/// Injects `sql`, asserts the report's rules are exactly `{rule}`, and returns the fixture.
+async fn injected(rule: RuleId, sql: &str) -> Result<Fixture> {
+    let mut fx = Fixture::migrated().await?;
+    assert!(
+        rules(&fx.check().await?).is_empty(),
+        "the fresh database already has findings"
+    );
+    fx.inject(sql).await?;
+    let report = fx.check().await?;
+    assert_eq!(
+        rules(&report),
+        [rule].into(),
+        "expected exactly {rule}:\n{report}"
+    );
+    for finding in report.findings() {
+        assert_eq!(finding.severity, rule.severity());
+        assert!(
+            !finding.message.is_empty() && !finding.fix_sql.is_empty(),
+            "{finding:?}"
+        );
+    }
+    Ok(fx)
+}
+
+/// As [`injected`], and the built `rls-check` exits 1 naming the rule.
+async fn injected_and_rls_check_refuses(rule: RuleId, sql: &str) -> Result<Fixture> {
+    let fx = injected(rule, sql).await?;
+    let run = rls_check_as_runtime(fx.db(), &[]).await?;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stdout.contains(&format!("[{rule}]")), "{run:?}");
+    Ok(fx)
+}
+
+/// Injects `sql` and asserts the guard reports nothing at all.
+async fn stays_quiet(sql: &str) -> Result<Fixture> {
+    let mut fx = Fixture::migrated().await?;
+    fx.inject(sql).await?;
+    let report = fx.check().await?;
+    assert!(
+        report.findings().is_empty(),
+        "expected no findings:\n{report}"
+    );
+    Ok(fx)
+}
+
+/// `fn name: Rule <- "sql";` is a test that [`injected`] reports `Rule`; `=> exit 1` also runs
+/// the binary.
+macro_rules! reports {
+    ($($name:ident: $rule:ident <- $sql:expr $(=> $exit:literal)?;)*) => {$(
+        #[tokio::test]
+        async fn $name() -> Result<()> {
+            reports!(@run $rule, $sql $(, $exit)?);
+            Ok(())
+        }
+    )*};
+    (@run $rule:ident, $sql:expr) => { injected(RuleId::$rule, $sql).await?; };
+    (@run $rule:ident, $sql:expr, $exit:literal) => {
+        injected_and_rls_check_refuses(RuleId::$rule, $sql).await?;
+    };
+}
+
+const CANONICAL: &str = "account_id = nullif(current_setting('app.tenant_id', true), '')::bigint";
+
+#[tokio::test]
+async fn the_migrated_database_passes_with_no_refuse_findings() -> Result<()> {
+    let fx = Fixture::migrated().await?;
+    let report = fx.check_with(GuardOptions::default()).await?;
+    assert!(!report.is_refused(), "{report}");
+    assert_eq!(report.refusals().count(), 0);
+    // Without the version floor (the one thing that depends on the server), nothing at all.
+    assert!(fx.check().await?.findings().is_empty());
+    let run = rls_check_as_runtime(fx.db(), &[]).await?;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    Ok(())
+}
+
+// Roles: attributes of the runtime role itself.
+reports! {
+    a_superuser_runtime_role_is_refused: RoleSuperuser <- "ALTER ROLE {runtime} SUPERUSER" => 1;
+    a_runtime_role_with_bypassrls_is_refused: RoleBypassRls <- "ALTER ROLE {runtime} BYPASSRLS";
+    a_runtime_role_with_createrole_is_refused: RoleCreateRole <- "ALTER ROLE {runtime} CREATEROLE";
+    a_runtime_role_with_createdb_is_refused: RoleCreateDb <- "ALTER ROLE {runtime} CREATEDB";
+    a_runtime_role_with_replication_is_refused: RoleReplication <- "ALTER ROLE {runtime} REPLICATION";
+}
+
+// Roles: what membership brings, directly and through an intermediate role.
+reports! {
+    membership_in_a_superuser_role_is_refused: RoleMemberOfPrivileged <-
+        "CREATE ROLE {top} SUPERUSER; GRANT {top} TO {runtime}" => 1;
+    membership_in_a_createrole_role_is_refused: RoleMemberOfPrivileged <-
+        "CREATE ROLE {top} CREATEROLE; GRANT {top} TO {runtime}";
+    membership_in_pg_read_all_data_is_refused: RoleMemberOfPredefined <-
+        "GRANT pg_read_all_data TO {runtime}" => 1;
+    membership_in_pg_write_all_data_is_refused: RoleMemberOfPredefined <-
+        "GRANT pg_write_all_data TO {runtime}";
+}
+
+#[tokio::test]
+async fn membership_in_a_bypassrls_role_through_a_noinherit_intermediate_role_is_refused()
+-> Result<()> {
+    let fx = injected(
+        RuleId::RoleMemberOfPrivileged,
+        "CREATE ROLE {top} BYPASSRLS; CREATE ROLE {mid} NOINHERIT;
+         GRANT {top} TO {mid}; GRANT {mid} TO {runtime}",
+    )
+    .await?;
+    let report = fx.check().await?;
+    let finding = &report.findings()[0];
+    assert!(
+        finding
+            .message
+            .contains(&format!("through {}", fx.extra_role("mid"))),
+        "{finding:?}"
+    );
+    assert!(finding.message.contains("BYPASSRLS"), "{finding:?}");
+    assert_eq!(
+        finding.fix_sql,
+        format!(
+            "REVOKE \"{}\" FROM \"{}\";",
+            fx.extra_role("mid"),
+            fx.db().runtime_role().as_str()
+        )
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn membership_in_pg_execute_server_program_through_an_intermediate_role_is_refused()
+-> Result<()> {
+    let fx = injected(
+        RuleId::RoleMemberOfPredefined,
+        "CREATE ROLE {mid}; GRANT pg_execute_server_program TO {mid}; GRANT {mid} TO {runtime}",
+    )
+    .await?;
+    let report = fx.check().await?;
+    assert!(
+        report.findings()[0]
+            .message
+            .contains("pg_execute_server_program")
+    );
+    Ok(())
+}
+
+// Ownership.
+reports! {
+    owning_the_database_is_refused: OwnsDatabase <- "ALTER DATABASE {db} OWNER TO {runtime}" => 1;
+    owning_the_app_schema_is_refused: OwnsSchema <- "ALTER SCHEMA app OWNER TO {runtime}";
+    owning_a_table_in_the_schema_is_refused: OwnsObject <-
+        "CREATE TABLE app.notes_plain (body text); ALTER TABLE app.notes_plain OWNER TO {runtime}";
+    owning_a_view_in_the_schema_is_refused: OwnsObject <-
+        "CREATE VIEW app.one WITH (security_invoker) AS SELECT 1 AS one;
+         ALTER VIEW app.one OWNER TO {runtime}";
+    owning_a_sequence_in_the_schema_is_refused: OwnsObject <-
+        "CREATE SEQUENCE app.counter; ALTER SEQUENCE app.counter OWNER TO {runtime}";
+    owning_a_function_in_the_schema_is_refused: OwnsObject <-
+        "CREATE FUNCTION app.one() RETURNS int LANGUAGE sql AS 'SELECT 1';
+         ALTER FUNCTION app.one() OWNER TO {runtime}";
+    owning_a_type_in_the_schema_is_refused: OwnsObject <-
+        "CREATE TYPE app.mood AS ENUM ('ok'); ALTER TYPE app.mood OWNER TO {runtime}";
+}
+
+#[tokio::test]
+async fn owning_a_tenant_table_through_an_intermediate_role_is_refused() -> Result<()> {
+    let fx = injected(
+        RuleId::OwnsObject,
+        "CREATE ROLE {top}; CREATE ROLE {mid};
+         ALTER TABLE app.projects OWNER TO {top};
+         GRANT {top} TO {mid}; GRANT {mid} TO {runtime}",
+    )
+    .await?;
+    let report = fx.check().await?;
+    let objects: Vec<&str> = report
+        .findings()
+        .iter()
+        .map(|f| f.object.as_str())
+        .collect();
+    assert_eq!(
+        objects,
+        ["sequence app.projects_id_seq", "table app.projects"]
+    );
+    assert!(report.findings().iter().all(|f| {
+        f.fix_sql
+            .starts_with(&format!("REVOKE \"{}\"", fx.extra_role("mid")))
+    }));
+    Ok(())
+}
+
+#[tokio::test]
+async fn membership_in_the_deploy_role_reports_everything_it_owns() -> Result<()> {
+    let mut fx = Fixture::migrated().await?;
+    fx.inject("GRANT {deploy} TO {runtime}").await?;
+    let found = rules(&fx.check().await?);
+    for rule in [RuleId::OwnsDatabase, RuleId::OwnsSchema, RuleId::OwnsObject] {
+        assert!(found.contains(&rule), "{rule} missing from {found:?}");
+    }
+    Ok(())
+}
+
+// Privileges on schemas and the database.
+reports! {
+    create_on_the_app_schema_is_refused: SchemaCreate <- "GRANT CREATE ON SCHEMA app TO {runtime}" => 1;
+    create_on_the_public_schema_for_everyone_is_refused: SchemaCreate <-
+        "GRANT CREATE ON SCHEMA public TO PUBLIC";
+    temp_on_the_database_for_everyone_is_refused: DatabaseTemp <- "GRANT TEMP ON DATABASE {db} TO PUBLIC";
+    create_on_the_database_is_refused: DatabaseCreate <- "GRANT CREATE ON DATABASE {db} TO {runtime}";
+}
+
+// Privileges on tables and sequences.
+reports! {
+    truncate_on_a_tenant_table_is_refused: TableTruncate <- "GRANT TRUNCATE ON app.users TO {runtime}" => 1;
+    truncate_through_an_intermediate_role_is_refused: TableTruncate <-
+        "CREATE ROLE {mid}; GRANT TRUNCATE ON app.subtasks TO {mid}; GRANT {mid} TO {runtime}";
+    references_on_a_column_is_refused: TableReferences <- "GRANT REFERENCES (email) ON app.users TO {runtime}";
+    trigger_for_everyone_is_refused: TableTrigger <- "GRANT TRIGGER ON app.tasks TO PUBLIC";
+    update_on_a_sequence_is_refused: SequenceUpdate <- "GRANT UPDATE ON SEQUENCE app.users_id_seq TO {runtime}";
+    a_privilege_with_grant_option_is_refused: GrantOption <-
+        "GRANT SELECT ON app.projects TO {runtime} WITH GRANT OPTION" => 1;
+}
+
+// The registry: routing columns only.
+reports! {
+    reading_a_registry_column_that_is_not_routing_data_is_refused: RegistryPrivilege <-
+        "GRANT SELECT (name) ON app.accounts TO {runtime}" => 1;
+    reading_every_registry_column_is_refused: RegistryPrivilege <- "GRANT SELECT ON app.accounts TO PUBLIC";
+    writing_the_registry_is_refused: RegistryPrivilege <- "GRANT INSERT ON app.accounts TO {runtime}";
+}
+
+// Row-level security and policies.
+reports! {
+    a_tenant_table_without_row_level_security_is_refused: RlsDisabled <-
+        "ALTER TABLE app.tasks DISABLE ROW LEVEL SECURITY" => 1;
+    a_tenant_table_without_forced_row_level_security_is_refused: RlsNotForced <-
+        "ALTER TABLE app.tasks NO FORCE ROW LEVEL SECURITY";
+    a_tenant_table_without_a_policy_is_refused: PolicyMissing <-
+        "DROP POLICY tenant_isolation ON app.tasks";
+    a_permissive_using_true_policy_is_refused: PolicyNotCanonical <-
+        "CREATE POLICY open_all ON app.tasks USING (true) WITH CHECK (true)" => 1;
+    a_policy_with_an_or_escape_is_refused: PolicyNotCanonical <-
+        "ALTER POLICY tenant_isolation ON app.tasks
+           USING (account_id = nullif(current_setting('app.tenant_id', true), '')::bigint
+                  OR current_setting('app.tenant_id', true) IS NULL)";
+    a_policy_that_opens_up_when_the_variable_is_unset_is_refused: PolicyNotCanonical <-
+        "ALTER POLICY tenant_isolation ON app.tasks
+           USING (CASE WHEN current_setting('app.tenant_id', true) IS NULL THEN true
+                       ELSE account_id = nullif(current_setting('app.tenant_id', true), '')::bigint END)";
+    a_policy_whose_with_check_lets_any_row_in_is_refused: PolicyNotCanonical <-
+        "ALTER POLICY tenant_isolation ON app.tasks WITH CHECK (true)";
+    an_insert_policy_without_with_check_is_refused: PolicyNotCanonical <-
+        "CREATE POLICY insert_any ON app.tasks FOR INSERT";
+    a_policy_on_another_variable_is_refused: PolicyNotCanonical <-
+        "ALTER POLICY tenant_isolation ON app.tasks
+           USING (account_id = nullif(current_setting('app.other_tenant', true), '')::bigint)";
+    a_restrictive_policy_that_covers_only_select_is_refused: PolicyMixLeaks <-
+        "CREATE POLICY tenant_select ON app.tasks AS RESTRICTIVE FOR SELECT
+           USING (account_id = nullif(current_setting('app.tenant_id', true), '')::bigint);
+         CREATE POLICY open_all ON app.tasks USING (true) WITH CHECK (true)" => 1;
+    a_using_true_policy_for_a_role_the_runtime_role_can_become_is_refused: PolicyNotCanonical <-
+        "CREATE ROLE {mid}; CREATE POLICY open_to_mid ON app.tasks TO {mid} USING (true);
+         GRANT {mid} TO {runtime}";
+}
+
+#[tokio::test]
+async fn a_policy_without_with_check_only_warns_and_rls_check_passes() -> Result<()> {
+    let sql = format!(
+        "DROP POLICY tenant_isolation ON app.tasks;
+         CREATE POLICY tenant_isolation ON app.tasks USING ({CANONICAL})"
+    );
+    let fx = injected(RuleId::PolicyImplicitWithCheck, &sql).await?;
+    assert_eq!(RuleId::PolicyImplicitWithCheck.severity(), Severity::Warn);
+    let run = rls_check_as_runtime(fx.db(), &[]).await?;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("WARN (1)"), "{run:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_table_that_has_the_tenant_column_but_is_not_declared_is_checked_too() -> Result<()> {
+    let mut fx = Fixture::migrated().await?;
+    fx.inject("CREATE TABLE app.notes (account_id bigint NOT NULL, body text)")
+        .await?;
+    let report = fx.check().await?;
+    assert_eq!(
+        rules(&report),
+        [
+            RuleId::RlsDisabled,
+            RuleId::RlsNotForced,
+            RuleId::PolicyMissing
+        ]
+        .into(),
+        "{report}"
+    );
+    assert!(
+        report
+            .findings()
+            .iter()
+            .all(|f| f.object == "table app.notes")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_using_true_policy_held_in_by_a_canonical_restrictive_policy_passes() -> Result<()> {
+    stays_quiet(&format!(
+        "CREATE POLICY tenant_only ON app.tasks AS RESTRICTIVE USING ({CANONICAL}) WITH CHECK ({CANONICAL});
+         CREATE POLICY open_all ON app.tasks USING (true) WITH CHECK (true)"
+    ))
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_using_true_policy_for_an_unrelated_role_passes() -> Result<()> {
+    stays_quiet("CREATE ROLE {mid}; CREATE POLICY open_to_mid ON app.tasks TO {mid} USING (true)")
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn policies_with_identical_stored_trees_on_different_columns_are_judged_apart() -> Result<()>
+{
+    // The guard deparses each policy shape once; these two policies are stored as the same
+    // tree (column 1, same text offsets), but column 1 is account_id in one table and
+    // tenant_ref in the other, so only the second is wrong.
+    let mut fx = Fixture::migrated().await?;
+    let mut sql = String::new();
+    for (table, first) in [("notes_x", "account_id"), ("notes_y", "tenant_ref")] {
+        let second = if first == "account_id" {
+            "tenant_ref"
+        } else {
+            "account_id"
+        };
+        sql.push_str(&format!(
+            "CREATE TABLE app.{table} ({first} bigint, {second} bigint);
+             ALTER TABLE app.{table} ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE app.{table} FORCE ROW LEVEL SECURITY;
+             CREATE POLICY tenant_isolation ON app.{table}
+               USING ({first} = nullif(current_setting('app.tenant_id', true), '')::bigint)
+               WITH CHECK ({first} = nullif(current_setting('app.tenant_id', true), '')::bigint);"
+        ));
+    }
+    fx.inject(&sql).await?;
+    let report = fx.check().await?;
+    assert_eq!(
+        rules(&report),
+        [RuleId::PolicyNotCanonical].into(),
+        "{report}"
+    );
+    let objects: Vec<&str> = report
+        .findings()
+        .iter()
+        .map(|f| f.object.as_str())
+        .collect();
+    assert_eq!(objects, ["table app.notes_y"], "{report}");
+    Ok(())
+}
+
+// Views and functions.
+reports! {
+    a_readable_view_that_is_not_security_invoker_is_refused: ViewNotSecurityInvoker <-
+        "CREATE VIEW app.all_emails AS SELECT account_id, email FROM app.users;
+         GRANT SELECT ON app.all_emails TO {runtime}" => 1;
+    an_executable_security_definer_function_is_refused: SecurityDefinerFunction <-
+        "CREATE FUNCTION app.count_all_users() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+           AS 'SELECT count(*) FROM app.users'" => 1;
+    a_readable_materialized_view_warns: MaterializedViewReadable <-
+        "CREATE MATERIALIZED VIEW app.user_counts AS SELECT account_id, count(*) FROM app.users GROUP BY 1;
+         GRANT SELECT ON app.user_counts TO {runtime}";
+}
+
+#[tokio::test]
+async fn a_readable_security_invoker_view_passes() -> Result<()> {
+    stays_quiet(
+        "CREATE VIEW app.my_emails WITH (security_invoker = on) AS SELECT account_id, email FROM app.users;
+         GRANT SELECT ON app.my_emails TO {runtime}",
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_allowlisted_security_definer_function_passes_in_the_library_and_rls_check() -> Result<()>
+{
+    let mut fx = Fixture::migrated().await?;
+    fx.inject(
+        "CREATE FUNCTION app.count_all_users() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+           AS 'SELECT count(*) FROM app.users'",
+    )
+    .await?;
+    let allowed = fx
+        .check_with(options().allow_security_definer("app.count_all_users"))
+        .await?;
+    assert!(allowed.findings().is_empty(), "{allowed}");
+    let elsewhere = fx
+        .check_with(options().allow_security_definer("public.count_all_users"))
+        .await?;
+    assert_eq!(rules(&elsewhere), [RuleId::SecurityDefinerFunction].into());
+    let run = rls_check_as_runtime(
+        fx.db(),
+        &["--allow-security-definer", "app.count_all_users"],
+    )
+    .await?;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    Ok(())
+}
+
+// Default privileges.
+reports! {
+    default_truncate_on_new_tables_is_refused: DefaultPrivilege <-
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {deploy} IN SCHEMA app GRANT TRUNCATE ON TABLES TO {runtime}" => 1;
+    default_update_on_new_sequences_for_everyone_is_refused: DefaultPrivilege <-
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {deploy} GRANT UPDATE ON SEQUENCES TO PUBLIC";
+    default_create_on_new_schemas_is_refused: DefaultPrivilege <-
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {deploy} GRANT CREATE ON SCHEMAS TO {runtime}";
+    default_grant_option_is_refused: DefaultPrivilege <-
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {deploy} IN SCHEMA app GRANT SELECT ON TABLES TO {runtime} WITH GRANT OPTION";
+}
+
+// The tenant variable preset outside a transaction.
+reports! {
+    a_tenant_preset_for_the_role_is_refused: TenantVariablePreset <-
+        "ALTER ROLE {runtime} SET app.tenant_id = '1'" => 1;
+    a_tenant_preset_for_the_database_is_refused: TenantVariablePreset <-
+        "ALTER DATABASE {db} SET app.tenant_id = '1'";
+    a_tenant_preset_for_the_role_in_the_database_is_refused: TenantVariablePreset <-
+        "ALTER ROLE {runtime} IN DATABASE {db} SET app.tenant_id = '1'";
+}
+
+#[tokio::test]
+async fn a_tenant_preset_by_the_client_is_refused() -> Result<()> {
+    let fx = Fixture::migrated().await?;
+    let url: rls_tenancy::DatabaseUrl = format!(
+        "{}?options=-c%20app.tenant_id%3D7",
+        fx.db().runtime_url().expose_secret()
+    )
+    .parse()?;
+    let report = rls_tenancy::guard::check_url(&url, &options()).await?;
+    assert_eq!(
+        rules(&report),
+        [RuleId::TenantVariablePreset].into(),
+        "{report}"
+    );
+    assert!(
+        report.findings()[0].message.contains("connection options"),
+        "{report}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_empty_tenant_preset_passes() -> Result<()> {
+    stays_quiet("ALTER ROLE {runtime} SET app.tenant_id = ''").await?;
+    Ok(())
+}
+
+// Constraints.
+reports! {
+    a_unique_index_without_the_tenant_column_is_refused: UniqueWithoutTenant <-
+        "CREATE UNIQUE INDEX users_email_everywhere ON app.users (email)" => 1;
+    a_foreign_key_that_does_not_pair_the_tenant_columns_is_refused: ForeignKeyWithoutTenant <-
+        "CREATE UNIQUE INDEX projects_id_everywhere ON app.projects (id);
+         ALTER TABLE app.tasks ADD CONSTRAINT tasks_project_anywhere
+           FOREIGN KEY (project_id) REFERENCES app.projects (id)" => 1;
+}
+
+#[tokio::test]
+async fn a_unique_index_on_columns_the_role_cannot_write_passes() -> Result<()> {
+    stays_quiet("CREATE UNIQUE INDEX users_id_everywhere ON app.users (id)").await?;
+    Ok(())
+}
+
+// The server version floor.
+#[tokio::test]
+async fn a_server_below_the_version_floor_warns_and_rls_check_passes() -> Result<()> {
+    use sqlx::Connection;
+    let fx = Fixture::migrated().await?;
+    let mut conn =
+        sqlx::PgConnection::connect_with(&fx.db().runtime_url().connect_options()?).await?;
+    let num: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+        .fetch_one(&mut conn)
+        .await?;
+    let floor = format!("{}.{}", num / 10_000, num % 10_000 + 1);
+    let report = fx
+        .check_with(GuardOptions::default().min_server_versions(vec![floor.parse()?]))
+        .await?;
+    assert_eq!(
+        rules(&report),
+        [RuleId::ServerVersionBelowFloor].into(),
+        "{report}"
+    );
+    assert!(!report.is_refused());
+    let run = rls_check_as_runtime(fx.db(), &["--min-server-version", &floor]).await?;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains("[server-version-below-floor]"),
+        "{run:?}"
+    );
+    let current = format!("{}.{}", num / 10_000, num % 10_000);
+    let at_floor = fx
+        .check_with(GuardOptions::default().min_server_versions(vec![current.parse()?]))
+        .await?;
+    assert!(at_floor.findings().is_empty(), "{at_floor}");
+    Ok(())
+}
+
+#[test]
+fn every_rule_has_a_test_in_this_file() {
+    let source = include_str!("rules.rs");
+    for rule in RuleId::ALL {
+        let variant = format!("{rule:?}");
+        assert!(
+            source.contains(&format!("RuleId::{variant}"))
+                || source.contains(&format!(": {variant} <-")),
+            "no test for {rule}"
+        );
+    }
+}
