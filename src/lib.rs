@@ -30,6 +30,7 @@ mod embedded;
 mod error;
 mod migrate;
 mod policy;
+mod seed;
 mod tenant;
 
 pub use db::{DatabaseUrl, RedactedUrl, TenantPool, TenantPoolOptions, TenantTx};
@@ -40,4 +41,5 @@ pub use policy::{
     Ident, POLICY_NAME, Registry, TenancyDeclaration, TenantTable, TenantVariable,
     canonical_predicate, policy_sql,
 };
+pub use seed::{CountRange, Distribution, SeedLevel, SeedOptions, SeedProfile, SeedReport, seed};
 pub use tenant::{TenantId, TenantScope, TenantSlug};
