@@ -299,12 +299,25 @@ fn push_sentence(rng: &mut ChaCha8Rng, words: std::ops::RangeInclusive<usize>, o
     out.push('.');
 }
 
-/// A task or subtask name: one sentence of 2 to 24 words, at most 200 characters.
+/// A task or subtask name: one sentence, mostly short (2 to 8 words), one in ten long (up
+/// to 40 words), cut at 200 characters.
 fn name(rng: &mut ChaCha8Rng) -> String {
-    let mut name = String::with_capacity(96);
-    push_sentence(rng, 2..=24, &mut name);
+    let words = if rng.random_ratio(1, 10) {
+        9..=40
+    } else {
+        2..=8
+    };
+    let mut name = String::with_capacity(64);
+    push_sentence(rng, words, &mut name);
     if name.chars().count() > NAME_MAX_CHARS {
-        name = name.chars().take(NAME_MAX_CHARS).collect();
+        // Cut after the last whole word that leaves room for the period.
+        let limit = name
+            .char_indices()
+            .nth(NAME_MAX_CHARS - 1)
+            .map_or(name.len(), |(at, _)| at);
+        let cut = name[..limit].rfind(' ').unwrap_or(limit);
+        name.truncate(cut);
+        name.push('.');
     }
     name
 }
