@@ -49,7 +49,7 @@ as_admin \
 for db in "$seeded" "$copied"; do
   as_admin -c "CREATE DATABASE $db OWNER $deploy" -c "REVOKE ALL ON DATABASE $db FROM PUBLIC" \
     -c "GRANT CONNECT ON DATABASE $db TO $runtime"
-  DEPLOY_DATABASE_URL="postgres://$deploy:$password@$hostport/$db" \
+  RUST_LOG=warn DEPLOY_DATABASE_URL="postgres://$deploy:$password@$hostport/$db" \
     "$BIN/rls-migrate" --runtime-role "$runtime" >/dev/null
 done
 

@@ -26,7 +26,8 @@ struct Args {
     #[arg(long, value_name = "S", default_value_t = SeedOptions::DEFAULT_SEED)]
     seed: u64,
 
-    /// The profile in seed/ that shapes each account.
+    /// The profile in seed/ that shapes each account: reference (the reference distribution)
+    /// or small (a few rows per account, for demos).
     #[arg(long, value_name = "NAME", default_value = SeedOptions::DEFAULT_PROFILE)]
     profile: String,
 
