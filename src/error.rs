@@ -220,6 +220,70 @@ pub enum Error {
         reason: String,
     },
 
+    /// An `rls-seed` option is out of range.
+    #[error("invalid {option}: {reason}")]
+    InvalidSeedOption {
+        /// The flag (or profile field) at fault, for example `--accounts`.
+        option: &'static str,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+
+    /// No seed profile of that name exists in seed/.
+    #[error("unknown seed profile {name:?}: use one of {known}")]
+    UnknownSeedProfile {
+        /// The name given, truncated for display.
+        name: String,
+        /// The profiles that exist, comma-separated.
+        known: String,
+    },
+
+    /// A seed profile in seed/ is malformed.
+    #[error("invalid seed profile {name:?}: {reason}; fix seed/{name}.toml")]
+    InvalidSeedProfile {
+        /// The profile's name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Some of the accounts to seed already exist and `--resume` was not given.
+    #[error(
+        "the database already holds {existing} of the {requested} accounts to seed ({first} .. {last}): pass --resume to add only the missing ones, or seed an empty database"
+    )]
+    SeedConflict {
+        /// How many of the requested slugs exist.
+        existing: u64,
+        /// How many accounts were requested.
+        requested: u64,
+        /// The lowest existing seeded slug.
+        first: String,
+        /// The highest existing seeded slug.
+        last: String,
+    },
+
+    /// `--resume` found accounts that another seed or profile made.
+    #[error(
+        "{slug} was seeded with other options ({reason}): resume with the --seed and profile of the first run"
+    )]
+    SeedMismatch {
+        /// The account that does not match.
+        slug: String,
+        /// What differs.
+        reason: String,
+    },
+
+    /// The role rls-seed connected as cannot seed through row-level security.
+    #[error(
+        "rls-seed cannot run as role {role:?}: {reason}; connect as the deploy role (DEPLOY_DATABASE_URL)"
+    )]
+    SeedRole {
+        /// The role connected as.
+        role: String,
+        /// Why it is unfit.
+        reason: String,
+    },
+
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -263,6 +327,12 @@ impl Error {
                 | Error::NotMigrated { .. }
                 | Error::InvalidDeclaration { .. }
                 | Error::NoPostgres { .. }
+                | Error::InvalidSeedOption { .. }
+                | Error::UnknownSeedProfile { .. }
+                | Error::InvalidSeedProfile { .. }
+                | Error::SeedConflict { .. }
+                | Error::SeedMismatch { .. }
+                | Error::SeedRole { .. }
         )
     }
 }

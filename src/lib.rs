@@ -37,6 +37,7 @@ pub mod http;
 mod migrate;
 mod policy;
 mod query;
+mod seed;
 mod tenant;
 
 pub use db::{DatabaseUrl, RedactedUrl, TenantPool, TenantPoolOptions, TenantTx};
@@ -54,6 +55,7 @@ pub use query::{
 };
 /// The sea-query this crate builds on, re-exported so expressions match its version.
 pub use sea_query;
+pub use seed::{CountRange, Distribution, SeedLevel, SeedOptions, SeedProfile, SeedReport, seed};
 pub use tenant::{
     BaseDomain, HostError, LabelError, RegistryOptions, TenantHeader, TenantId, TenantPath,
     TenantRegistry, TenantScope, TenantSlug, subdomain_slug,

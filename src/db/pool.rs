@@ -27,8 +27,18 @@ pub struct TenantPoolOptions {
     max_connections: u32,
     acquire_timeout: Duration,
     variable: TenantVariable,
-    /// `None` when the guard is skipped.
-    guard: Option<GuardOptions>,
+    guard: GuardSetting,
+}
+
+/// What opening the pool does about the guard.
+#[derive(Debug, Clone)]
+enum GuardSetting {
+    /// Run it; refuse to open on any refusing finding.
+    Run(Box<GuardOptions>),
+    /// Do not run it, and warn: nothing checks the role.
+    Skipped,
+    /// The deploy role writing through tenant transactions: the guard does not apply.
+    DeployRoleWriter,
 }
 
 impl Default for TenantPoolOptions {
@@ -37,7 +47,7 @@ impl Default for TenantPoolOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
             variable: TenantVariable::default(),
-            guard: Some(GuardOptions::default()),
+            guard: GuardSetting::Run(Box::default()),
         }
     }
 }
@@ -87,7 +97,7 @@ impl TenantPoolOptions {
     /// assert!(options.runs_guard());
     /// ```
     pub fn guard(mut self, options: GuardOptions) -> Self {
-        self.guard = Some(options);
+        self.guard = GuardSetting::Run(Box::new(options));
         self
     }
 
@@ -101,7 +111,24 @@ impl TenantPoolOptions {
     /// assert!(!options.runs_guard());
     /// ```
     pub fn skip_guard(mut self) -> Self {
-        self.guard = None;
+        self.guard = GuardSetting::Skipped;
+        self
+    }
+
+    /// Opens a pool for the *deploy* role's cross-tenant writing (seeding, fixtures): each
+    /// tenant's rows still go through that tenant's transaction, so the policies vet every
+    /// row (the deploy role owns the tables, and FORCE applies to owners). The guard, which
+    /// checks a role fit to *serve* requests, would rightly refuse the owner, so it is not
+    /// run; unlike [`TenantPoolOptions::skip_guard`] this is the expected set-up and is only
+    /// logged at debug level.
+    ///
+    /// ```
+    /// # use rls_tenancy::TenantPoolOptions;
+    /// let options = TenantPoolOptions::default().deploy_role_writer();
+    /// assert!(!options.runs_guard());
+    /// ```
+    pub fn deploy_role_writer(mut self) -> Self {
+        self.guard = GuardSetting::DeployRoleWriter;
         self
     }
 
@@ -112,7 +139,7 @@ impl TenantPoolOptions {
     /// assert!(TenantPoolOptions::default().runs_guard());
     /// ```
     pub fn runs_guard(&self) -> bool {
-        self.guard.is_some()
+        matches!(self.guard, GuardSetting::Run(_))
     }
 
     /// The configured tenant variable.
@@ -191,15 +218,18 @@ impl TenantPool {
     /// connection can be had.
     pub async fn from_pool(pool: PgPool, options: TenantPoolOptions) -> Result<Self> {
         match &options.guard {
-            Some(guard_options) => {
+            GuardSetting::Run(guard_options) => {
                 let guard_options = guard_options
                     .clone()
                     .tenant_variable(options.variable.clone());
                 let mut conn = pool.acquire().await?;
                 guard::enforce(&mut conn, &guard_options).await?;
             }
-            None => tracing::warn!(
+            GuardSetting::Skipped => tracing::warn!(
                 "the tenant pool opens without the guard (TenantPoolOptions::skip_guard): nothing checked that its role cannot get around row-level security"
+            ),
+            GuardSetting::DeployRoleWriter => tracing::debug!(
+                "the deploy role's tenant pool opens without the runtime-role guard; every row still passes its tenant's policy"
             ),
         }
         Ok(Self {

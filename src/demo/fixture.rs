@@ -68,11 +68,11 @@ pub(super) async fn seed(deploy_url: &DatabaseUrl) -> Result<Vec<TenantSlug>> {
             url: deploy_url.redacted(),
             source,
         })?;
-    // Seeding is cross-tenant work by the deploy role, which the guard rightly refuses as a
-    // runtime role; every row still goes through its own tenant's transaction and policy.
     let pool = TenantPool::connect(
         deploy_url,
-        TenantPoolOptions::default().max_connections(1).skip_guard(),
+        TenantPoolOptions::default()
+            .max_connections(1)
+            .deploy_role_writer(),
     )
     .await?;
     let mut slugs = Vec::with_capacity(COMPANIES.len());

@@ -24,4 +24,5 @@ mod migrate;
 mod privileges;
 mod query;
 mod registry;
+mod seed;
 mod subtasks;

@@ -1,0 +1,209 @@
+//! [`SeedOptions`]: what `rls-seed` was asked for, as given; [`SeedPlan`]: the same, checked.
+
+use super::profile::{Distribution, SeedLevel, SeedProfile};
+use crate::error::{Error, Result};
+
+/// The most connections `--jobs` may open.
+const MAX_JOBS: i64 = 64;
+
+/// What to seed, as given on the command line. Values are kept as given (counts as `i64`) and
+/// checked by [`crate::seed()`] before it connects, so a negative or inconsistent value gets
+/// a clear [`Error::InvalidSeedOption`] rather than a wrapped number.
+///
+/// ```
+/// use rls_tenancy::{SeedLevel, SeedOptions};
+/// let options = SeedOptions::new(2000)
+///     .seed(42)
+///     .profile("reference")
+///     .min(SeedLevel::Tasks, 2)
+///     .max(SeedLevel::Tasks, 4)
+///     .jobs(2);
+/// assert!(options.validate().is_ok());
+/// assert!(SeedOptions::new(0).validate().is_err());
+/// assert!(SeedOptions::new(5).min(SeedLevel::Users, 9).validate().is_err()); // 9 > 5
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedOptions {
+    accounts: i64,
+    seed: u64,
+    profile: String,
+    overrides: [(Option<i64>, Option<i64>); 4],
+    jobs: Option<i64>,
+    resume: bool,
+    rollback: bool,
+    progress: bool,
+}
+
+/// Validated options.
+#[derive(Debug, Clone)]
+pub(crate) struct SeedPlan {
+    pub(crate) accounts: u64,
+    pub(crate) seed: u64,
+    pub(crate) distribution: Distribution,
+    pub(crate) jobs: u32,
+    pub(crate) resume: bool,
+    pub(crate) rollback: bool,
+    pub(crate) progress: bool,
+}
+
+impl SeedOptions {
+    /// The seed used when none is given, so that runs are reproducible by default.
+    pub const DEFAULT_SEED: u64 = 0;
+
+    /// The profile used when none is given: the reference distribution.
+    pub const DEFAULT_PROFILE: &'static str = "reference";
+
+    /// Options for `accounts` accounts with the default seed and profile, as many jobs as
+    /// there are CPUs, no resume, no rollback, no progress bar.
+    ///
+    /// ```
+    /// let options = rls_tenancy::SeedOptions::new(10);
+    /// assert!(options.validate().is_ok());
+    /// ```
+    pub fn new(accounts: i64) -> Self {
+        Self {
+            accounts,
+            seed: Self::DEFAULT_SEED,
+            profile: Self::DEFAULT_PROFILE.to_owned(),
+            overrides: [(None, None); 4],
+            jobs: None,
+            resume: false,
+            rollback: false,
+            progress: false,
+        }
+    }
+
+    /// The random seed: the same seed gives the same data.
+    ///
+    /// ```
+    /// let options = rls_tenancy::SeedOptions::new(10).seed(7);
+    /// ```
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The profile from seed/ that gives the count ranges.
+    ///
+    /// ```
+    /// assert!(rls_tenancy::SeedOptions::new(10).profile("nope").validate().is_err());
+    /// ```
+    pub fn profile(mut self, name: &str) -> Self {
+        name.clone_into(&mut self.profile);
+        self
+    }
+
+    /// Overrides the profile's minimum for `level`.
+    ///
+    /// ```
+    /// use rls_tenancy::{SeedLevel, SeedOptions};
+    /// assert!(SeedOptions::new(1).min(SeedLevel::Subtasks, -1).validate().is_err());
+    /// ```
+    pub fn min(mut self, level: SeedLevel, n: i64) -> Self {
+        self.overrides[level as usize].0 = Some(n);
+        self
+    }
+
+    /// Overrides the profile's maximum for `level`.
+    ///
+    /// ```
+    /// use rls_tenancy::{SeedLevel, SeedOptions};
+    /// assert!(SeedOptions::new(1).max(SeedLevel::Projects, 3).validate().is_ok());
+    /// ```
+    pub fn max(mut self, level: SeedLevel, n: i64) -> Self {
+        self.overrides[level as usize].1 = Some(n);
+        self
+    }
+
+    /// How many connections load in parallel (default: the available parallelism).
+    ///
+    /// ```
+    /// assert!(rls_tenancy::SeedOptions::new(1).jobs(0).validate().is_err());
+    /// ```
+    pub fn jobs(mut self, n: i64) -> Self {
+        self.jobs = Some(n);
+        self
+    }
+
+    /// Adds only the missing accounts when some already exist (otherwise that is refused).
+    ///
+    /// ```
+    /// let options = rls_tenancy::SeedOptions::new(10).resume(true);
+    /// ```
+    pub fn resume(mut self, yes: bool) -> Self {
+        self.resume = yes;
+        self
+    }
+
+    /// Generates and writes everything, then rolls every account back.
+    ///
+    /// ```
+    /// let options = rls_tenancy::SeedOptions::new(10).rollback(true);
+    /// ```
+    pub fn rollback(mut self, yes: bool) -> Self {
+        self.rollback = yes;
+        self
+    }
+
+    /// Shows a progress bar on stderr when it is a terminal.
+    ///
+    /// ```
+    /// let options = rls_tenancy::SeedOptions::new(10).progress(true);
+    /// ```
+    pub fn progress(mut self, yes: bool) -> Self {
+        self.progress = yes;
+        self
+    }
+
+    /// Checks the options without connecting.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSeedOption`] naming the flag at fault, [`Error::UnknownSeedProfile`].
+    ///
+    /// ```
+    /// let err = rls_tenancy::SeedOptions::new(-3).validate().unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid --accounts: -3 is not a number of accounts: use 1 or more");
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        self.plan().map(|_| ())
+    }
+
+    pub(crate) fn plan(&self) -> Result<SeedPlan> {
+        if self.accounts < 1 {
+            return Err(Error::InvalidSeedOption {
+                option: "--accounts",
+                reason: format!(
+                    "{} is not a number of accounts: use 1 or more",
+                    self.accounts
+                ),
+            });
+        }
+        let jobs = match self.jobs {
+            None => std::thread::available_parallelism().map_or(1, |n| n.get() as i64),
+            Some(n) if (1..=MAX_JOBS).contains(&n) => n,
+            Some(n) => {
+                return Err(Error::InvalidSeedOption {
+                    option: "--jobs",
+                    reason: format!("{n} is not a number of connections: use 1 to {MAX_JOBS}"),
+                });
+            }
+        };
+        let mut distribution = SeedProfile::builtin(&self.profile)?.distribution();
+        for level in SeedLevel::ALL {
+            if let (None, None) = self.overrides[level as usize] {
+                continue;
+            }
+            let (min, max) = self.overrides[level as usize];
+            distribution = distribution.with(level, min, max)?;
+        }
+        Ok(SeedPlan {
+            accounts: self.accounts as u64,
+            seed: self.seed,
+            distribution,
+            jobs: jobs.clamp(1, MAX_JOBS) as u32,
+            resume: self.resume,
+            rollback: self.rollback,
+            progress: self.progress,
+        })
+    }
+}
