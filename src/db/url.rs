@@ -160,12 +160,16 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// A URL with its password replaced by `***`, for messages and logs.
+/// A URL with its passwords (user-info and a `?password=` parameter, which the driver also
+/// accepts) replaced by `***`, for messages and logs.
 ///
 /// ```
 /// use rls_tenancy::DatabaseUrl;
 /// let url: DatabaseUrl = "postgres://u:hunter2@db/app".parse()?;
 /// assert_eq!(url.redacted().to_string(), "postgres://u:***@db/app");
+/// let url: DatabaseUrl = "postgres://u@db/app?sslmode=disable&password=hunter2".parse()?;
+/// assert_eq!(url.redacted().to_string(), "postgres://u@db/app?sslmode=disable&password=***");
+/// assert!(!format!("{url:?}").contains("hunter2"));
 /// # Ok::<(), rls_tenancy::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,15 +182,36 @@ impl RedactedUrl {
             // Setting a password only fails for URLs that cannot have one, which have none.
             let _ = shown.set_password(Some("***"));
         }
+        if url.query_pairs().any(|(key, _)| key == "password") {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(key, value)| {
+                    let value = if key == "password" {
+                        "***".into()
+                    } else {
+                        value
+                    };
+                    (key.into_owned(), value.into_owned())
+                })
+                .collect();
+            shown.query_pairs_mut().clear().extend_pairs(pairs);
+        }
         Self(shown.to_string())
     }
 
-    /// Removes the URL's password from a message that may quote it.
+    /// Removes the URL's passwords (user-info and `?password=`) from a message that may
+    /// quote them.
     fn scrub(message: &str, url: &url::Url) -> String {
-        match url.password() {
-            Some(pw) if !pw.is_empty() => message.replace(pw, "***"),
-            _ => message.to_owned(),
-        }
+        let query_passwords = url
+            .query_pairs()
+            .filter(|(key, _)| key == "password")
+            .map(|(_, value)| value.into_owned());
+        url.password()
+            .map(str::to_owned)
+            .into_iter()
+            .chain(query_passwords)
+            .filter(|pw| !pw.is_empty())
+            .fold(message.to_owned(), |text, pw| text.replace(&pw, "***"))
     }
 }
 

@@ -60,12 +60,15 @@ fn check_keyword(keyword: &Keyword) -> Result<(), QueryError> {
 }
 
 /// A custom operator is written into the SQL as is: accept it only when it is made of
-/// Postgres operator characters (`@>`, `?|`, `<->`), never words or parentheses.
+/// Postgres operator characters (`@>`, `?|`, `<->`), never words or parentheses, and never
+/// a comment opener or closer (`--`, `/*`, `*/`, which Postgres forbids in operator names
+/// too): in a one-line statement they would comment out the tenant predicate after them.
 fn check_operator(op: &BinOper) -> Result<(), QueryError> {
     match op {
         BinOper::Custom(text) => {
             let operator = |c: char| "+-*/<>=~!@#%^&|`?".contains(c);
-            if !text.is_empty() && text.chars().all(operator) {
+            let comments = ["--", "/*", "*/"].iter().any(|c| text.contains(c));
+            if !text.is_empty() && text.chars().all(operator) && !comments {
                 Ok(())
             } else {
                 Err(QueryError::RawSql)
@@ -132,6 +135,22 @@ mod tests {
             (Func::cust("pg_sleep").arg(1).into(), QueryError::RawSql),
             (
                 Expr::col("a").binary(BinOper::Custom("OR 1=1 OR"), Expr::val(1)),
+                QueryError::RawSql,
+            ),
+            (
+                Expr::col("a").binary(BinOper::Custom("--"), Expr::val(1)),
+                QueryError::RawSql,
+            ),
+            (
+                Expr::col("a").binary(BinOper::Custom("+/*"), Expr::val(1)),
+                QueryError::RawSql,
+            ),
+            (
+                Expr::col("a").binary(BinOper::Custom("*/="), Expr::val(1)),
+                QueryError::RawSql,
+            ),
+            (
+                Expr::col("a").binary(BinOper::Custom("<-->"), Expr::val(1)),
                 QueryError::RawSql,
             ),
             (

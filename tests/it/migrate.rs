@@ -193,6 +193,7 @@ async fn rls_migrate_exits_2_with_a_clear_message_for_bad_input() {
         assert_eq!(code, 2, "{args:?}: {output}");
         assert!(output.contains(expected), "{args:?}: {output}");
         assert!(!output.contains("panicked"), "{args:?}: {output}");
+        assert!(!output.contains("leakme"), "a password in the query string leaked: {output}");
         let password = db
             .deploy_url()
             .expose_secret()
