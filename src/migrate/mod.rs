@@ -79,6 +79,19 @@ impl MigrateOptions {
         self
     }
 
+    /// Uses another declaration of tenant tables than the built-in `policies/tenancy.toml`.
+    ///
+    /// ```
+    /// # use rls_tenancy::{MigrateOptions, TenancyDeclaration};
+    /// let options = MigrateOptions::new("app_runtime")?
+    ///     .declaration(TenancyDeclaration::builtin()?);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn declaration(mut self, declaration: TenancyDeclaration) -> Self {
+        self.declaration = declaration;
+        self
+    }
+
     /// The role that is granted DML.
     ///
     /// ```
@@ -133,7 +146,8 @@ impl fmt::Display for MigrateReport {
 
 /// Applies migrations, installs policies and grants the runtime role, as the deploy role.
 ///
-/// Policies and grants are installed in one transaction: a failure leaves nothing changed.
+/// Migrations, policies and grants are applied in one transaction: a failure anywhere
+/// leaves nothing changed.
 ///
 /// # Errors
 /// [`Error::Connect`] (unreachable, refused), [`Error::MissingRole`] (runtime role absent),
@@ -165,18 +179,20 @@ pub async fn migrate(url: &DatabaseUrl, options: &MigrateOptions) -> Result<Migr
         });
     }
 
-    let applied_before = applied_versions(&mut conn).await?;
+    // One transaction for everything: the migrations (each in a savepoint), the policies and
+    // the grants. A failure anywhere leaves the database exactly as it was, never tables
+    // without their policies.
+    let mut tx = conn.begin().await?;
+    let applied_before = applied_versions(&mut tx).await?;
     MIGRATOR
-        .run(&mut conn)
+        .run(&mut *tx)
         .await
         .map_err(|source| Error::Migration { source })?;
-    let applied_migrations = applied_versions(&mut conn)
+    let applied_migrations = applied_versions(&mut tx)
         .await?
         .into_iter()
         .filter(|v| !applied_before.contains(v))
         .collect();
-
-    let mut tx = conn.begin().await?;
     let policies_installed =
         policies::install_policies(&mut tx, &options.declaration, &options.variable).await?;
     grants::grant_runtime(&mut tx, &options.declaration, &options.runtime_role).await?;

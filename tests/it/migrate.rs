@@ -193,7 +193,10 @@ async fn rls_migrate_exits_2_with_a_clear_message_for_bad_input() {
         assert_eq!(code, 2, "{args:?}: {output}");
         assert!(output.contains(expected), "{args:?}: {output}");
         assert!(!output.contains("panicked"), "{args:?}: {output}");
-        assert!(!output.contains("leakme"), "a password in the query string leaked: {output}");
+        assert!(
+            !output.contains("leakme"),
+            "a password in the query string leaked: {output}"
+        );
         let password = db
             .deploy_url()
             .expose_secret()
@@ -250,5 +253,44 @@ async fn rls_migrate_runs_as_the_deploy_role_and_reports_what_it_did() {
     assert!(
         second.contains("up to date") && second.contains("all in place"),
         "{second}"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_after_the_migrations_leaves_nothing_applied() {
+    let db = ScratchDatabase::create().await.expect("scratch database");
+    // The migrations succeed, then installing policies fails on a declared table that
+    // no migration creates: the whole run must roll back, migrations included.
+    let declaration = rls_tenancy::TenancyDeclaration::parse(
+        r#"
+        schema = "app"
+        [registry]
+        table = "accounts"
+        readable_columns = ["id", "slug", "is_active"]
+        [[tenant_table]]
+        name = "projects"
+        column = "account_id"
+        [[tenant_table]]
+        name = "ghosts"
+        column = "account_id"
+        "#,
+    )
+    .expect("declaration");
+    let result = migrate(db.deploy_url(), &options(&db).declaration(declaration)).await;
+    assert!(
+        matches!(result, Err(rls_tenancy::Error::NotMigrated { .. })),
+        "{result:?}"
+    );
+    let admin = db.admin_pool().await.expect("admin");
+    let (tables, unprotected): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT to_regclass('app.accounts')::text, to_regclass('app.projects')::text",
+    )
+    .fetch_one(&admin)
+    .await
+    .expect("regclass");
+    assert_eq!(
+        (tables, unprotected),
+        (None, None),
+        "tables were left without their policies"
     );
 }
