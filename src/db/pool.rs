@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 
 use super::{DatabaseUrl, TenantTx};
 use crate::error::{Error, Result};
@@ -173,6 +173,11 @@ pub struct TenantPool {
 impl TenantPool {
     /// Connects as the role in `url` and runs the guard (see [`TenantPool::from_pool`]).
     ///
+    /// A connection coming back to this pool is checked once more: if code inside a tenant
+    /// transaction set the tenant at session level (`SET app.tenant_id`, or `set_config`
+    /// with `is_local => false`), the setting would outlive the transaction, so such a
+    /// connection is closed instead of reused.
+    ///
     /// # Errors
     /// [`Error::Connect`] when the server is unreachable or refuses the login, else as
     /// [`TenantPool::from_pool`].
@@ -184,9 +189,14 @@ impl TenantPool {
     /// # Ok(()) }
     /// ```
     pub async fn connect(url: &DatabaseUrl, options: TenantPoolOptions) -> Result<Self> {
+        let variable = options.variable.as_str().to_owned();
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            .after_release(move |conn, _| {
+                let variable = variable.clone();
+                Box::pin(async move { carries_no_tenant(conn, &variable).await })
+            })
             .connect_with(url.connect_options()?)
             .await
             .map_err(|source| Error::Connect {
@@ -269,4 +279,20 @@ impl TenantPool {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Whether a connection handed back to the pool is free of any tenant: the variable is
+/// unset (NULL) or reverted to `''`. Anything else was set at session level and would leak.
+async fn carries_no_tenant(conn: &mut PgConnection, variable: &str) -> sqlx::Result<bool> {
+    let value: Option<String> = sqlx::query_scalar("SELECT current_setting($1, true)")
+        .bind(variable)
+        .fetch_one(conn)
+        .await?;
+    let clean = value.as_deref().is_none_or(str::is_empty);
+    if !clean {
+        tracing::error!(
+            "a connection came back with the tenant set at session level; it is closed, not reused"
+        );
+    }
+    Ok(clean)
 }

@@ -454,3 +454,45 @@ async fn the_same_email_may_exist_in_two_tenants() {
         tx.commit().await.expect("commit");
     }
 }
+
+#[tokio::test]
+async fn a_tenant_set_at_session_level_never_returns_to_the_pool() {
+    let fixture = TwoTenants::new().await;
+    let pool = rls_tenancy::TenantPool::connect(
+        fixture.db.runtime_url(),
+        rls_tenancy::TenantPoolOptions::default().max_connections(1),
+    )
+    .await
+    .expect("tenant pool");
+    // A well-behaved transaction: the connection is reused.
+    let mut tx = pool
+        .begin(&fixture.a.scope)
+        .await
+        .expect("tenant transaction");
+    let first = backend_pid(&mut tx).await;
+    tx.commit().await.expect("commit");
+    let mut tx = pool
+        .begin(&fixture.a.scope)
+        .await
+        .expect("tenant transaction");
+    let second = backend_pid(&mut tx).await;
+    assert_eq!(first, second, "a clean connection should be reused");
+
+    // Handler code that sets the tenant at session level: the connection must not come back.
+    sqlx::query("SELECT set_config('app.tenant_id', $1, false)")
+        .bind(fixture.a.scope.id().to_string())
+        .execute(&mut *tx)
+        .await
+        .expect("session-level set");
+    tx.commit().await.expect("commit");
+    let mut tx = pool
+        .begin(&fixture.b.scope)
+        .await
+        .expect("tenant transaction");
+    let third = backend_pid(&mut tx).await;
+    tx.rollback().await.expect("rollback");
+    assert_ne!(
+        second, third,
+        "a connection carrying a session-level tenant was reused"
+    );
+}
