@@ -11,7 +11,8 @@ use rls_tenancy::{BaseDomain, cli};
 /// Serve each tenant's subtasks on its own subdomain: http://tenant-1.localhost:8080/.
 ///
 /// Without a database URL it starts an embedded PostgreSQL (the local server binaries),
-/// creates the roles, migrates, seeds three demo tenants, and removes it all on Ctrl-C.
+/// creates the roles, migrates, seeds five tenants (tenant-0 .. tenant-4) with rls-seed's
+/// small profile and a fixed seed, and removes it all on Ctrl-C.
 ///
 /// Exit codes: 0 stopped cleanly, 1 failed, 2 usage or connection error.
 #[derive(Debug, Parser)]

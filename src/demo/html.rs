@@ -183,7 +183,7 @@ fn write_pager(out: &mut String, page: &SubtaskPage) -> fmt::Result {
 }
 
 /// The bare base domain's page: what the demo is, and nothing of any tenant. `links` are the
-/// tenant URLs to try, given only in embedded mode, where the fixture is the demo's own.
+/// tenant URLs to try, given only in embedded mode, where the demo seeded the tenants itself.
 pub(super) fn landing(base_domain: &str, links: &[String]) -> String {
     let mut out = String::with_capacity(4 * 1024);
     let _ = write_landing(&mut out, base_domain, links);

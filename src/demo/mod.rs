@@ -2,7 +2,8 @@
 //!
 //! [`Demo::start`] connects to the database given as the runtime role or, with none given,
 //! starts an embedded PostgreSQL (a throwaway cluster from the local server binaries),
-//! creates the deploy and runtime roles, migrates, and seeds three demo tenants. Then
+//! creates the deploy and runtime roles, migrates, and seeds five tenants with the seed
+//! library ([`seed_options`]: `tenant-0` .. `tenant-4`, the same data every time). Then
 //! [`Demo::serve`] answers until its shutdown future completes; the embedded cluster is
 //! stopped and removed afterwards.
 //!
@@ -17,10 +18,10 @@
 //! # Ok(()) }
 //! ```
 
-mod fixture;
 mod html;
 mod page;
 mod routes;
+mod tenants;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ use tokio::net::TcpListener;
 
 pub use page::{MAX_PAGE, PageNumber};
 pub use routes::{DemoState, router};
+pub use tenants::seed_options;
 
 use crate::db::{DatabaseUrl, TenantPool, TenantPoolOptions};
 use crate::embedded::{AdminServer, ScratchDatabase};
@@ -107,7 +109,7 @@ impl DemoOptions {
 /// use rls_tenancy::demo::{Demo, DemoOptions};
 /// # async fn demo() -> rls_tenancy::Result<()> {
 /// let options = DemoOptions::new("127.0.0.1:0".parse().unwrap(), "localhost".parse()?);
-/// let demo = Demo::start(options).await?; // embedded: a cluster, roles, schema, 3 tenants
+/// let demo = Demo::start(options).await?; // embedded: a cluster, roles, schema, 5 tenants
 /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 /// let server = tokio::spawn(demo.serve(async { let _ = stopped.await; }));
 /// stop.send(()).ok();
@@ -207,11 +209,12 @@ impl Demo {
         &self.landing_url
     }
 
-    /// The URLs of the demo tenants (embedded mode only; empty with a database URL).
+    /// The URLs of the seeded tenants, `tenant-0` first (embedded mode only; empty with a
+    /// database URL).
     ///
     /// ```no_run
     /// # fn demo(demo: rls_tenancy::demo::Demo) {
-    /// assert_eq!(demo.tenant_urls()[0], "http://tenant-1.localhost:8080/");
+    /// assert_eq!(demo.tenant_urls()[1], "http://tenant-1.localhost:8080/");
     /// # }
     /// ```
     pub fn tenant_urls(&self) -> &[String] {
@@ -301,7 +304,8 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-/// Starts a private cluster, creates the roles and database, migrates and seeds it.
+/// Starts a private cluster, creates the roles and database, migrates it and seeds it with
+/// rls-seed's library.
 async fn start_embedded() -> Result<(ScratchDatabase, AdminServer, Vec<TenantSlug>)> {
     tracing::info!("no DATABASE_URL: starting an embedded PostgreSQL");
     let server = AdminServer::start_local().await?;
@@ -311,7 +315,7 @@ async fn start_embedded() -> Result<(ScratchDatabase, AdminServer, Vec<TenantSlu
         &MigrateOptions::new(db.runtime_role().as_str())?,
     )
     .await?;
-    let slugs = fixture::seed(db.deploy_url()).await?;
+    let slugs = tenants::seed_tenants(db.deploy_url()).await?;
     tracing::info!(tenants = slugs.len(), "embedded database ready");
     Ok((db, server, slugs))
 }

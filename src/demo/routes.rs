@@ -32,7 +32,8 @@ pub struct DemoState {
 
 impl DemoState {
     /// State for the demo router. `links` are tenant URLs the landing page offers; pass
-    /// them only for the demo's own fixture (embedded mode), never for real tenants.
+    /// them only for the tenants the demo seeded itself (embedded mode), never for real
+    /// tenants.
     ///
     /// ```no_run
     /// # fn demo(app: rls_tenancy::http::AppState) {

@@ -130,6 +130,11 @@ pub async fn seed(url: &DatabaseUrl, options: &SeedOptions) -> Result<SeedReport
     Ok(report)
 }
 
+/// The slug of the account at `index` (from 0): `tenant-{index}`.
+pub(crate) fn account_slug(index: u64) -> String {
+    Generator::slug(index)
+}
+
 async fn connect(url: &DatabaseUrl, options: &PgConnectOptions) -> Result<PgConnection> {
     PgConnection::connect_with(options)
         .await

@@ -3,6 +3,7 @@
 
 mod binary;
 mod concurrent;
+mod embedded;
 mod hosts;
 mod pages;
 mod socket;

@@ -102,23 +102,66 @@ async fn each_tenants_html_page_shows_only_its_own_rows_with_links_to_its_pages(
     assert_eq!(last.body.matches("<tr data-account-id=").count(), 5);
 }
 
+/// A name that is markup, with both kinds of quote and an ampersand.
+const HOSTILE: &str = "<script>alert(1)</script> & 'q\"";
+
+/// [`HOSTILE`] as the pages must write it.
+const ESCAPED: &str = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#39;q&quot;";
+
 #[tokio::test]
-async fn names_that_are_markup_are_shown_as_text() {
+async fn names_that_are_markup_are_shown_as_text_in_every_column() {
     let site = Site::new().await;
-    sqlx::query(
-        "INSERT INTO app.subtasks (account_id, task_id, name)
-         SELECT account_id, id, '<script>alert(1)</script>&\"''' FROM app.tasks WHERE account_id = $1",
+    let id: i64 = sqlx::query_scalar(
+        "WITH p AS (INSERT INTO app.projects (account_id, name) VALUES ($1, $2) RETURNING id),
+              t AS (INSERT INTO app.tasks (account_id, project_id, name)
+                    SELECT $1, p.id, $2 FROM p RETURNING id)
+         INSERT INTO app.subtasks (account_id, task_id, name)
+         SELECT $1, t.id, $2 FROM t RETURNING id",
     )
     .bind(site.alpha.id)
-    .execute(&site.admin)
+    .bind(HOSTILE)
+    .fetch_one(&site.admin)
     .await
-    .expect("hostile subtask");
-    let reply = site.get(&site.alpha.host(), "/subtasks").await;
-    assert!(!reply.body.contains("<script>"), "{}", reply.body);
+    .expect("hostile project, task and subtask");
+
+    let mut html = String::new();
+    for page in 1..=2 {
+        let reply = site
+            .get(&site.alpha.host(), &format!("/subtasks?page={page}"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(!reply.body.contains("<script"), "{}", reply.body);
+        html.push_str(&reply.body);
+    }
+    assert_eq!(
+        html.matches(ESCAPED).count(),
+        3,
+        "the subtask, task and project cells, escaped:\n{html}"
+    );
+
+    let mut items = Vec::new();
+    for page in 1..=2 {
+        let json = site
+            .get(&site.alpha.host(), &format!("/api/subtasks?page={page}"))
+            .await
+            .json();
+        items.extend(json["items"].as_array().expect("items").clone());
+    }
+    let item = items
+        .iter()
+        .find(|item| item["id"] == id)
+        .expect("the hostile subtask is listed");
+    for field in ["name", "task_name", "project_name"] {
+        assert_eq!(
+            item[field], HOSTILE,
+            "JSON carries {field} as data, unchanged"
+        );
+    }
+
+    let other = site.get(&site.bravo.host(), "/subtasks").await;
     assert!(
-        reply
-            .body
-            .contains("&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;&#39;")
+        !other.body.contains(ESCAPED),
+        "not on another tenant's page"
     );
 }
 

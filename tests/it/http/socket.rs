@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use super::{BASE, Site};
 
 /// Sends `GET path` with the raw `host_lines` and returns the status code and the body.
-async fn raw_get(addr: SocketAddr, path: &str, host_lines: &[&str]) -> (u16, String) {
+pub async fn raw_get(addr: SocketAddr, path: &str, host_lines: &[&str]) -> (u16, String) {
     let mut request = format!("GET {path} HTTP/1.1\r\n");
     for host in host_lines {
         request.push_str(&format!("Host: {host}\r\n"));
@@ -50,7 +50,7 @@ async fn the_demo_serves_each_tenant_its_own_rows_over_a_socket_and_stops_on_req
     );
     assert!(
         demo.tenant_urls().is_empty(),
-        "no fixture links for a real database"
+        "no tenant links for a real database"
     );
     assert_eq!(
         demo.landing_url(),
