@@ -7,7 +7,9 @@ use sqlx::PgConnection;
 
 use super::Ctx;
 use super::catalog::{tenant_tables, with_closure};
-use super::finding::{Finding, RuleId, quote_ident, quote_qualified};
+use super::finding::{
+    Finding, RuleId, quote_ident, quote_qualified, sql_comment, with_tenant_first,
+};
 use crate::error::Result;
 
 #[derive(sqlx::FromRow)]
@@ -120,10 +122,13 @@ fn unique(ctx: &Ctx<'_>, row: &Fault) -> Finding {
             with_tenant_first(tenant, columns)
         ),
         (None, _) => format!(
-            "DROP INDEX {}; -- then recreate it with {} as its first key column: {};",
+            "DROP INDEX {}; {}",
             quote_qualified(schema, &row.name),
-            quote_ident(tenant),
-            row.detail
+            sql_comment(&format!(
+                "then recreate it with {} as its first key column: {};",
+                quote_ident(tenant),
+                row.detail
+            ))
         ),
     };
     Finding::new(
@@ -164,13 +169,4 @@ fn foreign_key(ctx: &Ctx<'_>, row: &Fault) -> Finding {
             name = quote_ident(&row.name)
         ),
     )
-}
-
-/// `"account_id", "email"`: the tenant column first, then the others without it.
-fn with_tenant_first(tenant: &str, columns: &[&str]) -> String {
-    std::iter::once(tenant)
-        .chain(columns.iter().copied().filter(|c| *c != tenant))
-        .map(quote_ident)
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -180,6 +180,15 @@ rules! {
     /// A foreign key between tenant tables does not pair the tenant columns.
     ForeignKeyWithoutTenant = "foreign-key-without-tenant", Refuse,
         "every foreign key between tenant tables pairs their tenant columns";
+    /// A table the role can read or write references tenant rows (a foreign key into a
+    /// tenant table or the registry, or into another such table) but is not a tenant table:
+    /// no row-level security guards its rows.
+    UnscopedTenantReference = "unscoped-tenant-reference", Refuse,
+        "no table the role can read or write references tenant rows without being a tenant table";
+    /// A table in the schema the role can read is neither a tenant table nor the registry:
+    /// right for global data, wrong for tenant data kept without a tenant column.
+    UndeclaredTableReadable = "undeclared-table-readable", Warn,
+        "every table the role can read in the schema is a tenant table or the registry";
     /// The server's minor release is older than the floor of known row-level security fixes.
     ServerVersionBelowFloor = "server-version-below-floor", Warn,
         "the server has every known row-level security fix";
@@ -270,9 +279,39 @@ pub(crate) fn quote_qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(name))
 }
 
+/// `"account_id", "email"`: the tenant column first, then the others without it, quoted.
+pub(crate) fn with_tenant_first(tenant: &str, columns: &[&str]) -> String {
+    std::iter::once(tenant)
+        .chain(columns.iter().copied().filter(|c| *c != tenant))
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `-- text`, a comment in the `fix_sql` advice that stays one: a line break in `text` (a
+/// name or an expression from the catalog can hold one) would end the comment and turn the
+/// rest into SQL that runs when the advice is pasted, so line breaks become spaces.
+pub(crate) fn sql_comment(text: &str) -> String {
+    format!("-- {}", one_line(text))
+}
+
+/// `text` with every control character (line breaks above all) replaced by a space.
+pub(crate) fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catalog_text_in_fix_advice_stays_inside_its_comment() {
+        let advice = sql_comment("recreate: CREATE INDEX x ON t ((a || '\nDROP TABLE t; --'))");
+        assert_eq!(advice.lines().count(), 1, "{advice}");
+        assert!(advice.starts_with("-- "));
+    }
 
     #[test]
     fn every_rule_id_round_trips_and_is_unique() {

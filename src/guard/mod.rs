@@ -24,6 +24,7 @@
 //! | default privileges | `default-privilege` |
 //! | settings | `tenant-variable-preset` |
 //! | constraints | `unique-without-tenant`, `foreign-key-without-tenant` |
+//! | tables outside row-level security | `unscoped-tenant-reference`, `undeclared-table-readable` (warn) |
 //! | version | `server-version-below-floor` (warn) |
 //!
 //! A tenant table is a table declared in `policies/tenancy.toml`, or any table in the schema
@@ -64,6 +65,7 @@ mod registry;
 mod report;
 mod roles;
 mod settings;
+mod unscoped;
 mod version;
 mod views_functions;
 
@@ -180,6 +182,7 @@ pub async fn check(conn: &mut PgConnection, options: &GuardOptions) -> Result<Gu
     findings.extend(defaults::check(&mut tx, &ctx).await?);
     findings.extend(settings::check(&mut tx, &ctx).await?);
     findings.extend(constraints::check(&mut tx, &ctx).await?);
+    findings.extend(unscoped::check(&mut tx, &ctx).await?);
     findings.extend(version::check(&ctx));
     tx.rollback().await?;
     let report = GuardReport::new(

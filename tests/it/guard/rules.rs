@@ -477,6 +477,189 @@ async fn a_unique_index_on_columns_the_role_cannot_write_passes() -> Result<()> 
     Ok(())
 }
 
+// Tables outside row-level security.
+const COMMENTS_ON_TASKS: &str = "CREATE UNIQUE INDEX tasks_id_everywhere ON app.tasks (id);
+     CREATE TABLE app.comments (id bigint PRIMARY KEY, task_id bigint REFERENCES app.tasks (id), body text);";
+
+reports! {
+    a_table_that_references_the_registry_is_refused: UnscopedTenantReference <-
+        "SET ROLE {deploy};
+         CREATE TABLE app.api_keys (owner bigint NOT NULL REFERENCES app.accounts (id), secret text)" => 1;
+    a_table_in_the_public_schema_that_references_a_tenant_table_is_refused: UnscopedTenantReference <-
+        "CREATE UNIQUE INDEX tasks_id_everywhere ON app.tasks (id);
+         CREATE TABLE public.comments (task_id bigint REFERENCES app.tasks (id), body text);
+         GRANT SELECT ON public.comments TO PUBLIC";
+}
+
+#[tokio::test]
+async fn a_table_that_references_a_tenant_table_by_id_alone_is_refused_and_really_leaks()
+-> Result<()> {
+    // What the review found: the unique index passes, the table gets the runtime role's
+    // default privileges, and nothing said a word.
+    let fx = injected(
+        RuleId::UnscopedTenantReference,
+        &format!("SET ROLE {{deploy}}; {COMMENTS_ON_TASKS}"),
+    )
+    .await?;
+    let report = fx.check().await?;
+    let finding = &report.findings()[0];
+    let runtime = fx.db().runtime_role().as_str();
+    assert_eq!(finding.object, "table app.comments");
+    assert!(
+        finding.message.contains(
+            "references tenant table app.tasks (foreign key comments_task_id_fkey) but is not a tenant table"
+        ) && finding.message.contains("can read and write"),
+        "{finding:?}"
+    );
+    assert_eq!(
+        finding.fix_sql,
+        format!(
+            "REVOKE ALL ON TABLE \"app\".\"comments\" FROM \"{runtime}\"; -- then add the tenant column \"account_id\", reference \"app\".\"tasks\" by (\"account_id\", \"id\"), declare the table in policies/tenancy.toml and run rls-migrate"
+        )
+    );
+    // The leak is real: in tenant 1's transaction the runtime role reads tenant 2's comment.
+    let admin = fx.db().admin_pool().await?;
+    sqlx::raw_sql(
+        "INSERT INTO app.accounts (slug, name) VALUES ('one', 'One'), ('two', 'Two');
+         INSERT INTO app.projects (account_id, name) SELECT id, slug FROM app.accounts;
+         INSERT INTO app.tasks (account_id, project_id, name)
+              SELECT account_id, id, name FROM app.projects;
+         INSERT INTO app.comments (id, task_id, body)
+              SELECT t.id, t.id, a.slug FROM app.tasks t JOIN app.accounts a ON a.id = t.account_id",
+    )
+    .execute(&admin)
+    .await?;
+    let one: i64 = sqlx::query_scalar("SELECT id FROM app.accounts WHERE slug = 'one'")
+        .fetch_one(&admin)
+        .await?;
+    let pool = rls_tenancy::TenantPool::connect(
+        fx.db().runtime_url(),
+        rls_tenancy::TenantPoolOptions::default().skip_guard(),
+    )
+    .await?;
+    let scope = rls_tenancy::TenantScope::new(rls_tenancy::TenantId::new(one)?, "one".parse()?);
+    let mut tx = pool.begin(&scope).await?;
+    let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM app.comments ORDER BY body")
+        .fetch_all(&mut *tx)
+        .await?;
+    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM app.tasks")
+        .fetch_one(&mut *tx)
+        .await?;
+    assert_eq!(tasks, 1, "the tenant table itself is guarded");
+    assert_eq!(bodies, ["one", "two"], "the comments table is not");
+    tx.rollback().await?;
+    pool.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_table_that_carries_the_tenant_column_under_another_name_is_refused() -> Result<()> {
+    let fx = injected(
+        RuleId::UnscopedTenantReference,
+        "SET ROLE {deploy};
+         CREATE TABLE app.comments (tenant bigint NOT NULL, task_id bigint NOT NULL, body text,
+             FOREIGN KEY (tenant, task_id) REFERENCES app.tasks (account_id, id))",
+    )
+    .await?;
+    let report = fx.check().await?;
+    assert!(
+        report.findings()[0]
+            .fix_sql
+            .ends_with("-- then declare it in policies/tenancy.toml with column = \"tenant\" and run rls-migrate"),
+        "{report}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_table_that_references_tenant_rows_through_another_table_is_refused() -> Result<()> {
+    // Only the second table is reachable; its rows still point at tenant rows.
+    let fx = injected(
+        RuleId::UnscopedTenantReference,
+        &format!(
+            "{COMMENTS_ON_TASKS}
+             CREATE TABLE app.comment_likes (comment_id bigint REFERENCES app.comments (id), who text);
+             GRANT SELECT ON app.comment_likes TO {{runtime}}"
+        ),
+    )
+    .await?;
+    let report = fx.check().await?;
+    let finding = &report.findings()[0];
+    assert_eq!(finding.object, "table app.comment_likes", "{report}");
+    assert!(
+        finding
+            .message
+            .contains("references app.comments, which itself references tenant rows"),
+        "{finding:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_table_writable_through_an_intermediate_role_that_references_tenant_rows_is_refused()
+-> Result<()> {
+    let fx = injected(
+        RuleId::UnscopedTenantReference,
+        &format!(
+            "{COMMENTS_ON_TASKS}
+             CREATE ROLE {{mid}}; GRANT INSERT ON app.comments TO {{mid}}; GRANT {{mid}} TO {{runtime}}"
+        ),
+    )
+    .await?;
+    let report = fx.check().await?;
+    let finding = &report.findings()[0];
+    assert!(
+        finding.message.contains("can write table app.comments")
+            && finding
+                .message
+                .contains("a write probes which keys other tenants have"),
+        "{finding:?}"
+    );
+    assert!(
+        finding.fix_sql.starts_with(&format!(
+            "REVOKE ALL ON TABLE \"app\".\"comments\" FROM \"{}\";",
+            fx.extra_role("mid")
+        )),
+        "{finding:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_table_that_references_tenant_rows_but_the_role_cannot_reach_passes() -> Result<()> {
+    stays_quiet(&format!(
+        "{COMMENTS_ON_TASKS}
+         CREATE SCHEMA private;
+         CREATE TABLE private.comments (task_id bigint REFERENCES app.tasks (id), body text);
+         GRANT SELECT ON private.comments TO {{runtime}}"
+    ))
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_readable_global_lookup_table_only_warns_and_rls_check_passes() -> Result<()> {
+    // Tenant tables and the registry may reference it: that does not make it tenant data.
+    let fx = injected(
+        RuleId::UndeclaredTableReadable,
+        "SET ROLE {deploy};
+         CREATE TABLE app.plans (id int PRIMARY KEY, name text NOT NULL);
+         ALTER TABLE app.accounts ADD COLUMN plan_id int REFERENCES app.plans (id);
+         ALTER TABLE app.tasks ADD COLUMN plan_id int REFERENCES app.plans (id)",
+    )
+    .await?;
+    assert_eq!(RuleId::UndeclaredTableReadable.severity(), Severity::Warn);
+    let report = fx.check().await?;
+    assert_eq!(report.findings()[0].object, "table app.plans");
+    let run = rls_check_as_runtime(fx.db(), &[]).await?;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains("[undeclared-table-readable]"),
+        "{run:?}"
+    );
+    Ok(())
+}
+
 // The server version floor.
 #[tokio::test]
 async fn a_server_below_the_version_floor_warns_and_rls_check_passes() -> Result<()> {
