@@ -229,8 +229,11 @@ impl TenantPool {
     pub async fn from_pool(pool: PgPool, options: TenantPoolOptions) -> Result<Self> {
         match &options.guard {
             GuardSetting::Run(guard_options) => {
+                // Always the pool's own login role: a role override in the options would
+                // check someone else and open the pool for whoever this really is.
                 let guard_options = guard_options
                     .clone()
+                    .own_role()
                     .tenant_variable(options.variable.clone());
                 let mut conn = pool.acquire().await?;
                 guard::enforce(&mut conn, &guard_options).await?;

@@ -206,6 +206,13 @@ impl GuardOptions {
         self
     }
 
+    /// The same options inspecting the connection's own role again: what the pool uses, since
+    /// the role a pool's connections log in as is the one that must be checked.
+    pub(crate) fn own_role(mut self) -> Self {
+        self.role = None;
+        self
+    }
+
     /// Allows one `SECURITY DEFINER` function, as `schema.name` or a bare `name` (any
     /// schema). Every overload of that name is allowed.
     ///

@@ -111,3 +111,15 @@ async fn warnings_alone_do_not_stop_the_pool_from_opening() -> Result<()> {
     pool.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_role_override_in_the_guard_options_cannot_vouch_for_a_superuser_pool() -> Result<()> {
+    let fx = Fixture::migrated().await?;
+    // The options name the well-behaved runtime role, but the pool logs in as the superuser:
+    // the pool must check the role it really uses.
+    let options = TenantPoolOptions::default()
+        .guard(rls_tenancy::GuardOptions::default().role(fx.db().runtime_role().as_str()));
+    let result = TenantPool::connect(&fx.db().admin_url(), options).await;
+    assert!(refused_rules(result)?.contains(&RuleId::RoleSuperuser));
+    Ok(())
+}
