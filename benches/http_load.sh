@@ -52,7 +52,7 @@ if ! command -v wrk >/dev/null; then
   say "installing wrk"
   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
 fi
-psql "$ADMIN_URL" -Atqc 'SELECT 1' >/dev/null || fail "cannot log in as a superuser at $ADMIN_URL"
+psql "$ADMIN_URL" -Atqc 'SELECT 1' >/dev/null || fail "cannot log in as a superuser with ADMIN_URL (password not shown)"
 
 say "building the release binaries"
 cargo build --quiet --release --bin rls-demo --bin rls-migrate
