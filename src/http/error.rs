@@ -10,6 +10,10 @@ use crate::query::QueryError;
 /// policy refuses a write (`new row violates row-level security policy`) or a grant is
 /// missing.
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
+/// SQLSTATE of a foreign key that finds no parent row.
+const FOREIGN_KEY_VIOLATION: &str = "23503";
+/// SQLSTATE of a duplicate key.
+const UNIQUE_VIOLATION: &str = "23505";
 
 /// The error type of every handler and extractor in the HTTP layer.
 ///
@@ -20,7 +24,11 @@ const INSUFFICIENT_PRIVILEGE: &str = "42501";
 /// | a malformed `Host` (or several), an invalid tenant slug or id, a bad query parameter | 400, with the reason |
 /// | a malformed `?page=` or one past [`crate::MAX_OFFSET`] | 400 |
 /// | an unknown or inactive tenant, a path that is not a tenant's, an RLS refusal (SQLSTATE 42501), a builder refusal to write another tenant's row | 404, generic |
-/// | anything else (database down, pool exhausted, a statement the builder refuses to build) | 500, generic; the detail goes to `tracing::error!` |
+/// | a foreign key that finds no parent (SQLSTATE 23503): a missing or another tenant's parent | 404, generic |
+/// | a duplicate key (23505) | 409, generic |
+/// | other integrity or data errors from the client's values (classes 23 and 22: a check, a too-long string, bad syntax) | 400, generic (the database's message can quote key values) |
+/// | no connection free in time | 503, generic |
+/// | anything else (database down, a statement the builder refuses to build) | 500, generic; the detail goes to `tracing::error!` |
 ///
 /// **Why an RLS refusal is a 404 and not a 403.** A row of another tenant is invisible to a
 /// tenant transaction, so *reading* it already answers 404. If a *write* that RLS refuses
@@ -112,11 +120,21 @@ fn library_status(err: &Error) -> StatusCode {
         Error::TenantNotFound { .. } | Error::Query(QueryError::ForeignTenantValue { .. }) => {
             StatusCode::NOT_FOUND
         }
-        Error::Database(sqlx::Error::Database(db))
-            if db.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE) =>
-        {
-            StatusCode::NOT_FOUND
-        }
+        Error::Database(sqlx::Error::Database(db)) => database_status(db.code().as_deref()),
+        Error::Database(sqlx::Error::PoolTimedOut) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The status for an error the database raised while serving the request. The client's
+/// data is at fault for integrity (class 23) and data (class 22) errors, so they are 4xx:
+/// a foreign key that finds no parent is a 404 like an RLS refusal, because another
+/// tenant's parent must look exactly like a missing one; a duplicate is a 409.
+fn database_status(code: Option<&str>) -> StatusCode {
+    match code {
+        Some(INSUFFICIENT_PRIVILEGE | FOREIGN_KEY_VIOLATION) => StatusCode::NOT_FOUND,
+        Some(UNIQUE_VIOLATION) => StatusCode::CONFLICT,
+        Some(code) if code.starts_with("22") || code.starts_with("23") => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -126,7 +144,11 @@ impl IntoResponse for AppError {
         let status = self.status();
         let body = if status.is_server_error() {
             tracing::error!(error = %self, detail = ?self, "request failed");
-            "internal server error".to_owned()
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                "service unavailable".to_owned()
+            } else {
+                "internal server error".to_owned()
+            }
         } else if status == StatusCode::NOT_FOUND {
             match &self {
                 Self::Library(Error::TenantNotFound { .. }) | Self::NotFound => {
@@ -136,6 +158,13 @@ impl IntoResponse for AppError {
                 _ => tracing::warn!(error = %self, "refused as not found"),
             }
             "not found".to_owned()
+        } else if let Self::Library(Error::Database(_)) = &self {
+            // The database's message can quote key values, some of another tenant's.
+            tracing::debug!(error = %self, "refused by the database");
+            status
+                .canonical_reason()
+                .unwrap_or("bad request")
+                .to_lowercase()
         } else {
             tracing::debug!(error = %self, "bad request");
             self.to_string()
@@ -159,6 +188,25 @@ impl IntoResponse for AppError {
 #[allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_errors_caused_by_the_clients_data_are_never_server_errors() {
+        for (code, status) in [
+            ("42501", StatusCode::NOT_FOUND),
+            ("23503", StatusCode::NOT_FOUND),
+            ("23505", StatusCode::CONFLICT),
+            ("23514", StatusCode::BAD_REQUEST),
+            ("23502", StatusCode::BAD_REQUEST),
+            ("22001", StatusCode::BAD_REQUEST),
+            ("22P02", StatusCode::BAD_REQUEST),
+            ("22003", StatusCode::BAD_REQUEST),
+            ("40001", StatusCode::INTERNAL_SERVER_ERROR),
+            ("57014", StatusCode::INTERNAL_SERVER_ERROR),
+        ] {
+            assert_eq!(database_status(Some(code)), status, "SQLSTATE {code}");
+        }
+        assert_eq!(database_status(None), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 
     #[tokio::test]
     async fn a_server_error_body_says_nothing_about_its_cause() {

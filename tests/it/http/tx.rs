@@ -52,6 +52,24 @@ async fn twice(_first: Tx, _second: Tx) -> &'static str {
     "unreachable"
 }
 
+#[derive(Deserialize)]
+struct NewTask {
+    project: i64,
+    name: String,
+}
+
+/// Inserts a task of the request's tenant under `project`.
+async fn task(mut tx: Tx, Query(task): Query<NewTask>) -> Result<&'static str, AppError> {
+    let account = tx.scope().id().get();
+    sqlx::query("INSERT INTO app.tasks (account_id, project_id, name) VALUES ($1, $2, $3)")
+        .bind(account)
+        .bind(task.project)
+        .bind(&task.name)
+        .execute(tx.conn())
+        .await?;
+    Ok("saved")
+}
+
 async fn whoami(Tenant(scope): Tenant, tx: Tx) -> String {
     assert_eq!(tx.scope(), &scope);
     scope.slug().to_string()
@@ -65,6 +83,7 @@ fn routes(state: AppState) -> Router {
         .route("/internal", get(internal))
         .route("/twice", get(twice))
         .route("/whoami", get(whoami))
+        .route("/task", get(task))
         .layer(TenantTxLayer)
         .with_state(state)
 }
@@ -145,4 +164,50 @@ async fn misusing_tx_is_a_generic_server_error_not_a_query() {
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(reply.body, "internal server error");
     assert!(projects_named(&site, "orphan").await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_values_from_the_client_are_4xx_and_another_tenants_parent_looks_missing() {
+    let site = Site::new().await;
+    let app = routes(state(&site.pool));
+    let project_of = |account: i64| {
+        let admin = site.admin.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT min(id) FROM app.projects WHERE account_id = $1")
+                .bind(account)
+                .fetch_one(&admin)
+                .await
+                .expect("project")
+        }
+    };
+    let own = project_of(site.alpha.id).await;
+    let foreign = project_of(site.bravo.id).await;
+    let host = site.alpha.host();
+
+    let reply = send(&app, Some(&host), &format!("/task?project={own}&name=fine")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
+    let other = send(
+        &app,
+        Some(&host),
+        &format!("/task?project={foreign}&name=x"),
+    )
+    .await;
+    let missing = send(&app, Some(&host), "/task?project=999999999&name=x").await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.body);
+    assert_eq!((other.status, &other.body), (missing.status, &missing.body));
+    assert_eq!(
+        other.body, "not found",
+        "the body must not quote the key values"
+    );
+
+    let long = "x".repeat(201);
+    let reply = send(
+        &app,
+        Some(&host),
+        &format!("/task?project={own}&name={long}"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(reply.body, "bad request", "no database message in the body");
 }
