@@ -51,6 +51,9 @@ impl Default for RegistryOptions {
 }
 
 impl RegistryOptions {
+    /// The longest either cache keeps an answer (one day); longer TTLs are capped to it.
+    pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
     /// The most found tenants kept (default 10 000).
     ///
     /// ```
@@ -62,14 +65,16 @@ impl RegistryOptions {
         self
     }
 
-    /// How long a found tenant is trusted before the registry is read again (default 30 s).
+    /// How long a found tenant is trusted before the registry is read again (default 30 s,
+    /// at most [`RegistryOptions::MAX_TTL`]: a deactivated tenant must stop resolving).
     ///
     /// ```
     /// # use rls_tenancy::RegistryOptions;
     /// let options = RegistryOptions::default().ttl(std::time::Duration::from_secs(5));
+    /// let capped = RegistryOptions::default().ttl(std::time::Duration::MAX);
     /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.ttl = ttl.min(Self::MAX_TTL);
         self
     }
 
@@ -91,7 +96,7 @@ impl RegistryOptions {
     /// let options = RegistryOptions::default().negative_ttl(std::time::Duration::ZERO);
     /// ```
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.negative_ttl = ttl;
+        self.negative_ttl = ttl.min(Self::MAX_TTL);
         self
     }
 }

@@ -243,3 +243,19 @@ async fn header_and_path_resolvers_share_the_registry_and_the_slug_rules() -> Re
     ));
     Ok(())
 }
+
+#[tokio::test]
+async fn an_endless_ttl_is_capped_instead_of_panicking() -> rls_tenancy::Result<()> {
+    let db = rls_tenancy::ScratchDatabase::migrated().await?;
+    let pool = rls_tenancy::TenantPool::connect(db.runtime_url(), Default::default()).await?;
+    let options = rls_tenancy::RegistryOptions::default()
+        .ttl(std::time::Duration::MAX)
+        .negative_ttl(std::time::Duration::MAX);
+    let registry = rls_tenancy::TenantRegistry::new(&pool, options);
+    let missing = registry.resolve(&"nobody".parse()?).await;
+    assert!(
+        matches!(missing, Err(rls_tenancy::Error::TenantNotFound { .. })),
+        "{missing:?}"
+    );
+    Ok(())
+}
