@@ -37,8 +37,9 @@ const UNIQUE_VIOLATION: &str = "23505";
 /// answer the same 404. A 42501 can also mean a missing grant; that is a deployment fault the
 /// guard reports at start-up, and the refusal is logged with `tracing::warn!` either way.
 ///
-/// 4xx bodies are short plain text saying what to fix; 5xx bodies say nothing but
-/// "internal server error". Bodies are never HTML, so echoed input cannot become markup.
+/// 4xx bodies are short plain text saying what to fix (a generic phrase when the database
+/// refused the values); 5xx bodies say nothing but "internal server error" (or "service
+/// unavailable"). Bodies are never HTML, so echoed input cannot become markup.
 ///
 /// ```
 /// use axum::http::StatusCode;
@@ -47,6 +48,8 @@ const UNIQUE_VIOLATION: &str = "23505";
 /// assert_eq!(err.status(), StatusCode::BAD_REQUEST);
 /// assert_eq!(AppError::NotFound.status(), StatusCode::NOT_FOUND);
 /// let err = AppError::from(Error::Database(sqlx::Error::PoolTimedOut));
+/// assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+/// let err = AppError::from(Error::Database(sqlx::Error::PoolClosed));
 /// assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
 /// ```
 #[derive(Debug, thiserror::Error)]
