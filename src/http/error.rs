@@ -14,6 +14,8 @@ const INSUFFICIENT_PRIVILEGE: &str = "42501";
 const FOREIGN_KEY_VIOLATION: &str = "23503";
 /// SQLSTATE of a duplicate key.
 const UNIQUE_VIOLATION: &str = "23505";
+/// SQLSTATE of an exclusion constraint clash: a conflict like a duplicate.
+const EXCLUSION_VIOLATION: &str = "23P01";
 
 /// The error type of every handler and extractor in the HTTP layer.
 ///
@@ -24,8 +26,8 @@ const UNIQUE_VIOLATION: &str = "23505";
 /// | a malformed `Host` (or several), an invalid tenant slug or id, a bad query parameter | 400, with the reason |
 /// | a malformed `?page=` or one past [`crate::MAX_OFFSET`] | 400 |
 /// | an unknown or inactive tenant, a path that is not a tenant's, an RLS refusal (SQLSTATE 42501), a builder refusal to write another tenant's row | 404, generic |
-/// | a foreign key that finds no parent (SQLSTATE 23503): a missing or another tenant's parent | 404, generic |
-/// | a duplicate key (23505) | 409, generic |
+/// | a foreign key that finds no parent (SQLSTATE 23503): a missing or another tenant's parent; also deleting a parent that still has children, which Postgres reports with the same code | 404, generic |
+/// | a duplicate key (23505) or an exclusion clash (23P01) | 409, generic |
 /// | other integrity or data errors from the client's values (classes 23 and 22: a check, a too-long string, bad syntax) | 400, generic (the database's message can quote key values) |
 /// | no connection free in time | 503, generic |
 /// | anything else (database down, a statement the builder refuses to build) | 500, generic; the detail goes to `tracing::error!` |
@@ -136,7 +138,7 @@ fn library_status(err: &Error) -> StatusCode {
 fn database_status(code: Option<&str>) -> StatusCode {
     match code {
         Some(INSUFFICIENT_PRIVILEGE | FOREIGN_KEY_VIOLATION) => StatusCode::NOT_FOUND,
-        Some(UNIQUE_VIOLATION) => StatusCode::CONFLICT,
+        Some(UNIQUE_VIOLATION | EXCLUSION_VIOLATION) => StatusCode::CONFLICT,
         Some(code) if code.starts_with("22") || code.starts_with("23") => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -198,6 +200,7 @@ mod tests {
             ("42501", StatusCode::NOT_FOUND),
             ("23503", StatusCode::NOT_FOUND),
             ("23505", StatusCode::CONFLICT),
+            ("23P01", StatusCode::CONFLICT),
             ("23514", StatusCode::BAD_REQUEST),
             ("23502", StatusCode::BAD_REQUEST),
             ("22001", StatusCode::BAD_REQUEST),

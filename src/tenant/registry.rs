@@ -52,6 +52,11 @@ impl Default for RegistryOptions {
 
 impl RegistryOptions {
     /// The longest either cache keeps an answer (one day); longer TTLs are capped to it.
+    ///
+    /// ```
+    /// # use rls_tenancy::RegistryOptions;
+    /// assert_eq!(RegistryOptions::MAX_TTL.as_secs(), 86_400);
+    /// ```
     pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
     /// The most found tenants kept (default 10 000).
