@@ -46,7 +46,7 @@ pub use error::{Error, Result};
 pub use guard::{Finding, GuardOptions, GuardReport, RuleId, Severity};
 pub use migrate::{Bootstrap, MigrateOptions, MigrateReport, bootstrap_sql, migrate};
 pub use policy::{
-    Ident, POLICY_NAME, Registry, TenancyDeclaration, TenantTable, TenantVariable,
+    GlobalTable, Ident, POLICY_NAME, Registry, TenancyDeclaration, TenantTable, TenantVariable,
     canonical_predicate, policy_sql,
 };
 pub use query::{

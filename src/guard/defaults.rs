@@ -5,6 +5,7 @@ use sqlx::PgConnection;
 
 use super::Ctx;
 use super::catalog::{Membership, with_closure};
+use super::cause::{Cause, Revoke};
 use super::finding::{Finding, RuleId, quote_ident};
 use crate::error::Result;
 
@@ -69,6 +70,25 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
             } else {
                 ""
             };
+            let head = format!(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {}{scope_sql} REVOKE{}",
+                quote_ident(&row.creator),
+                if revoke_option.is_empty() { "" } else { " GRANT OPTION FOR" }
+            );
+            let keyword = match row.objects.as_str() {
+                "TABLES" => "TABLES",
+                "SEQUENCES" => "SEQUENCES",
+                "FUNCTIONS" => "FUNCTIONS",
+                "TYPES" => "TYPES",
+                _ => "SCHEMAS",
+            };
+            let revoke = Revoke {
+                head,
+                privilege: row.privilege.clone(),
+                keyword,
+                object: None,
+                grantee: membership.grantee_sql(),
+            };
             Finding::new(
                 RuleId::DefaultPrivilege,
                 format!("default privileges of role {}", row.creator),
@@ -86,6 +106,12 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                     membership.grantee_sql()
                 ),
             )
+            .caused_by(Cause::default_privileges(
+                &row.creator,
+                &scope,
+                &membership.holder(),
+                revoke,
+            ))
         })
         .collect())
 }

@@ -54,9 +54,11 @@
 //! ```
 
 mod catalog;
+mod cause;
 mod constraints;
 mod defaults;
 mod finding;
+mod matviews;
 mod options;
 mod ownership;
 mod policies;
@@ -65,6 +67,7 @@ mod registry;
 mod report;
 mod roles;
 mod settings;
+mod triggers;
 mod unscoped;
 mod version;
 mod views_functions;
@@ -103,6 +106,20 @@ impl Ctx<'_> {
     /// The guarded schema's name.
     fn schema(&self) -> &str {
         self.resolved.schema.as_str()
+    }
+
+    /// The declared global tables of the guarded schema (none when it is not the
+    /// declaration's schema, as for tenant tables).
+    fn global_table_names(&self) -> Vec<String> {
+        if !self.resolved.requires_declared_tables {
+            return Vec::new();
+        }
+        self.resolved
+            .declaration
+            .global_tables()
+            .iter()
+            .map(|t| t.name.as_str().to_owned())
+            .collect()
     }
 
     /// The parameters `$3` to `$6` of [`catalog::tenant_tables!`]: declared table names, their
@@ -179,12 +196,15 @@ pub async fn check(conn: &mut PgConnection, options: &GuardOptions) -> Result<Gu
     findings.extend(registry::check(&mut tx, &ctx).await?);
     findings.extend(policies::check(&mut tx, &ctx).await?);
     findings.extend(views_functions::check(&mut tx, &ctx).await?);
+    findings.extend(matviews::check(&mut tx, &ctx).await?);
     findings.extend(defaults::check(&mut tx, &ctx).await?);
     findings.extend(settings::check(&mut tx, &ctx).await?);
     findings.extend(constraints::check(&mut tx, &ctx).await?);
     findings.extend(unscoped::check(&mut tx, &ctx).await?);
+    findings.extend(triggers::check(&mut tx, &ctx).await?);
     findings.extend(version::check(&ctx));
     tx.rollback().await?;
+    let findings = cause::group(findings);
     let report = GuardReport::new(
         &session.role,
         &session.database,

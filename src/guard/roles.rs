@@ -130,6 +130,10 @@ fn inherited(target: &str, row: &RoleRow) -> Vec<Finding> {
         format!(" through {}", row.via.join(", "))
     };
     let fix = membership.cut_membership_sql().unwrap_or_default();
+    let tag = |finding: Finding| match membership.cause() {
+        Some(cause) => finding.caused_by(cause),
+        None => finding,
+    };
     let object = format!("role {target}");
     let mut findings = Vec::new();
     let attributes: Vec<&str> = [
@@ -143,7 +147,7 @@ fn inherited(target: &str, row: &RoleRow) -> Vec<Finding> {
     .filter_map(|(has, name)| has.then_some(name))
     .collect();
     if !attributes.is_empty() {
-        findings.push(Finding::new(
+        findings.push(tag(Finding::new(
             RuleId::RoleMemberOfPrivileged,
             &object,
             format!(
@@ -153,10 +157,10 @@ fn inherited(target: &str, row: &RoleRow) -> Vec<Finding> {
                 row.name
             ),
             fix.clone(),
-        ));
+        )));
     }
     if let Some((_, what)) = PREDEFINED.iter().find(|(name, _)| *name == row.name) {
-        findings.push(Finding::new(
+        findings.push(tag(Finding::new(
             RuleId::RoleMemberOfPredefined,
             &object,
             format!(
@@ -164,7 +168,7 @@ fn inherited(target: &str, row: &RoleRow) -> Vec<Finding> {
                 row.name
             ),
             fix,
-        ));
+        )));
     }
     findings
 }

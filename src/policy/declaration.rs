@@ -23,6 +23,15 @@ pub struct TenancyDeclaration {
     schema: Ident,
     registry: Registry,
     tenant_tables: Vec<TenantTable>,
+    global_tables: Vec<GlobalTable>,
+}
+
+/// A table every tenant may read whole (a `plans` lookup table): declared so the guard knows
+/// it holds no tenant's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalTable {
+    /// The table's name (unqualified; it lives in the declaration's schema).
+    pub name: Ident,
 }
 
 /// A table whose rows each belong to one tenant.
@@ -49,6 +58,14 @@ struct RawDeclaration {
     schema: String,
     registry: RawRegistry,
     tenant_table: Vec<RawTenantTable>,
+    #[serde(default)]
+    global_table: Vec<RawGlobalTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGlobalTable {
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +134,24 @@ impl TenancyDeclaration {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
+        let global_tables = raw
+            .global_table
+            .iter()
+            .map(|t| {
+                Ok(GlobalTable {
+                    name: ident("table", &t.name)?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if let Some(both) = global_tables
+            .iter()
+            .find(|g| tenant_tables.iter().any(|t| t.name == g.name))
+        {
+            return Err(invalid(format!(
+                "table {} is declared both as a tenant table and as a global table",
+                both.name.as_str()
+            )));
+        }
         let readable_columns = raw
             .registry
             .readable_columns
@@ -130,6 +165,7 @@ impl TenancyDeclaration {
                 readable_columns,
             },
             tenant_tables,
+            global_tables,
         })
     }
 
@@ -165,6 +201,29 @@ impl TenancyDeclaration {
     /// ```
     pub fn tenant_tables(&self) -> &[TenantTable] {
         &self.tenant_tables
+    }
+
+    /// The global tables: read whole by every tenant, declared with `[[global_table]]`.
+    ///
+    /// ```
+    /// # use rls_tenancy::TenancyDeclaration;
+    /// let decl = TenancyDeclaration::parse(r#"
+    ///     schema = "app"
+    ///     [registry]
+    ///     table = "accounts"
+    ///     readable_columns = ["id", "slug"]
+    ///     [[tenant_table]]
+    ///     name = "notes"
+    ///     column = "account_id"
+    ///     [[global_table]]
+    ///     name = "plans"
+    /// "#)?;
+    /// assert_eq!(decl.global_tables()[0].name.as_str(), "plans");
+    /// assert!(TenancyDeclaration::builtin()?.global_tables().is_empty());
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn global_tables(&self) -> &[GlobalTable] {
+        &self.global_tables
     }
 
     /// The declared tenant table with this name, if any.

@@ -4,7 +4,7 @@ mod declaration;
 mod ident;
 mod render;
 
-pub use declaration::{Registry, TenancyDeclaration, TenantTable};
+pub use declaration::{GlobalTable, Registry, TenancyDeclaration, TenantTable};
 pub(crate) use ident::quote_literal;
 pub use ident::{Ident, TenantVariable};
 pub use render::{POLICY_NAME, canonical_predicate, policy_sql};

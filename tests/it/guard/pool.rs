@@ -103,8 +103,9 @@ async fn skip_guard_opens_the_pool_even_for_a_superuser() -> Result<()> {
 async fn warnings_alone_do_not_stop_the_pool_from_opening() -> Result<()> {
     let mut fx = Fixture::migrated().await?;
     fx.inject(
-        "CREATE MATERIALIZED VIEW app.user_counts AS SELECT account_id, count(*) FROM app.users GROUP BY 1;
-         GRANT SELECT ON app.user_counts TO {runtime}",
+        "DROP POLICY tenant_isolation ON app.tasks;
+         CREATE POLICY tenant_isolation ON app.tasks
+           USING (account_id = nullif(current_setting('app.tenant_id', true), '')::bigint)",
     )
     .await?;
     let pool = TenantPool::connect(fx.db().runtime_url(), TenantPoolOptions::default()).await?;
