@@ -256,6 +256,16 @@ pub(crate) fn refusal_list(findings: &[Finding]) -> String {
         .join("; ")
 }
 
+/// Refuses a login that row-level security does not apply to (`SUPERUSER`, `BYPASSRLS`): what
+/// the deploy-role writer checks, since its rows must still pass each tenant's policy.
+pub(crate) async fn enforce_writer(conn: &mut PgConnection) -> Result<()> {
+    let findings = roles::bypasses(conn).await?;
+    if findings.is_empty() {
+        return Ok(());
+    }
+    Err(Error::GuardRefused { findings })
+}
+
 /// Runs the guard for the tenant pool: `Ok` when nothing refuses (warnings are logged).
 pub(crate) async fn enforce(conn: &mut PgConnection, options: &GuardOptions) -> Result<()> {
     let report = check(conn, options).await?;

@@ -66,6 +66,22 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
     Ok(findings)
 }
 
+/// The findings that refuse a login to write tenant rows at all: `SUPERUSER` or `BYPASSRLS`
+/// on the session's own role, which make every policy void. What the deploy-role writer
+/// checks; its other attributes are the deploy role's business.
+pub(super) async fn bypasses(conn: &mut PgConnection) -> Result<Vec<Finding>> {
+    let row: RoleRow = sqlx::query_as(
+        "SELECT r.rolname::text AS name, '{}'::text[] AS via, true AS is_target,
+                r.rolsuper, r.rolbypassrls, false AS rolcreaterole, false AS rolcreatedb,
+                false AS rolreplication
+           FROM pg_catalog.pg_roles r
+          WHERE r.rolname = current_user",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(own_attributes(&row))
+}
+
 /// The attributes the role holds itself, each its own rule.
 fn own_attributes(row: &RoleRow) -> Vec<Finding> {
     let role = &row.name;

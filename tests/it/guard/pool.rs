@@ -1,10 +1,13 @@
 //! The tenant pool runs the guard when it opens and refuses a role that can get around
-//! row-level security, with an error naming every rule; `skip_guard` is the explicit way out.
+//! row-level security, with an error naming every rule; `skip_guard` is the explicit way out
+//! and the deploy-role writer the one for seeding, both logged every time they are used.
 
 use rls_tenancy::guard::RuleId;
-use rls_tenancy::{Error, Result, TenantId, TenantPool, TenantPoolOptions, TenantScope};
+use rls_tenancy::{Error, Result, TenantPool, TenantPoolOptions};
 
 use super::Fixture;
+use crate::logs::Warnings;
+use crate::support::TwoTenants;
 
 /// The rules of a refusal, or an error saying what came back instead.
 fn refused_rules(result: Result<TenantPool>) -> Result<Vec<RuleId>> {
@@ -20,15 +23,19 @@ fn refused_rules(result: Result<TenantPool>) -> Result<Vec<RuleId>> {
 }
 
 #[tokio::test]
-async fn the_tenant_pool_opens_for_the_migrated_runtime_role() -> Result<()> {
-    let fx = Fixture::migrated().await?;
-    let pool = TenantPool::connect(fx.db().runtime_url(), TenantPoolOptions::default()).await?;
-    let scope = TenantScope::new(TenantId::new(1)?, "tenant-1".parse()?);
-    let mut tx = pool.begin(&scope).await?;
-    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM app.projects")
-        .fetch_one(&mut *tx)
+async fn the_tenant_pool_opens_for_the_migrated_runtime_role_and_sees_only_its_tenant()
+-> Result<()> {
+    let t = TwoTenants::new().await;
+    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM app.projects")
+        .fetch_one(&t.admin)
         .await?;
-    assert_eq!(visible, 0);
+    assert_eq!(all, 2, "both tenants have a project");
+    let pool = TenantPool::connect(t.db.runtime_url(), TenantPoolOptions::default()).await?;
+    let mut tx = pool.begin(&t.a.scope).await?;
+    let visible: Vec<i64> = sqlx::query_scalar("SELECT id FROM app.projects")
+        .fetch_all(&mut *tx)
+        .await?;
+    assert_eq!(visible, [t.a.project], "only tenant a's project, not {}", t.b.project);
     tx.commit().await?;
     pool.close().await;
     Ok(())
@@ -91,11 +98,79 @@ async fn the_tenant_pool_refuses_a_runtime_role_that_was_made_a_superuser() -> R
 }
 
 #[tokio::test]
-async fn skip_guard_opens_the_pool_even_for_a_superuser() -> Result<()> {
+async fn skip_guard_opens_the_pool_even_for_a_superuser_and_warns_every_time() -> Result<()> {
     let fx = Fixture::migrated().await?;
-    let options = TenantPoolOptions::default().skip_guard();
-    let pool = TenantPool::connect(&fx.db().admin_url(), options).await?;
-    pool.close().await;
+    let warnings = Warnings::capture();
+    for _ in 0..2 {
+        let options = TenantPoolOptions::default().skip_guard();
+        let pool = TenantPool::connect(&fx.db().admin_url(), options).await?;
+        pool.close().await;
+    }
+    assert_eq!(
+        warnings.count("TenantPoolOptions::skip_guard"),
+        2,
+        "{}",
+        warnings.text()
+    );
+    assert!(warnings.text().contains(" WARN "), "{}", warnings.text());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_deploy_role_writer_opens_for_the_deploy_role_and_warns_every_time() -> Result<()> {
+    let fx = Fixture::migrated().await?;
+    let warnings = Warnings::capture();
+    for _ in 0..2 {
+        let options = TenantPoolOptions::default().deploy_role_writer();
+        let pool = TenantPool::connect(fx.db().deploy_url(), options).await?;
+        pool.close().await;
+    }
+    assert_eq!(
+        warnings.count("TenantPoolOptions::deploy_role_writer"),
+        2,
+        "{}",
+        warnings.text()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_deploy_role_writer_refuses_a_superuser_login() -> Result<()> {
+    let fx = Fixture::migrated().await?;
+    let options = TenantPoolOptions::default().deploy_role_writer();
+    let result = TenantPool::connect(&fx.db().admin_url(), options).await;
+    // The bootstrap superuser has BYPASSRLS too; SUPERUSER alone is enough to refuse.
+    assert!(refused_rules(result)?.contains(&RuleId::RoleSuperuser));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_deploy_role_writer_refuses_a_bypassrls_login() -> Result<()> {
+    let mut fx = Fixture::migrated().await?;
+    fx.inject("ALTER ROLE {deploy} BYPASSRLS").await?;
+    let options = TenantPoolOptions::default().deploy_role_writer();
+    let result = TenantPool::connect(fx.db().deploy_url(), options).await;
+    let message = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+    assert!(message.contains("[role-bypassrls]"), "{message}");
+    assert_eq!(refused_rules(result)?, [RuleId::RoleBypassRls]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_policy_for_another_role_stops_the_pool_with_a_clear_message_instead_of_empty_pages()
+-> Result<()> {
+    let mut fx = Fixture::migrated().await?;
+    fx.inject("CREATE ROLE {mid}; ALTER POLICY tenant_isolation ON app.projects TO {mid}")
+        .await?;
+    let result = TenantPool::connect(fx.db().runtime_url(), TenantPoolOptions::default()).await;
+    let message = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+    assert!(
+        message.contains("[policy-not-for-role]")
+            && message.contains("app.projects")
+            && message.contains("empty pages"),
+        "{message}"
+    );
+    assert_eq!(refused_rules(result)?, [RuleId::PolicyNotForRole]);
     Ok(())
 }
 
