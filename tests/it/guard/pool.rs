@@ -136,11 +136,17 @@ async fn the_deploy_role_writer_opens_for_the_deploy_role_and_warns_every_time()
 
 #[tokio::test]
 async fn the_deploy_role_writer_refuses_a_superuser_login() -> Result<()> {
-    let fx = Fixture::migrated().await?;
+    let mut fx = Fixture::migrated().await?;
+    // A superuser without BYPASSRLS, so that only the superuser rule can refuse it.
+    fx.inject("CREATE ROLE {top} LOGIN SUPERUSER NOBYPASSRLS PASSWORD 'writer-pw'")
+        .await?;
+    let url = fx
+        .db()
+        .admin_url()
+        .with_credentials(&fx.extra_role("top"), "writer-pw")?;
     let options = TenantPoolOptions::default().deploy_role_writer();
-    let result = TenantPool::connect(&fx.db().admin_url(), options).await;
-    // The bootstrap superuser has BYPASSRLS too; SUPERUSER alone is enough to refuse.
-    assert!(refused_rules(result)?.contains(&RuleId::RoleSuperuser));
+    let result = TenantPool::connect(&url, options).await;
+    assert_eq!(refused_rules(result)?, [RuleId::RoleSuperuser]);
     Ok(())
 }
 
