@@ -2,6 +2,7 @@
 //! names, injected into a freshly migrated database, and the migrated database passes.
 
 mod cli;
+mod leaks;
 mod pool;
 mod rules;
 
