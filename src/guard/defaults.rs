@@ -1,5 +1,7 @@
 //! Default privileges (`ALTER DEFAULT PRIVILEGES`): a right the guard refuses on existing
-//! objects must not arrive with the next table, sequence or schema either.
+//! objects must not arrive with the next table, sequence or schema either; nor may every new
+//! table arrive readable or writable by PUBLIC (a table created later without row-level
+//! security would be open to every role, before anyone declares or checks it).
 
 use sqlx::PgConnection;
 
@@ -41,6 +43,8 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
             AND a.grantee <> d.defaclrole
             AND (a.is_grantable
                  OR (d.defaclobjtype = 'r' AND a.privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER'))
+                 OR (d.defaclobjtype = 'r' AND a.grantee = 0
+                     AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE'))
                  OR (d.defaclobjtype = 'S' AND a.privilege_type = 'UPDATE')
                  OR (d.defaclobjtype = 'n' AND a.privilege_type = 'CREATE'))
           ORDER BY 2, 3, 1, 6"
@@ -118,10 +122,13 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
 
 /// Whether the privilege itself (not only its grant option) is one the guard refuses.
 fn refused_privilege(row: &DefaultGrant) -> bool {
+    let public = row.grantee.is_none();
     matches!(
         (row.objects.as_str(), row.privilege.as_str()),
         ("TABLES", "TRUNCATE" | "REFERENCES" | "TRIGGER")
             | ("SEQUENCES", "UPDATE")
             | ("SCHEMAS", "CREATE")
-    )
+    ) || (public
+        && row.objects == "TABLES"
+        && matches!(row.privilege.as_str(), "SELECT" | "INSERT" | "UPDATE" | "DELETE"))
 }

@@ -185,9 +185,10 @@ rules! {
     /// mapping names, past every policy of this database.
     ForeignTableReadable = "foreign-table-readable", Refuse,
         "the role can read no foreign table";
-    /// Default privileges hand the role or PUBLIC a right the guard refuses.
+    /// Default privileges hand the role or PUBLIC a right the guard refuses, or open every
+    /// new table to PUBLIC.
     DefaultPrivilege = "default-privilege", Refuse,
-        "default privileges grant the role no TRUNCATE, REFERENCES, TRIGGER, sequence UPDATE, schema CREATE or grant option";
+        "default privileges grant the role no TRUNCATE, REFERENCES, TRIGGER, sequence UPDATE, schema CREATE or grant option, and PUBLIC no access to new tables";
     /// The tenant variable is preset for the role, the database, or the session.
     TenantVariablePreset = "tenant-variable-preset", Refuse,
         "the tenant variable is never preset outside a tenant transaction";

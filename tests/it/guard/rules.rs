@@ -226,6 +226,11 @@ cases! {
         "CREATE VIEW public.emails WITH (security_invoker) AS SELECT email FROM app.users;
          CREATE MATERIALIZED VIEW public.email_list AS SELECT * FROM public.emails;
          GRANT SELECT ON public.email_list TO PUBLIC";
+    a_security_definer_trigger_function_nobody_may_execute_is_refused: SecurityDefinerFunction <-
+        "CREATE FUNCTION app.stamp() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+           AS $$BEGIN RETURN NEW; END$$;
+         REVOKE EXECUTE ON FUNCTION app.stamp() FROM PUBLIC;
+         CREATE TRIGGER tasks_stamp BEFORE INSERT ON app.tasks FOR EACH ROW EXECUTE FUNCTION app.stamp()" => 1;
     a_leakproof_function_outside_pg_catalog_is_refused: LeakproofFunction <-
         "CREATE FUNCTION public.shout(text) RETURNS boolean LANGUAGE plpgsql LEAKPROOF
            AS $$BEGIN RAISE EXCEPTION 'saw %', $1; END$$" => 1;
@@ -237,6 +242,8 @@ cases! {
         "ALTER DEFAULT PRIVILEGES FOR ROLE {deploy} GRANT UPDATE ON SEQUENCES TO PUBLIC";
     default_create_on_new_schemas_is_refused: DefaultPrivilege <-
         "ALTER DEFAULT PRIVILEGES FOR ROLE {deploy} GRANT CREATE ON SCHEMAS TO {runtime}";
+    default_select_on_new_tables_for_everyone_is_refused: DefaultPrivilege <-
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {deploy} IN SCHEMA app GRANT SELECT ON TABLES TO PUBLIC" => 1;
     default_grant_option_is_refused: DefaultPrivilege <-
         "ALTER DEFAULT PRIVILEGES FOR ROLE {deploy} IN SCHEMA app GRANT SELECT ON TABLES TO {runtime} WITH GRANT OPTION";
 
