@@ -5,7 +5,9 @@
 //! (`refuse` or `warn`), the object at fault, a sentence a DBA understands, and the SQL that
 //! fixes it. [`crate::TenantPool::connect`] runs the guard by default and refuses to open on
 //! any `refuse` finding ([`crate::Error::GuardRefused`]);
-//! [`crate::TenantPoolOptions::skip_guard`] is the explicit, logged way out.
+//! [`crate::TenantPoolOptions::skip_guard`] is the explicit way out, logged as a warning on
+//! every pool it opens. [`crate::TenantPoolOptions::deploy_role_writer`] (seeding through each
+//! tenant's policy) is logged the same way and still refuses a superuser or `BYPASSRLS` login.
 //!
 //! # What it checks
 //!
@@ -19,25 +21,37 @@
 //! | ownership | `owns-database`, `owns-schema`, `owns-object` (table, view, sequence, function, type in the schema) |
 //! | privileges | `schema-create`, `database-temp`, `database-create`, `table-truncate`, `table-references`, `table-trigger`, `sequence-update`, `grant-option` |
 //! | registry | `registry-privilege`: only the declared routing columns of the registry may be read, nothing written |
-//! | policies | `rls-disabled`, `rls-not-forced`, `policy-missing`, `policy-not-canonical`, `policy-mix-leaks`, `policy-implicit-with-check` (warn) |
-//! | views and functions | `view-not-security-invoker`, `security-definer-function`, `materialized-view-readable` (warn) |
-//! | default privileges | `default-privilege` |
+//! | policies | `rls-disabled`, `rls-not-forced`, `policy-missing`, `policy-not-canonical`, `policy-mix-leaks`, `policy-not-for-role` (only restrictive policies, or policies for other roles: empty pages), `policy-implicit-with-check` (warn) |
+//! | views and functions | `view-not-security-invoker`, `security-definer-function`, `leakproof-function` (outside `pg_catalog`) |
+//! | materialized views | `materialized-view-readable` (over anything but declared global tables) |
+//! | default privileges | `default-privilege` (refused rights, or PUBLIC access to every new table) |
 //! | settings | `tenant-variable-preset` |
 //! | constraints | `unique-without-tenant`, `foreign-key-without-tenant` |
-//! | tables outside row-level security | `unscoped-tenant-reference`, `undeclared-table-readable` (warn) |
+//! | tables outside row-level security, in any schema | `unscoped-tenant-reference`, `foreign-table-readable`, `trigger-writes-unscoped-table`, `undeclared-table-readable` |
+//! | triggers on tenant tables | `trigger-notifies`, `security-definer-function` (trigger functions need no `EXECUTE`) |
 //! | version | `server-version-below-floor` (warn) |
 //!
-//! A tenant table is a table declared in `policies/tenancy.toml`, or any table in the schema
-//! that has a tenant column; the registry (`accounts`) is not one: it has no row-level
-//! security by design, and the `registry` family checks it instead.
+//! A tenant table is a table declared in `policies/tenancy.toml`, any table in the schema that
+//! has a tenant column, or a table with a tenant column in any other schema the role can reach
+//! (a copy of tenant data in `public` leaks as well); the registry (`accounts`) is not one: it
+//! has no row-level security by design, and the `registry` family checks it instead. Tables
+//! every tenant may read whole are declared with `[[global_table]]`; any other readable table
+//! is refused.
 //!
 //! Privileges are read from the access control lists themselves (`aclexplode`): a grant to
 //! the role, to a role it can become, or to PUBLIC. What an owner may do is reported once,
-//! as ownership; what a superuser may do, once, as `role-superuser`.
+//! as ownership; what a superuser (or `pg_read_all_data`) may do, once, as the role finding.
+//!
+//! # One cause, one finding
+//!
+//! One broad `GRANT`, one role membership or one tenant table never set up for row-level
+//! security breaks many rules at once. Findings are tagged with their cause, and a cause with
+//! several findings is reported as one [`Finding`] naming it, with one fix for the whole of
+//! it and each fault listed in [`Finding::consequences`].
 //!
 //! # Speed
 //!
-//! Each family is one set-based catalog query over all objects (about ten round trips in
+//! Each family is one set-based catalog query over all objects (about a dozen round trips in
 //! all, inside one read-only repeatable-read transaction), never one query per table: the
 //! check stays fast on schemas with thousands of tables (`cargo bench --bench guard`).
 //!
