@@ -45,7 +45,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> rls_tenancy::Result<()> {
+async fn run(args: Args) -> Result<(), cli::CliError> {
     let base: BaseDomain = args.base_domain.parse()?;
     let mut options = DemoOptions::new(args.listen, base).max_connections(args.max_connections);
     if let Some(url) = args
@@ -73,5 +73,5 @@ async fn run(args: Args) -> rls_tenancy::Result<()> {
     for url in demo.tenant_urls() {
         println!("open {url}");
     }
-    demo.serve(shutdown_signal()).await
+    Ok(demo.serve(shutdown_signal()).await?)
 }

@@ -1,29 +1,35 @@
 //! [`TenantPool`]: the runtime role's connection pool, which only hands out tenant
 //! transactions.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 
-use super::{DatabaseUrl, TenantTx};
-use crate::error::{Error, Result};
+use super::begin::BeginPlan;
+use super::{DbError, TenantTx, TxOptions};
+use crate::connect::{ConnectError, DatabaseUrl};
 use crate::guard::{self, GuardOptions};
-use crate::policy::TenantVariable;
+use crate::policy::{TenancyDeclaration, TenantContext, TenantVariable};
+use crate::resolve::{RegistryOptions, TenantRegistry};
 use crate::tenant::TenantScope;
 
-/// How to open a [`TenantPool`].
+/// How to open a [`TenantPool`] for the schema a [`TenancyDeclaration`] describes.
 ///
-/// The [guard](crate::guard) runs when the pool opens, with [`GuardOptions::default`] unless
-/// [`TenantPoolOptions::guard`] says otherwise; [`TenantPoolOptions::skip_guard`] turns it off.
+/// The [guard](crate::guard) runs when the pool opens, with [`GuardOptions::new`] for the
+/// declaration unless [`TenantPoolOptions::guard`] says otherwise;
+/// [`TenantPoolOptions::skip_guard`] turns it off.
 ///
 /// ```
-/// use rls_tenancy::TenantPoolOptions;
-/// let options = TenantPoolOptions::default().max_connections(4);
+/// use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+/// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).max_connections(4);
 /// assert_eq!(options.variable().as_str(), "app.tenant_id");
 /// assert!(options.runs_guard());
+/// # Ok::<(), rls_tenancy::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct TenantPoolOptions {
+    declaration: TenancyDeclaration,
     max_connections: u32,
     acquire_timeout: Duration,
     variable: TenantVariable,
@@ -41,23 +47,32 @@ enum GuardSetting {
     DeployRoleWriter,
 }
 
-impl Default for TenantPoolOptions {
-    fn default() -> Self {
+impl TenantPoolOptions {
+    /// Options for the schema `declaration` describes: at most 10 connections, a 10 s
+    /// acquire timeout, the tenant variable `app.tenant_id`, the guard on.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::from_file("policies/tenancy.toml")?);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn new(declaration: TenancyDeclaration) -> Self {
+        let guard = GuardSetting::Run(Box::new(GuardOptions::new(declaration.clone())));
         Self {
+            declaration,
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
             variable: TenantVariable::default(),
-            guard: GuardSetting::Run(Box::default()),
+            guard,
         }
     }
-}
 
-impl TenantPoolOptions {
     /// The most connections the pool opens (default 10).
     ///
     /// ```
-    /// # use rls_tenancy::TenantPoolOptions;
-    /// let options = TenantPoolOptions::default().max_connections(1);
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).max_connections(1);
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn max_connections(mut self, n: u32) -> Self {
         self.max_connections = n.max(1);
@@ -67,8 +82,9 @@ impl TenantPoolOptions {
     /// How long `begin` waits for a free connection (default 10 s).
     ///
     /// ```
-    /// # use rls_tenancy::TenantPoolOptions;
-    /// let options = TenantPoolOptions::default().acquire_timeout(std::time::Duration::from_secs(2));
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).acquire_timeout(std::time::Duration::from_secs(2));
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
@@ -78,8 +94,8 @@ impl TenantPoolOptions {
     /// The setting the policies read (default `app.tenant_id`).
     ///
     /// ```
-    /// # use rls_tenancy::{TenantPoolOptions, TenantVariable};
-    /// let options = TenantPoolOptions::default().tenant_variable(TenantVariable::parse("myapp.tenant")?);
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions, TenantVariable};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).tenant_variable(TenantVariable::parse("myapp.tenant")?);
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn tenant_variable(mut self, variable: TenantVariable) -> Self {
@@ -91,10 +107,11 @@ impl TenantPoolOptions {
     /// own tenant variable).
     ///
     /// ```
-    /// # use rls_tenancy::{GuardOptions, TenantPoolOptions};
-    /// let options = TenantPoolOptions::default()
-    ///     .guard(GuardOptions::default().allow_security_definer("app.resolve_slug"));
+    /// # use rls_tenancy::{GuardOptions, TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?)
+    ///     .guard(GuardOptions::new(TenancyDeclaration::reference()?).allow_security_definer("app.resolve_slug"));
     /// assert!(options.runs_guard());
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn guard(mut self, options: GuardOptions) -> Self {
         self.guard = GuardSetting::Run(Box::new(options));
@@ -106,9 +123,10 @@ impl TenantPoolOptions {
     /// warning, since nothing stops a role that can get around row-level security.
     ///
     /// ```
-    /// # use rls_tenancy::TenantPoolOptions;
-    /// let options = TenantPoolOptions::default().skip_guard();
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).skip_guard();
     /// assert!(!options.runs_guard());
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn skip_guard(mut self) -> Self {
         self.guard = GuardSetting::Skipped;
@@ -124,9 +142,10 @@ impl TenantPoolOptions {
     /// not a pool to serve requests with.
     ///
     /// ```
-    /// # use rls_tenancy::TenantPoolOptions;
-    /// let options = TenantPoolOptions::default().deploy_role_writer();
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).deploy_role_writer();
     /// assert!(!options.runs_guard());
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn deploy_role_writer(mut self) -> Self {
         self.guard = GuardSetting::DeployRoleWriter;
@@ -136,18 +155,32 @@ impl TenantPoolOptions {
     /// Whether opening the pool runs the guard.
     ///
     /// ```
-    /// # use rls_tenancy::TenantPoolOptions;
-    /// assert!(TenantPoolOptions::default().runs_guard());
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// assert!(TenantPoolOptions::new(TenancyDeclaration::reference()?).runs_guard());
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn runs_guard(&self) -> bool {
         matches!(self.guard, GuardSetting::Run(_))
     }
 
+    /// The declaration the pool serves.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?);
+    /// assert_eq!(options.declaration().schema().as_str(), "app");
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn declaration(&self) -> &TenancyDeclaration {
+        &self.declaration
+    }
+
     /// The configured tenant variable.
     ///
     /// ```
-    /// # use rls_tenancy::TenantPoolOptions;
-    /// assert_eq!(TenantPoolOptions::default().variable().as_str(), "app.tenant_id");
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// assert_eq!(TenantPoolOptions::new(TenancyDeclaration::reference()?).variable().as_str(), "app.tenant_id");
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn variable(&self) -> &TenantVariable {
         &self.variable
@@ -157,10 +190,11 @@ impl TenantPoolOptions {
 /// The runtime role's pool. Its only way to run a statement is a [`TenantTx`] for one tenant.
 ///
 /// ```no_run
-/// use rls_tenancy::{TenantPool, TenantPoolOptions, TenantScope, TenantId};
+/// use rls_tenancy::{TenancyDeclaration, TenantPool, TenantPoolOptions, TenantScope, TenantId};
 /// # async fn demo() -> rls_tenancy::Result<()> {
 /// let url = "postgres://app_runtime:pw@127.0.0.1/app".parse()?;
-/// let pool = TenantPool::connect(&url, TenantPoolOptions::default()).await?;
+/// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+/// let pool = TenantPool::connect(&url, TenantPoolOptions::new(decl)).await?;
 /// let scope = TenantScope::new(TenantId::new(1)?, "tenant-1".parse()?);
 /// let mut tx = pool.begin(&scope).await?;
 /// # Ok(()) }
@@ -168,7 +202,8 @@ impl TenantPoolOptions {
 #[derive(Debug, Clone)]
 pub struct TenantPool {
     pool: PgPool,
-    variable: TenantVariable,
+    declaration: Arc<TenancyDeclaration>,
+    context: TenantContext,
 }
 
 impl TenantPool {
@@ -180,16 +215,17 @@ impl TenantPool {
     /// connection is closed instead of reused.
     ///
     /// # Errors
-    /// [`Error::Connect`] when the server is unreachable or refuses the login, else as
+    /// [`DbError::Connect`] when the server is unreachable or refuses the login, else as
     /// [`TenantPool::from_pool`].
     ///
     /// ```no_run
-    /// # use rls_tenancy::{TenantPool, TenantPoolOptions};
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantPoolOptions};
     /// # async fn demo() -> rls_tenancy::Result<()> {
-    /// let pool = TenantPool::connect(&"postgres://app_runtime@localhost/app".parse()?, TenantPoolOptions::default()).await?;
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::from_file("policies/tenancy.toml")?);
+    /// let pool = TenantPool::connect(&"postgres://app_runtime@localhost/app".parse()?, options).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn connect(url: &DatabaseUrl, options: TenantPoolOptions) -> Result<Self> {
+    pub async fn connect(url: &DatabaseUrl, options: TenantPoolOptions) -> Result<Self, DbError> {
         let variable = options.variable.as_str().to_owned();
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
@@ -200,7 +236,7 @@ impl TenantPool {
             })
             .connect_with(url.connect_options()?)
             .await
-            .map_err(|source| Error::Connect {
+            .map_err(|source| ConnectError::Unreachable {
                 url: url.redacted(),
                 source,
             })?;
@@ -217,18 +253,19 @@ impl TenantPool {
     /// `refuse` finding; warnings are logged.
     ///
     /// ```no_run
-    /// # use rls_tenancy::{TenantPool, TenantPoolOptions};
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantPoolOptions};
     /// # async fn demo(pg: sqlx::PgPool) -> rls_tenancy::Result<()> {
-    /// let pool = TenantPool::from_pool(pg, TenantPoolOptions::default()).await?;
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::from_file("policies/tenancy.toml")?);
+    /// let pool = TenantPool::from_pool(pg, options).await?;
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
-    /// [`Error::GuardRefused`] listing every `refuse` finding (for a deploy-role writer: a
-    /// superuser or `BYPASSRLS` login); the guard's own errors
-    /// ([`Error::MissingSchema`], [`Error::NotMigrated`]); the database's error when no
+    /// [`DbError::Guard`] with [`crate::guard::GuardError::Refused`] listing every `refuse`
+    /// finding (for a deploy-role writer: a superuser or `BYPASSRLS` login), or the guard's own
+    /// errors (a missing schema, an unmigrated database); the database's error when no
     /// connection can be had.
-    pub async fn from_pool(pool: PgPool, options: TenantPoolOptions) -> Result<Self> {
+    pub async fn from_pool(pool: PgPool, options: TenantPoolOptions) -> Result<Self, DbError> {
         match &options.guard {
             GuardSetting::Run(guard_options) => {
                 // Always the pool's own login role: a role override in the options would
@@ -251,13 +288,15 @@ impl TenantPool {
                 guard::enforce_writer(&mut conn).await?;
             }
         }
+        let context = TenantContext::new(options.variable, options.declaration.key_type());
         Ok(Self {
             pool,
-            variable: options.variable,
+            declaration: Arc::new(options.declaration),
+            context,
         })
     }
 
-    /// Begins a transaction that sees only `scope`'s tenant.
+    /// Begins a read-write transaction that sees only `scope`'s tenant.
     ///
     /// # Errors
     /// The database's error when no connection can be had or `BEGIN` fails.
@@ -267,15 +306,56 @@ impl TenantPool {
     /// let tx = pool.begin(&scope).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn begin(&self, scope: &TenantScope) -> Result<TenantTx> {
-        TenantTx::begin(&self.pool, &self.variable, scope).await
+    pub async fn begin(&self, scope: &TenantScope) -> Result<TenantTx, DbError> {
+        self.begin_with(scope, TxOptions::default()).await
     }
 
-    /// The plain pool, for reading routing data that is not tenant data (the registry).
-    /// Not public: outside a tenant transaction the runtime role sees no tenant rows anyway,
-    /// but handing it out would invite code that forgets the tenant.
-    pub(crate) fn plain_pool(&self) -> &PgPool {
-        &self.pool
+    /// Begins a transaction that sees only `scope`'s tenant, with `options` (read-only,
+    /// isolation level).
+    ///
+    /// # Errors
+    /// The database's error when no connection can be had or `BEGIN` fails.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{IsolationLevel, TxOptions};
+    /// # async fn demo(pool: rls_tenancy::TenantPool, scope: rls_tenancy::TenantScope) -> rls_tenancy::Result<()> {
+    /// let tx = pool
+    ///     .begin_with(&scope, TxOptions::default().read_only().isolation(IsolationLevel::RepeatableRead))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn begin_with(
+        &self,
+        scope: &TenantScope,
+        options: TxOptions,
+    ) -> Result<TenantTx, DbError> {
+        let mut plan = BeginPlan::new(options);
+        plan.set(self.context.settings(scope.id()));
+        TenantTx::begin(&self.pool, &plan, scope).await
+    }
+
+    /// A [`TenantRegistry`] over this pool's declaration, reading through its connections
+    /// (the registry is routing data, readable by the runtime role without a tenant).
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::RegistryOptions;
+    /// # fn demo(pool: rls_tenancy::TenantPool) {
+    /// let registry = pool.registry(RegistryOptions::default());
+    /// # }
+    /// ```
+    pub fn registry(&self, options: RegistryOptions) -> TenantRegistry {
+        TenantRegistry::new(self.pool.clone(), &self.declaration, options)
+    }
+
+    /// The declaration this pool serves.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: rls_tenancy::TenantPool) {
+    /// println!("tenant tables in {}", pool.declaration().schema());
+    /// # }
+    /// ```
+    pub fn declaration(&self) -> &TenancyDeclaration {
+        &self.declaration
     }
 
     /// Closes every connection.

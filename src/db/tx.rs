@@ -2,12 +2,14 @@
 
 use std::ops::{Deref, DerefMut};
 
-use sqlx::postgres::{PgConnection, PgPool};
-use sqlx::{AssertSqlSafe, Postgres, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnection, PgPool, PgTransactionManager};
+use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr};
+use sqlx_core::transaction::TransactionManager;
 use tracing::Instrument;
 
-use crate::error::Result;
-use crate::policy::TenantVariable;
+use super::DbError;
+use super::begin::BeginPlan;
 use crate::tenant::TenantScope;
 
 /// A transaction in which the database sees exactly one tenant.
@@ -30,31 +32,32 @@ use crate::tenant::TenantScope;
 /// ```
 #[derive(Debug)]
 pub struct TenantTx {
-    tx: Transaction<'static, Postgres>,
+    conn: PoolConnection<Postgres>,
     scope: TenantScope,
+    /// Whether the transaction still has to be ended (committed or rolled back).
+    open: bool,
 }
 
 impl TenantTx {
-    /// Opens a tenant transaction on a connection from `pool`.
+    /// Opens a tenant transaction on a connection from `pool`: one simple-protocol round
+    /// trip carrying `BEGIN` and every transaction-local setting of `plan`.
+    ///
+    /// It is begun through sqlx's own transaction manager, so a `TenantTx` dropped without
+    /// commit or rollback has its `ROLLBACK` queued on the connection, sent before the
+    /// connection serves anyone else.
     pub(crate) async fn begin(
         pool: &PgPool,
-        variable: &TenantVariable,
+        plan: &BeginPlan,
         scope: &TenantScope,
-    ) -> Result<Self> {
-        // One simple-protocol round trip: BEGIN and the transaction-local setting together.
-        // Both spliced values are validated types: the setting name is two identifiers
-        // joined by a dot, the id a positive i64; nothing here is free text.
-        let begin = format!(
-            "BEGIN; SELECT set_config({variable}, '{id}', true)",
-            id = scope.id()
-        );
-        let tx = pool
-            .begin_with(AssertSqlSafe(begin))
+    ) -> Result<Self, DbError> {
+        let mut conn = pool.acquire().await?;
+        PgTransactionManager::begin(&mut conn, Some(AssertSqlSafe(plan.sql()).into_sql_str()))
             .instrument(tracing::debug_span!("tenant_begin", tenant = %scope.id()))
             .await?;
         Ok(Self {
-            tx,
+            conn,
             scope: scope.clone(),
+            open: true,
         })
     }
 
@@ -80,8 +83,9 @@ impl TenantTx {
     /// pool.begin(&scope).await?.commit().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
+    pub async fn commit(mut self) -> Result<(), DbError> {
+        PgTransactionManager::commit(&mut self.conn).await?;
+        self.open = false;
         Ok(())
     }
 
@@ -95,8 +99,9 @@ impl TenantTx {
     /// pool.begin(&scope).await?.rollback().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn rollback(self) -> Result<()> {
-        self.tx.rollback().await?;
+    pub async fn rollback(mut self) -> Result<(), DbError> {
+        PgTransactionManager::rollback(&mut self.conn).await?;
+        self.open = false;
         Ok(())
     }
 }
@@ -105,12 +110,22 @@ impl Deref for TenantTx {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
-        &self.tx
+        &self.conn
     }
 }
 
 impl DerefMut for TenantTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.tx
+        &mut self.conn
+    }
+}
+
+impl Drop for TenantTx {
+    fn drop(&mut self) {
+        if self.open {
+            // Queues ROLLBACK on the connection; it is flushed before the pool hands the
+            // connection out again (sqlx's own rollback-on-drop).
+            PgTransactionManager::start_rollback(&mut self.conn);
+        }
     }
 }

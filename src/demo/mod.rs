@@ -21,6 +21,7 @@
 mod html;
 mod page;
 mod routes;
+mod subtasks;
 mod tenants;
 
 use std::future::Future;
@@ -31,14 +32,21 @@ use tokio::net::TcpListener;
 
 pub use page::{MAX_PAGE, PageNumber};
 pub use routes::{DemoState, router};
+pub use subtasks::{
+    MAX_OFFSET, MAX_PER_PAGE, SUBTASKS_PER_PAGE, SubtaskItem, SubtaskPage, subtask_page,
+    subtask_page_query,
+};
 pub use tenants::seed_options;
 
-use crate::db::{DatabaseUrl, TenantPool, TenantPoolOptions};
-use crate::embedded::{AdminServer, ScratchDatabase};
+use crate::connect::DatabaseUrl;
+use crate::db::{TenantPool, TenantPoolOptions};
+use crate::embedded::{AdminServer, REFERENCE_MIGRATIONS, ScratchDatabase};
 use crate::error::Result;
 use crate::http::AppState;
-use crate::migrate::{MigrateOptions, migrate};
-use crate::tenant::{BaseDomain, RegistryOptions, TenantRegistry, TenantSlug};
+use crate::migrate::{MigrateOptions, migrate_with};
+use crate::policy::TenancyDeclaration;
+use crate::resolve::{BaseDomain, RegistryOptions};
+use crate::tenant::TenantSlug;
 
 /// How to run the demo.
 ///
@@ -132,8 +140,8 @@ impl Demo {
     /// Binds the listener, then connects to the database or sets up the embedded one.
     ///
     /// # Errors
-    /// An I/O error when the address cannot be bound; [`crate::Error::Connect`] when the
-    /// database refuses; [`crate::Error::NoPostgres`] when no embedded server can be started;
+    /// An I/O error when the address cannot be bound; [`crate::ConnectError`] when the
+    /// database refuses; [`crate::HarnessError::NoPostgres`] when no embedded server can be started;
     /// a migration or database error while setting it up.
     ///
     /// ```no_run
@@ -155,10 +163,11 @@ impl Demo {
         };
         let pool = TenantPool::connect(
             &runtime_url,
-            TenantPoolOptions::default().max_connections(options.max_connections),
+            TenantPoolOptions::new(TenancyDeclaration::reference()?)
+                .max_connections(options.max_connections),
         )
         .await?;
-        let registry = TenantRegistry::new(&pool, RegistryOptions::default());
+        let registry = pool.registry(RegistryOptions::default());
         let base = options.base_domain;
         let site = |host: &str| match port {
             80 => format!("http://{host}/"),
@@ -310,11 +319,9 @@ async fn start_embedded() -> Result<(ScratchDatabase, AdminServer, Vec<TenantSlu
     tracing::info!("no DATABASE_URL: starting an embedded PostgreSQL");
     let server = AdminServer::start_local().await?;
     let db = ScratchDatabase::create_on(server.clone()).await?;
-    migrate(
-        db.deploy_url(),
-        &MigrateOptions::new(db.runtime_role().as_str())?,
-    )
-    .await?;
+    let options = MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())?;
+    let declaration = TenancyDeclaration::reference()?;
+    migrate_with(&REFERENCE_MIGRATIONS, &declaration, &options).await?;
     let slugs = tenants::seed_tenants(db.deploy_url()).await?;
     tracing::info!(tenants = slugs.len(), "embedded database ready");
     Ok((db, server, slugs))

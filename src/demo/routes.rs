@@ -13,8 +13,8 @@ use tracing::Span;
 
 use super::html;
 use super::page::PageNumber;
+use super::subtasks::{SUBTASKS_PER_PAGE, subtask_page};
 use crate::http::{AppError, AppState, Tenant, TenantTxLayer, Tx};
-use crate::query::{SUBTASKS_PER_PAGE, subtask_page};
 
 /// The demo router's state: the HTTP layer's [`AppState`] and what the landing page shows.
 ///

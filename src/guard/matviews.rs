@@ -12,7 +12,7 @@ use sqlx::PgConnection;
 use super::Ctx;
 use super::catalog::with_closure;
 use super::finding::{Finding, RuleId, quote_qualified, revoke_from, sql_comment};
-use crate::error::Result;
+use super::Result;
 
 #[derive(sqlx::FromRow)]
 struct Readable {

@@ -13,8 +13,8 @@ use super::Ctx;
 use super::catalog::{tenant_tables, with_closure};
 use super::cause::Cause;
 use super::finding::{Finding, RuleId, quote_ident, quote_qualified};
-use crate::error::{Error, Result};
-use crate::policy::{Ident, POLICY_NAME, canonical_predicate};
+use super::{GuardError, Result};
+use crate::policy::{Ident, POLICY_NAME};
 
 /// One tenant table with one of its policies (or none): the query's row.
 #[derive(sqlx::FromRow)]
@@ -183,7 +183,7 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
         .iter()
         .find(|n| !tables.iter().any(|t| t.schema == ctx.schema() && &t.name == *n))
     {
-        return Err(Error::NotMigrated {
+        return Err(GuardError::NotMigrated {
             what: format!("tenant table {}.{missing}", ctx.schema()),
         });
     }
@@ -201,10 +201,13 @@ fn table_findings(ctx: &Ctx<'_>, table: &Table) -> Result<Vec<Finding>> {
     let column = table
         .column_name
         .as_deref()
-        .ok_or_else(|| Error::NotMigrated {
+        .ok_or_else(|| GuardError::NotMigrated {
             what: format!("the tenant column of table {name}"),
         })?;
-    let canonical = canonical_predicate(&Ident::parse("column", column)?, ctx.options.variable());
+    let canonical = ctx
+        .options
+        .tenant_context()
+        .canonical_predicate(&Ident::parse("column", column)?);
     let create_policy = format!(
         "CREATE POLICY {POLICY_NAME} ON {table_sql} AS PERMISSIVE FOR ALL TO PUBLIC USING {canonical} WITH CHECK {canonical};"
     );

@@ -19,7 +19,7 @@ use sqlx::PgConnection;
 use super::Ctx;
 use super::catalog::{tenant_tables, with_closure};
 use super::finding::{Finding, RuleId, quote_ident, quote_qualified, sql_comment};
-use crate::error::Result;
+use super::Result;
 
 #[derive(sqlx::FromRow)]
 struct Trigger {

@@ -15,9 +15,9 @@
 use sqlx::PgConnection;
 
 use super::Ctx;
+use super::Result;
 use super::catalog::with_closure;
 use super::finding::{Finding, RuleId, quote_qualified, revoke_from};
-use crate::error::Result;
 
 #[derive(sqlx::FromRow)]
 struct Reachable {

@@ -3,8 +3,10 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::db::DbError;
 use crate::error::Error;
-use crate::query::QueryError;
+use crate::query::{QueryError, StatementError};
+use crate::resolve::ResolveError;
 
 /// SQLSTATE `insufficient_privilege`: what Postgres answers when a row-level security
 /// policy refuses a write (`new row violates row-level security policy`) or a grant is
@@ -101,40 +103,71 @@ impl AppError {
     }
 }
 
-impl From<sqlx::Error> for AppError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Library(Error::Database(err))
-    }
+/// Every error of the toolkit converts, through [`enum@Error`], so `?` works in handlers.
+macro_rules! from_library {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for AppError {
+            fn from(err: $error) -> Self {
+                Self::Library(err.into())
+            }
+        }
+    )*};
 }
+
+from_library!(
+    sqlx::Error,
+    crate::TenantError,
+    crate::DeclarationError,
+    crate::ConnectError,
+    ResolveError,
+    crate::guard::GuardError,
+    DbError,
+    QueryError,
+    StatementError,
+);
 
 /// The status for a library error: the caller's input is a 400, a tenant that cannot be
 /// had is a 404, everything else is the server's fault.
 fn library_status(err: &Error) -> StatusCode {
     match err {
-        Error::InvalidTenantId { .. }
-        | Error::InvalidTenantSlug { .. }
-        | Error::InvalidHost(_)
-        | Error::MissingTenantHeader { .. }
-        | Error::DuplicateTenantHeader { .. }
-        | Error::InvalidTenantHeader { .. }
-        | Error::MissingTenantPath { .. }
-        | Error::InvalidTenantPath { .. }
-        | Error::InvalidPage { .. } => StatusCode::BAD_REQUEST,
+        Error::Tenant(_) => StatusCode::BAD_REQUEST,
+        Error::Resolve(err) => resolve_status(err),
         // A write into another tenant: refused by the builder before RLS would refuse it,
         // and answered the same way (see the table on AppError for why).
-        Error::TenantNotFound { .. } | Error::Query(QueryError::ForeignTenantValue { .. }) => {
+        Error::Query(QueryError::ForeignTenantValue { .. })
+        | Error::Statement(StatementError::Refused(QueryError::ForeignTenantValue { .. })) => {
             StatusCode::NOT_FOUND
         }
-        Error::Database(sqlx::Error::Database(db)) => database_status(db.code().as_deref()),
-        Error::Database(sqlx::Error::PoolTimedOut) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Database(err)
+        | Error::Statement(StatementError::Database(err))
+        | Error::Db(DbError::Database(err)) => sqlx_status(err),
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-/// The status for an error the database raised while serving the request. The client's
-/// data is at fault for integrity (class 23) and data (class 22) errors, so they are 4xx:
-/// a foreign key that finds no parent is a 404 like an RLS refusal, because another
-/// tenant's parent must look exactly like a missing one; a duplicate is a 409.
+fn resolve_status(err: &ResolveError) -> StatusCode {
+    match err {
+        ResolveError::InvalidHost(_)
+        | ResolveError::MissingTenantHeader { .. }
+        | ResolveError::DuplicateTenantHeader { .. }
+        | ResolveError::InvalidTenantHeader { .. }
+        | ResolveError::MissingTenantPath { .. }
+        | ResolveError::InvalidTenantPath { .. }
+        | ResolveError::Tenant(_) => StatusCode::BAD_REQUEST,
+        ResolveError::TenantNotFound { .. } => StatusCode::NOT_FOUND,
+        ResolveError::Registry(err) => sqlx_status(err),
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn sqlx_status(err: &sqlx::Error) -> StatusCode {
+    match err {
+        sqlx::Error::Database(db) => database_status(db.code().as_deref()),
+        sqlx::Error::PoolTimedOut => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 fn database_status(code: Option<&str>) -> StatusCode {
     match code {
         Some(INSUFFICIENT_PRIVILEGE | FOREIGN_KEY_VIOLATION) => StatusCode::NOT_FOUND,
@@ -156,14 +189,20 @@ impl IntoResponse for AppError {
             }
         } else if status == StatusCode::NOT_FOUND {
             match &self {
-                Self::Library(Error::TenantNotFound { .. }) | Self::NotFound => {
+                Self::Library(Error::Resolve(ResolveError::TenantNotFound { .. }))
+                | Self::NotFound => {
                     tracing::debug!(error = %self, "not found");
                 }
                 // An RLS refusal or a missing grant: worth a look, so louder.
                 _ => tracing::warn!(error = %self, "refused as not found"),
             }
             "not found".to_owned()
-        } else if let Self::Library(Error::Database(_)) = &self {
+        } else if let Self::Library(
+            Error::Database(_)
+            | Error::Statement(StatementError::Database(_))
+            | Error::Db(DbError::Database(_)),
+        ) = &self
+        {
             // The database's message can quote key values, some of another tenant's.
             tracing::debug!(error = %self, "refused by the database");
             status
@@ -225,17 +264,12 @@ mod tests {
     }
 
     #[test]
-    fn a_page_out_of_bounds_is_the_clients_fault_and_a_foreign_write_is_not_found() {
-        let page = AppError::from(Error::InvalidPage {
-            page: 0,
-            per_page: 10,
-        });
-        assert_eq!(page.status(), StatusCode::BAD_REQUEST);
-        let foreign = AppError::from(Error::Query(QueryError::ForeignTenantValue {
+    fn a_foreign_write_is_not_found_and_a_misused_builder_is_a_server_error() {
+        let foreign = AppError::from(StatementError::Refused(QueryError::ForeignTenantValue {
             column: "account_id".into(),
         }));
         assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
-        let misuse = AppError::from(Error::Query(QueryError::NoTable));
+        let misuse = AppError::from(QueryError::NoTable);
         assert_eq!(misuse.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 

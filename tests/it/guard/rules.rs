@@ -64,15 +64,15 @@ fn declaring_global(names: &[&str]) -> Result<TenancyDeclaration> {
     for name in names {
         text.push_str(&format!("\n[[global_table]]\nname = \"{name}\"\n"));
     }
-    TenancyDeclaration::parse(&text)
+    Ok(TenancyDeclaration::parse(&text)?)
 }
 
 /// Version floors above every release of every major: the server is always below them.
 fn floors_above_every_release() -> Result<GuardOptions> {
     let floors = (10..=40)
         .map(|major| format!("{major}.9999").parse())
-        .collect::<Result<Vec<_>>>()?;
-    Ok(GuardOptions::default().min_server_versions(floors))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(options().min_server_versions(floors))
 }
 
 /// The table of cases: `name: Rule <- "sql";` is a test that injecting `sql` makes the guard
@@ -306,7 +306,11 @@ cases! {
 #[tokio::test]
 async fn the_migrated_database_passes_with_no_refuse_findings() -> Result<()> {
     let fx = Fixture::migrated().await?;
-    let report = fx.check_with(GuardOptions::default()).await?;
+    let report = fx
+        .check_with(GuardOptions::new(
+            TenancyDeclaration::reference().expect("declaration"),
+        ))
+        .await?;
     assert!(!report.is_refused(), "{report}");
     assert_eq!(report.refusals().count(), 0);
     // Without the version floor (the one thing that depends on the server), nothing at all.
@@ -703,7 +707,8 @@ async fn a_table_that_references_a_tenant_table_by_id_alone_is_refused_and_reall
         .await?;
     let pool = rls_tenancy::TenantPool::connect(
         fx.db().runtime_url(),
-        rls_tenancy::TenantPoolOptions::default().skip_guard(),
+        rls_tenancy::TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
+            .skip_guard(),
     )
     .await?;
     let scope = rls_tenancy::TenantScope::new(rls_tenancy::TenantId::new(one)?, "one".parse()?);
@@ -825,7 +830,7 @@ async fn a_declared_global_lookup_table_passes_in_the_library_and_rls_check() ->
             .contains("[[global_table]] name = \"plans\""),
         "{report}"
     );
-    let declared = GuardOptions::from_declaration(declaring_global(&["plans"])?)
+    let declared = GuardOptions::new(declaring_global(&["plans"])?)
         .min_server_versions(Vec::new());
     let report = fx.check_with(declared).await?;
     assert!(report.findings().is_empty(), "{report}");
@@ -849,7 +854,7 @@ async fn a_materialized_view_over_declared_global_tables_only_passes() -> Result
          GRANT SELECT ON app.plans, app.plan_names TO {runtime}",
     )
     .await?;
-    let declared = GuardOptions::from_declaration(declaring_global(&["plans"])?)
+    let declared = GuardOptions::new(declaring_global(&["plans"])?)
         .min_server_versions(Vec::new());
     let report = fx.check_with(declared).await?;
     assert!(report.findings().is_empty(), "{report}");
@@ -873,7 +878,7 @@ async fn a_table_a_tenant_trigger_copies_rows_into_is_refused_even_when_declared
          GRANT SELECT ON app.audit_log TO {runtime}",
     )
     .await?;
-    let declared = GuardOptions::from_declaration(declaring_global(&["audit_log"])?)
+    let declared = GuardOptions::new(declaring_global(&["audit_log"])?)
         .min_server_versions(Vec::new());
     let report = fx.check_with(declared).await?;
     assert_eq!(
@@ -903,7 +908,7 @@ async fn a_trigger_that_only_reads_a_global_table_passes() -> Result<()> {
          GRANT SELECT ON app.plans TO {runtime}",
     )
     .await?;
-    let declared = GuardOptions::from_declaration(declaring_global(&["plans"])?)
+    let declared = GuardOptions::new(declaring_global(&["plans"])?)
         .min_server_versions(Vec::new());
     let report = fx.check_with(declared).await?;
     assert!(report.findings().is_empty(), "{report}");
@@ -944,7 +949,10 @@ async fn a_server_below_the_version_floor_warns_and_rls_check_passes() -> Result
         .await?;
     let floor = format!("{}.{}", num / 10_000, num % 10_000 + 1);
     let report = fx
-        .check_with(GuardOptions::default().min_server_versions(vec![floor.parse()?]))
+        .check_with(
+            GuardOptions::new(TenancyDeclaration::reference().expect("declaration"))
+                .min_server_versions(vec![floor.parse()?]),
+        )
         .await?;
     assert_eq!(
         rules(&report),
@@ -960,7 +968,10 @@ async fn a_server_below_the_version_floor_warns_and_rls_check_passes() -> Result
     );
     let current = format!("{}.{}", num / 10_000, num % 10_000);
     let at_floor = fx
-        .check_with(GuardOptions::default().min_server_versions(vec![current.parse()?]))
+        .check_with(
+            GuardOptions::new(TenancyDeclaration::reference().expect("declaration"))
+                .min_server_versions(vec![current.parse()?]),
+        )
         .await?;
     assert!(at_floor.findings().is_empty(), "{at_floor}");
     Ok(())

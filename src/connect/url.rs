@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::error::Error;
+use super::ConnectError;
 
 /// A validated `postgres://` URL. `Display` and `Debug` hide the password, so it is safe in
 /// logs and error messages.
@@ -15,7 +15,7 @@ use crate::error::Error;
 /// let url: DatabaseUrl = "postgres://app:s3cret@127.0.0.1:5432/app".parse()?;
 /// assert_eq!(url.to_string(), "postgres://app:***@127.0.0.1:5432/app");
 /// assert!("mysql://x@y/z".parse::<DatabaseUrl>().is_err());
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), rls_tenancy::ConnectError>(())
 /// ```
 #[derive(Clone)]
 pub struct DatabaseUrl {
@@ -26,16 +26,16 @@ impl DatabaseUrl {
     /// The connect options for sqlx.
     ///
     /// # Errors
-    /// [`Error::InvalidDatabaseUrl`] if sqlx rejects an option in the URL.
+    /// [`ConnectError::InvalidUrl`] if sqlx rejects an option in the URL.
     ///
     /// ```
     /// # use rls_tenancy::DatabaseUrl;
     /// let url: DatabaseUrl = "postgres://app@localhost/app".parse()?;
     /// assert_eq!(url.connect_options()?.get_database(), Some("app"));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
-    pub fn connect_options(&self) -> Result<PgConnectOptions, Error> {
-        PgConnectOptions::from_str(self.url.as_str()).map_err(|e| Error::InvalidDatabaseUrl {
+    pub fn connect_options(&self) -> Result<PgConnectOptions, ConnectError> {
+        PgConnectOptions::from_str(self.url.as_str()).map_err(|e| ConnectError::InvalidUrl {
             reason: RedactedUrl::scrub(&e.to_string(), &self.url),
         })
     }
@@ -46,7 +46,7 @@ impl DatabaseUrl {
     /// # use rls_tenancy::DatabaseUrl;
     /// let url: DatabaseUrl = "postgres://app_runtime:pw@localhost/app".parse()?;
     /// assert_eq!(url.username(), Some("app_runtime"));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     pub fn username(&self) -> Option<&str> {
         Some(self.url.username()).filter(|u| !u.is_empty())
@@ -58,7 +58,7 @@ impl DatabaseUrl {
     /// # use rls_tenancy::DatabaseUrl;
     /// let url: DatabaseUrl = "postgres://app@localhost/appdb".parse()?;
     /// assert_eq!(url.database(), Some("appdb"));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     pub fn database(&self) -> Option<&str> {
         Some(self.url.path().trim_start_matches('/')).filter(|d| !d.is_empty())
@@ -70,7 +70,7 @@ impl DatabaseUrl {
     /// # use rls_tenancy::DatabaseUrl;
     /// let url: DatabaseUrl = "postgres://app@localhost/postgres".parse()?;
     /// assert_eq!(url.with_database("other").database(), Some("other"));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     pub fn with_database(&self, database: &str) -> Self {
         let mut url = self.url.clone();
@@ -85,14 +85,14 @@ impl DatabaseUrl {
     /// let url: DatabaseUrl = "postgres://admin@localhost/app".parse()?;
     /// let runtime = url.with_credentials("app_runtime", "pw")?;
     /// assert_eq!(runtime.to_string(), "postgres://app_runtime:***@localhost/app");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidDatabaseUrl`] if the URL cannot carry credentials.
-    pub fn with_credentials(&self, user: &str, password: &str) -> Result<Self, Error> {
+    /// [`ConnectError::InvalidUrl`] if the URL cannot carry credentials.
+    pub fn with_credentials(&self, user: &str, password: &str) -> Result<Self, ConnectError> {
         let mut url = self.url.clone();
-        let cannot = |_| Error::InvalidDatabaseUrl {
+        let cannot = |_| ConnectError::InvalidUrl {
             reason: "this URL cannot carry a user name".into(),
         };
         url.set_username(user).map_err(cannot)?;
@@ -106,7 +106,7 @@ impl DatabaseUrl {
     /// # use rls_tenancy::DatabaseUrl;
     /// let url: DatabaseUrl = "postgres://a:pw@localhost/app".parse()?;
     /// assert_eq!(url.expose_secret(), "postgres://a:pw@localhost/app");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     pub fn expose_secret(&self) -> &str {
         self.url.as_str()
@@ -118,7 +118,7 @@ impl DatabaseUrl {
     /// # use rls_tenancy::DatabaseUrl;
     /// let url: DatabaseUrl = "postgres://a:pw@localhost/app".parse()?;
     /// assert!(!url.redacted().to_string().contains("pw"));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     pub fn redacted(&self) -> RedactedUrl {
         RedactedUrl::new(&self.url)
@@ -126,19 +126,19 @@ impl DatabaseUrl {
 }
 
 impl FromStr for DatabaseUrl {
-    type Err = Error;
+    type Err = ConnectError;
 
-    fn from_str(s: &str) -> Result<Self, Error> {
-        let url = url::Url::parse(s).map_err(|e| Error::InvalidDatabaseUrl {
+    fn from_str(s: &str) -> Result<Self, ConnectError> {
+        let url = url::Url::parse(s).map_err(|e| ConnectError::InvalidUrl {
             reason: e.to_string(),
         })?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
-            return Err(Error::InvalidDatabaseUrl {
+            return Err(ConnectError::InvalidUrl {
                 reason: format!("the scheme is {:?}, not postgres", url.scheme()),
             });
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(Error::InvalidDatabaseUrl {
+            return Err(ConnectError::InvalidUrl {
                 reason: "it names no host".into(),
             });
         }
@@ -170,7 +170,7 @@ impl fmt::Debug for DatabaseUrl {
 /// let url: DatabaseUrl = "postgres://u@db/app?sslmode=disable&password=hunter2".parse()?;
 /// assert_eq!(url.redacted().to_string(), "postgres://u@db/app?sslmode=disable&password=***");
 /// assert!(!format!("{url:?}").contains("hunter2"));
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), rls_tenancy::ConnectError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedactedUrl(String);

@@ -1,20 +1,18 @@
-//! [`TenantRegistry`]: slug → tenant, read from the routing registry and cached.
+//! [`TenantRegistry`]: slug or id → tenant, read from the routing registry and cached.
 //!
-//! The registry (`app.accounts`) is routing data, not tenant data: it has no row-level
-//! security and the runtime role may read only `id`, `slug` and `is_active`. Resolving a slug
-//! therefore needs no tenant and never switches the database wall off.
+//! The registry (the declaration's `[registry]` table) is routing data, not tenant data: it
+//! has no row-level security and the runtime role may read only its routing columns.
+//! Resolving a tenant therefore needs no tenant and never switches the database wall off.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, PgPool};
 
-use super::{TenantId, TenantScope, TenantSlug};
-use crate::db::TenantPool;
-use crate::error::{Error, Result};
-
-/// The registry lookup. Static SQL: the slug is the only input and it is bound.
-const LOOKUP: &str = "SELECT id FROM app.accounts WHERE slug = $1 AND is_active";
+use super::ResolveError;
+use crate::policy::TenancyDeclaration;
+use crate::tenant::{KeyType, TenantId, TenantScope, TenantSlug};
 
 /// How the [`TenantRegistry`] caches.
 ///
@@ -106,36 +104,70 @@ impl RegistryOptions {
     }
 }
 
-/// Resolves slugs to tenants through the registry, as the runtime role, with a bounded cache.
+/// Resolves slugs and ids to tenants through the registry, as the runtime role, with a
+/// bounded cache.
 ///
-/// Cloning is cheap and clones share the cache.
+/// The lookups are built from the declaration's `[registry]` (table, id, slug and active
+/// columns, all validated identifiers); the slug or id is always bound. Cloning is cheap and
+/// clones share the cache.
 ///
 /// ```no_run
-/// use rls_tenancy::{RegistryOptions, TenantPool, TenantPoolOptions, TenantRegistry};
+/// use rls_tenancy::{RegistryOptions, TenancyDeclaration, TenantPool, TenantPoolOptions};
 /// # async fn demo() -> rls_tenancy::Result<()> {
-/// let pool = TenantPool::connect(&"postgres://app_runtime@localhost/app".parse()?, TenantPoolOptions::default()).await?;
-/// let registry = TenantRegistry::new(&pool, RegistryOptions::default());
-/// let scope = registry.resolve(&"acme".parse()?).await?; // Error::TenantNotFound if unknown
+/// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+/// let pool = TenantPool::connect(&"postgres://app_runtime@localhost/app".parse()?, TenantPoolOptions::new(decl)).await?;
+/// let registry = pool.registry(RegistryOptions::default());
+/// let scope = registry.resolve(&"acme".parse()?).await?; // ResolveError::TenantNotFound if unknown
 /// let mut tx = pool.begin(&scope).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct TenantRegistry {
     pool: PgPool,
+    lookups: Arc<Lookups>,
     found: Cache<TenantSlug, TenantScope>,
     missing: Option<Cache<TenantSlug, ()>>,
 }
 
+/// The two lookups, built once from the declaration.
+#[derive(Debug)]
+struct Lookups {
+    key_type: KeyType,
+    by_slug: String,
+    by_id: String,
+}
+
+impl Lookups {
+    fn new(decl: &TenancyDeclaration) -> Self {
+        let registry = decl.registry();
+        let select = format!(
+            "SELECT {id}::text, {slug} FROM {schema}.{table} WHERE {active} AND ",
+            id = registry.id_column,
+            slug = registry.slug_column,
+            schema = decl.schema(),
+            table = registry.table,
+            active = registry.active_column,
+        );
+        Self {
+            key_type: decl.key_type(),
+            by_slug: format!("{select}{} = $1", registry.slug_column),
+            by_id: format!("{select}{} = $1", registry.id_column),
+        }
+    }
+}
+
 impl TenantRegistry {
-    /// A registry reading through `pool`'s connections (the runtime role).
+    /// A registry reading `decl`'s registry table through `pool` (the runtime role's
+    /// connections; `TenantPool::registry` hands them over).
     ///
     /// ```no_run
-    /// # use rls_tenancy::{RegistryOptions, TenantRegistry};
-    /// # fn demo(pool: rls_tenancy::TenantPool) {
-    /// let registry = TenantRegistry::new(&pool, RegistryOptions::default());
-    /// # }
+    /// # use rls_tenancy::{RegistryOptions, TenancyDeclaration, TenantRegistry};
+    /// # fn demo(pool: sqlx::PgPool) -> rls_tenancy::Result<()> {
+    /// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+    /// let registry = TenantRegistry::new(pool, &decl, RegistryOptions::default());
+    /// # Ok(()) }
     /// ```
-    pub fn new(pool: &TenantPool, options: RegistryOptions) -> Self {
+    pub fn new(pool: PgPool, decl: &TenancyDeclaration, options: RegistryOptions) -> Self {
         let found = Cache::builder()
             .max_capacity(options.max_entries)
             .time_to_live(options.ttl)
@@ -147,7 +179,8 @@ impl TenantRegistry {
                 .build()
         });
         Self {
-            pool: pool.plain_pool().clone(),
+            pool,
+            lookups: Arc::new(Lookups::new(decl)),
             found,
             missing,
         }
@@ -156,8 +189,8 @@ impl TenantRegistry {
     /// The active tenant whose slug is `slug`.
     ///
     /// # Errors
-    /// [`Error::TenantNotFound`] when no active tenant has that slug (HTTP 404); a database
-    /// error when the registry cannot be read.
+    /// [`ResolveError::TenantNotFound`] when no active tenant has that slug (HTTP 404);
+    /// [`ResolveError::Registry`] when the registry cannot be read.
     ///
     /// ```no_run
     /// # async fn demo(registry: rls_tenancy::TenantRegistry) -> rls_tenancy::Result<()> {
@@ -165,22 +198,22 @@ impl TenantRegistry {
     /// assert_eq!(scope.slug().as_str(), "tenant-1");
     /// # Ok(()) }
     /// ```
-    pub async fn resolve(&self, slug: &TenantSlug) -> Result<TenantScope> {
+    pub async fn resolve(&self, slug: &TenantSlug) -> Result<TenantScope, ResolveError> {
         if let Some(scope) = self.found.get(slug) {
             return Ok(scope);
         }
-        let not_found = || Error::TenantNotFound { slug: slug.clone() };
         if self.missing.as_ref().is_some_and(|m| m.contains_key(slug)) {
-            return Err(not_found());
+            return Err(ResolveError::not_found(slug));
         }
-        let id: Option<i64> = sqlx::query_scalar(LOOKUP)
-            .bind(slug.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        tracing::debug!(slug = %slug, found = id.is_some(), "tenant registry lookup");
-        match id {
-            Some(id) => {
-                let scope = TenantScope::new(TenantId::new(id)?, slug.clone());
+        let row: Option<(String, String)> =
+            sqlx::query_as(AssertSqlSafe(self.lookups.by_slug.as_str()))
+                .bind(slug.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        tracing::debug!(slug = %slug, found = row.is_some(), "tenant registry lookup");
+        match row {
+            Some(row) => {
+                let scope = self.scope(row)?;
                 self.found.insert(slug.clone(), scope.clone());
                 Ok(scope)
             }
@@ -188,9 +221,45 @@ impl TenantRegistry {
                 if let Some(missing) = &self.missing {
                     missing.insert(slug.clone(), ());
                 }
-                Err(not_found())
+                Err(ResolveError::not_found(slug))
             }
         }
+    }
+
+    /// The active tenant whose id is `id`: how a worker turns a stored tenant reference back
+    /// into a scope. Not cached: a job runs far less often than a request.
+    ///
+    /// # Errors
+    /// [`ResolveError::Tenant`] when `id` is of the other key type than the declaration's;
+    /// [`ResolveError::TenantNotFound`] when no active tenant has that id;
+    /// [`ResolveError::Registry`] when the registry cannot be read.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: rls_tenancy::TenantRegistry) -> rls_tenancy::Result<()> {
+    /// let scope = registry.resolve_id("7".parse()?).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn resolve_id(&self, id: TenantId) -> Result<TenantScope, ResolveError> {
+        let id = self.lookups.key_type.parse_id(&id.to_string())?;
+        let query = sqlx::query_as(AssertSqlSafe(self.lookups.by_id.as_str()));
+        let query = match id.as_i64() {
+            Some(int) => query.bind(int),
+            None => query.bind(id.as_uuid()),
+        };
+        let row: Option<(String, String)> = query.fetch_optional(&self.pool).await?;
+        tracing::debug!(tenant = %id, found = row.is_some(), "tenant registry lookup by id");
+        match row {
+            Some(row) => self.scope(row),
+            None => Err(ResolveError::TenantNotFound {
+                name: id.to_string(),
+            }),
+        }
+    }
+
+    /// A scope from a registry row, re-validating what the database holds.
+    fn scope(&self, (id, slug): (String, String)) -> Result<TenantScope, ResolveError> {
+        let id = self.lookups.key_type.parse_id(&id)?;
+        Ok(TenantScope::new(id, slug.parse()?))
     }
 
     /// Forgets what is cached about `slug`, found or not: call it after changing the tenant
