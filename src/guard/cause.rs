@@ -112,7 +112,8 @@ pub(crate) fn group(findings: Vec<Finding>) -> Vec<Finding> {
         }
     }
     for (_, mut members) in by_cause {
-        members.sort_by(|a, b| (a.severity, a.rule, &a.object).cmp(&(b.severity, b.rule, &b.object)));
+        members
+            .sort_by(|a, b| (a.severity, a.rule, &a.object).cmp(&(b.severity, b.rule, &b.object)));
         members.dedup();
         if members.len() == 1 {
             out.extend(members);
@@ -126,7 +127,10 @@ pub(crate) fn group(findings: Vec<Finding>) -> Vec<Finding> {
 /// One finding for `members` (sorted, two or more) that share a cause.
 fn grouped(members: Vec<Finding>) -> Finding {
     let first = &members[0];
-    let cause = first.cause().cloned().unwrap_or_else(|| unreachable!("grouped by cause"));
+    let cause = first
+        .cause()
+        .cloned()
+        .unwrap_or_else(|| unreachable!("grouped by cause"));
     let revokes: Option<Vec<&Revoke>> = members
         .iter()
         .map(|m| m.cause().and_then(|c| c.revoke.as_ref()))
@@ -228,9 +232,11 @@ mod tests {
     }
 
     fn granted(rule: RuleId, privilege: &str, object: &str) -> Finding {
-        Finding::new(rule, object, format!("{privilege} on {object}"), "x").caused_by(
-            Cause::grant("rt", "schema app", revoke(privilege, object)),
-        )
+        Finding::new(rule, object, format!("{privilege} on {object}"), "x").caused_by(Cause::grant(
+            "rt",
+            "schema app",
+            revoke(privilege, object),
+        ))
     }
 
     #[test]
@@ -264,12 +270,25 @@ mod tests {
     #[test]
     fn findings_through_one_membership_share_its_single_fix() {
         let owned = |object: &str| {
-            Finding::new(RuleId::OwnsObject, object, "owned", "REVOKE \"d\" FROM \"rt\";")
-                .caused_by(Cause::membership("rt", "d"))
+            Finding::new(
+                RuleId::OwnsObject,
+                object,
+                "owned",
+                "REVOKE \"d\" FROM \"rt\";",
+            )
+            .caused_by(Cause::membership("rt", "d"))
         };
-        let findings = group(vec![owned("table a"), owned("table b"), owned("sequence c")]);
+        let findings = group(vec![
+            owned("table a"),
+            owned("table b"),
+            owned("sequence c"),
+        ]);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].fix_sql, "REVOKE \"d\" FROM \"rt\";");
-        assert!(findings[0].message.contains("3 faults follow"), "{}", findings[0].message);
+        assert!(
+            findings[0].message.contains("3 faults follow"),
+            "{}",
+            findings[0].message
+        );
     }
 }

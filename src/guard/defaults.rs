@@ -130,5 +130,8 @@ fn refused_privilege(row: &DefaultGrant) -> bool {
             | ("SCHEMAS", "CREATE")
     ) || (public
         && row.objects == "TABLES"
-        && matches!(row.privilege.as_str(), "SELECT" | "INSERT" | "UPDATE" | "DELETE"))
+        && matches!(
+            row.privilege.as_str(),
+            "SELECT" | "INSERT" | "UPDATE" | "DELETE"
+        ))
 }

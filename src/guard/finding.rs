@@ -346,7 +346,10 @@ pub(crate) fn revoke_from(grantees: &[Option<String>], role: &str) -> String {
     }
     grantees
         .iter()
-        .map(|g| g.as_deref().map_or_else(|| "PUBLIC".to_owned(), quote_ident))
+        .map(|g| {
+            g.as_deref()
+                .map_or_else(|| "PUBLIC".to_owned(), quote_ident)
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -10,9 +10,9 @@
 use sqlx::PgConnection;
 
 use super::Ctx;
+use super::Result;
 use super::catalog::with_closure;
 use super::finding::{Finding, RuleId, quote_qualified, revoke_from, sql_comment};
-use super::Result;
 
 #[derive(sqlx::FromRow)]
 struct Readable {

@@ -179,10 +179,11 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
     .fetch_all(&mut *conn)
     .await?;
     let tables = group(rows);
-    if let Some(missing) = names
-        .iter()
-        .find(|n| !tables.iter().any(|t| t.schema == ctx.schema() && &t.name == *n))
-    {
+    if let Some(missing) = names.iter().find(|n| {
+        !tables
+            .iter()
+            .any(|t| t.schema == ctx.schema() && &t.name == *n)
+    }) {
         return Err(GuardError::NotMigrated {
             what: format!("tenant table {}.{missing}", ctx.schema()),
         });
@@ -349,9 +350,14 @@ fn unserved(
             others.join(", ")
         )
     } else if permissive.is_empty() {
-        format!("it has only restrictive policies for role {role}, and a row needs at least one permissive policy to pass")
+        format!(
+            "it has only restrictive policies for role {role}, and a row needs at least one permissive policy to pass"
+        )
     } else {
-        format!("no permissive policy for role {role} covers {}", unserved.join(", "))
+        format!(
+            "no permissive policy for role {role} covers {}",
+            unserved.join(", ")
+        )
     };
     // A canonical policy that is only for the wrong role needs its role list changed, nothing
     // else; otherwise the canonical policy is added.
@@ -359,7 +365,10 @@ fn unserved(
         p.permissive && !p.applies && COMMANDS.iter().all(|c| p.is_canonical_for(*c, canonical))
     });
     let fix = match misdirected {
-        Some(policy) => format!("ALTER POLICY {} ON {table_sql} TO PUBLIC;", quote_ident(&policy.name)),
+        Some(policy) => format!(
+            "ALTER POLICY {} ON {table_sql} TO PUBLIC;",
+            quote_ident(&policy.name)
+        ),
         None => create_policy.to_owned(),
     };
     Some(Finding::new(

@@ -17,9 +17,9 @@
 use sqlx::PgConnection;
 
 use super::Ctx;
+use super::Result;
 use super::catalog::{tenant_tables, with_closure};
 use super::finding::{Finding, RuleId, quote_ident, quote_qualified, sql_comment};
-use super::Result;
 
 #[derive(sqlx::FromRow)]
 struct Trigger {

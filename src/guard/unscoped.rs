@@ -242,7 +242,11 @@ fn through_owner(ctx: &Ctx<'_>, row: &Row, mut finding: Finding) -> Finding {
     let (Some(fix), Some(cause)) = (membership.cut_membership_sql(), membership.cause()) else {
         return finding;
     };
-    finding.message = format!("{} (it is owned by {})", finding.message, membership.holder().trim_end_matches(','));
+    finding.message = format!(
+        "{} (it is owned by {})",
+        finding.message,
+        membership.holder().trim_end_matches(',')
+    );
     finding.fix_sql = fix;
     finding.caused_by(cause)
 }
@@ -361,7 +365,11 @@ fn written_by_trigger(ctx: &Ctx<'_>, row: &Row) -> Finding {
         format!(
             "{} {} into table {name}, which role {} can {}{declared} and which is not a tenant table: row-level security does not guard it, so the tenant rows copied there are open to every tenant",
             row.writers.join(" and "),
-            if row.writers.len() == 1 { "writes" } else { "write" },
+            if row.writers.len() == 1 {
+                "writes"
+            } else {
+                "write"
+            },
             ctx.role(),
             access(row)
         ),
@@ -369,7 +377,9 @@ fn written_by_trigger(ctx: &Ctx<'_>, row: &Row) -> Finding {
             "REVOKE ALL ON TABLE {} FROM {}; {}",
             quote_qualified(&row.schema, &row.name),
             revoke_from(&row.grantees, ctx.role()),
-            sql_comment("or have the trigger copy the tenant column too, declare the table as a tenant table in policies/tenancy.toml and run rls-migrate"),
+            sql_comment(
+                "or have the trigger copy the tenant column too, declare the table as a tenant table in policies/tenancy.toml and run rls-migrate"
+            ),
         ),
     )
 }

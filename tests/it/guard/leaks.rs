@@ -138,8 +138,7 @@ async fn a_leakproof_function_leaks_through_its_error_and_is_refused() -> Result
 }
 
 #[tokio::test]
-async fn a_notifying_trigger_broadcasts_tenant_b_rows_to_a_listener_and_is_refused() -> Result<()>
-{
+async fn a_notifying_trigger_broadcasts_tenant_b_rows_to_a_listener_and_is_refused() -> Result<()> {
     let t = TwoTenants::new().await;
     injected(
         &t,
@@ -164,6 +163,10 @@ async fn a_notifying_trigger_broadcasts_tenant_b_rows_to_a_listener_and_is_refus
     let heard = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
         .await
         .map_err(|_| std::io::Error::other("no notification arrived"))??;
-    assert!(heard.payload().contains("b secret plan"), "{}", heard.payload());
+    assert!(
+        heard.payload().contains("b secret plan"),
+        "{}",
+        heard.payload()
+    );
     Ok(())
 }

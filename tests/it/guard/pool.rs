@@ -26,8 +26,8 @@ fn refused_rules(result: Result<TenantPool, DbError>) -> Result<Vec<RuleId>> {
 }
 
 #[tokio::test]
-async fn the_tenant_pool_opens_for_the_migrated_runtime_role_and_sees_only_its_tenant()
--> Result<()> {
+async fn the_tenant_pool_opens_for_the_migrated_runtime_role_and_sees_only_its_tenant() -> Result<()>
+{
     let t = TwoTenants::new().await;
     let all: i64 = sqlx::query_scalar("SELECT count(*) FROM app.projects")
         .fetch_one(&t.admin)
@@ -38,7 +38,12 @@ async fn the_tenant_pool_opens_for_the_migrated_runtime_role_and_sees_only_its_t
     let visible: Vec<i64> = sqlx::query_scalar("SELECT id FROM app.projects")
         .fetch_all(&mut *tx)
         .await?;
-    assert_eq!(visible, [t.a.project], "only tenant a's project, not {}", t.b.project);
+    assert_eq!(
+        visible,
+        [t.a.project],
+        "only tenant a's project, not {}",
+        t.b.project
+    );
     tx.commit().await?;
     pool.close().await;
     Ok(())
@@ -47,11 +52,7 @@ async fn the_tenant_pool_opens_for_the_migrated_runtime_role_and_sees_only_its_t
 #[tokio::test]
 async fn opening_the_tenant_pool_as_a_superuser_fails_naming_the_rule() -> Result<()> {
     let fx = Fixture::migrated().await?;
-    let result = TenantPool::connect(
-        &fx.db().admin_url(),
-        pool_options(),
-    )
-    .await;
+    let result = TenantPool::connect(&fx.db().admin_url(), pool_options()).await;
     let message = match &result {
         Err(e) => e.to_string(),
         Ok(_) => String::new(),
@@ -72,11 +73,7 @@ async fn opening_the_tenant_pool_as_a_superuser_fails_naming_the_rule() -> Resul
 #[tokio::test]
 async fn opening_the_tenant_pool_as_the_deploy_role_fails_naming_the_rules() -> Result<()> {
     let fx = Fixture::migrated().await?;
-    let result = TenantPool::connect(
-        fx.db().deploy_url(),
-        pool_options(),
-    )
-    .await;
+    let result = TenantPool::connect(fx.db().deploy_url(), pool_options()).await;
     let message = result
         .as_ref()
         .err()
@@ -94,11 +91,7 @@ async fn opening_the_tenant_pool_as_the_deploy_role_fails_naming_the_rules() -> 
 async fn wrapping_a_superuser_pool_fails_too() -> Result<()> {
     let fx = Fixture::migrated().await?;
     let admin = fx.db().admin_pool().await?;
-    let result = TenantPool::from_pool(
-        admin,
-        pool_options(),
-    )
-    .await;
+    let result = TenantPool::from_pool(admin, pool_options()).await;
     assert!(refused_rules(result)?.contains(&RuleId::RoleSuperuser));
     Ok(())
 }
@@ -107,11 +100,7 @@ async fn wrapping_a_superuser_pool_fails_too() -> Result<()> {
 async fn the_tenant_pool_refuses_a_runtime_role_that_was_made_a_superuser() -> Result<()> {
     let mut fx = Fixture::migrated().await?;
     fx.inject("ALTER ROLE {runtime} SUPERUSER").await?;
-    let result = TenantPool::connect(
-        fx.db().runtime_url(),
-        pool_options(),
-    )
-    .await;
+    let result = TenantPool::connect(fx.db().runtime_url(), pool_options()).await;
     assert_eq!(refused_rules(result)?, [RuleId::RoleSuperuser]);
     Ok(())
 }
@@ -175,7 +164,11 @@ async fn the_deploy_role_writer_refuses_a_bypassrls_login() -> Result<()> {
     fx.inject("ALTER ROLE {deploy} BYPASSRLS").await?;
     let options = pool_options().deploy_role_writer();
     let result = TenantPool::connect(fx.db().deploy_url(), options).await;
-    let message = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+    let message = result
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     assert!(message.contains("[role-bypassrls]"), "{message}");
     assert_eq!(refused_rules(result)?, [RuleId::RoleBypassRls]);
     Ok(())
@@ -188,7 +181,11 @@ async fn a_policy_for_another_role_stops_the_pool_with_a_clear_message_instead_o
     fx.inject("CREATE ROLE {mid}; ALTER POLICY tenant_isolation ON app.projects TO {mid}")
         .await?;
     let result = TenantPool::connect(fx.db().runtime_url(), pool_options()).await;
-    let message = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+    let message = result
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     assert!(
         message.contains("[policy-not-for-role]")
             && message.contains("app.projects")
@@ -208,11 +205,7 @@ async fn warnings_alone_do_not_stop_the_pool_from_opening() -> Result<()> {
            USING (account_id = nullif(current_setting('app.tenant_id', true), '')::bigint)",
     )
     .await?;
-    let pool = TenantPool::connect(
-        fx.db().runtime_url(),
-        pool_options(),
-    )
-    .await?;
+    let pool = TenantPool::connect(fx.db().runtime_url(), pool_options()).await?;
     pool.close().await;
     Ok(())
 }
@@ -222,11 +215,10 @@ async fn a_role_override_in_the_guard_options_cannot_vouch_for_a_superuser_pool(
     let fx = Fixture::migrated().await?;
     // The options name the well-behaved runtime role, but the pool logs in as the superuser:
     // the pool must check the role it really uses.
-    let options = pool_options()
-        .guard(
-            rls_tenancy::GuardOptions::new(TenancyDeclaration::reference().expect("declaration"))
-                .role(fx.db().runtime_role().as_str()),
-        );
+    let options = pool_options().guard(
+        rls_tenancy::GuardOptions::new(TenancyDeclaration::reference().expect("declaration"))
+            .role(fx.db().runtime_role().as_str()),
+    );
     let result = TenantPool::connect(&fx.db().admin_url(), options).await;
     assert!(refused_rules(result)?.contains(&RuleId::RoleSuperuser));
     Ok(())

@@ -404,7 +404,11 @@ async fn membership_in_the_deploy_role_is_one_finding_listing_everything_it_owns
     let mut fx = Fixture::migrated().await?;
     fx.inject("GRANT {deploy} TO {runtime}").await?;
     let report = fx.check().await?;
-    assert_eq!(report.findings().len(), 1, "one membership, one finding:\n{report}");
+    assert_eq!(
+        report.findings().len(),
+        1,
+        "one membership, one finding:\n{report}"
+    );
     let finding = &report.findings()[0];
     let runtime = fx.db().runtime_role().as_str();
     let deploy = fx.db().deploy_role().as_str();
@@ -412,7 +416,10 @@ async fn membership_in_the_deploy_role_is_one_finding_listing_everything_it_owns
         finding.object,
         format!("membership of role {runtime} in role {deploy}")
     );
-    assert_eq!(finding.fix_sql, format!("REVOKE \"{deploy}\" FROM \"{runtime}\";"));
+    assert_eq!(
+        finding.fix_sql,
+        format!("REVOKE \"{deploy}\" FROM \"{runtime}\";")
+    );
     let consequences: std::collections::BTreeSet<RuleId> =
         finding.consequences.iter().map(|f| f.rule).collect();
     // What the deploy role owns, and the migrations table it can read as that owner.
@@ -429,7 +436,11 @@ async fn membership_in_the_deploy_role_is_one_finding_listing_everything_it_owns
     assert!(finding.consequences.len() > 10, "{report}");
     let run = rls_check_as_runtime(fx.db(), &[]).await?;
     assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(run.stdout.contains("REFUSE (1)") && run.stdout.contains("consequences:"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("REFUSE (1)") && run.stdout.contains("consequences:"),
+        "{}",
+        run.stdout
+    );
     fx.inject(&finding.fix_sql).await?;
     let fixed = fx.check().await?;
     assert!(fixed.findings().is_empty(), "the fix fixes it:\n{fixed}");
@@ -441,7 +452,11 @@ async fn grant_all_on_the_registry_is_one_finding_with_one_revoke_that_fixes_it(
     let mut fx = Fixture::migrated().await?;
     fx.inject("GRANT ALL ON app.accounts TO {runtime}").await?;
     let report = fx.check().await?;
-    assert_eq!(report.findings().len(), 1, "one grant, one finding:\n{report}");
+    assert_eq!(
+        report.findings().len(),
+        1,
+        "one grant, one finding:\n{report}"
+    );
     let finding = &report.findings()[0];
     let consequences: std::collections::BTreeSet<RuleId> =
         finding.consequences.iter().map(|f| f.rule).collect();
@@ -457,7 +472,10 @@ async fn grant_all_on_the_registry_is_one_finding_with_one_revoke_that_fixes_it(
         "{report}"
     );
     let runtime = fx.db().runtime_role().as_str();
-    assert_eq!(finding.object, format!("grants to role {runtime} on schema app"));
+    assert_eq!(
+        finding.object,
+        format!("grants to role {runtime} on schema app")
+    );
     assert_eq!(
         finding.fix_sql.matches("REVOKE").count(),
         1,
@@ -479,7 +497,11 @@ async fn grant_all_on_every_table_of_the_schema_is_one_finding_that_fixes_it() -
     )
     .await?;
     let report = fx.check().await?;
-    assert_eq!(report.findings().len(), 1, "one cause, one finding:\n{report}");
+    assert_eq!(
+        report.findings().len(),
+        1,
+        "one cause, one finding:\n{report}"
+    );
     let finding = &report.findings()[0];
     assert!(finding.consequences.len() >= 13, "{report}");
     assert_eq!(finding.severity, Severity::Refuse);
@@ -830,8 +852,7 @@ async fn a_declared_global_lookup_table_passes_in_the_library_and_rls_check() ->
             .contains("[[global_table]] name = \"plans\""),
         "{report}"
     );
-    let declared = GuardOptions::new(declaring_global(&["plans"])?)
-        .min_server_versions(Vec::new());
+    let declared = GuardOptions::new(declaring_global(&["plans"])?).min_server_versions(Vec::new());
     let report = fx.check_with(declared).await?;
     assert!(report.findings().is_empty(), "{report}");
     let file = tempfile::NamedTempFile::new()?;
@@ -854,14 +875,17 @@ async fn a_materialized_view_over_declared_global_tables_only_passes() -> Result
          GRANT SELECT ON app.plans, app.plan_names TO {runtime}",
     )
     .await?;
-    let declared = GuardOptions::new(declaring_global(&["plans"])?)
-        .min_server_versions(Vec::new());
+    let declared = GuardOptions::new(declaring_global(&["plans"])?).min_server_versions(Vec::new());
     let report = fx.check_with(declared).await?;
     assert!(report.findings().is_empty(), "{report}");
     // Undeclared, the same table makes both the table and the view over it refused.
     assert_eq!(
         rules(&fx.check().await?),
-        [RuleId::MaterializedViewReadable, RuleId::UndeclaredTableReadable].into()
+        [
+            RuleId::MaterializedViewReadable,
+            RuleId::UndeclaredTableReadable
+        ]
+        .into()
     );
     Ok(())
 }
@@ -878,8 +902,8 @@ async fn a_table_a_tenant_trigger_copies_rows_into_is_refused_even_when_declared
          GRANT SELECT ON app.audit_log TO {runtime}",
     )
     .await?;
-    let declared = GuardOptions::new(declaring_global(&["audit_log"])?)
-        .min_server_versions(Vec::new());
+    let declared =
+        GuardOptions::new(declaring_global(&["audit_log"])?).min_server_versions(Vec::new());
     let report = fx.check_with(declared).await?;
     assert_eq!(
         rules(&report),
@@ -888,10 +912,9 @@ async fn a_table_a_tenant_trigger_copies_rows_into_is_refused_even_when_declared
     );
     let finding = &report.findings()[0];
     assert!(
-        finding
-            .message
-            .starts_with("trigger users_audit on tenant table app.users writes into table app.audit_log")
-            && finding.message.contains("declared global"),
+        finding.message.starts_with(
+            "trigger users_audit on tenant table app.users writes into table app.audit_log"
+        ) && finding.message.contains("declared global"),
         "{finding:?}"
     );
     Ok(())
@@ -908,8 +931,7 @@ async fn a_trigger_that_only_reads_a_global_table_passes() -> Result<()> {
          GRANT SELECT ON app.plans TO {runtime}",
     )
     .await?;
-    let declared = GuardOptions::new(declaring_global(&["plans"])?)
-        .min_server_versions(Vec::new());
+    let declared = GuardOptions::new(declaring_global(&["plans"])?).min_server_versions(Vec::new());
     let report = fx.check_with(declared).await?;
     assert!(report.findings().is_empty(), "{report}");
     Ok(())
@@ -984,5 +1006,8 @@ fn every_rule_has_an_injected_case() {
         .filter(|rule| !COVERED.contains(rule))
         .map(|rule| rule.as_str())
         .collect();
-    assert!(missing.is_empty(), "no case in the table injects: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "no case in the table injects: {missing:?}"
+    );
 }
