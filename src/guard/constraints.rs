@@ -35,8 +35,7 @@ struct Fault {
 }
 
 pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<Finding>> {
-    let (names, columns, tenant_columns, registry) = ctx.tenant_table_params();
-    let rows: Vec<Fault> = sqlx::query_as(with_closure!(
+    let rows: Vec<Fault> = ctx.tenant_tables_query(with_closure!(
         tenant_tables!(),
         "SELECT 'unique' AS kind, t.schema, t.name AS table_name, t.column_name AS tenant_column,
                 i.relname::text AS name, con.contype::text AS constraint_type,
@@ -82,12 +81,6 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                  WHERE k.child = t.attnum AND k.parent = p.attnum)
           ORDER BY 1, 2, 3, 5"
     ))
-    .bind(ctx.role_param())
-    .bind(ctx.schema())
-    .bind(&names)
-    .bind(&columns)
-    .bind(&tenant_columns)
-    .bind(&registry)
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows

@@ -138,6 +138,26 @@ impl Ctx<'_> {
             .collect()
     }
 
+    /// A query over [`catalog::tenant_tables!`] with its parameters `$1` to `$6` bound: the
+    /// role, the schema, declared table names, their columns, every tenant column name, and
+    /// the registry table. A family binds its own parameters from `$7` on.
+    fn tenant_tables_query<O>(
+        &self,
+        sql: &'static str,
+    ) -> sqlx::query::QueryAs<'static, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        let (names, columns, tenant_columns, registry) = self.tenant_table_params();
+        sqlx::query_as(sql)
+            .bind(self.role_param().map(str::to_owned))
+            .bind(self.schema().to_owned())
+            .bind(names)
+            .bind(columns)
+            .bind(tenant_columns)
+            .bind(registry)
+    }
+
     /// The parameters `$3` to `$6` of [`catalog::tenant_tables!`]: declared table names, their
     /// columns, every tenant column name, and the registry table.
     fn tenant_table_params(&self) -> (Vec<String>, Vec<String>, Vec<String>, String) {

@@ -121,8 +121,7 @@ impl Policy {
 }
 
 pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<Finding>> {
-    let (names, columns, tenant_columns, registry) = ctx.tenant_table_params();
-    let rows: Vec<Row> = sqlx::query_as(with_closure!(
+    let rows: Vec<Row> = ctx.tenant_tables_query(with_closure!(
         tenant_tables!(),
         ",
         -- Deparsing (pg_get_expr) opens each table, which costs most on a new connection:
@@ -170,15 +169,10 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
           LEFT JOIN shapes s ON s.shape = p.shape
          ORDER BY t.schema, t.name, p.polname"
     ))
-    .bind(ctx.role_param())
-    .bind(ctx.schema())
-    .bind(&names)
-    .bind(&columns)
-    .bind(&tenant_columns)
-    .bind(&registry)
     .fetch_all(&mut *conn)
     .await?;
     let tables = group(rows);
+    let (names, ..) = ctx.tenant_table_params();
     if let Some(missing) = names.iter().find(|n| {
         !tables
             .iter()

@@ -34,10 +34,10 @@ struct Trigger {
 }
 
 pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<Finding>> {
-    let (names, columns, tenant_columns, registry) = ctx.tenant_table_params();
-    let rows: Vec<Trigger> = sqlx::query_as(with_closure!(
-        tenant_tables!(),
-        r"SELECT k.kind, t.schema, t.name AS table_name, tg.tgname::text AS trigger,
+    let rows: Vec<Trigger> = ctx
+        .tenant_tables_query(with_closure!(
+            tenant_tables!(),
+            r"SELECT k.kind, t.schema, t.name AS table_name, tg.tgname::text AS trigger,
                  n.nspname::text AS function_schema, p.proname::text AS function_name,
                  o.rolname::text AS owner
             FROM tenant_tables t
@@ -55,15 +55,9 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
            ) AS k(kind, hit)
            WHERE k.hit
            ORDER BY 1, 2, 3, 4"
-    ))
-    .bind(ctx.role_param())
-    .bind(ctx.schema())
-    .bind(&names)
-    .bind(&columns)
-    .bind(&tenant_columns)
-    .bind(&registry)
-    .fetch_all(&mut *conn)
-    .await?;
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows
         .iter()
         .filter(|row| {

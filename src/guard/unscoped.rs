@@ -77,10 +77,10 @@ struct Row {
 }
 
 pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<Finding>> {
-    let (names, columns, tenant_columns, registry) = ctx.tenant_table_params();
-    let rows: Vec<Row> = sqlx::query_as(with_closure!(
-        tenant_tables!(),
-        ",
+    let rows: Vec<Row> = ctx
+        .tenant_tables_query(with_closure!(
+            tenant_tables!(),
+            ",
         registry AS (
             SELECT c.oid FROM pg_catalog.pg_class c
               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -151,11 +151,11 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                o.rolname::text AS owner, owner_reach.via AS owner_via,
                ARRAY(SELECT w.label FROM writers w
                       WHERE w.prosrc ~* (",
-        r#"'(insert\s+into|update|delete\s+from|merge\s+into)\s+(only\s+)?("?'
+            r#"'(insert\s+into|update|delete\s+from|merge\s+into)\s+(only\s+)?("?'
                              || regexp_replace(k.nspname, '(\W)', '\\\1', 'g')
                              || '"?\s*\.\s*)?"?' || regexp_replace(k.relname, '(\W)', '\\\1', 'g')
                              || '"?(\W|$)')"#,
-        "
+            "
                          OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                                      WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
                                        AND d.objid = w.rule
@@ -199,16 +199,10 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
           LEFT JOIN tenant_tables t ON t.oid = con.confrelid
          WHERE (k.bound AND (k.can_read OR k.can_write)) OR k.can_read
          ORDER BY 1, 2, 12"
-    ))
-    .bind(ctx.role_param())
-    .bind(ctx.schema())
-    .bind(&names)
-    .bind(&columns)
-    .bind(&tenant_columns)
-    .bind(&registry)
-    .bind(ctx.global_table_names())
-    .fetch_all(&mut *conn)
-    .await?;
+        ))
+        .bind(ctx.global_table_names())
+        .fetch_all(&mut *conn)
+        .await?;
     let mut findings = Vec::new();
     for table in rows.chunk_by(|a, b| a.schema == b.schema && a.name == b.name) {
         let first = &table[0];
@@ -330,6 +324,15 @@ fn unscoped(ctx: &Ctx<'_>, rows: &[Row]) -> Finding {
     )
 }
 
+/// `REVOKE ALL` on the table from whoever grants the role its access, then `advice` (a comment).
+fn revoke_all(ctx: &Ctx<'_>, row: &Row, advice: &str) -> String {
+    format!(
+        "REVOKE ALL ON TABLE {} FROM {}; {advice}",
+        quote_qualified(&row.schema, &row.name),
+        revoke_from(&row.grantees, ctx.role()),
+    )
+}
+
 /// `foreign-table-readable` for a foreign table the role can read.
 fn foreign(ctx: &Ctx<'_>, row: &Row, server: &str) -> Finding {
     let name = format!("{}.{}", row.schema, row.name);
@@ -341,11 +344,12 @@ fn foreign(ctx: &Ctx<'_>, row: &Row, server: &str) -> Finding {
             ctx.role(),
             access(row)
         ),
-        format!(
-            "REVOKE ALL ON TABLE {} FROM {}; {}",
-            quote_qualified(&row.schema, &row.name),
-            revoke_from(&row.grantees, ctx.role()),
-            sql_comment("read remote data through a tenant table the application fills per tenant"),
+        revoke_all(
+            ctx,
+            row,
+            &sql_comment(
+                "read remote data through a tenant table the application fills per tenant",
+            ),
         ),
     )
 }
@@ -373,12 +377,11 @@ fn written_by_trigger(ctx: &Ctx<'_>, row: &Row) -> Finding {
             ctx.role(),
             access(row)
         ),
-        format!(
-            "REVOKE ALL ON TABLE {} FROM {}; {}",
-            quote_qualified(&row.schema, &row.name),
-            revoke_from(&row.grantees, ctx.role()),
-            sql_comment(
-                "or have the trigger copy the tenant column too, declare the table as a tenant table in policies/tenancy.toml and run rls-migrate"
+        revoke_all(
+            ctx,
+            row,
+            &sql_comment(
+                "or have the trigger copy the tenant column too, declare the table as a tenant table in policies/tenancy.toml and run rls-migrate",
             ),
         ),
     )
@@ -406,11 +409,10 @@ fn undeclared(ctx: &Ctx<'_>, row: &Row) -> Finding {
             ctx.role(),
             access(row)
         ),
-        format!(
-            "REVOKE ALL ON TABLE {} FROM {}; {}",
-            quote_qualified(&row.schema, &row.name),
-            revoke_from(&row.grantees, ctx.role()),
-            sql_comment(&format!(
+        revoke_all(
+            ctx,
+            row,
+            &sql_comment(&format!(
                 "{global}; if it is tenant data, add the tenant column, declare it with [[tenant_table]] and run rls-migrate"
             )),
         ),

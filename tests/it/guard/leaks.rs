@@ -49,35 +49,49 @@ async fn tenant_a_does_not_see_tenant_b_on_the_migrated_database() -> Result<()>
     Ok(())
 }
 
-#[tokio::test]
-async fn a_readable_copy_in_another_schema_leaks_and_is_refused() -> Result<()> {
+/// Tenant b renames its own project to `b secret plan`, in its own transaction.
+async fn tenant_b_renames_its_project(t: &TwoTenants) -> Result<()> {
+    let pool = unguarded(t).await?;
+    let mut tx = pool.begin(&t.b.scope).await?;
+    sqlx::query("UPDATE app.projects SET name = 'b secret plan'")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Injects `sql`, asserts the guard refuses it under `rule`, and that `read` in tenant a's
+/// transaction returns tenant b's email.
+async fn shows_tenant_b_to_tenant_a(sql: &str, rule: RuleId, read: &str) -> Result<()> {
     let t = TwoTenants::new().await;
-    injected(
-        &t,
-        "CREATE SCHEMA archive; GRANT USAGE ON SCHEMA archive TO {runtime};
-         CREATE TABLE archive.users AS SELECT * FROM app.users;
-         GRANT SELECT ON archive.users TO {runtime}",
-        RuleId::RlsDisabled,
-    )
-    .await?;
-    let emails = read_as_tenant_a(&t, "SELECT email FROM archive.users").await?;
+    injected(&t, sql, rule).await?;
+    let emails = read_as_tenant_a(&t, read).await?;
     assert!(emails.iter().any(|e| e == B_EMAIL), "{emails:?}");
     Ok(())
 }
 
 #[tokio::test]
+async fn a_readable_copy_in_another_schema_leaks_and_is_refused() -> Result<()> {
+    shows_tenant_b_to_tenant_a(
+        "CREATE SCHEMA archive; GRANT USAGE ON SCHEMA archive TO {runtime};
+         CREATE TABLE archive.users AS SELECT * FROM app.users;
+         GRANT SELECT ON archive.users TO {runtime}",
+        RuleId::RlsDisabled,
+        "SELECT email FROM archive.users",
+    )
+    .await
+}
+
+#[tokio::test]
 async fn a_readable_materialized_view_leaks_and_is_refused() -> Result<()> {
-    let t = TwoTenants::new().await;
-    injected(
-        &t,
+    shows_tenant_b_to_tenant_a(
         "CREATE MATERIALIZED VIEW app.emails AS SELECT email FROM app.users;
          GRANT SELECT ON app.emails TO {runtime}",
         RuleId::MaterializedViewReadable,
+        "SELECT email FROM app.emails",
     )
-    .await?;
-    let emails = read_as_tenant_a(&t, "SELECT email FROM app.emails").await?;
-    assert!(emails.iter().any(|e| e == B_EMAIL), "{emails:?}");
-    Ok(())
+    .await
 }
 
 #[tokio::test]
@@ -94,14 +108,7 @@ async fn a_table_a_tenant_trigger_copies_into_leaks_and_is_refused() -> Result<(
         RuleId::TriggerWritesUnscopedTable,
     )
     .await?;
-    // Tenant b renames its own project, in its own transaction.
-    let pool = unguarded(&t).await?;
-    let mut tx = pool.begin(&t.b.scope).await?;
-    sqlx::query("UPDATE app.projects SET name = 'b secret plan'")
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    pool.close().await;
+    tenant_b_renames_its_project(&t).await?;
     let names = read_as_tenant_a(&t, "SELECT row_data ->> 'name' FROM app.audit_log").await?;
     assert_eq!(names, ["b secret plan"]);
     Ok(())
@@ -153,13 +160,7 @@ async fn a_notifying_trigger_broadcasts_tenant_b_rows_to_a_listener_and_is_refus
     let mut listener =
         sqlx::postgres::PgListener::connect_with(&t.raw_runtime_pool(1).await).await?;
     listener.listen("projects").await?;
-    let pool = unguarded(&t).await?;
-    let mut tx = pool.begin(&t.b.scope).await?;
-    sqlx::query("UPDATE app.projects SET name = 'b secret plan'")
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    pool.close().await;
+    tenant_b_renames_its_project(&t).await?;
     let heard = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
         .await
         .map_err(|_| std::io::Error::other("no notification arrived"))??;

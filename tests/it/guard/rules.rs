@@ -4,7 +4,7 @@
 //! which must exit 1 naming the rule, and [`every_rule_has_an_injected_case`] fails when a rule
 //! has no case in the table. Negative cases show each rule can stay quiet.
 
-use rls_tenancy::guard::{GuardOptions, RuleId, Severity};
+use rls_tenancy::guard::{Finding, GuardOptions, RuleId, Severity};
 use rls_tenancy::{Result, TenancyDeclaration};
 
 use super::{Fixture, options, rls_check_as_runtime, rules};
@@ -56,6 +56,29 @@ async fn stays_quiet(sql: &str) -> Result<Fixture> {
         "expected no findings:\n{report}"
     );
     Ok(fx)
+}
+
+/// Injects `sql` into a migrated database and returns it with the report's only finding: one
+/// cause, one finding.
+async fn the_one_finding(sql: &str) -> Result<(Fixture, Finding)> {
+    let mut fx = Fixture::migrated().await?;
+    fx.inject(sql).await?;
+    let report = fx.check().await?;
+    assert_eq!(
+        report.findings().len(),
+        1,
+        "one cause, one finding:\n{report}"
+    );
+    let finding = report.findings()[0].clone();
+    Ok((fx, finding))
+}
+
+/// Runs a finding's `fix_sql` as the superuser and asserts the guard then finds nothing.
+async fn fix_fixes_it(fx: &mut Fixture, fix_sql: &str) -> Result<()> {
+    fx.inject(fix_sql).await?;
+    let fixed = fx.check().await?;
+    assert!(fixed.findings().is_empty(), "the fix fixes it:\n{fixed}");
+    Ok(())
 }
 
 /// The built-in declaration with `[[global_table]]` entries for `names`.
@@ -401,15 +424,7 @@ async fn owning_a_tenant_table_through_an_intermediate_role_is_refused() -> Resu
 
 #[tokio::test]
 async fn membership_in_the_deploy_role_is_one_finding_listing_everything_it_owns() -> Result<()> {
-    let mut fx = Fixture::migrated().await?;
-    fx.inject("GRANT {deploy} TO {runtime}").await?;
-    let report = fx.check().await?;
-    assert_eq!(
-        report.findings().len(),
-        1,
-        "one membership, one finding:\n{report}"
-    );
-    let finding = &report.findings()[0];
+    let (mut fx, finding) = the_one_finding("GRANT {deploy} TO {runtime}").await?;
     let runtime = fx.db().runtime_role().as_str();
     let deploy = fx.db().deploy_role().as_str();
     assert_eq!(
@@ -433,7 +448,7 @@ async fn membership_in_the_deploy_role_is_one_finding_listing_everything_it_owns
         ]
         .into()
     );
-    assert!(finding.consequences.len() > 10, "{report}");
+    assert!(finding.consequences.len() > 10, "{finding:#?}");
     let run = rls_check_as_runtime(fx.db(), &[]).await?;
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(
@@ -441,23 +456,13 @@ async fn membership_in_the_deploy_role_is_one_finding_listing_everything_it_owns
         "{}",
         run.stdout
     );
-    fx.inject(&finding.fix_sql).await?;
-    let fixed = fx.check().await?;
-    assert!(fixed.findings().is_empty(), "the fix fixes it:\n{fixed}");
+    fix_fixes_it(&mut fx, &finding.fix_sql).await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn grant_all_on_the_registry_is_one_finding_with_one_revoke_that_fixes_it() -> Result<()> {
-    let mut fx = Fixture::migrated().await?;
-    fx.inject("GRANT ALL ON app.accounts TO {runtime}").await?;
-    let report = fx.check().await?;
-    assert_eq!(
-        report.findings().len(),
-        1,
-        "one grant, one finding:\n{report}"
-    );
-    let finding = &report.findings()[0];
+    let (mut fx, finding) = the_one_finding("GRANT ALL ON app.accounts TO {runtime}").await?;
     let consequences: std::collections::BTreeSet<RuleId> =
         finding.consequences.iter().map(|f| f.rule).collect();
     assert_eq!(
@@ -469,45 +474,42 @@ async fn grant_all_on_the_registry_is_one_finding_with_one_revoke_that_fixes_it(
             RuleId::RegistryPrivilege
         ]
         .into(),
-        "{report}"
+        "{finding:#?}"
     );
     let runtime = fx.db().runtime_role().as_str();
     assert_eq!(
         finding.object,
         format!("grants to role {runtime} on schema app")
     );
+    let run = rls_check_as_runtime(fx.db(), &["--format", "json"]).await?;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let json: serde_json::Value =
+        serde_json::from_str(&run.stdout).map_err(|e| std::io::Error::other(e.to_string()))?;
+    assert_eq!(json["summary"]["refuse"], 1, "{json}");
+    let listed = json["refuse"][0]["consequences"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(listed, finding.consequences.len(), "{json}");
     assert_eq!(
         finding.fix_sql.matches("REVOKE").count(),
         1,
         "one statement: {}",
         finding.fix_sql
     );
-    fx.inject(&finding.fix_sql).await?;
-    let fixed = fx.check().await?;
-    assert!(fixed.findings().is_empty(), "the fix fixes it:\n{fixed}");
+    fix_fixes_it(&mut fx, &finding.fix_sql).await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn grant_all_on_every_table_of_the_schema_is_one_finding_that_fixes_it() -> Result<()> {
-    let mut fx = Fixture::migrated().await?;
-    fx.inject(
+    let (mut fx, finding) = the_one_finding(
         "GRANT ALL ON ALL TABLES IN SCHEMA app TO {runtime};
          GRANT ALL ON ALL SEQUENCES IN SCHEMA app TO {runtime}",
     )
     .await?;
-    let report = fx.check().await?;
-    assert_eq!(
-        report.findings().len(),
-        1,
-        "one cause, one finding:\n{report}"
-    );
-    let finding = &report.findings()[0];
-    assert!(finding.consequences.len() >= 13, "{report}");
+    assert!(finding.consequences.len() >= 13, "{finding:#?}");
     assert_eq!(finding.severity, Severity::Refuse);
-    fx.inject(&finding.fix_sql).await?;
-    let fixed = fx.check().await?;
-    assert!(fixed.findings().is_empty(), "the fix fixes it:\n{fixed}");
+    fix_fixes_it(&mut fx, &finding.fix_sql).await?;
     Ok(())
 }
 
@@ -527,13 +529,9 @@ async fn a_policy_without_with_check_only_warns_and_rls_check_passes() -> Result
 
 #[tokio::test]
 async fn a_table_that_has_the_tenant_column_but_is_not_declared_is_checked_too() -> Result<()> {
-    let mut fx = Fixture::migrated().await?;
-    fx.inject("CREATE TABLE app.notes (account_id bigint NOT NULL, body text)")
-        .await?;
-    let report = fx.check().await?;
     // One table never set up: one finding, its three faults listed under it.
-    assert_eq!(report.findings().len(), 1, "{report}");
-    let finding = &report.findings()[0];
+    let (mut fx, finding) =
+        the_one_finding("CREATE TABLE app.notes (account_id bigint NOT NULL, body text)").await?;
     assert_eq!(finding.object, "table app.notes");
     let consequences: Vec<RuleId> = finding.consequences.iter().map(|f| f.rule).collect();
     assert_eq!(
@@ -543,7 +541,7 @@ async fn a_table_that_has_the_tenant_column_but_is_not_declared_is_checked_too()
             RuleId::RlsNotForced,
             RuleId::PolicyMissing
         ],
-        "{report}"
+        "{finding:#?}"
     );
     assert!(
         finding.fix_sql.contains("ENABLE ROW LEVEL SECURITY;")
@@ -551,9 +549,7 @@ async fn a_table_that_has_the_tenant_column_but_is_not_declared_is_checked_too()
             && finding.fix_sql.contains("CREATE POLICY tenant_isolation"),
         "{finding:?}"
     );
-    fx.inject(&finding.fix_sql).await?;
-    let fixed = fx.check().await?;
-    assert!(fixed.findings().is_empty(), "the fix fixes it:\n{fixed}");
+    fix_fixes_it(&mut fx, &finding.fix_sql).await?;
     Ok(())
 }
 
