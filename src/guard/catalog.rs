@@ -71,8 +71,9 @@ pub(super) use with_closure;
 /// Continues [`with_closure!`] with `tenant_tables (oid, schema, name, column_name, attnum)`:
 /// the tables of schema `$2` that are declared (names `$3`, columns `$4`, pairwise) or have a
 /// tenant column (any of `$5`), less the registry `$6`; and the tables of every other schema
-/// that have a tenant column and that the role can reach (`USAGE` on the schema and any
-/// privilege on the table), since a copy of tenant data there leaks just as well.
+/// that have a tenant column and that the role holds a privilege on, since a copy of tenant
+/// data there leaks just as well. `USAGE` on the schema is not required: a `security_invoker`
+/// view in a schema the role can use reads the table without it.
 macro_rules! tenant_tables {
     () => {
         ",
@@ -97,8 +98,6 @@ macro_rules! tenant_tables {
                AND (d.name IS NOT NULL OR tc.attname IS NOT NULL)
                AND (n.nspname = $2
                     OR (NOT (SELECT yes FROM sees_all)
-                        AND EXISTS (SELECT 1 FROM roles r
-                                 WHERE has_schema_privilege(r.role, n.oid, 'USAGE'))
                         AND EXISTS (SELECT 1 FROM roles r
                                      WHERE has_any_column_privilege(r.role, c.oid,
                                                'SELECT, INSERT, UPDATE, REFERENCES')

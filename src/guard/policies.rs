@@ -152,13 +152,20 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
         )
         SELECT t.schema, t.name, t.column_name, t.relrowsecurity AS rls_enabled,
                t.relforcerowsecurity AS rls_forced,
+               -- What the role may run on the table, needed only when no permissive policy for
+               -- ALL applies to it (the usual case skips four privilege checks per table).
+               CASE WHEN EXISTS (SELECT 1 FROM policies a
+                                  WHERE a.polrelid = t.oid AND a.polpermissive AND a.polcmd = '*'
+                                    AND (0::oid = ANY (a.polroles)
+                                         OR a.polroles && ARRAY(SELECT role FROM roles)))
+                    THEN '{}'::text[] ELSE
                ARRAY(SELECT h.cmd FROM target CROSS JOIN LATERAL
                             (VALUES ('SELECT', has_any_column_privilege(target.oid, t.oid, 'SELECT')),
                                     ('INSERT', has_any_column_privilege(target.oid, t.oid, 'INSERT')),
                                     ('UPDATE', has_any_column_privilege(target.oid, t.oid, 'UPDATE')),
                                     ('DELETE', has_table_privilege(target.oid, t.oid, 'DELETE')))
                             AS h(cmd, held)
-                      WHERE h.held) AS held,
+                      WHERE h.held) END AS held,
                p.polname::text AS policy, p.polpermissive AS permissive, p.polcmd::text AS cmd,
                0::oid = ANY (p.polroles) OR p.polroles && ARRAY(SELECT role FROM roles) AS applies,
                ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(r)::text END

@@ -66,7 +66,8 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                                             AND p.proowner NOT IN (SELECT role FROM roles)),
                        ('leakproof', p.proleakproof AND s.nspname <> 'pg_catalog')
           ) AS k(kind, hit)
-          WHERE k.hit
+          WHERE (p.prosecdef OR (p.proleakproof AND s.nspname <> 'pg_catalog'))
+            AND k.hit
             AND EXISTS (SELECT 1 FROM roles r
                          WHERE has_function_privilege(r.role, p.oid, 'EXECUTE'))
           ORDER BY 1, 2, 3, 4"

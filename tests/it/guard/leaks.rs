@@ -84,6 +84,22 @@ async fn a_readable_copy_in_another_schema_leaks_and_is_refused() -> Result<()> 
 }
 
 #[tokio::test]
+async fn a_copy_in_a_schema_the_role_cannot_use_leaks_through_a_view_and_is_refused() -> Result<()>
+{
+    // No USAGE on schema private, so the copy cannot be named; a security_invoker view
+    // reads it all the same, with the grant the role holds on it.
+    shows_tenant_b_to_tenant_a(
+        "CREATE SCHEMA private; CREATE TABLE private.users AS SELECT * FROM app.users;
+         GRANT SELECT ON private.users TO {runtime};
+         CREATE VIEW app.emails WITH (security_invoker) AS SELECT email FROM private.users;
+         GRANT SELECT ON app.emails TO {runtime}",
+        RuleId::RlsDisabled,
+        "SELECT email FROM app.emails",
+    )
+    .await
+}
+
+#[tokio::test]
 async fn a_readable_materialized_view_leaks_and_is_refused() -> Result<()> {
     shows_tenant_b_to_tenant_a(
         "CREATE MATERIALIZED VIEW app.emails AS SELECT email FROM app.users;
