@@ -218,6 +218,12 @@ pub async fn check(conn: &mut PgConnection, options: &GuardOptions) -> Result<Gu
         conn.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await?
     };
+    // Expressions deparse (pg_get_expr) with every name qualified that is not in pg_catalog,
+    // whatever the role's search_path: the policies are compared with the canonical text.
+    // Undone with the rollback below, savepoint included.
+    sqlx::query("SET LOCAL search_path = pg_catalog")
+        .execute(&mut *tx)
+        .await?;
     let session =
         Session::read(&mut tx, options.inspected_role(), resolved.schema.as_str()).await?;
     let ctx = Ctx {

@@ -554,6 +554,27 @@ async fn a_table_that_has_the_tenant_column_but_is_not_declared_is_checked_too()
 }
 
 #[tokio::test]
+async fn policies_are_read_schema_qualified_whatever_the_role_search_path() -> Result<()> {
+    // With app on the role's search_path, pg_get_expr would print tenant() unqualified; the
+    // guard pins its own search_path so policies compare (and print) the same everywhere.
+    let fx = injected(
+        RuleId::PolicyNotCanonical,
+        "ALTER ROLE {runtime} SET search_path = app, public;
+         CREATE FUNCTION app.tenant() RETURNS bigint LANGUAGE sql STABLE
+           AS $$SELECT nullif(current_setting('app.tenant_id', true), '')::bigint$$;
+         ALTER POLICY tenant_isolation ON app.tasks
+           USING (account_id = app.tenant()) WITH CHECK (account_id = app.tenant())",
+    )
+    .await?;
+    let report = fx.check().await?;
+    assert!(
+        report.findings()[0].message.contains("app.tenant()"),
+        "{report}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_using_true_policy_held_in_by_a_canonical_restrictive_policy_passes() -> Result<()> {
     stays_quiet(&format!(
         "CREATE POLICY tenant_only ON app.tasks AS RESTRICTIVE USING ({CANONICAL}) WITH CHECK ({CANONICAL});
