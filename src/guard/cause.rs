@@ -166,11 +166,17 @@ fn distinct_fixes(members: &[Finding]) -> String {
     fixes.join(" ")
 }
 
+/// What one merged `REVOKE` shares: head, kind of object, grantee.
+type StatementKey<'a> = (&'a str, &'a str, &'a str);
+
+/// An object (`None` for default privileges) and the privileges to take back on it.
+type ObjectPrivileges<'a> = (Option<&'a str>, Vec<&'a str>);
+
 /// As few `REVOKE` statements as take back every part: one per head, kind of object, grantee
 /// and set of privileges, naming every object that has that set.
 fn merge_revokes(parts: &[&Revoke]) -> String {
     // (head, keyword, grantee) -> object -> privileges, each in first-seen order.
-    let mut statements: Vec<((&str, &str, &str), Vec<(Option<&str>, Vec<&str>)>)> = Vec::new();
+    let mut statements: Vec<(StatementKey<'_>, Vec<ObjectPrivileges<'_>>)> = Vec::new();
     for part in parts {
         let key = (part.head.as_str(), part.keyword, part.grantee.as_str());
         let index = match statements.iter().position(|(k, _)| *k == key) {
