@@ -27,7 +27,7 @@
 //! | resolve | [`TenantRegistry`], [`BaseDomain`], [`TenantHeader`], [`TenantPath`] | the request's tenant |
 //! | guard | [`guard`] | whether the wall is standing |
 //! | transaction | [`TenantPool`], [`TenantTx`], [`TxOptions`] | `BEGIN` + transaction-local settings in one round trip |
-//! | query | [`TenantScope::select`] and friends, [`CrossTenant`] | rows, behind row-level security |
+//! | query | [`TenantScope::select`] and friends, [`Filtered`], [`Returning`], [`Conflict`], [`CrossTenant`] | rows, behind row-level security |
 //! | http | [`http`] (feature `axum`) | extractors, the transaction layer, status codes |
 //!
 //! Each step has its own error type; [`enum@Error`] converts from all of them.
@@ -86,8 +86,8 @@ pub use policy::{
     TenantContext, TenantTable, TenantVariable, policy_sql,
 };
 pub use query::{
-    CrossTenant, Delete, Insert, JoinKind, QueryError, Scoping, Select, Statement, StatementError,
-    Update,
+    ALLOWED_FUNCTIONS, Conflict, CrossTenant, Delete, Filtered, Insert, JoinKind, QueryError,
+    Returning, Scoping, Select, Statement, StatementError, Update,
 };
 pub use resolve::{
     BaseDomain, HostError, RegistryOptions, ResolveError, TenantHeader, TenantPath, TenantRegistry,
@@ -114,7 +114,7 @@ pub use seed::{
 /// The names most programs need, for `use rls_tenancy::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        DbError, Error, RegistryOptions, TenancyDeclaration, TenantId, TenantPool,
-        TenantPoolOptions, TenantRegistry, TenantScope, TenantTx, TxOptions,
+        DbError, Error, Filtered, RegistryOptions, Returning, TenancyDeclaration, TenantId,
+        TenantPool, TenantPoolOptions, TenantRegistry, TenantScope, TenantTx, TxOptions,
     };
 }
