@@ -22,7 +22,7 @@
 //!
 //! | step | module | what it gives |
 //! |---|---|---|
-//! | who | [`TenantId`], [`TenantSlug`], [`TenantScope`] | a tenant |
+//! | who | [`TenantId`], [`TenantSlug`], [`TenantScope`], [`TenantRef`], [`spawn`] | a tenant, the task's current tenant |
 //! | declaration | [`TenancyDeclaration`], [`Ident`], [`TenantContext`] | what the schema is |
 //! | resolve | [`TenantRegistry`], [`BaseDomain`], [`TenantHeader`], [`TenantPath`] | the request's tenant |
 //! | guard | [`guard`] | whether the wall is standing |
@@ -95,7 +95,9 @@ pub use resolve::{
 };
 /// The sea-query this crate builds on, re-exported so expressions match its version.
 pub use sea_query;
-pub use tenant::{KeyType, LabelError, TenantError, TenantId, TenantScope, TenantSlug};
+pub use tenant::{
+    KeyType, LabelError, TenantError, TenantId, TenantRef, TenantScope, TenantSlug, spawn,
+};
 
 #[cfg(feature = "testing")]
 pub use embedded::{
