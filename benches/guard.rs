@@ -20,8 +20,8 @@ async fn main() -> Result<()> {
     let runs = env_number("RLS_BENCH_RUNS", 15);
     let db = ScratchDatabase::migrated().await?;
     let mut runtime = PgConnection::connect_with(&db.runtime_url().connect_options()?).await?;
-    let options = GuardOptions::new(TenancyDeclaration::reference()?)
-        .min_server_versions(Vec::new());
+    let options =
+        GuardOptions::new(TenancyDeclaration::reference()?).min_server_versions(Vec::new());
 
     let url = db.runtime_url();
     let small = median(runs, async || {
