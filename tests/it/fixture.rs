@@ -10,7 +10,7 @@ use sqlx::PgPool;
 /// task names start with the tenant's slug.
 pub(crate) struct TwoTenants {
     /// Dropped with the fixture: the database lives as long as the test needs it.
-    _db: ScratchDatabase,
+    pub(crate) db: ScratchDatabase,
     pub(crate) admin: PgPool,
     pub(crate) pool: TenantPool,
     pub(crate) alpha: TenantScope,
@@ -33,12 +33,32 @@ impl TwoTenants {
         )
         .await?;
         Ok(Self {
-            _db: db,
+            db,
             admin,
             pool,
             alpha,
             beta,
         })
+    }
+
+    /// A tenant pool on the superuser's connections, which row-level security does not apply
+    /// to: the builder is the only wall, so a missing predicate shows.
+    pub(crate) async fn bypass(&self) -> Result<TenantPool> {
+        TenantPool::from_pool(
+            self.admin.clone(),
+            TenantPoolOptions::new(TenancyDeclaration::reference()?).skip_guard(),
+        )
+        .await
+        .map_err(Into::into)
+    }
+
+    /// The number of rows of `table` (a tenant table) that belong to `scope`, as the superuser.
+    pub(crate) async fn count(&self, table: &str, scope: &TenantScope) -> Result<i64> {
+        let sql = format!("SELECT count(*) FROM app.{table} WHERE account_id = $1");
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(scope.id().as_i64().expect("bigint id"))
+            .fetch_one(&self.admin)
+            .await?)
     }
 
     /// The tenant's subtask ids in page order, read as the superuser (no RLS, no builder).
