@@ -26,3 +26,4 @@ mod query;
 mod registry;
 mod seed;
 mod subtasks;
+mod tx;
