@@ -16,6 +16,7 @@
 mod fixture;
 mod support;
 
+mod current;
 mod guard;
 mod harness;
 mod http;
