@@ -10,11 +10,17 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::fixture::TwoTenants;
 
-/// The projects (account id, name) the current tenant's transaction sees.
-async fn current_projects(pool: &TenantPool) -> std::result::Result<Vec<(i64, String)>, Error> {
+/// What the current tenant's transaction sees: its connection's backend and the projects
+/// (account id, name).
+type Seen = (i32, Vec<(i64, String)>);
+
+async fn current_projects(pool: &TenantPool) -> std::result::Result<Seen, Error> {
     let decl = TenancyDeclaration::reference()?;
     let mut tx = pool.begin_current().await?;
     let scope = tx.scope().clone();
+    let (backend,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+        .fetch_one(&mut *tx)
+        .await?;
     let rows = tx
         .fetch_all(
             &scope
@@ -24,7 +30,7 @@ async fn current_projects(pool: &TenantPool) -> std::result::Result<Vec<(i64, St
         )
         .await?;
     tx.commit().await?;
-    Ok(rows)
+    Ok((backend, rows))
 }
 
 fn only(rows: &[(i64, String)], scope: &TenantScope, expected: usize) {
@@ -53,17 +59,17 @@ async fn spawned_tasks_see_the_tenant_and_plain_tasks_do_not() -> Result<()> {
             (carried.await, plain.await, nested, after)
         })
         .await;
-    let (scope, rows) = carried.expect("the spawned task");
+    let (scope, seen) = carried.expect("the spawned task");
     assert_eq!(scope.as_ref(), Some(&t.alpha));
-    only(&rows?, &t.alpha, 2);
+    only(&seen?.1, &t.alpha, 2);
     let (scope, rows) = plain.expect("the plain task");
     assert_eq!(scope, None);
     assert!(
         matches!(rows, Err(Error::Db(DbError::NoCurrentTenant))),
         "{rows:?}"
     );
-    only(&nested?, &t.beta, 3);
-    only(&after?, &t.alpha, 2);
+    only(&nested?.1, &t.beta, 3);
+    only(&after?.1, &t.alpha, 2);
     Ok(())
 }
 
@@ -125,24 +131,7 @@ async fn a_worker_on_one_connection_never_inherits_the_previous_jobs_tenant() ->
         for payload in payloads {
             let job: Job = serde_json::from_str(&payload).expect("a job");
             let scope = registry.resolve_id(job.tenant.id()).await?;
-            let (backend, rows) = scope
-                .scope(async {
-                    let mut tx = pool.begin_current().await?;
-                    let (backend,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let rows: Vec<(i64, String)> = tx
-                        .fetch_all(
-                            &scope
-                                .select(&decl)
-                                .from("projects")
-                                .columns(["account_id", "name"]),
-                        )
-                        .await?;
-                    tx.commit().await?;
-                    Ok::<_, Error>((backend, rows))
-                })
-                .await?;
+            let (backend, rows) = scope.scope(current_projects(&pool)).await?;
             // Between jobs: no current tenant, and the connection carries none.
             assert_eq!(TenantScope::current(), None, "{}", job.label);
             assert!(matches!(

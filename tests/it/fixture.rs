@@ -1,8 +1,11 @@
 //! Two tenants with the same shape of data and the same subtask names, so that only the
 //! tenant predicate tells their rows apart.
 
-use rls_tenancy::TenancyDeclaration;
-use rls_tenancy::{Result, ScratchDatabase, TenantId, TenantPool, TenantPoolOptions, TenantScope};
+use rls_tenancy::sea_query::{Expr, ExprTrait};
+use rls_tenancy::{
+    Result, ScratchDatabase, TenancyDeclaration, TenantId, TenantPool, TenantPoolOptions,
+    TenantScope, TenantTx,
+};
 use sqlx::PgPool;
 
 /// A migrated database with tenants `alpha` (2 projects) and `beta` (3 projects); each
@@ -50,6 +53,18 @@ impl TwoTenants {
         )
         .await
         .map_err(Into::into)
+    }
+
+    /// How many projects `tx` sees through the builder: whether it still works, and as whom.
+    pub(crate) async fn projects_seen(&self, tx: &mut TenantTx) -> Result<i64> {
+        let decl = TenancyDeclaration::reference()?;
+        let count = tx
+            .scope()
+            .select(&decl)
+            .from("projects")
+            .expr(Expr::col("id").count());
+        let (n,): (i64,) = tx.fetch_one(&count).await?;
+        Ok(n)
     }
 
     /// The number of rows of `table` (a tenant table) that belong to `scope`, as the superuser.

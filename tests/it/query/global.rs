@@ -4,7 +4,8 @@
 
 use rls_tenancy::sea_query::{Expr, ExprTrait, Order};
 use rls_tenancy::{
-    Filtered, JoinKind, QueryError, Result, TenancyDeclaration, TenantPool, TenantPoolOptions,
+    Filtered, JoinKind, QueryError, Result, Select, TenancyDeclaration, TenantPool,
+    TenantPoolOptions, TenantScope,
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
@@ -53,20 +54,21 @@ impl WithCurrencies {
     }
 }
 
+/// `FROM projects AS p INNER JOIN currencies AS c ON c.code = p.currency`.
+fn priced_projects<'d>(decl: &'d TenancyDeclaration, scope: &TenantScope) -> Select<'d> {
+    scope.select(decl).from_as("projects", "p").join_as(
+        JoinKind::Inner,
+        "currencies",
+        "c",
+        Expr::col(("c", "code")).equals(("p", "currency")),
+    )
+}
+
 #[tokio::test]
 async fn a_join_to_a_global_table_reads_shared_rows_and_only_the_tenants_own_rows() -> Result<()> {
     let w = WithCurrencies::new().await?;
     let (t, decl) = (&w.t, &w.decl);
-    let priced = t
-        .alpha
-        .select(decl)
-        .from_as("projects", "p")
-        .join_as(
-            JoinKind::Inner,
-            "currencies",
-            "c",
-            Expr::col(("c", "code")).equals(("p", "currency")),
-        )
+    let priced = priced_projects(decl, &t.alpha)
         .columns([("p", "name"), ("c", "symbol")])
         .order_by(("p", "name"), Order::Asc);
     let (sql, _) = priced.build()?;
@@ -157,16 +159,7 @@ async fn a_global_table_is_never_written_or_locked_through_the_builder() -> Resu
 
     // A lock over a join with a global table locks the tenant table only: a plain
     // FOR UPDATE would need UPDATE on the global table, which the runtime role lacks.
-    let lock = t
-        .alpha
-        .select(decl)
-        .from_as("projects", "p")
-        .join_as(
-            JoinKind::Inner,
-            "currencies",
-            "c",
-            Expr::col(("c", "code")).equals(("p", "currency")),
-        )
+    let lock = priced_projects(decl, &t.alpha)
         .column(("p", "id"))
         .and_where(Expr::col(("c", "code")).eq("EUR"))
         .for_update()

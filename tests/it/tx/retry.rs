@@ -9,7 +9,7 @@ use std::time::Duration;
 use rls_tenancy::sea_query::{Expr, ExprTrait};
 use rls_tenancy::{
     Error, Filtered, IsolationLevel, QueryError, Result, RetryPolicy, StatementError,
-    TenancyDeclaration, TenantScope, TxOptions,
+    TenancyDeclaration, TenantScope, TenantTx, TxOptions,
 };
 use tokio::sync::Notify;
 
@@ -37,8 +37,33 @@ async fn markers(t: &TwoTenants, scope: &TenantScope) -> Result<Vec<String>> {
     .await?)
 }
 
-/// Raises `code` from the server, as a real statement failing with it would.
-const RAISE: &str = "DO $$ BEGIN RAISE EXCEPTION 'forced failure' USING ERRCODE = '{code}'; END $$";
+/// Counts an attempt and leaves a project named for it (`attempt n`) in the attempt's
+/// transaction: what is left after the retries shows which attempts were committed.
+async fn mark(
+    tx: &mut TenantTx,
+    scope: &TenantScope,
+    decl: &TenancyDeclaration,
+    count: &AtomicU32,
+) -> std::result::Result<u32, Error> {
+    let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+    let marker = scope
+        .insert(decl, "projects")
+        .columns(["name"])
+        .values([format!("attempt {n}")]);
+    tx.execute(&marker).await?;
+    Ok(n)
+}
+
+/// Fails the transaction with `code` raised by the server, as a real statement failing
+/// with it would.
+async fn raise(tx: &mut TenantTx, code: &str) -> std::result::Result<(), Error> {
+    let sql =
+        format!("DO $$ BEGIN RAISE EXCEPTION 'forced failure' USING ERRCODE = '{code}'; END $$");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
 
 #[tokio::test]
 async fn a_forced_serialization_failure_is_retried_and_the_retry_commits_once() -> Result<()> {
@@ -132,18 +157,9 @@ async fn a_deadlock_is_retried_and_only_the_attempt_that_succeeds_is_committed()
         .pool
         .retry_with(&t.alpha, serializable(), attempts(5), |tx| {
             Box::pin(async {
-                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
-                let marker = t
-                    .alpha
-                    .insert(&decl, "projects")
-                    .columns(["name"])
-                    .values([format!("attempt {n}")]);
-                tx.execute(&marker).await?;
+                let n = mark(tx, &t.alpha, &decl, &count).await?;
                 if n < 3 {
-                    let raise = RAISE.replace("{code}", rls_tenancy::DEADLOCK_DETECTED);
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(raise))
-                        .execute(&mut **tx)
-                        .await?;
+                    raise(tx, rls_tenancy::DEADLOCK_DETECTED).await?;
                 }
                 Ok::<_, Error>(n)
             })
@@ -165,17 +181,8 @@ async fn retries_stop_at_the_bound_and_every_attempt_is_rolled_back() -> Result<
         .pool
         .retry_with(&t.alpha, serializable(), attempts(4), |tx| {
             Box::pin(async {
-                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
-                let marker = t
-                    .alpha
-                    .insert(&decl, "projects")
-                    .columns(["name"])
-                    .values([format!("attempt {n}")]);
-                tx.execute(&marker).await?;
-                let raise = RAISE.replace("{code}", rls_tenancy::SERIALIZATION_FAILURE);
-                sqlx::raw_sql(sqlx::AssertSqlSafe(raise))
-                    .execute(&mut **tx)
-                    .await?;
+                let n = mark(tx, &t.alpha, &decl, &count).await?;
+                raise(tx, rls_tenancy::SERIALIZATION_FAILURE).await?;
                 Ok::<_, Error>(n)
             })
         })
@@ -207,13 +214,7 @@ async fn a_non_retryable_error_is_returned_at_once_and_its_attempt_rolled_back()
         .pool
         .retry_with(&t.alpha, serializable(), attempts(5), |tx| {
             Box::pin(async {
-                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
-                let marker = t
-                    .alpha
-                    .insert(&decl, "projects")
-                    .columns(["name"])
-                    .values([format!("attempt {n}")]);
-                tx.execute(&marker).await?;
+                mark(tx, &t.alpha, &decl, &count).await?;
                 tx.execute(&user("twice@example.test")).await?;
                 tx.execute(&user("twice@example.test")).await?;
                 Ok::<_, Error>(())
