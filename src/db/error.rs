@@ -24,4 +24,10 @@ pub enum DbError {
     /// The database's error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+
+    /// `TenantPool::begin_current` in a task that has no current tenant.
+    #[error(
+        "no current tenant: run this inside TenantScope::scope(...) (or a task started with rls_tenancy::spawn), or begin with an explicit scope"
+    )]
+    NoCurrentTenant,
 }

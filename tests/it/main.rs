@@ -17,6 +17,7 @@ mod fixture;
 mod logs;
 mod support;
 
+mod current;
 mod guard;
 mod harness;
 mod http;
@@ -27,3 +28,4 @@ mod query;
 mod registry;
 mod seed;
 mod subtasks;
+mod tx;
