@@ -119,7 +119,7 @@ impl TenantPoolOptions {
     }
 
     /// Opens the pool without running the guard. Only for a role checked some other way
-    /// (for example by `rls-check` in the deployment pipeline): opening the pool then logs a
+    /// (for example by `rls-check` in the deployment pipeline): every pool opened so logs a
     /// warning, since nothing stops a role that can get around row-level security.
     ///
     /// ```
@@ -136,9 +136,10 @@ impl TenantPoolOptions {
     /// Opens a pool for the *deploy* role's cross-tenant writing (seeding, fixtures): each
     /// tenant's rows still go through that tenant's transaction, so the policies vet every
     /// row (the deploy role owns the tables, and FORCE applies to owners). The guard, which
-    /// checks a role fit to *serve* requests, would rightly refuse the owner, so it is not
-    /// run; unlike [`TenantPoolOptions::skip_guard`] this is the expected set-up and is only
-    /// logged at debug level.
+    /// checks a role fit to *serve* requests, would rightly refuse the owner, so only its
+    /// check that policies apply at all runs: a superuser or `BYPASSRLS` login is still
+    /// refused ([`Error::GuardRefused`]). Every pool opened so logs a warning, since it is
+    /// not a pool to serve requests with.
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
@@ -261,8 +262,9 @@ impl TenantPool {
     ///
     /// # Errors
     /// [`DbError::Guard`] with [`crate::guard::GuardError::Refused`] listing every `refuse`
-    /// finding, or the guard's own errors (a missing schema, an unmigrated database); the
-    /// database's error when no connection can be had.
+    /// finding (for a deploy-role writer: a superuser or `BYPASSRLS` login), or the guard's own
+    /// errors (a missing schema, an unmigrated database); the database's error when no
+    /// connection can be had.
     pub async fn from_pool(pool: PgPool, options: TenantPoolOptions) -> Result<Self, DbError> {
         match &options.guard {
             GuardSetting::Run(guard_options) => {
@@ -278,9 +280,13 @@ impl TenantPool {
             GuardSetting::Skipped => tracing::warn!(
                 "the tenant pool opens without the guard (TenantPoolOptions::skip_guard): nothing checked that its role cannot get around row-level security"
             ),
-            GuardSetting::DeployRoleWriter => tracing::debug!(
-                "the deploy role's tenant pool opens without the runtime-role guard; every row still passes its tenant's policy"
-            ),
+            GuardSetting::DeployRoleWriter => {
+                tracing::warn!(
+                    "the tenant pool opens for the deploy role's writes (TenantPoolOptions::deploy_role_writer): only its login was checked for SUPERUSER and BYPASSRLS; never serve requests from it"
+                );
+                let mut conn = pool.acquire().await?;
+                guard::enforce_writer(&mut conn).await?;
+            }
         }
         let context = TenantContext::new(options.variable, options.declaration.key_type());
         Ok(Self {

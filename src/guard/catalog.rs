@@ -16,7 +16,10 @@ use super::{GuardError, Result};
 ///   `pg_auth_members`, whatever INHERIT says (`SET ROLE` works either way), with the path;
 /// - `reach (role, via, is_target)`: each of those once, by its shortest path, with the
 ///   names of the roles in between;
-/// - `roles`: their oids; `user_schemas`: every schema but the system ones.
+/// - `roles`: their oids; `user_schemas`: every schema but the system ones;
+/// - `sees_all (yes)`: whether one of them is a superuser or `pg_read_all_data` /
+///   `pg_write_all_data`, which reach every table: the role rules report that once, so the
+///   families that look for readable tables skip what only it makes readable.
 ///
 /// The query appended must continue the `WITH` list (start with `,`) or be a `SELECT`.
 macro_rules! with_closure {
@@ -46,6 +49,11 @@ macro_rules! with_closure {
                  ORDER BY c.role, cardinality(c.path)
             ),
             roles AS (SELECT role FROM reach),
+            sees_all AS (
+                SELECT EXISTS (SELECT 1 FROM roles x JOIN pg_catalog.pg_roles r ON r.oid = x.role
+                                WHERE r.rolsuper
+                                   OR r.rolname IN ('pg_read_all_data', 'pg_write_all_data')) AS yes
+            ),
             user_schemas AS (
                 SELECT n.oid, n.nspname, n.nspowner, n.nspacl
                   FROM pg_catalog.pg_namespace n
@@ -60,20 +68,24 @@ macro_rules! with_closure {
 }
 pub(super) use with_closure;
 
-/// Continues [`with_closure!`] with `tenant_tables (oid, name, column_name, attnum)`: the
-/// tables of schema `$2` that are declared (names `$3`, columns `$4`, pairwise) or have a
-/// tenant column (any of `$5`), less the registry `$6`.
+/// Continues [`with_closure!`] with `tenant_tables (oid, schema, name, column_name, attnum)`:
+/// the tables of schema `$2` that are declared (names `$3`, columns `$4`, pairwise) or have a
+/// tenant column (any of `$5`), less the registry `$6`; and the tables of every other schema
+/// that have a tenant column and that the role holds a privilege on, since a copy of tenant
+/// data there leaks just as well. `USAGE` on the schema is not required: a `security_invoker`
+/// view in a schema the role can use reads the table without it.
 macro_rules! tenant_tables {
     () => {
         ",
         declared (name, column_name) AS (SELECT * FROM unnest($3::text[], $4::text[])),
         tenant_tables AS (
-            SELECT c.oid, c.relname::text AS name, c.relrowsecurity, c.relforcerowsecurity,
+            SELECT c.oid, n.nspname::text AS schema, c.relname::text AS name,
+                   c.relrowsecurity, c.relforcerowsecurity,
                    d.name IS NOT NULL AS declared,
                    tc.attname::text AS column_name, tc.attnum
               FROM pg_catalog.pg_class c
-              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              LEFT JOIN declared d ON d.name = c.relname::text
+              JOIN user_schemas n ON n.oid = c.relnamespace
+              LEFT JOIN declared d ON n.nspname = $2 AND d.name = c.relname::text
               LEFT JOIN LATERAL (
                     SELECT a.attname, a.attnum FROM pg_catalog.pg_attribute a
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -81,8 +93,16 @@ macro_rules! tenant_tables {
                             OR (d.name IS NULL AND a.attname::text = ANY ($5::text[])))
                      ORDER BY a.attnum LIMIT 1
               ) tc ON true
-             WHERE n.nspname = $2 AND c.relkind IN ('r', 'p') AND c.relname::text <> $6
+             WHERE c.relkind IN ('r', 'p')
+               AND NOT (n.nspname = $2 AND c.relname::text = $6)
                AND (d.name IS NOT NULL OR tc.attname IS NOT NULL)
+               AND (n.nspname = $2
+                    OR (NOT (SELECT yes FROM sees_all)
+                        AND EXISTS (SELECT 1 FROM roles r
+                                     WHERE has_any_column_privilege(r.role, c.oid,
+                                               'SELECT, INSERT, UPDATE, REFERENCES')
+                                        OR has_table_privilege(r.role, c.oid,
+                                               'DELETE, TRUNCATE, TRIGGER'))))
         )
         "
     };
@@ -177,6 +197,19 @@ impl Membership<'_> {
     pub(crate) fn grantee_sql(&self) -> String {
         self.role
             .map_or_else(|| "PUBLIC".to_owned(), super::finding::quote_ident)
+    }
+
+    /// The membership the role came through, as a cause: `None` when it is the target itself
+    /// or PUBLIC.
+    pub(crate) fn cause(&self) -> Option<super::cause::Cause> {
+        let role = self.role.filter(|r| *r != self.target)?;
+        let first = self.via.first().map_or(role, String::as_str);
+        Some(super::cause::Cause::membership(self.target, first))
+    }
+
+    /// The name to group grants by: the role that holds the grant, or `PUBLIC`.
+    pub(crate) fn grantee_name(&self) -> &str {
+        self.role.unwrap_or("PUBLIC")
     }
 
     /// The `REVOKE` that cuts the first link from the target towards `role`, if it is not the

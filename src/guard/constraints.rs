@@ -16,6 +16,7 @@ use super::finding::{
 struct Fault {
     /// `unique` or `foreign key`.
     kind: String,
+    schema: String,
     table_name: String,
     tenant_column: String,
     /// The index or constraint.
@@ -26,16 +27,17 @@ struct Fault {
     columns: Vec<Option<String>>,
     /// For a unique index: its definition. For a foreign key: the referenced table.
     detail: String,
+    /// For a foreign key: the referenced table's schema.
+    referenced_schema: Option<String>,
     /// For a foreign key: the referenced columns and the referenced table's tenant column.
     referenced: Vec<String>,
     referenced_tenant_column: Option<String>,
 }
 
 pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<Finding>> {
-    let (names, columns, tenant_columns, registry) = ctx.tenant_table_params();
-    let rows: Vec<Fault> = sqlx::query_as(with_closure!(
+    let rows: Vec<Fault> = ctx.tenant_tables_query(with_closure!(
         tenant_tables!(),
-        "SELECT 'unique' AS kind, t.name AS table_name, t.column_name AS tenant_column,
+        "SELECT 'unique' AS kind, t.schema, t.name AS table_name, t.column_name AS tenant_column,
                 i.relname::text AS name, con.contype::text AS constraint_type,
                 ARRAY(SELECT a.attname::text
                         FROM unnest((x.indkey::int2[])[0:x.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, n)
@@ -43,7 +45,7 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                                ON a.attrelid = t.oid AND a.attnum = k.attnum
                        ORDER BY k.n) AS columns,
                 pg_catalog.pg_get_indexdef(x.indexrelid) AS detail,
-                '{}'::text[] AS referenced, NULL::text AS referenced_tenant_column
+                NULL::text AS referenced_schema, '{}'::text[] AS referenced, NULL::text AS referenced_tenant_column
            FROM tenant_tables t
            JOIN pg_catalog.pg_index x ON x.indrelid = t.oid
            JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
@@ -60,12 +62,12 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                    AND (has_column_privilege(r.role, t.oid, a.attnum, 'INSERT')
                         OR has_column_privilege(r.role, t.oid, a.attnum, 'UPDATE')))
          UNION ALL
-         SELECT 'foreign key', t.name, t.column_name, con.conname::text, NULL,
+         SELECT 'foreign key', t.schema, t.name, t.column_name, con.conname::text, NULL,
                 ARRAY(SELECT a.attname::text
                         FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, n)
                         JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
                        ORDER BY k.n),
-                p.name,
+                p.name, p.schema,
                 ARRAY(SELECT a.attname::text
                         FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, n)
                         JOIN pg_catalog.pg_attribute a ON a.attrelid = p.oid AND a.attnum = k.attnum
@@ -77,27 +79,21 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
           WHERE NOT EXISTS (
                 SELECT 1 FROM unnest(con.conkey, con.confkey) AS k(child, parent)
                  WHERE k.child = t.attnum AND k.parent = p.attnum)
-          ORDER BY 1, 2, 4"
+          ORDER BY 1, 2, 3, 5"
     ))
-    .bind(ctx.role_param())
-    .bind(ctx.schema())
-    .bind(&names)
-    .bind(&columns)
-    .bind(&tenant_columns)
-    .bind(&registry)
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows
         .iter()
         .map(|row| match row.kind.as_str() {
             "unique" => unique(ctx, row),
-            _ => foreign_key(ctx, row),
+            _ => foreign_key(row),
         })
         .collect())
 }
 
 fn unique(ctx: &Ctx<'_>, row: &Fault) -> Finding {
-    let schema = ctx.schema();
+    let schema = row.schema.as_str();
     let table = format!("{schema}.{}", row.table_name);
     let table_sql = quote_qualified(schema, &row.table_name);
     let tenant = &row.tenant_column;
@@ -143,10 +139,11 @@ fn unique(ctx: &Ctx<'_>, row: &Fault) -> Finding {
     )
 }
 
-fn foreign_key(ctx: &Ctx<'_>, row: &Fault) -> Finding {
-    let schema = ctx.schema();
+fn foreign_key(row: &Fault) -> Finding {
+    let schema = row.schema.as_str();
+    let parent_schema = row.referenced_schema.as_deref().unwrap_or(schema);
     let table = format!("{schema}.{}", row.table_name);
-    let parent = format!("{schema}.{}", row.detail);
+    let parent = format!("{parent_schema}.{}", row.detail);
     let child_columns: Vec<&str> = row.columns.iter().filter_map(Option::as_deref).collect();
     let parent_tenant = row
         .referenced_tenant_column
@@ -164,7 +161,7 @@ fn foreign_key(ctx: &Ctx<'_>, row: &Fault) -> Finding {
             "ALTER TABLE {} DROP CONSTRAINT {name}, ADD CONSTRAINT {name} FOREIGN KEY ({}) REFERENCES {} ({});",
             quote_qualified(schema, &row.table_name),
             with_tenant_first(&row.tenant_column, &child_columns),
-            quote_qualified(schema, &row.detail),
+            quote_qualified(parent_schema, &row.detail),
             with_tenant_first(parent_tenant, &parent_columns),
             name = quote_ident(&row.name)
         ),

@@ -1,11 +1,14 @@
 //! Default privileges (`ALTER DEFAULT PRIVILEGES`): a right the guard refuses on existing
-//! objects must not arrive with the next table, sequence or schema either.
+//! objects must not arrive with the next table, sequence or schema either; nor may every new
+//! table arrive readable or writable by PUBLIC (a table created later without row-level
+//! security would be open to every role, before anyone declares or checks it).
 
 use sqlx::PgConnection;
 
 use super::Ctx;
 use super::Result;
 use super::catalog::{Membership, with_closure};
+use super::cause::{Cause, Revoke};
 use super::finding::{Finding, RuleId, quote_ident};
 
 #[derive(sqlx::FromRow)]
@@ -40,6 +43,8 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
             AND a.grantee <> d.defaclrole
             AND (a.is_grantable
                  OR (d.defaclobjtype = 'r' AND a.privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER'))
+                 OR (d.defaclobjtype = 'r' AND a.grantee = 0
+                     AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE'))
                  OR (d.defaclobjtype = 'S' AND a.privilege_type = 'UPDATE')
                  OR (d.defaclobjtype = 'n' AND a.privilege_type = 'CREATE'))
           ORDER BY 2, 3, 1, 6"
@@ -69,6 +74,25 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
             } else {
                 ""
             };
+            let head = format!(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {}{scope_sql} REVOKE{}",
+                quote_ident(&row.creator),
+                if revoke_option.is_empty() { "" } else { " GRANT OPTION FOR" }
+            );
+            let keyword = match row.objects.as_str() {
+                "TABLES" => "TABLES",
+                "SEQUENCES" => "SEQUENCES",
+                "FUNCTIONS" => "FUNCTIONS",
+                "TYPES" => "TYPES",
+                _ => "SCHEMAS",
+            };
+            let revoke = Revoke {
+                head,
+                privilege: row.privilege.clone(),
+                keyword,
+                object: None,
+                grantee: membership.grantee_sql(),
+            };
             Finding::new(
                 RuleId::DefaultPrivilege,
                 format!("default privileges of role {}", row.creator),
@@ -86,16 +110,28 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                     membership.grantee_sql()
                 ),
             )
+            .caused_by(Cause::default_privileges(
+                &row.creator,
+                &scope,
+                &membership.holder(),
+                revoke,
+            ))
         })
         .collect())
 }
 
 /// Whether the privilege itself (not only its grant option) is one the guard refuses.
 fn refused_privilege(row: &DefaultGrant) -> bool {
+    let public = row.grantee.is_none();
     matches!(
         (row.objects.as_str(), row.privilege.as_str()),
         ("TABLES", "TRUNCATE" | "REFERENCES" | "TRIGGER")
             | ("SEQUENCES", "UPDATE")
             | ("SCHEMAS", "CREATE")
-    )
+    ) || (public
+        && row.objects == "TABLES"
+        && matches!(
+            row.privilege.as_str(),
+            "SELECT" | "INSERT" | "UPDATE" | "DELETE"
+        ))
 }

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::cause::Cause;
+
 /// How serious a finding is.
 ///
 /// ```
@@ -154,6 +156,11 @@ rules! {
     /// not for all of them.
     PolicyMixLeaks = "policy-mix-leaks", Refuse,
         "restrictive policies cover every command a non-canonical permissive policy opens";
+    /// A tenant table has policies, but for a command the role holds the privilege for none
+    /// of the permissive ones applies to the role (only restrictive policies, or policies for
+    /// other roles): the application would see no rows and serve empty pages.
+    PolicyNotForRole = "policy-not-for-role", Refuse,
+        "for every command the role may run on a tenant table, a permissive policy applies to the role";
     /// A permissive policy for writes has no explicit WITH CHECK (PostgreSQL reuses USING,
     /// which is canonical, so no row leaks).
     PolicyImplicitWithCheck = "policy-implicit-with-check", Warn,
@@ -164,12 +171,24 @@ rules! {
     /// A `SECURITY DEFINER` function the role can execute is not on the allowlist.
     SecurityDefinerFunction = "security-definer-function", Refuse,
         "every SECURITY DEFINER function the role can execute is allowlisted";
-    /// A materialized view the role can read: it holds whatever rows its owner saw.
-    MaterializedViewReadable = "materialized-view-readable", Warn,
-        "the role can read no materialized view";
-    /// Default privileges hand the role or PUBLIC a right the guard refuses.
+    /// A `LEAKPROOF` function outside `pg_catalog` the role can execute: the planner runs it
+    /// on rows before the policy filters them, so one that raises or logs its argument leaks
+    /// other tenants' values through the error message.
+    LeakproofFunction = "leakproof-function", Refuse,
+        "the role can execute no LEAKPROOF function outside pg_catalog";
+    /// A materialized view over tenant data (or over any table that is not a declared global
+    /// table) the role can read: it holds whatever rows its owner saw, and row-level security
+    /// does not apply to materialized views.
+    MaterializedViewReadable = "materialized-view-readable", Refuse,
+        "the role can read no materialized view over anything but declared global tables";
+    /// A foreign table the role can read: the remote server answers as whatever user the
+    /// mapping names, past every policy of this database.
+    ForeignTableReadable = "foreign-table-readable", Refuse,
+        "the role can read no foreign table";
+    /// Default privileges hand the role or PUBLIC a right the guard refuses, or open every
+    /// new table to PUBLIC.
     DefaultPrivilege = "default-privilege", Refuse,
-        "default privileges grant the role no TRUNCATE, REFERENCES, TRIGGER, sequence UPDATE, schema CREATE or grant option";
+        "default privileges grant the role no TRUNCATE, REFERENCES, TRIGGER, sequence UPDATE, schema CREATE or grant option, and PUBLIC no access to new tables";
     /// The tenant variable is preset for the role, the database, or the session.
     TenantVariablePreset = "tenant-variable-preset", Refuse,
         "the tenant variable is never preset outside a tenant transaction";
@@ -185,10 +204,18 @@ rules! {
     /// no row-level security guards its rows.
     UnscopedTenantReference = "unscoped-tenant-reference", Refuse,
         "no table the role can read or write references tenant rows without being a tenant table";
-    /// A table in the schema the role can read is neither a tenant table nor the registry:
-    /// right for global data, wrong for tenant data kept without a tenant column.
-    UndeclaredTableReadable = "undeclared-table-readable", Warn,
-        "every table the role can read in the schema is a tenant table or the registry";
+    /// A table the role can read, in any schema, is neither a tenant table, the registry nor a
+    /// declared global table (`[[global_table]]` in `policies/tenancy.toml`).
+    UndeclaredTableReadable = "undeclared-table-readable", Refuse,
+        "every table the role can read is a tenant table, the registry or a declared global table";
+    /// A trigger or rule on a tenant table writes into a table the role can read that is not a
+    /// tenant table: the rows it copies there are open to every tenant.
+    TriggerWritesUnscopedTable = "trigger-writes-unscoped-table", Refuse,
+        "no trigger or rule on a tenant table writes into a table the role can read without row-level security";
+    /// A trigger on a tenant table runs a function that calls `NOTIFY` or `pg_notify`: any
+    /// session may `LISTEN`, no privilege needed, and hears what it sends.
+    TriggerNotifies = "trigger-notifies", Refuse,
+        "no trigger on a tenant table sends notifications";
     /// The server's minor release is older than the floor of known row-level security fixes.
     ServerVersionBelowFloor = "server-version-below-floor", Warn,
         "the server has every known row-level security fix";
@@ -237,6 +264,13 @@ pub struct Finding {
     pub message: String,
     /// The SQL that fixes it, for a DBA to review and run.
     pub fix_sql: String,
+    /// When one cause (a broad `GRANT`, a role membership, a table never set up for row-level
+    /// security) breaks several rules, the guard reports the cause once: this finding names
+    /// it and carries one fix, and each fault it causes is listed here. Empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consequences: Vec<Finding>,
+    #[serde(skip)]
+    cause: Option<Cause>,
 }
 
 impl Finding {
@@ -259,7 +293,32 @@ impl Finding {
             object: object.into(),
             message: message.into(),
             fix_sql: fix_sql.into(),
+            consequences: Vec::new(),
+            cause: None,
         }
+    }
+
+    /// Tags the finding with what it follows from, for [`super::cause::group`].
+    pub(crate) fn caused_by(mut self, cause: Cause) -> Self {
+        self.cause = Some(cause);
+        self
+    }
+
+    /// What the finding follows from, if a family said.
+    pub(crate) fn cause(&self) -> Option<&Cause> {
+        self.cause.as_ref()
+    }
+
+    /// The same finding with `severity` (a grouped finding takes its gravest consequence's).
+    pub(crate) fn with_severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    /// The same finding standing for `consequences`.
+    pub(crate) fn with_consequences(mut self, consequences: Vec<Finding>) -> Self {
+        self.consequences = consequences;
+        self
     }
 }
 
@@ -277,6 +336,22 @@ pub(crate) fn quote_ident(name: &str) -> String {
 /// `schema.name`, each part quoted, for the `fix_sql` advice.
 pub(crate) fn quote_qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(name))
+}
+
+/// The grantees of a `REVOKE ... FROM`: the roles (`None` for PUBLIC) that hold the grant, or
+/// `PUBLIC` and `role` when the catalog named none.
+pub(crate) fn revoke_from(grantees: &[Option<String>], role: &str) -> String {
+    if grantees.is_empty() {
+        return format!("PUBLIC, {}", quote_ident(role));
+    }
+    grantees
+        .iter()
+        .map(|g| {
+            g.as_deref()
+                .map_or_else(|| "PUBLIC".to_owned(), quote_ident)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `"account_id", "email"`: the tenant column first, then the others without it, quoted.

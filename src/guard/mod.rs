@@ -5,7 +5,9 @@
 //! (`refuse` or `warn`), the object at fault, a sentence a DBA understands, and the SQL that
 //! fixes it. [`crate::TenantPool::connect`] runs the guard by default and refuses to open on
 //! any `refuse` finding ([`GuardError::Refused`]);
-//! [`crate::TenantPoolOptions::skip_guard`] is the explicit, logged way out.
+//! [`crate::TenantPoolOptions::skip_guard`] is the explicit way out, logged as a warning on
+//! every pool it opens. [`crate::TenantPoolOptions::deploy_role_writer`] (seeding through each
+//! tenant's policy) is logged the same way and still refuses a superuser or `BYPASSRLS` login.
 //!
 //! # What it checks
 //!
@@ -19,25 +21,37 @@
 //! | ownership | `owns-database`, `owns-schema`, `owns-object` (table, view, sequence, function, type in the schema) |
 //! | privileges | `schema-create`, `database-temp`, `database-create`, `table-truncate`, `table-references`, `table-trigger`, `sequence-update`, `grant-option` |
 //! | registry | `registry-privilege`: only the declared routing columns of the registry may be read, nothing written |
-//! | policies | `rls-disabled`, `rls-not-forced`, `policy-missing`, `policy-not-canonical`, `policy-mix-leaks`, `policy-implicit-with-check` (warn) |
-//! | views and functions | `view-not-security-invoker`, `security-definer-function`, `materialized-view-readable` (warn) |
-//! | default privileges | `default-privilege` |
+//! | policies | `rls-disabled`, `rls-not-forced`, `policy-missing`, `policy-not-canonical`, `policy-mix-leaks`, `policy-not-for-role` (only restrictive policies, or policies for other roles: empty pages), `policy-implicit-with-check` (warn) |
+//! | views and functions | `view-not-security-invoker`, `security-definer-function`, `leakproof-function` (outside `pg_catalog`) |
+//! | materialized views | `materialized-view-readable` (over anything but declared global tables) |
+//! | default privileges | `default-privilege` (refused rights, or PUBLIC access to every new table) |
 //! | settings | `tenant-variable-preset` |
 //! | constraints | `unique-without-tenant`, `foreign-key-without-tenant` |
-//! | tables outside row-level security | `unscoped-tenant-reference`, `undeclared-table-readable` (warn) |
+//! | tables outside row-level security, in any schema | `unscoped-tenant-reference`, `foreign-table-readable`, `trigger-writes-unscoped-table`, `undeclared-table-readable` |
+//! | triggers on tenant tables | `trigger-notifies`, `security-definer-function` (trigger functions need no `EXECUTE`) |
 //! | version | `server-version-below-floor` (warn) |
 //!
-//! A tenant table is a table declared in `policies/tenancy.toml`, or any table in the schema
-//! that has a tenant column; the registry (`accounts`) is not one: it has no row-level
-//! security by design, and the `registry` family checks it instead.
+//! A tenant table is a table declared in `policies/tenancy.toml`, any table in the schema that
+//! has a tenant column, or a table with a tenant column in any other schema the role can reach
+//! (a copy of tenant data in `public` leaks as well); the registry (`accounts`) is not one: it
+//! has no row-level security by design, and the `registry` family checks it instead. Tables
+//! every tenant may read whole are declared with `[[global_table]]`; any other readable table
+//! is refused.
 //!
 //! Privileges are read from the access control lists themselves (`aclexplode`): a grant to
 //! the role, to a role it can become, or to PUBLIC. What an owner may do is reported once,
-//! as ownership; what a superuser may do, once, as `role-superuser`.
+//! as ownership; what a superuser (or `pg_read_all_data`) may do, once, as the role finding.
+//!
+//! # One cause, one finding
+//!
+//! One broad `GRANT`, one role membership or one tenant table never set up for row-level
+//! security breaks many rules at once. Findings are tagged with their cause, and a cause with
+//! several findings is reported as one [`Finding`] naming it, with one fix for the whole of
+//! it and each fault listed in [`Finding::consequences`].
 //!
 //! # Speed
 //!
-//! Each family is one set-based catalog query over all objects (about ten round trips in
+//! Each family is one set-based catalog query over all objects (about a dozen round trips in
 //! all, inside one read-only repeatable-read transaction), never one query per table: the
 //! check stays fast on schemas with thousands of tables (`cargo bench --bench guard`).
 //!
@@ -54,10 +68,12 @@
 //! ```
 
 mod catalog;
+mod cause;
 mod constraints;
 mod defaults;
 mod error;
 mod finding;
+mod matviews;
 mod options;
 mod ownership;
 mod policies;
@@ -66,6 +82,7 @@ mod registry;
 mod report;
 mod roles;
 mod settings;
+mod triggers;
 mod unscoped;
 mod version;
 mod views_functions;
@@ -105,6 +122,40 @@ impl Ctx<'_> {
     /// The guarded schema's name.
     fn schema(&self) -> &str {
         self.resolved.schema.as_str()
+    }
+
+    /// The declared global tables of the guarded schema (none when it is not the
+    /// declaration's schema, as for tenant tables).
+    fn global_table_names(&self) -> Vec<String> {
+        if !self.resolved.requires_declared_tables {
+            return Vec::new();
+        }
+        self.resolved
+            .declaration
+            .global_tables()
+            .iter()
+            .map(|t| t.name.as_str().to_owned())
+            .collect()
+    }
+
+    /// A query over [`catalog::tenant_tables!`] with its parameters `$1` to `$6` bound: the
+    /// role, the schema, declared table names, their columns, every tenant column name, and
+    /// the registry table. A family binds its own parameters from `$7` on.
+    fn tenant_tables_query<O>(
+        &self,
+        sql: &'static str,
+    ) -> sqlx::query::QueryAs<'static, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        let (names, columns, tenant_columns, registry) = self.tenant_table_params();
+        sqlx::query_as(sql)
+            .bind(self.role_param().map(str::to_owned))
+            .bind(self.schema().to_owned())
+            .bind(names)
+            .bind(columns)
+            .bind(tenant_columns)
+            .bind(registry)
     }
 
     /// The parameters `$3` to `$6` of [`catalog::tenant_tables!`]: declared table names, their
@@ -167,6 +218,12 @@ pub async fn check(conn: &mut PgConnection, options: &GuardOptions) -> Result<Gu
         conn.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await?
     };
+    // Expressions deparse (pg_get_expr) with every name qualified that is not in pg_catalog,
+    // whatever the role's search_path: the policies are compared with the canonical text.
+    // Undone with the rollback below, savepoint included.
+    sqlx::query("SET LOCAL search_path = pg_catalog")
+        .execute(&mut *tx)
+        .await?;
     let session =
         Session::read(&mut tx, options.inspected_role(), resolved.schema.as_str()).await?;
     let ctx = Ctx {
@@ -181,12 +238,15 @@ pub async fn check(conn: &mut PgConnection, options: &GuardOptions) -> Result<Gu
     findings.extend(registry::check(&mut tx, &ctx).await?);
     findings.extend(policies::check(&mut tx, &ctx).await?);
     findings.extend(views_functions::check(&mut tx, &ctx).await?);
+    findings.extend(matviews::check(&mut tx, &ctx).await?);
     findings.extend(defaults::check(&mut tx, &ctx).await?);
     findings.extend(settings::check(&mut tx, &ctx).await?);
     findings.extend(constraints::check(&mut tx, &ctx).await?);
     findings.extend(unscoped::check(&mut tx, &ctx).await?);
+    findings.extend(triggers::check(&mut tx, &ctx).await?);
     findings.extend(version::check(&ctx));
     tx.rollback().await?;
+    let findings = cause::group(findings);
     let report = GuardReport::new(
         &session.role,
         &session.database,
@@ -222,6 +282,16 @@ pub async fn check_url(url: &DatabaseUrl, options: &GuardOptions) -> Result<Guar
     // Closing politely is best effort; the report is what matters.
     let _ = conn.close().await;
     report
+}
+
+/// Refuses a login that row-level security does not apply to (`SUPERUSER`, `BYPASSRLS`): what
+/// the deploy-role writer checks, since its rows must still pass each tenant's policy.
+pub(crate) async fn enforce_writer(conn: &mut PgConnection) -> Result<()> {
+    let findings = roles::bypasses(conn).await?;
+    if findings.is_empty() {
+        return Ok(());
+    }
+    Err(GuardError::Refused { findings })
 }
 
 /// Runs the guard for the tenant pool: `Ok` when nothing refuses (warnings are logged).

@@ -121,12 +121,16 @@ fn finding(target: &str, row: &Owned) -> Finding {
         };
         format!("ALTER {keyword} {sql_name} OWNER TO {successor};")
     });
-    Finding::new(
+    let finding = Finding::new(
         rule,
         object,
         format!(
             "{who}: an owner can switch row-level security off, drop policies and grant itself any privilege"
         ),
         fix,
-    )
+    );
+    match membership.cause() {
+        Some(cause) => finding.caused_by(cause),
+        None => finding,
+    }
 }

@@ -11,6 +11,7 @@ use sqlx::PgConnection;
 
 use super::Ctx;
 use super::catalog::{tenant_tables, with_closure};
+use super::cause::Cause;
 use super::finding::{Finding, RuleId, quote_ident, quote_qualified};
 use super::{GuardError, Result};
 use crate::policy::{Ident, POLICY_NAME};
@@ -18,24 +19,30 @@ use crate::policy::{Ident, POLICY_NAME};
 /// One tenant table with one of its policies (or none): the query's row.
 #[derive(sqlx::FromRow)]
 struct Row {
+    schema: String,
     name: String,
     column_name: Option<String>,
     rls_enabled: bool,
     rls_forced: bool,
+    /// The commands the inspected role holds the privilege for (`SELECT`, `INSERT`, ...).
+    held: Vec<String>,
     policy: Option<String>,
     permissive: Option<bool>,
     cmd: Option<String>,
     applies: Option<bool>,
+    policy_roles: Option<Vec<String>>,
     qual: Option<String>,
     with_check: Option<String>,
 }
 
 /// A tenant table and its policies.
 struct Table {
+    schema: String,
     name: String,
     column_name: Option<String>,
     rls_enabled: bool,
     rls_forced: bool,
+    held: Vec<String>,
     policies: Vec<Policy>,
 }
 
@@ -47,6 +54,8 @@ struct Policy {
     cmd: String,
     /// Whether it applies to the inspected role (PUBLIC, the role, or a role it can become).
     applies: bool,
+    /// The roles it is for (`PUBLIC` for everyone).
+    roles: Vec<String>,
     qual: Option<String>,
     with_check: Option<String>,
 }
@@ -112,8 +121,7 @@ impl Policy {
 }
 
 pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<Finding>> {
-    let (names, columns, tenant_columns, registry) = ctx.tenant_table_params();
-    let rows: Vec<Row> = sqlx::query_as(with_closure!(
+    let rows: Vec<Row> = ctx.tenant_tables_query(with_closure!(
         tenant_tables!(),
         ",
         -- Deparsing (pg_get_expr) opens each table, which costs most on a new connection:
@@ -142,26 +150,41 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                    pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) AS with_check
               FROM representatives r JOIN pg_catalog.pg_policy p ON p.oid = r.oid
         )
-        SELECT t.name, t.column_name, t.relrowsecurity AS rls_enabled,
+        SELECT t.schema, t.name, t.column_name, t.relrowsecurity AS rls_enabled,
                t.relforcerowsecurity AS rls_forced,
+               -- What the role may run on the table, needed only when no permissive policy for
+               -- ALL applies to it (the usual case skips four privilege checks per table).
+               CASE WHEN EXISTS (SELECT 1 FROM policies a
+                                  WHERE a.polrelid = t.oid AND a.polpermissive AND a.polcmd = '*'
+                                    AND (0::oid = ANY (a.polroles)
+                                         OR a.polroles && ARRAY(SELECT role FROM roles)))
+                    THEN '{}'::text[] ELSE
+               ARRAY(SELECT h.cmd FROM target CROSS JOIN LATERAL
+                            (VALUES ('SELECT', has_any_column_privilege(target.oid, t.oid, 'SELECT')),
+                                    ('INSERT', has_any_column_privilege(target.oid, t.oid, 'INSERT')),
+                                    ('UPDATE', has_any_column_privilege(target.oid, t.oid, 'UPDATE')),
+                                    ('DELETE', has_table_privilege(target.oid, t.oid, 'DELETE')))
+                            AS h(cmd, held)
+                      WHERE h.held) END AS held,
                p.polname::text AS policy, p.polpermissive AS permissive, p.polcmd::text AS cmd,
                0::oid = ANY (p.polroles) OR p.polroles && ARRAY(SELECT role FROM roles) AS applies,
+               ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(r)::text END
+                       FROM unnest(p.polroles) AS r) AS policy_roles,
                s.qual, s.with_check
           FROM tenant_tables t
           LEFT JOIN policies p ON p.polrelid = t.oid
           LEFT JOIN shapes s ON s.shape = p.shape
-         ORDER BY t.name, p.polname"
+         ORDER BY t.schema, t.name, p.polname"
     ))
-    .bind(ctx.role_param())
-    .bind(ctx.schema())
-    .bind(&names)
-    .bind(&columns)
-    .bind(&tenant_columns)
-    .bind(&registry)
     .fetch_all(&mut *conn)
     .await?;
     let tables = group(rows);
-    if let Some(missing) = names.iter().find(|n| !tables.iter().any(|t| &t.name == *n)) {
+    let (names, ..) = ctx.tenant_table_params();
+    if let Some(missing) = names.iter().find(|n| {
+        !tables
+            .iter()
+            .any(|t| t.schema == ctx.schema() && &t.name == *n)
+    }) {
         return Err(GuardError::NotMigrated {
             what: format!("tenant table {}.{missing}", ctx.schema()),
         });
@@ -174,9 +197,9 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
 }
 
 fn table_findings(ctx: &Ctx<'_>, table: &Table) -> Result<Vec<Finding>> {
-    let name = format!("{}.{}", ctx.schema(), table.name);
+    let name = format!("{}.{}", table.schema, table.name);
     let object = format!("table {name}");
-    let table_sql = quote_qualified(ctx.schema(), &table.name);
+    let table_sql = quote_qualified(&table.schema, &table.name);
     let column = table
         .column_name
         .as_deref()
@@ -190,6 +213,7 @@ fn table_findings(ctx: &Ctx<'_>, table: &Table) -> Result<Vec<Finding>> {
     let create_policy = format!(
         "CREATE POLICY {POLICY_NAME} ON {table_sql} AS PERMISSIVE FOR ALL TO PUBLIC USING {canonical} WITH CHECK {canonical};"
     );
+    let unprotected = Cause::unprotected_table(&name);
     let mut findings = Vec::new();
     if !table.rls_enabled {
         findings.push(Finding::new(
@@ -197,7 +221,7 @@ fn table_findings(ctx: &Ctx<'_>, table: &Table) -> Result<Vec<Finding>> {
             &object,
             format!("row-level security is not enabled on tenant table {name}: every role with a grant sees every tenant's rows"),
             format!("ALTER TABLE {table_sql} ENABLE ROW LEVEL SECURITY;"),
-        ));
+        ).caused_by(unprotected.clone()));
     }
     if !table.rls_forced {
         findings.push(Finding::new(
@@ -205,7 +229,7 @@ fn table_findings(ctx: &Ctx<'_>, table: &Table) -> Result<Vec<Finding>> {
             &object,
             format!("row-level security is not forced on tenant table {name}: its owner, and anything running as its owner, sees every tenant's rows"),
             format!("ALTER TABLE {table_sql} FORCE ROW LEVEL SECURITY;"),
-        ));
+        ).caused_by(unprotected.clone()));
     }
     let policies = &table.policies;
     if policies.is_empty() {
@@ -214,11 +238,14 @@ fn table_findings(ctx: &Ctx<'_>, table: &Table) -> Result<Vec<Finding>> {
             &object,
             format!("tenant table {name} has no policy: with row-level security on it shows no rows at all, with it off every tenant's rows"),
             create_policy.clone(),
-        ));
+        ).caused_by(unprotected));
     }
     let has_canonical = policies.iter().any(|p| {
         p.applies && p.permissive && COMMANDS.iter().all(|c| p.is_canonical_for(*c, &canonical))
     });
+    if table.rls_enabled && !policies.is_empty() {
+        findings.extend(unserved(ctx, table, &table_sql, &create_policy, &canonical));
+    }
     let applicable: Vec<&Policy> = policies.iter().filter(|p| p.applies).collect();
     let any_restrictive = applicable.iter().any(|p| !p.permissive);
     for policy in applicable.iter().filter(|p| p.permissive) {
@@ -285,16 +312,92 @@ fn table_findings(ctx: &Ctx<'_>, table: &Table) -> Result<Vec<Finding>> {
     Ok(findings)
 }
 
+/// `policy-not-for-role`: the commands the role holds a privilege for on `table` that no
+/// permissive policy applying to it lets through. With row-level security on, PostgreSQL then
+/// shows the role no row and refuses every write: not a leak, but an application that serves
+/// empty pages instead of failing, so the guard stops it at start-up.
+fn unserved(
+    ctx: &Ctx<'_>,
+    table: &Table,
+    table_sql: &str,
+    create_policy: &str,
+    canonical: &str,
+) -> Option<Finding> {
+    let permissive: Vec<&Policy> = table
+        .policies
+        .iter()
+        .filter(|p| p.applies && p.permissive)
+        .collect();
+    let unserved: Vec<&str> = COMMANDS
+        .into_iter()
+        .filter(|c| table.held.iter().any(|h| h == c.sql()))
+        .filter(|c| !permissive.iter().any(|p| p.covers(*c)))
+        .map(Command::sql)
+        .collect();
+    if unserved.is_empty() {
+        return None;
+    }
+    let name = format!("{}.{}", table.schema, table.name);
+    let role = ctx.role();
+    let others: Vec<&str> = table
+        .policies
+        .iter()
+        .filter(|p| p.permissive && !p.applies)
+        .flat_map(|p| p.roles.iter().map(String::as_str))
+        .collect();
+    let why = if permissive.is_empty() && !others.is_empty() {
+        format!(
+            "its permissive policies are only for {}, not for role {role} or PUBLIC",
+            others.join(", ")
+        )
+    } else if permissive.is_empty() {
+        format!(
+            "it has only restrictive policies for role {role}, and a row needs at least one permissive policy to pass"
+        )
+    } else {
+        format!(
+            "no permissive policy for role {role} covers {}",
+            unserved.join(", ")
+        )
+    };
+    // A canonical policy that is only for the wrong role needs its role list changed, nothing
+    // else; otherwise the canonical policy is added.
+    let misdirected = table.policies.iter().find(|p| {
+        p.permissive && !p.applies && COMMANDS.iter().all(|c| p.is_canonical_for(*c, canonical))
+    });
+    let fix = match misdirected {
+        Some(policy) => format!(
+            "ALTER POLICY {} ON {table_sql} TO PUBLIC;",
+            quote_ident(&policy.name)
+        ),
+        None => create_policy.to_owned(),
+    };
+    Some(Finding::new(
+        RuleId::PolicyNotForRole,
+        format!("table {name}"),
+        format!(
+            "role {role} may {} tenant table {name}, but {why}: row-level security shows it no row and refuses its writes there, so the application would serve empty pages instead of failing",
+            unserved.join(", ")
+        ),
+        fix,
+    ))
+}
+
 /// Gathers the rows, ordered by table, into tables with their policies.
 fn group(rows: Vec<Row>) -> Vec<Table> {
     let mut tables: Vec<Table> = Vec::new();
     for row in rows {
-        if tables.last().is_none_or(|t| t.name != row.name) {
+        if tables
+            .last()
+            .is_none_or(|t| t.schema != row.schema || t.name != row.name)
+        {
             tables.push(Table {
+                schema: row.schema.clone(),
                 name: row.name.clone(),
                 column_name: row.column_name.clone(),
                 rls_enabled: row.rls_enabled,
                 rls_forced: row.rls_forced,
+                held: row.held.clone(),
                 policies: Vec::new(),
             });
         }
@@ -310,6 +413,7 @@ fn group(rows: Vec<Row>) -> Vec<Table> {
                 permissive,
                 cmd,
                 applies,
+                roles: row.policy_roles.unwrap_or_default(),
                 qual: row.qual,
                 with_check: row.with_check,
             });
@@ -366,6 +470,7 @@ mod tests {
             permissive,
             cmd: cmd.into(),
             applies: true,
+            roles: vec!["PUBLIC".into()],
             qual: qual.map(Into::into),
             with_check: with_check.map(Into::into),
         }

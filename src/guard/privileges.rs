@@ -11,6 +11,7 @@ use sqlx::PgConnection;
 use super::Ctx;
 use super::Result;
 use super::catalog::{Membership, with_closure};
+use super::cause::{Cause, Revoke};
 use super::finding::{Finding, RuleId, quote_ident, quote_qualified};
 
 #[derive(sqlx::FromRow)]
@@ -105,14 +106,20 @@ fn findings(target: &str, row: &Grant) -> Vec<Finding> {
         .as_ref()
         .map(|a| format!("({a})"))
         .unwrap_or_default();
-    let (object, on_sql) = match (row.kind.as_str(), &row.schema) {
+    // The object in words, the keyword and quoted name for a REVOKE, and the scope grants
+    // are grouped by (one broad GRANT covers a schema or the database).
+    let (object, keyword, name_sql, scope) = match (row.kind.as_str(), &row.schema) {
         ("database", _) => (
             format!("database {}", row.name),
-            format!("DATABASE {}", quote_ident(&row.name)),
+            "DATABASE",
+            quote_ident(&row.name),
+            format!("database {}", row.name),
         ),
         ("schema", _) => (
             format!("schema {}", row.name),
-            format!("SCHEMA {}", quote_ident(&row.name)),
+            "SCHEMA",
+            quote_ident(&row.name),
+            format!("schema {}", row.name),
         ),
         (kind, schema) => {
             let schema = schema.as_deref().unwrap_or_default();
@@ -123,10 +130,13 @@ fn findings(target: &str, row: &Grant) -> Vec<Finding> {
             };
             (
                 format!("{kind} {schema}.{}{args}", row.name),
-                format!("{keyword} {}{args}", quote_qualified(schema, &row.name)),
+                keyword,
+                format!("{}{args}", quote_qualified(schema, &row.name)),
+                format!("schema {schema}"),
             )
         }
     };
+    let on_sql = format!("{keyword} {name_sql}");
     let (privilege_sql, on_what) = match &row.column_name {
         Some(column) => (
             format!("{} ({})", row.privilege, quote_ident(column)),
@@ -134,14 +144,30 @@ fn findings(target: &str, row: &Grant) -> Vec<Finding> {
         ),
         None => (row.privilege.clone(), object.clone()),
     };
+    let cause = |head: &str| {
+        Cause::grant(
+            membership.grantee_name(),
+            &scope,
+            Revoke {
+                head: head.to_owned(),
+                privilege: privilege_sql.clone(),
+                keyword,
+                object: Some(name_sql.clone()),
+                grantee: grantee.clone(),
+            },
+        )
+    };
     let mut out = Vec::new();
     if let Some((rule, why)) = rule_for(&row.kind, &row.privilege) {
-        out.push(Finding::new(
-            rule,
-            &object,
-            format!("{holder} has {} on {on_what}: {why}", row.privilege),
-            format!("REVOKE {privilege_sql} ON {on_sql} FROM {grantee};"),
-        ));
+        out.push(
+            Finding::new(
+                rule,
+                &object,
+                format!("{holder} has {} on {on_what}: {why}", row.privilege),
+                format!("REVOKE {privilege_sql} ON {on_sql} FROM {grantee};"),
+            )
+            .caused_by(cause("REVOKE")),
+        );
     }
     if row.grantable {
         out.push(Finding::new(
@@ -152,7 +178,7 @@ fn findings(target: &str, row: &Grant) -> Vec<Finding> {
                 row.privilege
             ),
             format!("REVOKE GRANT OPTION FOR {privilege_sql} ON {on_sql} FROM {grantee};"),
-        ));
+        ).caused_by(cause("REVOKE GRANT OPTION FOR")));
     }
     out
 }

@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 use super::Ctx;
 use super::Result;
 use super::catalog::{Membership, with_closure};
+use super::cause::{Cause, Revoke};
 use super::finding::{Finding, RuleId, quote_ident, quote_qualified};
 
 #[derive(sqlx::FromRow)]
@@ -81,6 +82,13 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                     row.privilege.clone(),
                 ),
             };
+            let revoke = Revoke {
+                head: "REVOKE".to_owned(),
+                privilege: privilege_sql.clone(),
+                keyword: "TABLE",
+                object: Some(table_sql.clone()),
+                grantee: membership.grantee_sql(),
+            };
             Finding::new(
                 RuleId::RegistryPrivilege,
                 format!("table {table}"),
@@ -93,6 +101,11 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                     membership.grantee_sql()
                 ),
             )
+            .caused_by(Cause::grant(
+                membership.grantee_name(),
+                &format!("schema {}", ctx.schema()),
+                revoke,
+            ))
         })
         .collect())
 }

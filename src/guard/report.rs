@@ -9,7 +9,8 @@ use super::finding::{Finding, Severity};
 /// What the guard found, sorted by severity, rule and object.
 ///
 /// Its [`fmt::Display`] is the text report (grouped by severity, each finding with its
-/// object and fix); [`GuardReport::to_json`] is the same for tools.
+/// object, its fix, and the faults it stands for when one cause broke several rules);
+/// [`GuardReport::to_json`] is the same for tools.
 ///
 /// ```
 /// use rls_tenancy::guard::{Finding, GuardReport, RuleId};
@@ -112,8 +113,8 @@ impl GuardReport {
     }
 
     /// The report as JSON: the context, a count per severity, and the findings grouped by
-    /// severity (`refuse`, `warn`), each with `rule`, `severity`, `object`, `message` and
-    /// `fix_sql`.
+    /// severity (`refuse`, `warn`), each with `rule`, `severity`, `object`, `message`,
+    /// `fix_sql`, and `consequences` (the same fields) when it stands for several faults.
     ///
     /// ```
     /// # use rls_tenancy::guard::GuardReport;
@@ -175,6 +176,12 @@ impl fmt::Display for GuardReport {
                 writeln!(f, "  {finding}")?;
                 writeln!(f, "      object: {}", finding.object)?;
                 writeln!(f, "      fix:    {}", finding.fix_sql)?;
+                if !finding.consequences.is_empty() {
+                    writeln!(f, "      consequences:")?;
+                    for consequence in &finding.consequences {
+                        writeln!(f, "        - {consequence} ({})", consequence.object)?;
+                    }
+                }
             }
         }
         writeln!(f)?;

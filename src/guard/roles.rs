@@ -66,6 +66,22 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
     Ok(findings)
 }
 
+/// The findings that refuse a login to write tenant rows at all: `SUPERUSER` or `BYPASSRLS`
+/// on the session's own role, which make every policy void. What the deploy-role writer
+/// checks; its other attributes are the deploy role's business.
+pub(super) async fn bypasses(conn: &mut PgConnection) -> Result<Vec<Finding>> {
+    let row: RoleRow = sqlx::query_as(
+        "SELECT r.rolname::text AS name, '{}'::text[] AS via, true AS is_target,
+                r.rolsuper, r.rolbypassrls, false AS rolcreaterole, false AS rolcreatedb,
+                false AS rolreplication
+           FROM pg_catalog.pg_roles r
+          WHERE r.rolname = current_user",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(own_attributes(&row))
+}
+
 /// The attributes the role holds itself, each its own rule.
 fn own_attributes(row: &RoleRow) -> Vec<Finding> {
     let role = &row.name;
@@ -130,6 +146,10 @@ fn inherited(target: &str, row: &RoleRow) -> Vec<Finding> {
         format!(" through {}", row.via.join(", "))
     };
     let fix = membership.cut_membership_sql().unwrap_or_default();
+    let tag = |finding: Finding| match membership.cause() {
+        Some(cause) => finding.caused_by(cause),
+        None => finding,
+    };
     let object = format!("role {target}");
     let mut findings = Vec::new();
     let attributes: Vec<&str> = [
@@ -143,7 +163,7 @@ fn inherited(target: &str, row: &RoleRow) -> Vec<Finding> {
     .filter_map(|(has, name)| has.then_some(name))
     .collect();
     if !attributes.is_empty() {
-        findings.push(Finding::new(
+        findings.push(tag(Finding::new(
             RuleId::RoleMemberOfPrivileged,
             &object,
             format!(
@@ -153,10 +173,10 @@ fn inherited(target: &str, row: &RoleRow) -> Vec<Finding> {
                 row.name
             ),
             fix.clone(),
-        ));
+        )));
     }
     if let Some((_, what)) = PREDEFINED.iter().find(|(name, _)| *name == row.name) {
-        findings.push(Finding::new(
+        findings.push(tag(Finding::new(
             RuleId::RoleMemberOfPredefined,
             &object,
             format!(
@@ -164,7 +184,7 @@ fn inherited(target: &str, row: &RoleRow) -> Vec<Finding> {
                 row.name
             ),
             fix,
-        ));
+        )));
     }
     findings
 }

@@ -1,38 +1,46 @@
-//! Tables outside row-level security that the role can reach.
+//! Tables outside row-level security that the role can reach, in any schema.
 //!
-//! Row-level security guards tenant tables only: a table that is not one (not declared, no
-//! tenant column) is wide open to every role with a grant on it, and the default privileges
-//! that `rls-migrate` sets up hand the runtime role SELECT, INSERT, UPDATE and DELETE on every
-//! new table in the schema. Two rules look at such tables:
+//! Row-level security guards tenant tables only: any other table is wide open to every role
+//! with a grant on it. Each table the role can reach gets one finding, the first that fits:
 //!
-//! - `unscoped-tenant-reference` (refuse): a table the role can read or write (directly,
-//!   through a role it can become, or through PUBLIC) that references tenant rows: it has a
-//!   foreign key into a tenant table or the registry, or into another such table, at any
-//!   depth. Its rows belong to tenants, yet every tenant reads all of them, and writing one
-//!   probes other tenants' keys (the foreign key check ignores row-level security). This
-//!   holds whether or not the foreign key carries the tenant column: a table that pairs it
-//!   under another name still has no policy, so it is refused too, and the fix is to declare
-//!   it with that column. Such tables are found in every schema the role can use, since a
-//!   table in `public` exposes tenant rows just as well.
-//! - `undeclared-table-readable` (warn): any other table (or foreign table) in the guarded
-//!   schema the role can `SELECT` that is neither a tenant table nor the registry. Global
-//!   data every tenant may read (a `plans` lookup table) is legitimate, and the guard cannot
-//!   tell it from tenant data kept without a tenant column, so it only warns. Views are left
-//!   to `view-not-security-invoker` (a view with its owner's rights refuses; a
-//!   `security_invoker` view reads its tables with the role's rights, and those tables are
-//!   checked here) and materialized views to `materialized-view-readable`.
+//! - `unscoped-tenant-reference`: a table the role can read or write (directly, through a
+//!   role it can become, or through PUBLIC) that references tenant rows: it has a foreign key
+//!   into a tenant table or the registry, or into another such table, at any depth. Its rows
+//!   belong to tenants, yet every tenant reads all of them, and writing one probes other
+//!   tenants' keys (the foreign key check ignores row-level security). This holds whether or
+//!   not the foreign key carries the tenant column: a table that pairs it under another name
+//!   still has no policy, so it is refused too, and the fix is to declare it with that column.
+//! - `foreign-table-readable`: a foreign table the role can read. The remote server answers as
+//!   whatever user the mapping names (often one that owns the remote tables or bypasses
+//!   row-level security there), and no policy of this database applies to it.
+//! - `trigger-writes-unscoped-table`: a readable table that a trigger or rule on a tenant table
+//!   writes into, found from the trigger function's text (`INSERT INTO`, `UPDATE`,
+//!   `DELETE FROM`, `MERGE INTO` naming the table) or, for a rule, from the catalog's
+//!   dependencies. Whatever the trigger copies there is open to every tenant, even when the
+//!   table is declared global. Statements built at run time (`EXECUTE format(..)`) and writes
+//!   made by functions the trigger function calls cannot be seen; the other rules still refuse
+//!   the table unless it is declared global.
+//! - `undeclared-table-readable`: any other readable table that is neither a tenant table, the
+//!   registry, nor a declared global table (`[[global_table]]` in `policies/tenancy.toml`,
+//!   tables of the guarded schema). The guard cannot tell global data from tenant data kept
+//!   without a tenant column, so it asks to be told.
 //!
-//! Objects the role owns are left to the ownership rules. One catalog query finds both: the
-//! tables that reference tenant rows are a recursive closure over `pg_constraint`, and
-//! privileges are only evaluated for those tables and the schema's other non-tenant tables.
+//! Views are left to `view-not-security-invoker` (a `security_invoker` view reads its tables
+//! with the role's rights, and those tables are checked here), materialized views to
+//! `materialized-view-readable`, tables that are members of an extension to the extension
+//! (PostGIS's `spatial_ref_sys`), and objects the role owns in the guarded schema to the
+//! ownership rules. One catalog query finds them all: the tables that reference tenant rows are
+//! a recursive closure over `pg_constraint`, and privileges are evaluated only for tables that
+//! are not tenant tables.
 
 use sqlx::PgConnection;
 
 use super::Ctx;
 use super::Result;
-use super::catalog::{tenant_tables, with_closure};
+use super::catalog::{Membership, tenant_tables, with_closure};
 use super::finding::{
-    Finding, RuleId, quote_ident, quote_qualified, sql_comment, with_tenant_first,
+    Finding, RuleId, one_line, quote_ident, quote_qualified, revoke_from, sql_comment,
+    with_tenant_first,
 };
 
 /// One reachable table, with one of its foreign keys into tenant rows (none for a readable
@@ -43,6 +51,15 @@ struct Row {
     name: String,
     /// Whether it references tenant rows (else it is only readable).
     bound: bool,
+    /// Whether it is a declared global table.
+    global: bool,
+    /// For a foreign table, its server (else `None`).
+    server: Option<String>,
+    /// The triggers and rules on tenant tables that write into it.
+    writers: Vec<String>,
+    /// When a role the inspected role can become owns it: that owner, and the roles between.
+    owner: Option<String>,
+    owner_via: Option<Vec<String>>,
     can_read: bool,
     can_write: bool,
     /// The roles (`None` for PUBLIC) the inspected role reaches that hold a grant on it.
@@ -60,16 +77,35 @@ struct Row {
 }
 
 pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<Finding>> {
-    let (names, columns, tenant_columns, registry) = ctx.tenant_table_params();
-    let rows: Vec<Row> = sqlx::query_as(with_closure!(
-        tenant_tables!(),
-        ",
+    let rows: Vec<Row> = ctx
+        .tenant_tables_query(with_closure!(
+            tenant_tables!(),
+            ",
         registry AS (
             SELECT c.oid FROM pg_catalog.pg_class c
               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = $2 AND c.relname::text = $6
         ),
         roots AS (SELECT oid FROM tenant_tables UNION ALL SELECT oid FROM registry),
+        globals AS (
+            SELECT c.oid FROM pg_catalog.pg_class c
+              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $2 AND c.relname::text = ANY ($7::text[])
+        ),
+        -- Triggers and rules on tenant tables, with what they run.
+        writers AS MATERIALIZED (
+            SELECT format('trigger %s on tenant table %s.%s', tg.tgname, t.schema, t.name) AS label,
+                   NULL::oid AS rule, p.prosrc
+              FROM tenant_tables t
+              JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = t.oid
+                   AND NOT tg.tgisinternal AND tg.tgenabled <> 'D'
+              JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid
+            UNION ALL
+            SELECT format('rule %s on tenant table %s.%s', w.rulename, t.schema, t.name),
+                   w.oid, NULL
+              FROM tenant_tables t
+              JOIN pg_catalog.pg_rewrite w ON w.ev_class = t.oid AND w.ev_type <> '1'
+        ),
         -- Foreign keys out of tables that are neither tenant tables nor the registry.
         refs AS (
             SELECT con.conrelid AS child, con.confrelid AS parent
@@ -85,14 +121,20 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
             SELECT r.child FROM refs r JOIN bound b ON b.oid = r.parent
         ),
         candidates AS (
-            SELECT c.oid, s.oid AS nsp, s.nspname, c.relname, c.relacl,
-                   c.oid IN (SELECT oid FROM bound) AS bound
+            SELECT c.oid, s.nspname, c.relname, c.relacl, c.relowner,
+                   c.oid IN (SELECT oid FROM bound) AS bound,
+                   c.oid IN (SELECT oid FROM globals) AS global,
+                   (SELECT fs.srvname::text FROM pg_catalog.pg_foreign_table ft
+                      JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver
+                     WHERE ft.ftrelid = c.oid) AS server
               FROM pg_catalog.pg_class c
               JOIN user_schemas s ON s.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'f')
-               AND c.relowner NOT IN (SELECT role FROM roles)
-               AND (c.oid IN (SELECT oid FROM bound)
-                    OR (s.nspname = $2 AND c.oid NOT IN (SELECT oid FROM roots)))
+               AND c.oid NOT IN (SELECT oid FROM roots)
+               AND NOT (s.nspname = $2 AND c.relowner IN (SELECT role FROM roles))
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                                WHERE e.classid = 'pg_catalog.pg_class'::regclass
+                                  AND e.objid = c.oid AND e.deptype = 'e')
         ),
         reachable AS (
             SELECT k.*,
@@ -102,10 +144,27 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                             WHERE has_any_column_privilege(r.role, k.oid, 'INSERT, UPDATE')
                                OR has_table_privilege(r.role, k.oid, 'DELETE')) AS can_write
               FROM candidates k
-             WHERE EXISTS (SELECT 1 FROM roles r WHERE has_schema_privilege(r.role, k.nsp, 'USAGE'))
+             -- No USAGE on the schema needed: a security_invoker view elsewhere reads it.
+             WHERE NOT (SELECT yes FROM sees_all)
         )
-        SELECT k.nspname::text AS schema, k.relname::text AS name, k.bound, k.can_read,
-               k.can_write,
+        SELECT k.nspname::text AS schema, k.relname::text AS name, k.bound, k.global, k.server,
+               o.rolname::text AS owner, owner_reach.via AS owner_via,
+               ARRAY(SELECT w.label FROM writers w
+                      WHERE w.prosrc ~* (",
+            r#"'(insert\s+into|update|delete\s+from|merge\s+into)\s+(only\s+)?("?'
+                             || regexp_replace(k.nspname, '(\W)', '\\\1', 'g')
+                             || '"?\s*\.\s*)?"?' || regexp_replace(k.relname, '(\W)', '\\\1', 'g')
+                             || '"?(\W|$)')"#,
+            "
+                      -- Rules: from their dependencies. A UNION, not an OR with the text
+                      -- match: an OR EXISTS here makes the planner far slower.
+                      UNION
+                      SELECT w.label FROM writers w
+                        JOIN pg_catalog.pg_depend d
+                          ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = w.rule
+                         AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = k.oid
+                      ORDER BY 1) AS writers,
+               k.can_read, k.can_write,
                ARRAY(SELECT DISTINCT g.rolname::text
                        FROM (SELECT a.grantee FROM aclexplode(k.relacl) a
                              UNION
@@ -131,6 +190,8 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                   JOIN pg_catalog.pg_attribute a ON a.attrelid = k.oid AND a.attnum = u.child
                  WHERE u.parent = t.attnum) AS carried
           FROM reachable k
+          LEFT JOIN reach owner_reach ON owner_reach.role = k.relowner AND NOT owner_reach.is_target
+          LEFT JOIN pg_catalog.pg_roles o ON o.oid = owner_reach.role
           LEFT JOIN pg_catalog.pg_constraint con
                  ON k.bound AND con.conrelid = k.oid AND con.contype = 'f'
                 AND (con.confrelid IN (SELECT oid FROM roots)
@@ -139,25 +200,51 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
           LEFT JOIN pg_catalog.pg_namespace ps ON ps.oid = p.relnamespace
           LEFT JOIN tenant_tables t ON t.oid = con.confrelid
          WHERE (k.bound AND (k.can_read OR k.can_write)) OR k.can_read
-         ORDER BY 1, 2, 7"
-    ))
-    .bind(ctx.role_param())
-    .bind(ctx.schema())
-    .bind(&names)
-    .bind(&columns)
-    .bind(&tenant_columns)
-    .bind(&registry)
-    .fetch_all(&mut *conn)
-    .await?;
+         ORDER BY 1, 2, 12"
+        ))
+        .bind(ctx.global_table_names())
+        .fetch_all(&mut *conn)
+        .await?;
     let mut findings = Vec::new();
     for table in rows.chunk_by(|a, b| a.schema == b.schema && a.name == b.name) {
-        findings.push(if table[0].bound {
+        let first = &table[0];
+        let finding = if first.bound {
             unscoped(ctx, table)
+        } else if let Some(server) = &first.server {
+            foreign(ctx, first, server)
+        } else if !first.writers.is_empty() {
+            written_by_trigger(ctx, first)
+        } else if !first.global {
+            undeclared(ctx, first)
         } else {
-            undeclared(ctx, &table[0])
-        });
+            continue;
+        };
+        findings.push(through_owner(ctx, first, finding));
     }
     Ok(findings)
+}
+
+/// A table a role the inspected role can become owns is reachable through that membership
+/// whatever its grants say: the membership is the cause, and cutting it the fix.
+fn through_owner(ctx: &Ctx<'_>, row: &Row, mut finding: Finding) -> Finding {
+    let (Some(owner), Some(via)) = (&row.owner, &row.owner_via) else {
+        return finding;
+    };
+    let membership = Membership {
+        target: ctx.role(),
+        role: Some(owner),
+        via,
+    };
+    let (Some(fix), Some(cause)) = (membership.cut_membership_sql(), membership.cause()) else {
+        return finding;
+    };
+    finding.message = format!(
+        "{} (it is owned by {})",
+        finding.message,
+        membership.holder().trim_end_matches(',')
+    );
+    finding.fix_sql = fix;
+    finding.caused_by(cause)
 }
 
 /// What the role can do with the table, for messages.
@@ -208,18 +295,6 @@ fn unscoped(ctx: &Ctx<'_>, rows: &[Row]) -> Finding {
             ""
         }
     );
-    let grantees: Vec<String> = if first.grantees.is_empty() {
-        vec!["PUBLIC".to_owned(), quote_ident(ctx.role())]
-    } else {
-        first
-            .grantees
-            .iter()
-            .map(|g| {
-                g.as_deref()
-                    .map_or_else(|| "PUBLIC".to_owned(), quote_ident)
-            })
-            .collect()
-    };
     let then = match (carried, rows.iter().find(|r| r.parent_tenant_column.is_some())) {
         (Some(column), _) => format!(
             "then declare it in policies/tenancy.toml with column = \"{column}\" and run rls-migrate"
@@ -245,25 +320,103 @@ fn unscoped(ctx: &Ctx<'_>, rows: &[Row]) -> Finding {
         message,
         format!(
             "REVOKE ALL ON TABLE {table_sql} FROM {}; {}",
-            grantees.join(", "),
+            revoke_from(&first.grantees, ctx.role()),
             sql_comment(&then)
         ),
     )
 }
 
-/// `undeclared-table-readable` for a readable table that references no tenant rows.
+/// `REVOKE ALL` on the table from whoever grants the role its access, then `advice` (a comment).
+fn revoke_all(ctx: &Ctx<'_>, row: &Row, advice: &str) -> String {
+    format!(
+        "REVOKE ALL ON TABLE {} FROM {}; {advice}",
+        quote_qualified(&row.schema, &row.name),
+        revoke_from(&row.grantees, ctx.role()),
+    )
+}
+
+/// `foreign-table-readable` for a foreign table the role can read.
+fn foreign(ctx: &Ctx<'_>, row: &Row, server: &str) -> Finding {
+    let name = format!("{}.{}", row.schema, row.name);
+    Finding::new(
+        RuleId::ForeignTableReadable,
+        format!("foreign table {name}"),
+        format!(
+            "role {} can {} foreign table {name} on server {server}: the remote server answers as the user its mapping names, and no policy of this database applies, so whatever tenant rows it returns are open to every tenant",
+            ctx.role(),
+            access(row)
+        ),
+        revoke_all(
+            ctx,
+            row,
+            &sql_comment(
+                "read remote data through a tenant table the application fills per tenant",
+            ),
+        ),
+    )
+}
+
+/// `trigger-writes-unscoped-table` for a readable table that triggers or rules on tenant tables
+/// write into.
+fn written_by_trigger(ctx: &Ctx<'_>, row: &Row) -> Finding {
+    let name = format!("{}.{}", row.schema, row.name);
+    let declared = if row.global {
+        ", declared global though tenant rows land in it,"
+    } else {
+        ""
+    };
+    Finding::new(
+        RuleId::TriggerWritesUnscopedTable,
+        format!("table {name}"),
+        format!(
+            "{} {} into table {name}, which role {} can {}{declared} and which is not a tenant table: row-level security does not guard it, so the tenant rows copied there are open to every tenant",
+            row.writers.join(" and "),
+            if row.writers.len() == 1 {
+                "writes"
+            } else {
+                "write"
+            },
+            ctx.role(),
+            access(row)
+        ),
+        revoke_all(
+            ctx,
+            row,
+            &sql_comment(
+                "or have the trigger copy the tenant column too, declare the table as a tenant table in policies/tenancy.toml and run rls-migrate",
+            ),
+        ),
+    )
+}
+
+/// `undeclared-table-readable` for a readable table that is none of the others.
 fn undeclared(ctx: &Ctx<'_>, row: &Row) -> Finding {
     let name = format!("{}.{}", row.schema, row.name);
+    let global = if row.schema == ctx.schema() {
+        format!(
+            "or, if it is global data, keep the grant and declare it in policies/tenancy.toml with [[global_table]] name = \"{}\"",
+            one_line(&row.name)
+        )
+    } else {
+        format!(
+            "or, if it is global data, move it into schema {} and declare it there with [[global_table]]",
+            ctx.schema()
+        )
+    };
     Finding::new(
         RuleId::UndeclaredTableReadable,
         format!("table {name}"),
         format!(
-            "role {} can {} table {name}, which is neither a tenant table nor the registry: row-level security does not guard it, so every tenant reads all of its rows; that is right for global data (a lookup table), wrong for anything that belongs to a tenant",
+            "role {} can {} table {name}, which is neither a tenant table, the registry, nor a declared global table: row-level security does not guard it, so every tenant reads all of its rows",
             ctx.role(),
             access(row)
         ),
-        sql_comment(
-            "global data: nothing to do; tenant data: add the tenant column, declare the table in policies/tenancy.toml and run rls-migrate",
+        revoke_all(
+            ctx,
+            row,
+            &sql_comment(&format!(
+                "{global}; if it is tenant data, add the tenant column, declare it with [[tenant_table]] and run rls-migrate"
+            )),
         ),
     )
 }

@@ -1,52 +1,73 @@
-//! Code that runs with someone else's rights: views that are not `security_invoker` and
-//! `SECURITY DEFINER` functions the role can reach, and materialized views it can read.
+//! Code that runs with someone else's rights or the planner's trust: views that are not
+//! `security_invoker`, `SECURITY DEFINER` functions, and `LEAKPROOF` functions the role can
+//! reach.
 //!
 //! A view reads its tables with its owner's rights unless it is `security_invoker`; when the
 //! owner is a superuser or owns the tables without FORCE, no policy applies. Objects the role
 //! owns itself run with its own rights and are left to the ownership rules.
+//!
+//! The planner may evaluate a `LEAKPROOF` function on rows *before* the policy filters them
+//! (that is what the mark promises it may do safely). A function that raises an error with its
+//! argument, or logs it, then hands other tenants' values to whoever reads the error. Only a
+//! superuser can mark a function `LEAKPROOF`; those in `pg_catalog` are PostgreSQL's own and
+//! reviewed, every other one is refused, in any schema, whoever owns it.
 
 use sqlx::PgConnection;
 
 use super::Ctx;
 use super::Result;
 use super::catalog::with_closure;
-use super::finding::{Finding, RuleId, quote_qualified};
+use super::finding::{Finding, RuleId, quote_qualified, revoke_from};
 
 #[derive(sqlx::FromRow)]
 struct Reachable {
-    /// `view`, `materialized view` or `function`.
+    /// `view`, `security definer` or `leakproof`.
     kind: String,
     schema: String,
     name: String,
     /// Identity arguments, for functions.
     args: Option<String>,
     owner: String,
+    /// The roles (`None` for PUBLIC) the inspected role reaches that hold the grant.
+    grantees: Vec<Option<String>>,
 }
 
 pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<Finding>> {
     let rows: Vec<Reachable> = sqlx::query_as(with_closure!(
-        "SELECT CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END AS kind,
-                s.nspname::text AS schema, c.relname::text AS name, NULL::text AS args,
-                o.rolname::text AS owner
+        "SELECT 'view' AS kind, s.nspname::text AS schema, c.relname::text AS name,
+                NULL::text AS args, o.rolname::text AS owner,
+                ARRAY(SELECT DISTINCT g.rolname::text
+                        FROM aclexplode(c.relacl) a
+                        LEFT JOIN pg_catalog.pg_roles g ON g.oid = a.grantee
+                       WHERE a.grantee = 0 OR a.grantee IN (SELECT role FROM roles)) AS grantees
            FROM pg_catalog.pg_class c
            JOIN user_schemas s ON s.oid = c.relnamespace
            JOIN pg_catalog.pg_roles o ON o.oid = c.relowner
-          WHERE c.relkind IN ('v', 'm')
+          WHERE c.relkind = 'v'
             AND c.relowner NOT IN (SELECT role FROM roles)
-            AND NOT (c.relkind = 'v' AND coalesce(
+            AND NOT coalesce(
                     (SELECT option_value::boolean
                        FROM pg_catalog.pg_options_to_table(c.reloptions)
-                      WHERE option_name = 'security_invoker'), false))
+                      WHERE option_name = 'security_invoker'), false)
             AND EXISTS (SELECT 1 FROM roles r
                          WHERE has_any_column_privilege(r.role, c.oid, 'SELECT'))
          UNION ALL
-         SELECT 'function', s.nspname::text, p.proname::text,
-                pg_catalog.pg_get_function_identity_arguments(p.oid), o.rolname::text
+         SELECT k.kind, s.nspname::text, p.proname::text,
+                pg_catalog.pg_get_function_identity_arguments(p.oid), o.rolname::text,
+                ARRAY(SELECT DISTINCT g.rolname::text
+                        FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                        LEFT JOIN pg_catalog.pg_roles g ON g.oid = a.grantee
+                       WHERE a.grantee = 0 OR a.grantee IN (SELECT role FROM roles))
            FROM pg_catalog.pg_proc p
-           JOIN user_schemas s ON s.oid = p.pronamespace
+           JOIN pg_catalog.pg_namespace s ON s.oid = p.pronamespace
            JOIN pg_catalog.pg_roles o ON o.oid = p.proowner
-          WHERE p.prosecdef
-            AND p.proowner NOT IN (SELECT role FROM roles)
+          CROSS JOIN LATERAL (
+                VALUES ('security definer', p.prosecdef AND s.oid IN (SELECT oid FROM user_schemas)
+                                            AND p.proowner NOT IN (SELECT role FROM roles)),
+                       ('leakproof', p.proleakproof AND s.nspname <> 'pg_catalog')
+          ) AS k(kind, hit)
+          WHERE (p.prosecdef OR (p.proleakproof AND s.nspname <> 'pg_catalog'))
+            AND k.hit
             AND EXISTS (SELECT 1 FROM roles r
                          WHERE has_function_privilege(r.role, p.oid, 'EXECUTE'))
           ORDER BY 1, 2, 3, 4"
@@ -57,10 +78,14 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
     let role = ctx.role();
     Ok(rows
         .iter()
-        .filter(|row| row.kind != "function" || !ctx.options.allows_security_definer(&row.schema, &row.name))
+        .filter(|row| {
+            row.kind != "security definer"
+                || !ctx.options.allows_security_definer(&row.schema, &row.name)
+        })
         .map(|row| {
             let qualified = quote_qualified(&row.schema, &row.name);
             let name = format!("{}.{}", row.schema, row.name);
+            let args = row.args.as_deref().unwrap_or_default();
             match row.kind.as_str() {
                 "view" => Finding::new(
                     RuleId::ViewNotSecurityInvoker,
@@ -71,30 +96,26 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                     ),
                     format!("ALTER VIEW {qualified} SET (security_invoker = true);"),
                 ),
-                "materialized view" => Finding::new(
-                    RuleId::MaterializedViewReadable,
-                    format!("materialized view {name}"),
+                "leakproof" => Finding::new(
+                    RuleId::LeakproofFunction,
+                    format!("function {name}({args})"),
                     format!(
-                        "role {role} can read materialized view {name}: it holds whatever rows its owner {} saw when it was refreshed, with no row-level security",
+                        "role {role} can execute LEAKPROOF function {name}({args}): the planner may run it on every tenant's rows before the policy filters them, so an error or log line it raises with its argument shows other tenants' values"
+                    ),
+                    format!("ALTER FUNCTION {qualified}({args}) NOT LEAKPROOF;"),
+                ),
+                _ => Finding::new(
+                    RuleId::SecurityDefinerFunction,
+                    format!("function {name}({args})"),
+                    format!(
+                        "role {role} can execute SECURITY DEFINER function {name}({args}), which runs as {}: allow it explicitly (--allow-security-definer {name}) once it is reviewed",
                         row.owner
                     ),
-                    format!("REVOKE SELECT ON {qualified} FROM PUBLIC, {};", super::finding::quote_ident(role)),
+                    format!(
+                        "REVOKE EXECUTE ON FUNCTION {qualified}({args}) FROM {};",
+                        revoke_from(&row.grantees, role)
+                    ),
                 ),
-                _ => {
-                    let args = row.args.as_deref().unwrap_or_default();
-                    Finding::new(
-                        RuleId::SecurityDefinerFunction,
-                        format!("function {name}({args})"),
-                        format!(
-                            "role {role} can execute SECURITY DEFINER function {name}({args}), which runs as {}: allow it explicitly (--allow-security-definer {name}) once it is reviewed",
-                            row.owner
-                        ),
-                        format!(
-                            "REVOKE EXECUTE ON FUNCTION {qualified}({args}) FROM PUBLIC, {};",
-                            super::finding::quote_ident(role)
-                        ),
-                    )
-                }
             }
         })
         .collect())

@@ -14,6 +14,7 @@
 )]
 
 mod fixture;
+mod logs;
 mod support;
 
 mod current;

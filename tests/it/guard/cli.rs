@@ -20,8 +20,9 @@ async fn the_text_report_is_grouped_by_severity_and_hides_the_password() -> Resu
     let mut fx = Fixture::migrated().await?;
     fx.inject(
         "ALTER TABLE app.tasks NO FORCE ROW LEVEL SECURITY;
-         CREATE MATERIALIZED VIEW app.user_counts AS SELECT 1 AS one;
-         GRANT SELECT ON app.user_counts TO {runtime}",
+         DROP POLICY tenant_isolation ON app.users;
+         CREATE POLICY tenant_isolation ON app.users
+           USING (account_id = nullif(current_setting('app.tenant_id', true), '')::bigint)",
     )
     .await?;
     let run = rls_check_as_runtime(fx.db(), &[]).await?;

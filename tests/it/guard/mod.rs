@@ -2,6 +2,7 @@
 //! names, injected into a freshly migrated database, and the migrated database passes.
 
 mod cli;
+mod leaks;
 mod pool;
 mod rules;
 
@@ -109,6 +110,11 @@ impl Drop for Fixture {
 pub(crate) fn options() -> GuardOptions {
     GuardOptions::new(TenancyDeclaration::reference().expect("declaration"))
         .min_server_versions(Vec::new())
+}
+
+/// The tenant pool's options for the reference declaration.
+pub(crate) fn pool_options() -> rls_tenancy::TenantPoolOptions {
+    rls_tenancy::TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
 }
 
 /// The distinct rule ids of a report.

@@ -1,8 +1,5 @@
 //! Scoped inserts, updates and deletes against a real database.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use rls_tenancy::sea_query::{Expr, ExprTrait, Value};
 use rls_tenancy::{
     CrossTenant, Filtered, QueryError, Result, Returning, StatementError, TenancyDeclaration,
@@ -11,6 +8,7 @@ use rls_tenancy::{
 
 use super::assert_every_table_scoped;
 use crate::fixture::TwoTenants;
+use crate::logs::Warnings;
 
 async fn count(t: &TwoTenants, table: &str, scope: &TenantScope, extra: &str) -> Result<i64> {
     let sql = match (table, extra) {
@@ -157,31 +155,9 @@ async fn a_delete_with_a_subquery_removes_only_its_tenants_rows() -> Result<()> 
     Ok(())
 }
 
-/// A log sink for one test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut log) = self.0.lock() {
-            log.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_cross_tenant_path_reaches_every_tenant_only_on_a_connection_that_may() -> Result<()> {
-    let log = Captured::default();
-    let sink = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let log = Warnings::capture();
     let t = TwoTenants::new().await?;
     let decl = TenancyDeclaration::reference()?;
     let report = CrossTenant::new("test: count every tenant's tasks");
@@ -198,11 +174,7 @@ async fn the_cross_tenant_path_reaches_every_tenant_only_on_a_connection_that_ma
     );
     assert_eq!(seen.len(), 6);
 
-    let written = log
-        .0
-        .lock()
-        .map(|l| String::from_utf8_lossy(&l).into_owned())
-        .unwrap_or_default();
+    let written = log.text();
     assert_eq!(
         written.matches("cross-tenant statement").count(),
         2,
