@@ -265,6 +265,28 @@ impl TenantPool {
         TenantTx::begin(&self.pool, &self.variable, scope).await
     }
 
+    /// Whether the database answers: a connection from the pool runs `SELECT 1` (simple
+    /// protocol, no tenant, pooler-safe) within `deadline`. The readiness probe.
+    ///
+    /// # Errors
+    /// The database's error, or `PoolTimedOut` when no answer came within `deadline`.
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: rls_tenancy::TenantPool) -> rls_tenancy::Result<()> {
+    /// pool.ping(std::time::Duration::from_secs(2)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn ping(&self, deadline: Duration) -> Result<()> {
+        let ping = async {
+            let mut conn = self.pool.acquire().await?;
+            sqlx::raw_sql("SELECT 1").execute(&mut *conn).await?;
+            Ok(())
+        };
+        tokio::time::timeout(deadline, ping)
+            .await
+            .unwrap_or(Err(Error::Database(sqlx::Error::PoolTimedOut)))
+    }
+
     /// The plain pool, for reading routing data that is not tenant data (the registry).
     /// Not public: outside a tenant transaction the runtime role sees no tenant rows anyway,
     /// but handing it out would invite code that forgets the tenant.
