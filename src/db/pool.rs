@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 
 use super::{DatabaseUrl, TenantTx};
@@ -10,6 +11,11 @@ use crate::error::{Error, Result};
 use crate::guard::{self, GuardOptions};
 use crate::policy::TenantVariable;
 use crate::tenant::TenantScope;
+
+/// How the guard's transaction begins behind a transaction-mode pooler: `DEALLOCATE ALL`
+/// clears the named statements another client left on the server connection, which would
+/// clash with the guard's.
+const POOLER_GUARD_BEGIN: &str = "BEGIN READ ONLY; DEALLOCATE ALL";
 
 /// How to open a [`TenantPool`].
 ///
@@ -168,6 +174,7 @@ impl TenantPoolOptions {
 pub struct TenantPool {
     pool: PgPool,
     variable: TenantVariable,
+    pooler: bool,
 }
 
 impl TenantPool {
@@ -190,20 +197,25 @@ impl TenantPool {
     /// ```
     pub async fn connect(url: &DatabaseUrl, options: TenantPoolOptions) -> Result<Self> {
         let variable = options.variable.as_str().to_owned();
-        let pool = PgPoolOptions::new()
+        let mut pool_options = PgPoolOptions::new()
             .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout)
-            .after_release(move |conn, _| {
+            .acquire_timeout(options.acquire_timeout);
+        // Through a transaction-mode pooler a statement after COMMIT may run on another
+        // server connection, so a check there would inspect someone else's connection.
+        if !url.pgbouncer() {
+            pool_options = pool_options.after_release(move |conn, _| {
                 let variable = variable.clone();
                 Box::pin(async move { carries_no_tenant(conn, &variable).await })
-            })
+            });
+        }
+        let pool = pool_options
             .connect_with(url.connect_options()?)
             .await
             .map_err(|source| Error::Connect {
                 url: url.redacted(),
                 source,
             })?;
-        Self::from_pool(pool, options).await
+        Self::open(pool, options, url.pgbouncer()).await
     }
 
     /// Wraps a pool the application already has (it must log in as the runtime role).
@@ -227,6 +239,12 @@ impl TenantPool {
     /// ([`Error::MissingSchema`], [`Error::NotMigrated`]); the database's error when no
     /// connection can be had.
     pub async fn from_pool(pool: PgPool, options: TenantPoolOptions) -> Result<Self> {
+        Self::open(pool, options, false).await
+    }
+
+    /// Runs the guard as configured and wraps `pool`; `pooler` says a transaction-mode
+    /// pooler sits in front of the server.
+    async fn open(pool: PgPool, options: TenantPoolOptions, pooler: bool) -> Result<Self> {
         match &options.guard {
             GuardSetting::Run(guard_options) => {
                 // Always the pool's own login role: a role override in the options would
@@ -235,8 +253,16 @@ impl TenantPool {
                     .clone()
                     .own_role()
                     .tenant_variable(options.variable.clone());
-                let mut conn = pool.acquire().await?;
-                guard::enforce(&mut conn, &guard_options).await?;
+                // In a read-only transaction: through a transaction-mode pooler the guard's
+                // statements then all run on one server connection.
+                let begin = if pooler {
+                    POOLER_GUARD_BEGIN
+                } else {
+                    "BEGIN READ ONLY"
+                };
+                let mut tx = pool.begin_with(AssertSqlSafe(begin)).await?;
+                guard::enforce(&mut tx, &guard_options).await?;
+                tx.rollback().await?;
             }
             GuardSetting::Skipped => tracing::warn!(
                 "the tenant pool opens without the guard (TenantPoolOptions::skip_guard): nothing checked that its role cannot get around row-level security"
@@ -248,6 +274,7 @@ impl TenantPool {
         Ok(Self {
             pool,
             variable: options.variable,
+            pooler,
         })
     }
 
@@ -262,7 +289,7 @@ impl TenantPool {
     /// # Ok(()) }
     /// ```
     pub async fn begin(&self, scope: &TenantScope) -> Result<TenantTx> {
-        TenantTx::begin(&self.pool, &self.variable, scope).await
+        TenantTx::begin(&self.pool, &self.variable, scope, self.pooler).await
     }
 
     /// Whether the database answers: a connection from the pool runs `SELECT 1` (simple
@@ -285,6 +312,11 @@ impl TenantPool {
         tokio::time::timeout(deadline, ping)
             .await
             .unwrap_or(Err(Error::Database(sqlx::Error::PoolTimedOut)))
+    }
+
+    /// Whether a transaction-mode pooler sits in front of the server (`?pgbouncer=true`).
+    pub(crate) fn behind_pooler(&self) -> bool {
+        self.pooler
     }
 
     /// The plain pool, for reading routing data that is not tenant data (the registry).

@@ -32,6 +32,7 @@ use crate::tenant::TenantScope;
 pub struct TenantTx {
     tx: Transaction<'static, Postgres>,
     scope: TenantScope,
+    pooler: bool,
 }
 
 impl TenantTx {
@@ -40,12 +41,16 @@ impl TenantTx {
         pool: &PgPool,
         variable: &TenantVariable,
         scope: &TenantScope,
+        pooler: bool,
     ) -> Result<Self> {
         // One simple-protocol round trip: BEGIN and the transaction-local setting together.
         // Both spliced values are validated types: the setting name is two identifiers
-        // joined by a dot, the id a positive i64; nothing here is free text.
+        // joined by a dot, the id a positive i64; nothing here is free text. Behind a
+        // transaction-mode pooler the server connection may have served another client,
+        // whose named statements would clash with ours: they are dropped first.
         let begin = format!(
-            "BEGIN; SELECT set_config({variable}, '{id}', true)",
+            "BEGIN;{deallocate} SELECT set_config({variable}, '{id}', true)",
+            deallocate = if pooler { " DEALLOCATE ALL;" } else { "" },
             id = scope.id()
         );
         let tx = pool
@@ -55,6 +60,7 @@ impl TenantTx {
         Ok(Self {
             tx,
             scope: scope.clone(),
+            pooler,
         })
     }
 
@@ -68,6 +74,13 @@ impl TenantTx {
     /// ```
     pub fn scope(&self) -> &TenantScope {
         &self.scope
+    }
+
+    /// Whether statements must be pooler-safe: behind a transaction-mode pooler
+    /// (`?pgbouncer=true`) the library sends unnamed statements only, which live no longer
+    /// than the transaction's server connection is ours.
+    pub(crate) fn persistent_statements(&self) -> bool {
+        !self.pooler
     }
 
     /// Commits the transaction.

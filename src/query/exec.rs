@@ -130,8 +130,10 @@ impl TenantTx {
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
         let (sql, values) = self.prepare(statement)?;
+        let persistent = self.persistent_statements();
         let span = self.span();
         Ok(sqlx::query_as_with(AssertSqlSafe(sql), values)
+            .persistent(persistent)
             .fetch_all(&mut **self)
             .instrument(span)
             .await?)
@@ -157,8 +159,10 @@ impl TenantTx {
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
         let (sql, values) = self.prepare(statement)?;
+        let persistent = self.persistent_statements();
         let span = self.span();
         Ok(sqlx::query_as_with(AssertSqlSafe(sql), values)
+            .persistent(persistent)
             .fetch_one(&mut **self)
             .instrument(span)
             .await?)
@@ -186,8 +190,10 @@ impl TenantTx {
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
         let (sql, values) = self.prepare(statement)?;
+        let persistent = self.persistent_statements();
         let span = self.span();
         Ok(sqlx::query_as_with(AssertSqlSafe(sql), values)
+            .persistent(persistent)
             .fetch_optional(&mut **self)
             .instrument(span)
             .await?)
@@ -213,8 +219,10 @@ impl TenantTx {
         St: Statement<Scoping = TenantScope> + ?Sized,
     {
         let (sql, values) = self.prepare(statement)?;
+        let persistent = self.persistent_statements();
         let span = self.span();
         Ok(sqlx::query_with(AssertSqlSafe(sql), values)
+            .persistent(persistent)
             .execute(&mut **self)
             .instrument(span)
             .await?

@@ -122,6 +122,7 @@ impl RegistryOptions {
 #[derive(Debug, Clone)]
 pub struct TenantRegistry {
     pool: PgPool,
+    pooler: bool,
     found: Cache<TenantSlug, TenantScope>,
     missing: Option<Cache<TenantSlug, ()>>,
 }
@@ -148,6 +149,7 @@ impl TenantRegistry {
         });
         Self {
             pool: pool.plain_pool().clone(),
+            pooler: pool.behind_pooler(),
             found,
             missing,
         }
@@ -173,10 +175,7 @@ impl TenantRegistry {
         if self.missing.as_ref().is_some_and(|m| m.contains_key(slug)) {
             return Err(not_found());
         }
-        let id: Option<i64> = sqlx::query_scalar(LOOKUP)
-            .bind(slug.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let id = self.lookup(slug).await?;
         tracing::debug!(slug = %slug, found = id.is_some(), "tenant registry lookup");
         match id {
             Some(id) => {
@@ -191,6 +190,20 @@ impl TenantRegistry {
                 Err(not_found())
             }
         }
+    }
+
+    /// Reads the registry row of `slug`. Behind a transaction-mode pooler the statement runs
+    /// unnamed inside a read-only transaction, so its parse and its execution reach the same
+    /// server connection.
+    async fn lookup(&self, slug: &TenantSlug) -> Result<Option<i64>> {
+        let query = sqlx::query_scalar(LOOKUP).bind(slug.as_str());
+        if !self.pooler {
+            return Ok(query.fetch_optional(&self.pool).await?);
+        }
+        let mut tx = self.pool.begin_with("BEGIN READ ONLY").await?;
+        let id = query.persistent(false).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Forgets what is cached about `slug`, found or not: call it after changing the tenant
