@@ -5,7 +5,9 @@ mod binary;
 mod concurrent;
 mod embedded;
 mod hosts;
+mod limits;
 mod pages;
+mod shutdown;
 mod socket;
 mod tx;
 
