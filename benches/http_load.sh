@@ -13,13 +13,19 @@
 # 4. pgbench: the same transactions the handler sends (BEGIN; set_config(app.tenant_id);
 #    the count query; the page query; COMMIT) as the runtime role, prepared statements,
 #    $CONNECTIONS clients on $THREADS threads for $DURATION s, random tenant and page;
-# 5. prints requests/s, p99 latency, pgbench tps, and the ratio (goal >= 0.5).
-# Both sides get a 3 s warm-up first. Everything stays on 127.0.0.1; everything is removed
-# at the end. Needs wrk (installed with apt-get when running as root) and pgbench.
+# 5. prints requests/s, p50/p99 latency, pgbench tps and p99, the ratios (goals: throughput
+#    >= 0.85x pgbench, p99 <= 2x pgbench's), and where the CPU went: microseconds of CPU
+#    per request in rls-demo, in PostgreSQL (every process of the cluster, so run it on a
+#    quiet server or with ADMIN_URL="" for a private one) and in wrk, against PostgreSQL's
+#    and pgbench's per transaction, and how busy the machine was.
+# With ADMIN_URL="" it starts a throwaway cluster of its own (the newest local server
+# binaries, default settings) on a free port. Both sides get a 3 s warm-up first.
+# Everything stays on 127.0.0.1; everything is removed at the end. Needs wrk (installed
+# with apt-get when running as root) and pgbench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ADMIN_URL="${ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+ADMIN_URL="${ADMIN_URL-postgres://postgres@127.0.0.1:5432/postgres}"
 TENANTS="${TENANTS:-50}"
 SUBTASKS="${SUBTASKS:-300}"       # per tenant: 5 projects x 10 tasks x (SUBTASKS / 50)
 PAGES=$(( SUBTASKS / 10 ))
@@ -32,8 +38,10 @@ db="rls_bench_$$"
 password="bench_$$_$RANDOM"
 work="$(mktemp -d -t rls-bench-XXXXXX)"
 demo_pid=""
+own_cluster=""
 say() { printf 'bench: %s\n' "$*"; }
 fail() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 cleanup() {
   if [ -n "$demo_pid" ] && kill -0 "$demo_pid" 2>/dev/null; then
@@ -42,6 +50,9 @@ cleanup() {
   fi
   psql "$ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
     -c "DROP ROLE IF EXISTS ${db}_runtime" -c "DROP ROLE IF EXISTS ${db}_deploy" >/dev/null 2>&1 || true
+  if [ -n "$own_cluster" ]; then
+    as_postgres "$pgbin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -52,7 +63,36 @@ if ! command -v wrk >/dev/null; then
   say "installing wrk"
   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
 fi
+if [ -z "$ADMIN_URL" ]; then
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  pg_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  mkdir -p "$work/pg"
+  chmod 0755 "$work"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$work/pg"; fi
+  say "starting a throwaway cluster on port $pg_port"
+  as_postgres "$pgbin/initdb" -D "$work/pg/data" -U postgres -A trust >/dev/null
+  as_postgres "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
+    -o "-p $pg_port -c listen_addresses=127.0.0.1 -k $work/pg -c max_connections=300" start >/dev/null
+  own_cluster=1
+  ADMIN_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+fi
 psql "$ADMIN_URL" -Atqc 'SELECT 1' >/dev/null || fail "cannot log in as a superuser with ADMIN_URL (password not shown)"
+
+# CPU accounting from /proc, in clock ticks. PostgreSQL's share is the postmaster's own
+# time, its reaped children's (cutime/cstime: backends that ended) and its live children's.
+tick_hz="$(getconf CLK_TCK)"
+stat_fields() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null; }   # fields from 3 (state) on
+cpu_of() { stat_fields "$1" | awk '{print $12 + $13}'; }          # utime + stime
+pg_cpu() {
+  local total children
+  total="$(stat_fields "$postmaster" | awk '{print $12 + $13 + $14 + $15}')"
+  children="$(ps -o pid= --ppid "$postmaster" | while read -r pid; do cpu_of "$pid"; done | awk '{t += $1} END {print t + 0}')"
+  echo $(( total + children ))
+}
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
+postmaster="$(head -n 1 "$(psql "$ADMIN_URL" -Atqc 'SHOW data_directory')/postmaster.pid" 2>/dev/null || true)"
+[ -n "$postmaster" ] && [ -r "/proc/$postmaster/stat" ] \
+  || fail "PostgreSQL must run on this machine, with its data directory readable, for the CPU figures"
 
 say "building the release binaries"
 cargo build --quiet --release --bin rls-demo --bin rls-migrate
@@ -136,29 +176,45 @@ pgbench_run() {
     -T "$seconds" "$@" -h "${host_port%:*}" -p "${host_port#*:}" -U "${db}_runtime" "$db"
 }
 
+# Runs "$@" and prints "<its CPU ticks> <PostgreSQL's> <rls-demo's> <machine busy> <machine total>"
+# on fd 3, the command's own output on stdout.
+measured() {
+  local pg0 demo0 m0 pg1 demo1 m1 own
+  pg0="$(pg_cpu)"; demo0="$(cpu_of "$demo_pid")"; m0="$(machine_ticks)"
+  { own="$( ( "$@" >&5; me=$BASHPID; stat_fields "$me" | awk '{print $14 + $15}' ) )"; } 5>&1
+  pg1="$(pg_cpu)"; demo1="$(cpu_of "$demo_pid")"; m1="$(machine_ticks)"
+  echo "$own $(( pg1 - pg0 )) $(( demo1 - demo0 )) $(awk -v a="$m0" -v b="$m1" 'BEGIN {split(a, x, " "); split(b, y, " "); print y[1] - x[1], y[2] - x[2]}')" >&3
+}
+
 say "warm-up: 3 s each"
 wrk_run 3 >/dev/null
 (cd "$work" && pgbench_run 3 >/dev/null)
 
 say "wrk: $CONNECTIONS connections, $THREADS threads, ${DURATION} s, random tenants and pages"
-wrk_run "$DURATION" | tee "$work/wrk.out"
+measured wrk_run "$DURATION" 3>"$work/wrk.cpu" | tee "$work/wrk.out"
 result="$(grep '^RESULT ' "$work/wrk.out")"
 field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$result"; }
 requests=$(field requests); duration_us=$(field duration_us)
 non2xx=$(field non2xx); socket_errors=$(field socket_errors); p99_us=$(field p99_us); p50_us=$(field p50_us)
 
 say "pgbench: $CONNECTIONS clients, $THREADS threads, ${DURATION} s, the handler's SQL"
-(cd "$work" && pgbench_run "$DURATION" --log --log-prefix=pgb) | tee "$work/pgbench.out"
+(cd "$work" && measured pgbench_run "$DURATION" --log --log-prefix=pgb 3>"$work/pgbench.cpu") | tee "$work/pgbench.out"
 tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/pgbench.out")"
 pg_p99_us="$(cat "$work"/pgb.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int(NR*0.99)]}')"
 
+transactions="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pgbench.out")"
 awk -v req="$requests" -v us="$duration_us" -v tps="$tps" -v p50="$p50_us" -v p99="$p99_us" \
     -v pgp99="$pg_p99_us" -v bad="$non2xx" -v errs="$socket_errors" -v c="$CONNECTIONS" \
-    -v tenants="$TENANTS" -v subtasks="$SUBTASKS" 'BEGIN {
+    -v tenants="$TENANTS" -v subtasks="$SUBTASKS" -v tx="$transactions" -v hz="$tick_hz" \
+    -v wcpu="$(cat "$work/wrk.cpu")" -v pcpu="$(cat "$work/pgbench.cpu")" 'BEGIN {
   rps = req / (us / 1e6)
+  split(wcpu, w, " "); split(pcpu, p, " ")
+  per = 1e6 / hz
   printf "\n== /api/subtasks under load: %d tenants x %d subtasks, %d connections ==\n", tenants, subtasks, c
   printf "HTTP (wrk):       %8.0f requests/s   p50 %6.2f ms   p99 %6.2f ms   non-2xx %d, socket errors %d\n", rps, p50/1000, p99/1000, bad, errs
   printf "pgbench (same SQL): %6.0f tps          p99 %6.2f ms\n", tps, pgp99/1000
-  printf "ratio HTTP / pgbench: %.2f (goal >= 0.5)\n", rps / tps
+  printf "ratio HTTP / pgbench: %.2f (goal >= 0.85); p99 ratio %.2f (goal <= 2)\n", rps / tps, p99 / pgp99
+  printf "CPU per request (HTTP run):     rls-demo %4.0f us, PostgreSQL %4.0f us, wrk %4.0f us; machine %3.0f%% busy\n", w[3] * per / req, w[2] * per / req, w[1] * per / req, 100 * w[4] / w[5]
+  printf "CPU per transaction (pgbench):  PostgreSQL %4.0f us, pgbench %4.0f us; machine %3.0f%% busy\n", p[2] * per / tx, p[1] * per / tx, 100 * p[4] / p[5]
 }'
 [ "$non2xx" -eq 0 ] && [ "$socket_errors" -eq 0 ] || fail "some requests failed"
