@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::guard::{self, GuardOptions};
 use rls_tenancy::{Result, ScratchDatabase};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -19,11 +20,15 @@ async fn main() -> Result<()> {
     let runs = env_number("RLS_BENCH_RUNS", 15);
     let db = ScratchDatabase::migrated().await?;
     let mut runtime = PgConnection::connect_with(&db.runtime_url().connect_options()?).await?;
-    let options = GuardOptions::default().min_server_versions(Vec::new());
+    let options =
+        GuardOptions::new(TenancyDeclaration::reference()?).min_server_versions(Vec::new());
 
     let url = db.runtime_url();
     let small = median(runs, async || {
-        guard::check(&mut runtime, &options).await.map(drop)
+        guard::check(&mut runtime, &options)
+            .await
+            .map(drop)
+            .map_err(Into::into)
     })
     .await?;
 
@@ -39,7 +44,10 @@ async fn main() -> Result<()> {
 
     // Warm: the application's connection, catalog caches filled.
     let warm = median(runs, async || {
-        guard::check(&mut runtime, &options).await.map(drop)
+        guard::check(&mut runtime, &options)
+            .await
+            .map(drop)
+            .map_err(Into::into)
     })
     .await?;
     let warm_baseline = median(runs, async || {
@@ -52,7 +60,10 @@ async fn main() -> Result<()> {
     .await?;
     // Cold: what start-up pays, a new connection for each run.
     let cold = median(runs, async || {
-        guard::check_url(url, &options).await.map(drop)
+        guard::check_url(url, &options)
+            .await
+            .map(drop)
+            .map_err(Into::into)
     })
     .await?;
     let cold_baseline = median(runs, async || {

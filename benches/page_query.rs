@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
+use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::{ScratchDatabase, TenantId, TenantPool, TenantPoolOptions, TenantScope};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -114,7 +115,7 @@ async fn run_plain(pool: &PgPool, connections: u64, seconds: u64) -> f64 {
                     let rows = sqlx::query(PAGE_PLAIN)
                         .bind(PER_PAGE)
                         .bind(offset)
-                        .bind(tenant.get())
+                        .bind(tenant.as_i64())
                         .fetch_all(&pool)
                         .await
                         .expect("page");
@@ -143,7 +144,8 @@ async fn main() {
 
     let runtime = TenantPool::connect(
         db.runtime_url(),
-        TenantPoolOptions::default().max_connections(connections as u32),
+        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
+            .max_connections(connections as u32),
     )
     .await
     .expect("tenant pool");

@@ -1,5 +1,6 @@
 -- The tenant isolation policy, installed on each table declared in policies/tenancy.toml.
 -- Placeholders are filled by rls-migrate with validated, quoted identifiers and literals:
+--   :key_type  the declaration's key type (bigint or uuid)
 --   :table     the schema-qualified table
 --   :column    the tenant column
 --   :variable  the tenant setting name as a string literal (default 'app.tenant_id')
@@ -8,5 +9,5 @@
 ALTER TABLE :table ENABLE ROW LEVEL SECURITY;
 ALTER TABLE :table FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON :table AS PERMISSIVE FOR ALL TO PUBLIC
-    USING (:column = nullif(current_setting(:variable, true), '')::bigint)
-    WITH CHECK (:column = nullif(current_setting(:variable, true), '')::bigint);
+    USING (:column = nullif(current_setting(:variable, true), ''):::key_type)
+    WITH CHECK (:column = nullif(current_setting(:variable, true), ''):::key_type);

@@ -4,21 +4,42 @@
 //!
 //! Two independent walls stand between tenants:
 //!
-//! 1. **The database wall**: row-level security on every tenant table, keyed on a
-//!    transaction-local setting (`app.tenant_id`). With no tenant set, nothing is visible and
-//!    nothing can be written. [`migrate`] installs it; the application connects as a runtime
-//!    role that cannot switch it off.
+//! 1. **The database wall**: row-level security on every tenant table a
+//!    [`TenancyDeclaration`] names, keyed on a transaction-local setting (`app.tenant_id`).
+//!    With no tenant set, nothing is visible and nothing can be written. `rls-migrate`
+//!    ([`migrate_with`], feature `migrate`) installs it; the application connects as a
+//!    runtime role that cannot switch it off.
 //! 2. **The application wall**: tenant transactions ([`TenantPool::begin`]) that can only be
-//!    opened for a resolved [`TenantScope`].
+//!    opened for a resolved [`TenantScope`], and a scoped query builder ([`TenantScope::select`])
+//!    that puts the tenant predicate on every tenant table a statement touches.
 //!
 //! The [`guard`] checks that wall 1 is standing: [`TenantPool::connect`] refuses to open for
 //! a role that could get around row-level security, and `rls-check` runs the same checks in CI.
 //!
+//! ## How a request reaches its rows
+//!
+//! One path, one module per step, each depending only on the steps before it:
+//!
+//! | step | module | what it gives |
+//! |---|---|---|
+//! | who | [`TenantId`], [`TenantSlug`], [`TenantScope`] | a tenant |
+//! | declaration | [`TenancyDeclaration`], [`Ident`], [`TenantContext`] | what the schema is |
+//! | resolve | [`TenantRegistry`], [`BaseDomain`], [`TenantHeader`], [`TenantPath`] | the request's tenant |
+//! | guard | [`guard`] | whether the wall is standing |
+//! | transaction | [`TenantPool`], [`TenantTx`], [`TxOptions`], [`TxTimeouts`] | `BEGIN` + transaction-local settings (tenant, timeouts) in one round trip |
+//! | query | [`TenantScope::select`] and friends, [`CrossTenant`] | rows, behind row-level security |
+//! | http | [`http`] (feature `axum`) | extractors, the transaction layer, status codes |
+//!
+//! Each step has its own error type; [`enum@Error`] converts from all of them.
+//!
 //! ```no_run
-//! use rls_tenancy::{TenantId, TenantPool, TenantPoolOptions, TenantScope};
+//! use rls_tenancy::{TenancyDeclaration, TenantPool, TenantPoolOptions, RegistryOptions};
 //! # async fn demo() -> rls_tenancy::Result<()> {
-//! let pool = TenantPool::connect(&"postgres://app_runtime@127.0.0.1/app".parse()?, TenantPoolOptions::default()).await?;
-//! let scope = TenantScope::new(TenantId::new(1)?, "tenant-1".parse()?);
+//! let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+//! let url = "postgres://app_runtime@127.0.0.1/app".parse()?;
+//! let pool = TenantPool::connect(&url, TenantPoolOptions::new(decl)).await?;
+//! let registry = pool.registry(RegistryOptions::default());
+//! let scope = registry.resolve(&"tenant-1".parse()?).await?;
 //! let mut tx = pool.begin(&scope).await?;
 //! let names: Vec<String> = sqlx::query_scalar("SELECT name FROM app.projects ORDER BY name")
 //!     .fetch_all(&mut *tx)
@@ -26,37 +47,76 @@
 //! tx.commit().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! ## Features
+//!
+//! The default features are everything the repository's binaries and tests need. A library
+//! user turns them off and picks: `axum` (the [`http`] integration), `migrate`
+//! ([`migrate_with`], [`install_policies`]), `seed` (fake tenant data), `testing` (the
+//! embedded PostgreSQL harness), `cli` (what the binaries share), `demo` (the showcase).
 
-pub mod cli;
+mod connect;
 mod db;
-pub mod demo;
-mod embedded;
 mod error;
 pub mod guard;
-pub mod http;
-mod migrate;
 mod policy;
 mod query;
-mod seed;
+mod resolve;
 mod tenant;
 
-pub use db::{DatabaseUrl, RedactedUrl, TenantPool, TenantPoolOptions, TenantTx};
-pub use embedded::{AdminServer, LocalCluster, ScratchDatabase};
+#[cfg(feature = "cli")]
+pub mod cli;
+#[cfg(feature = "demo")]
+pub mod demo;
+#[cfg(feature = "testing")]
+mod embedded;
+#[cfg(feature = "axum")]
+pub mod http;
+#[cfg(feature = "migrate")]
+mod migrate;
+#[cfg(feature = "seed")]
+mod seed;
+
+pub use connect::{ConnectError, DatabaseUrl, RedactedUrl, connect};
+pub use db::{
+    DbError, IsolationLevel, TenantPool, TenantPoolOptions, TenantTx, TxOptions, TxTimeouts,
+};
 pub use error::{Error, Result};
-pub use guard::{Finding, GuardOptions, GuardReport, RuleId, Severity};
-pub use migrate::{Bootstrap, MigrateOptions, MigrateReport, bootstrap_sql, migrate};
+pub use guard::{Finding, GuardError, GuardOptions, GuardReport, RuleId, Severity};
 pub use policy::{
-    Ident, POLICY_NAME, Registry, TenancyDeclaration, TenantTable, TenantVariable,
-    canonical_predicate, policy_sql,
+    DeclarationError, GlobalTable, Ident, IdentError, POLICY_NAME, Registry, TenancyDeclaration,
+    TenantContext, TenantTable, TenantVariable, policy_sql,
 };
 pub use query::{
-    CrossTenant, Delete, Insert, JoinKind, MAX_OFFSET, MAX_PER_PAGE, QueryError, SUBTASKS_PER_PAGE,
-    Scoping, Select, Statement, SubtaskItem, SubtaskPage, Update, subtask_page, subtask_page_query,
+    CrossTenant, Delete, Insert, JoinKind, QueryError, Scoping, Select, Statement, StatementError,
+    Update,
+};
+pub use resolve::{
+    BaseDomain, HostError, RegistryOptions, ResolveError, TenantHeader, TenantPath, TenantRegistry,
+    subdomain_slug,
 };
 /// The sea-query this crate builds on, re-exported so expressions match its version.
 pub use sea_query;
-pub use seed::{CountRange, Distribution, SeedLevel, SeedOptions, SeedProfile, SeedReport, seed};
-pub use tenant::{
-    BaseDomain, HostError, LabelError, RegistryOptions, TenantHeader, TenantId, TenantPath,
-    TenantRegistry, TenantScope, TenantSlug, subdomain_slug,
+pub use tenant::{KeyType, LabelError, TenantError, TenantId, TenantScope, TenantSlug};
+
+#[cfg(feature = "testing")]
+pub use embedded::{
+    AdminServer, HarnessError, LocalCluster, REFERENCE_MIGRATIONS, ScratchDatabase,
 };
+#[cfg(feature = "migrate")]
+pub use migrate::{
+    Bootstrap, MigrateError, MigrateOptions, MigrateReport, bootstrap_sql, install_policies,
+    migrate_with, migrator_from_dir,
+};
+#[cfg(feature = "seed")]
+pub use seed::{
+    CountRange, Distribution, SeedError, SeedLevel, SeedOptions, SeedProfile, SeedReport, seed,
+};
+
+/// The names most programs need, for `use rls_tenancy::prelude::*`.
+pub mod prelude {
+    pub use crate::{
+        DbError, Error, RegistryOptions, TenancyDeclaration, TenantId, TenantPool,
+        TenantPoolOptions, TenantRegistry, TenantScope, TenantTx, TxOptions,
+    };
+}

@@ -4,8 +4,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
+use rls_tenancy::cli::{self, CliError, DeclarationArg};
 use rls_tenancy::guard::{self, GuardOptions, GuardReport, ServerVersion};
-use rls_tenancy::{Error, Ident, TenancyDeclaration, TenantVariable, cli};
+use rls_tenancy::{Ident, TenantVariable};
 
 /// Check that the role the application runs as cannot get around row-level security: not
 /// superuser, no BYPASSRLS, owns nothing, no TRUNCATE, every tenant table forced with the
@@ -47,10 +48,8 @@ struct Args {
     #[arg(long, env = "RLS_TENANT_VARIABLE", default_value = TenantVariable::DEFAULT)]
     tenant_variable: String,
 
-    /// A tenancy declaration in the format of policies/tenancy.toml [default: the built-in
-    /// one].
-    #[arg(long, value_name = "FILE")]
-    declaration: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    declaration: DeclarationArg,
 }
 
 /// How the report is printed.
@@ -89,18 +88,10 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: &Args) -> rls_tenancy::Result<GuardReport> {
+async fn run(args: &Args) -> Result<GuardReport, CliError> {
     let url = cli::database_url(args.database_url.as_deref(), "DATABASE_URL")?;
-    let mut options = match &args.declaration {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::InvalidDeclaration {
-                reason: format!("cannot read {}: {e}", path.display()),
-            })?;
-            GuardOptions::from_declaration(TenancyDeclaration::parse(&text)?)
-        }
-        None => GuardOptions::default(),
-    }
-    .tenant_variable(TenantVariable::parse(&args.tenant_variable)?);
+    let mut options = GuardOptions::new(args.declaration.load()?)
+        .tenant_variable(TenantVariable::parse(&args.tenant_variable)?);
     if let Some(schema) = &args.schema {
         options = options.schema(Ident::parse("schema", schema)?);
     }
@@ -115,8 +106,8 @@ async fn run(args: &Args) -> rls_tenancy::Result<GuardReport> {
             .min_server_version
             .iter()
             .map(|v| v.parse::<ServerVersion>())
-            .collect::<rls_tenancy::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         options = options.min_server_versions(floors);
     }
-    guard::check_url(&url, &options).await
+    Ok(guard::check_url(&url, &options).await?)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use rls_tenancy::demo::{Demo, DemoOptions, shutdown_signal};
 use rls_tenancy::http::RequestLimits;
-use rls_tenancy::{BaseDomain, cli};
+use rls_tenancy::{BaseDomain, TxTimeouts, cli};
 
 /// Serve each tenant's subtasks on its own subdomain: http://tenant-1.localhost:8080/.
 ///
@@ -42,6 +42,18 @@ struct Args {
     #[arg(long, env = "RLS_DEMO_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     acquire_timeout: Duration,
 
+    /// The longest one statement may run (statement_timeout); past it, a 503.
+    #[arg(long, env = "RLS_DEMO_STATEMENT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    statement_timeout: Duration,
+
+    /// The longest a statement waits for a lock (lock_timeout); past it, a 503.
+    #[arg(long, env = "RLS_DEMO_LOCK_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    lock_timeout: Duration,
+
+    /// The longest a transaction may sit idle (idle_in_transaction_session_timeout).
+    #[arg(long, env = "RLS_DEMO_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    idle_in_transaction_timeout: Duration,
+
     /// The deadline of a request; past it the request is cut and answered with a 503.
     #[arg(long, env = "RLS_DEMO_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     request_timeout: Duration,
@@ -65,7 +77,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> rls_tenancy::Result<()> {
+async fn run(args: Args) -> Result<(), cli::CliError> {
     let base: BaseDomain = args.base_domain.parse()?;
     let limits = RequestLimits::default()
         .timeout(args.request_timeout)
@@ -73,6 +85,12 @@ async fn run(args: Args) -> rls_tenancy::Result<()> {
     let mut options = DemoOptions::new(args.listen, base)
         .max_connections(args.max_connections)
         .acquire_timeout(args.acquire_timeout)
+        .timeouts(
+            TxTimeouts::default()
+                .statement(args.statement_timeout)
+                .lock(args.lock_timeout)
+                .idle_in_transaction(args.idle_in_transaction_timeout),
+        )
         .limits(limits)
         .shutdown_timeout(args.shutdown_timeout);
     if let Some(url) = args
@@ -100,5 +118,5 @@ async fn run(args: Args) -> rls_tenancy::Result<()> {
     for url in demo.tenant_urls() {
         println!("open {url}");
     }
-    demo.serve(shutdown_signal()).await
+    Ok(demo.serve(shutdown_signal()).await?)
 }

@@ -1,15 +1,19 @@
-//! `rls-migrate`: apply migrations, install the RLS policies and grant the runtime role.
+//! `rls-migrate`: apply the application's migrations, install the RLS policies and grant the
+//! runtime role.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use rls_tenancy::{MigrateOptions, TenantVariable, cli, migrate};
+use rls_tenancy::cli::{self, CliError, DeclarationArg};
+use rls_tenancy::{MigrateOptions, MigrateReport, TenantVariable, migrate_with, migrator_from_dir};
 
-/// Apply migrations/, install the tenant isolation policies from policies/, and grant the
-/// runtime role exactly the privileges it needs. Run as the deploy role. Idempotent.
+/// Apply your sqlx migrations, install the tenant isolation policies on every tenant table
+/// your declaration names, and grant the runtime role exactly what the declaration says.
+/// Run as the deploy role. Idempotent.
 ///
-/// Exit codes: 0 ok, 1 a migration or grant failed (nothing half-applied), 2 usage or
-/// connection error.
+/// Exit codes: 0 ok, 1 a migration or grant failed (nothing half-applied), 2 usage,
+/// declaration or connection error.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -24,6 +28,18 @@ struct Args {
     /// The setting the policies read the tenant id from.
     #[arg(long, env = "RLS_TENANT_VARIABLE", default_value = TenantVariable::DEFAULT)]
     tenant_variable: String,
+
+    /// The directory of sqlx migrations to apply (the `sqlx migrate` format).
+    #[arg(
+        long,
+        env = "RLS_MIGRATIONS",
+        value_name = "DIR",
+        default_value = "migrations"
+    )]
+    migrations: PathBuf,
+
+    #[command(flatten)]
+    declaration: DeclarationArg,
 }
 
 #[tokio::main]
@@ -39,9 +55,11 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: &Args) -> rls_tenancy::Result<rls_tenancy::MigrateReport> {
+async fn run(args: &Args) -> Result<MigrateReport, CliError> {
     let url = cli::database_url(args.database_url.as_deref(), "DEPLOY_DATABASE_URL")?;
-    let options = MigrateOptions::new(&args.runtime_role)?
+    let declaration = args.declaration.load()?;
+    let migrator = migrator_from_dir(&args.migrations).await?;
+    let options = MigrateOptions::new(url, &args.runtime_role)?
         .tenant_variable(TenantVariable::parse(&args.tenant_variable)?);
-    migrate(&url, &options).await
+    Ok(migrate_with(&migrator, &declaration, &options).await?)
 }

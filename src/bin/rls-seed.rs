@@ -121,7 +121,7 @@ async fn main() -> ExitCode {
     let run = async {
         options.validate()?;
         let url = cli::database_url(args.database_url.as_deref(), "DEPLOY_DATABASE_URL")?;
-        seed(&url, &options).await
+        Ok::<_, cli::CliError>(seed(&url, &options).await?)
     };
     match run.await {
         Ok(report) => {

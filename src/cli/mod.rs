@@ -5,7 +5,67 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use crate::db::DbError;
 use crate::error::Error;
+use crate::guard::GuardError;
+use crate::resolve::ResolveError;
+
+/// A binary's failure: a flag or environment variable missing, or the toolkit's error.
+///
+/// ```
+/// use rls_tenancy::cli::{CliError, exit_code};
+/// let err = CliError::MissingDatabaseUrl { env_var: "DATABASE_URL" };
+/// assert_eq!(exit_code(&err), std::process::ExitCode::from(2));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// No connection string was given at all.
+    #[error("no database URL given: pass --database-url or set {env_var}")]
+    MissingDatabaseUrl {
+        /// The environment variable that would have supplied it.
+        env_var: &'static str,
+    },
+
+    /// A flag's value is not usable; the message says which and why.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The toolkit's error.
+    #[error(transparent)]
+    Toolkit(#[from] Error),
+}
+
+/// Every toolkit error converts, through [`enum@Error`], so `?` works in a binary's `run`.
+macro_rules! from_toolkit {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for CliError {
+            fn from(err: $error) -> Self {
+                Self::Toolkit(err.into())
+            }
+        }
+    )*};
+}
+
+from_toolkit!(
+    sqlx::Error,
+    std::io::Error,
+    crate::TenantError,
+    crate::IdentError,
+    crate::DeclarationError,
+    crate::ConnectError,
+    ResolveError,
+    GuardError,
+    DbError,
+    crate::QueryError,
+    crate::StatementError,
+);
+#[cfg(feature = "migrate")]
+from_toolkit!(crate::MigrateError);
+#[cfg(feature = "seed")]
+from_toolkit!(crate::SeedError);
+#[cfg(feature = "testing")]
+from_toolkit!(crate::HarnessError);
 
 /// Installs a `tracing` subscriber writing to stderr, filtered by `RUST_LOG`
 /// (default `warn,rls_tenancy=info`). Only binaries call this; the library never does.
@@ -28,26 +88,49 @@ pub fn init_tracing() {
 /// The exit code for an error: 2 for usage and connection errors, 1 for the rest.
 ///
 /// ```
-/// use rls_tenancy::{Error, cli::exit_code};
-/// let err = Error::MissingDatabaseUrl { env_var: "DATABASE_URL" };
+/// use rls_tenancy::cli::{CliError, exit_code};
+/// let err = CliError::from("0".parse::<rls_tenancy::TenantId>().unwrap_err());
 /// assert_eq!(exit_code(&err), std::process::ExitCode::from(2));
 /// ```
-pub fn exit_code(err: &Error) -> ExitCode {
-    if err.is_usage() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::from(1)
+pub fn exit_code(err: &CliError) -> ExitCode {
+    let usage = match err {
+        CliError::MissingDatabaseUrl { .. } | CliError::Usage(_) => true,
+        CliError::Toolkit(err) => is_usage(err),
+    };
+    ExitCode::from(if usage { 2 } else { 1 })
+}
+
+/// Whether a toolkit error is the caller's input or environment (a flag, a URL, a
+/// declaration, an unreachable server, a missing role) rather than a failure of the work.
+fn is_usage(err: &Error) -> bool {
+    match err {
+        Error::Tenant(_)
+        | Error::Ident(_)
+        | Error::Declaration(_)
+        | Error::Connect(_)
+        | Error::Db(DbError::Connect(_)) => true,
+        Error::Resolve(err) => !matches!(err, ResolveError::Registry(_)),
+        Error::Guard(err) | Error::Db(DbError::Guard(err)) => {
+            !matches!(err, GuardError::Refused { .. } | GuardError::Database(_))
+        }
+        #[cfg(feature = "migrate")]
+        Error::Migrate(err) => err.is_usage(),
+        #[cfg(feature = "seed")]
+        Error::Seed(err) => err.is_usage(),
+        #[cfg(feature = "testing")]
+        Error::Harness(crate::HarnessError::NoPostgres { .. }) => true,
+        _ => false,
     }
 }
 
 /// Prints `err` as one line on stderr and returns its exit code.
 ///
 /// ```
-/// use rls_tenancy::{Error, cli::report_error};
-/// let code = report_error("rls-migrate", &Error::MissingDatabaseUrl { env_var: "DEPLOY_DATABASE_URL" });
+/// use rls_tenancy::cli::{CliError, report_error};
+/// let code = report_error("rls-migrate", &CliError::MissingDatabaseUrl { env_var: "DEPLOY_DATABASE_URL" });
 /// assert_eq!(code, std::process::ExitCode::from(2));
 /// ```
-pub fn report_error(program: &str, err: &Error) -> ExitCode {
+pub fn report_error(program: &str, err: &CliError) -> ExitCode {
     let mut message = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
@@ -71,7 +154,8 @@ fn cause_of<'a>(
 /// Reads a database URL given by flag or environment, or says which to set.
 ///
 /// # Errors
-/// [`Error::MissingDatabaseUrl`] when absent, [`Error::InvalidDatabaseUrl`] when malformed.
+/// [`CliError::MissingDatabaseUrl`] when absent, [`crate::ConnectError::InvalidUrl`] when
+/// malformed.
 ///
 /// ```
 /// use rls_tenancy::cli::database_url;
@@ -81,9 +165,54 @@ fn cause_of<'a>(
 pub fn database_url(
     given: Option<&str>,
     env_var: &'static str,
-) -> Result<crate::DatabaseUrl, Error> {
-    given
+) -> Result<crate::DatabaseUrl, CliError> {
+    Ok(given
         .filter(|s| !s.trim().is_empty())
-        .ok_or(Error::MissingDatabaseUrl { env_var })?
-        .parse()
+        .ok_or(CliError::MissingDatabaseUrl { env_var })?
+        .parse()?)
+}
+
+/// The declaration flag every binary shares: `--declaration FILE` (env `RLS_DECLARATION`,
+/// default `./policies/tenancy.toml`, as sqlx-cli users expect files relative to the
+/// project).
+///
+/// ```
+/// use clap::Parser;
+/// use rls_tenancy::cli::DeclarationArg;
+/// #[derive(Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     declaration: DeclarationArg,
+/// }
+/// let args = Args::parse_from(["prog", "--declaration", "crm/tenancy.toml"]);
+/// assert_eq!(args.declaration.path.to_str(), Some("crm/tenancy.toml"));
+/// ```
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeclarationArg {
+    /// The declaration of the schema's tenancy (tenant tables, global tables, registry, key
+    /// type).
+    #[arg(
+        long = "declaration",
+        env = "RLS_DECLARATION",
+        value_name = "FILE",
+        default_value = "policies/tenancy.toml"
+    )]
+    pub path: std::path::PathBuf,
+}
+
+impl DeclarationArg {
+    /// Reads and parses the declaration.
+    ///
+    /// # Errors
+    /// [`crate::DeclarationError`] when the file cannot be read or is malformed.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::cli::DeclarationArg;
+    /// let arg = DeclarationArg { path: "policies/tenancy.toml".into() };
+    /// let decl = arg.load()?;
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
+    /// ```
+    pub fn load(&self) -> Result<crate::TenancyDeclaration, crate::DeclarationError> {
+        crate::TenancyDeclaration::from_file(&self.path)
+    }
 }

@@ -1,40 +1,49 @@
 //! [`TenantPool`]: the runtime role's connection pool, which only hands out tenant
 //! transactions.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::AssertSqlSafe;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, Postgres};
 
-use super::{DatabaseUrl, TenantTx};
-use crate::error::{Error, Result};
+use super::begin::BeginPlan;
+use super::health::{Health, PROBE_TIMEOUT, is_connection_lost};
+use super::{DbError, TenantTx, TxOptions, TxTimeouts};
+use crate::connect::{ConnectError, DatabaseUrl};
 use crate::guard::{self, GuardOptions};
-use crate::policy::TenantVariable;
+use crate::policy::{TenancyDeclaration, TenantContext, TenantVariable, quote_literal};
+use crate::resolve::{RegistryOptions, TenantRegistry};
 use crate::tenant::TenantScope;
+
+/// How to open a [`TenantPool`] for the schema a [`TenancyDeclaration`] describes.
+///
+/// The [guard](crate::guard) runs when the pool opens, with [`GuardOptions::new`] for the
+/// declaration unless [`TenantPoolOptions::guard`] says otherwise;
+/// [`TenantPoolOptions::skip_guard`] turns it off.
+///
+/// ```
+/// use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+/// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).max_connections(4);
+/// assert_eq!(options.variable().as_str(), "app.tenant_id");
+/// assert!(options.runs_guard());
+/// # Ok::<(), rls_tenancy::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct TenantPoolOptions {
+    declaration: TenancyDeclaration,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    timeouts: TxTimeouts,
+    variable: TenantVariable,
+    guard: GuardSetting,
+}
 
 /// How the guard's transaction begins behind a transaction-mode pooler: `DEALLOCATE ALL`
 /// clears the named statements another client left on the server connection, which would
 /// clash with the guard's.
-const POOLER_GUARD_BEGIN: &str = "BEGIN READ ONLY; DEALLOCATE ALL";
-
-/// How to open a [`TenantPool`].
-///
-/// The [guard](crate::guard) runs when the pool opens, with [`GuardOptions::default`] unless
-/// [`TenantPoolOptions::guard`] says otherwise; [`TenantPoolOptions::skip_guard`] turns it off.
-///
-/// ```
-/// use rls_tenancy::TenantPoolOptions;
-/// let options = TenantPoolOptions::default().max_connections(4);
-/// assert_eq!(options.variable().as_str(), "app.tenant_id");
-/// assert!(options.runs_guard());
-/// ```
-#[derive(Debug, Clone)]
-pub struct TenantPoolOptions {
-    max_connections: u32,
-    acquire_timeout: Duration,
-    variable: TenantVariable,
-    guard: GuardSetting,
-}
+const POOLER_GUARD_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; DEALLOCATE ALL";
 
 /// What opening the pool does about the guard.
 #[derive(Debug, Clone)]
@@ -47,45 +56,86 @@ enum GuardSetting {
     DeployRoleWriter,
 }
 
-impl Default for TenantPoolOptions {
-    fn default() -> Self {
+impl TenantPoolOptions {
+    /// Options for the schema `declaration` describes: at most 10 connections, a 2 s
+    /// acquire timeout, [`TxTimeouts::default`] (5 s statement, 2 s lock, 10 s idle in
+    /// transaction), the tenant variable `app.tenant_id`, the guard on.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::from_file("policies/tenancy.toml")?);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn new(declaration: TenancyDeclaration) -> Self {
+        let guard = GuardSetting::Run(Box::new(GuardOptions::new(declaration.clone())));
         Self {
+            declaration,
             max_connections: 10,
-            acquire_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(2),
+            timeouts: TxTimeouts::default(),
             variable: TenantVariable::default(),
-            guard: GuardSetting::Run(Box::default()),
+            guard,
         }
     }
-}
 
-impl TenantPoolOptions {
     /// The most connections the pool opens (default 10).
     ///
     /// ```
-    /// # use rls_tenancy::TenantPoolOptions;
-    /// let options = TenantPoolOptions::default().max_connections(1);
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).max_connections(1);
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn max_connections(mut self, n: u32) -> Self {
         self.max_connections = n.max(1);
         self
     }
 
-    /// How long `begin` waits for a free connection (default 10 s).
+    /// How long `begin` waits for a free connection (default 2 s) before it fails with a
+    /// 503-worthy `PoolTimedOut`. While the database is known to be down, `begin` fails at
+    /// once instead (or, for the one request probing it, within 1 s).
     ///
     /// ```
-    /// # use rls_tenancy::TenantPoolOptions;
-    /// let options = TenantPoolOptions::default().acquire_timeout(std::time::Duration::from_secs(2));
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).acquire_timeout(std::time::Duration::from_secs(2));
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
         self
     }
 
+    /// The statement, lock and idle-in-transaction timeouts every tenant transaction sets
+    /// in its `BEGIN` round trip (default [`TxTimeouts::default`]).
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions, TxTimeouts};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?)
+    ///     .timeouts(TxTimeouts::default().statement(std::time::Duration::from_secs(30)));
+    /// assert_eq!(options.get_timeouts().get_statement().as_secs(), 30);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn timeouts(mut self, timeouts: TxTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// The configured transaction timeouts.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?);
+    /// assert_eq!(options.get_timeouts().get_lock().as_secs(), 2);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn get_timeouts(&self) -> TxTimeouts {
+        self.timeouts
+    }
+
     /// The setting the policies read (default `app.tenant_id`).
     ///
     /// ```
-    /// # use rls_tenancy::{TenantPoolOptions, TenantVariable};
-    /// let options = TenantPoolOptions::default().tenant_variable(TenantVariable::parse("myapp.tenant")?);
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions, TenantVariable};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).tenant_variable(TenantVariable::parse("myapp.tenant")?);
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn tenant_variable(mut self, variable: TenantVariable) -> Self {
@@ -97,10 +147,11 @@ impl TenantPoolOptions {
     /// own tenant variable).
     ///
     /// ```
-    /// # use rls_tenancy::{GuardOptions, TenantPoolOptions};
-    /// let options = TenantPoolOptions::default()
-    ///     .guard(GuardOptions::default().allow_security_definer("app.resolve_slug"));
+    /// # use rls_tenancy::{GuardOptions, TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?)
+    ///     .guard(GuardOptions::new(TenancyDeclaration::reference()?).allow_security_definer("app.resolve_slug"));
     /// assert!(options.runs_guard());
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn guard(mut self, options: GuardOptions) -> Self {
         self.guard = GuardSetting::Run(Box::new(options));
@@ -112,9 +163,10 @@ impl TenantPoolOptions {
     /// warning, since nothing stops a role that can get around row-level security.
     ///
     /// ```
-    /// # use rls_tenancy::TenantPoolOptions;
-    /// let options = TenantPoolOptions::default().skip_guard();
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).skip_guard();
     /// assert!(!options.runs_guard());
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn skip_guard(mut self) -> Self {
         self.guard = GuardSetting::Skipped;
@@ -129,9 +181,10 @@ impl TenantPoolOptions {
     /// logged at debug level.
     ///
     /// ```
-    /// # use rls_tenancy::TenantPoolOptions;
-    /// let options = TenantPoolOptions::default().deploy_role_writer();
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).deploy_role_writer();
     /// assert!(!options.runs_guard());
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn deploy_role_writer(mut self) -> Self {
         self.guard = GuardSetting::DeployRoleWriter;
@@ -141,18 +194,32 @@ impl TenantPoolOptions {
     /// Whether opening the pool runs the guard.
     ///
     /// ```
-    /// # use rls_tenancy::TenantPoolOptions;
-    /// assert!(TenantPoolOptions::default().runs_guard());
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// assert!(TenantPoolOptions::new(TenancyDeclaration::reference()?).runs_guard());
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn runs_guard(&self) -> bool {
         matches!(self.guard, GuardSetting::Run(_))
     }
 
+    /// The declaration the pool serves.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?);
+    /// assert_eq!(options.declaration().schema().as_str(), "app");
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn declaration(&self) -> &TenancyDeclaration {
+        &self.declaration
+    }
+
     /// The configured tenant variable.
     ///
     /// ```
-    /// # use rls_tenancy::TenantPoolOptions;
-    /// assert_eq!(TenantPoolOptions::default().variable().as_str(), "app.tenant_id");
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// assert_eq!(TenantPoolOptions::new(TenancyDeclaration::reference()?).variable().as_str(), "app.tenant_id");
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn variable(&self) -> &TenantVariable {
         &self.variable
@@ -162,10 +229,11 @@ impl TenantPoolOptions {
 /// The runtime role's pool. Its only way to run a statement is a [`TenantTx`] for one tenant.
 ///
 /// ```no_run
-/// use rls_tenancy::{TenantPool, TenantPoolOptions, TenantScope, TenantId};
+/// use rls_tenancy::{TenancyDeclaration, TenantPool, TenantPoolOptions, TenantScope, TenantId};
 /// # async fn demo() -> rls_tenancy::Result<()> {
 /// let url = "postgres://app_runtime:pw@127.0.0.1/app".parse()?;
-/// let pool = TenantPool::connect(&url, TenantPoolOptions::default()).await?;
+/// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+/// let pool = TenantPool::connect(&url, TenantPoolOptions::new(decl)).await?;
 /// let scope = TenantScope::new(TenantId::new(1)?, "tenant-1".parse()?);
 /// let mut tx = pool.begin(&scope).await?;
 /// # Ok(()) }
@@ -173,49 +241,53 @@ impl TenantPoolOptions {
 #[derive(Debug, Clone)]
 pub struct TenantPool {
     pool: PgPool,
-    variable: TenantVariable,
+    declaration: Arc<TenancyDeclaration>,
+    context: TenantContext,
+    timeouts: TxTimeouts,
+    release_check: Arc<str>,
+    health: Arc<Health>,
     pooler: bool,
 }
 
 impl TenantPool {
     /// Connects as the role in `url` and runs the guard (see [`TenantPool::from_pool`]).
     ///
-    /// A connection coming back to this pool is checked once more: if code inside a tenant
-    /// transaction set the tenant at session level (`SET app.tenant_id`, or `set_config`
-    /// with `is_local => false`), the setting would outlive the transaction, so such a
-    /// connection is closed instead of reused.
+    /// A connection is not pinged before each use: a dead one (a killed backend, a
+    /// restarted server) is found by the `BEGIN` round trip, and that transaction is begun
+    /// once more on a live connection, since nothing of it had run.
+    ///
+    /// With `?pgbouncer=true` on the URL the pool is pooler-safe (see [`DatabaseUrl`]).
     ///
     /// # Errors
-    /// [`Error::Connect`] when the server is unreachable or refuses the login, else as
+    /// [`DbError::Connect`] when the server is unreachable or refuses the login, else as
     /// [`TenantPool::from_pool`].
     ///
     /// ```no_run
-    /// # use rls_tenancy::{TenantPool, TenantPoolOptions};
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantPoolOptions};
     /// # async fn demo() -> rls_tenancy::Result<()> {
-    /// let pool = TenantPool::connect(&"postgres://app_runtime@localhost/app".parse()?, TenantPoolOptions::default()).await?;
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::from_file("policies/tenancy.toml")?);
+    /// let pool = TenantPool::connect(&"postgres://app_runtime@localhost/app".parse()?, options).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn connect(url: &DatabaseUrl, options: TenantPoolOptions) -> Result<Self> {
-        let variable = options.variable.as_str().to_owned();
-        let mut pool_options = PgPoolOptions::new()
+    pub async fn connect(url: &DatabaseUrl, options: TenantPoolOptions) -> Result<Self, DbError> {
+        let health = Arc::new(Health::default());
+        let connected = Arc::clone(&health);
+        let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout);
-        // Through a transaction-mode pooler a statement after COMMIT may run on another
-        // server connection, so a check there would inspect someone else's connection.
-        if !url.pgbouncer() {
-            pool_options = pool_options.after_release(move |conn, _| {
-                let variable = variable.clone();
-                Box::pin(async move { carries_no_tenant(conn, &variable).await })
-            });
-        }
-        let pool = pool_options
+            .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(false)
+            .after_connect(move |_, _| {
+                // The first connection that succeeds ends an outage.
+                connected.mark_up();
+                Box::pin(async { Ok(()) })
+            })
             .connect_with(url.connect_options()?)
             .await
-            .map_err(|source| Error::Connect {
+            .map_err(|source| ConnectError::Unreachable {
                 url: url.redacted(),
                 source,
             })?;
-        Self::open(pool, options, url.pgbouncer()).await
+        Self::open(pool, options, url.pgbouncer(), health).await
     }
 
     /// Wraps a pool the application already has (it must log in as the runtime role).
@@ -228,23 +300,29 @@ impl TenantPool {
     /// `refuse` finding; warnings are logged.
     ///
     /// ```no_run
-    /// # use rls_tenancy::{TenantPool, TenantPoolOptions};
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantPoolOptions};
     /// # async fn demo(pg: sqlx::PgPool) -> rls_tenancy::Result<()> {
-    /// let pool = TenantPool::from_pool(pg, TenantPoolOptions::default()).await?;
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::from_file("policies/tenancy.toml")?);
+    /// let pool = TenantPool::from_pool(pg, options).await?;
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
-    /// [`Error::GuardRefused`] listing every `refuse` finding; the guard's own errors
-    /// ([`Error::MissingSchema`], [`Error::NotMigrated`]); the database's error when no
-    /// connection can be had.
-    pub async fn from_pool(pool: PgPool, options: TenantPoolOptions) -> Result<Self> {
-        Self::open(pool, options, false).await
+    /// [`DbError::Guard`] with [`crate::guard::GuardError::Refused`] listing every `refuse`
+    /// finding, or the guard's own errors (a missing schema, an unmigrated database); the
+    /// database's error when no connection can be had.
+    pub async fn from_pool(pool: PgPool, options: TenantPoolOptions) -> Result<Self, DbError> {
+        Self::open(pool, options, false, Arc::default()).await
     }
 
     /// Runs the guard as configured and wraps `pool`; `pooler` says a transaction-mode
     /// pooler sits in front of the server.
-    async fn open(pool: PgPool, options: TenantPoolOptions, pooler: bool) -> Result<Self> {
+    async fn open(
+        pool: PgPool,
+        options: TenantPoolOptions,
+        pooler: bool,
+        health: Arc<Health>,
+    ) -> Result<Self, DbError> {
         match &options.guard {
             GuardSetting::Run(guard_options) => {
                 // Always the pool's own login role: a role override in the options would
@@ -253,16 +331,15 @@ impl TenantPool {
                     .clone()
                     .own_role()
                     .tenant_variable(options.variable.clone());
-                // In a read-only transaction: through a transaction-mode pooler the guard's
-                // statements then all run on one server connection.
-                let begin = if pooler {
-                    POOLER_GUARD_BEGIN
+                if pooler {
+                    // Its statements in one transaction, so they reach one server connection.
+                    let mut tx = pool.begin_with(AssertSqlSafe(POOLER_GUARD_BEGIN)).await?;
+                    guard::enforce(&mut tx, &guard_options).await?;
+                    tx.rollback().await?;
                 } else {
-                    "BEGIN READ ONLY"
-                };
-                let mut tx = pool.begin_with(AssertSqlSafe(begin)).await?;
-                guard::enforce(&mut tx, &guard_options).await?;
-                tx.rollback().await?;
+                    let mut conn = pool.acquire().await?;
+                    guard::enforce(&mut conn, &guard_options).await?;
+                }
             }
             GuardSetting::Skipped => tracing::warn!(
                 "the tenant pool opens without the guard (TenantPoolOptions::skip_guard): nothing checked that its role cannot get around row-level security"
@@ -271,14 +348,20 @@ impl TenantPool {
                 "the deploy role's tenant pool opens without the runtime-role guard; every row still passes its tenant's policy"
             ),
         }
+        let release_check = release_check(&options.variable);
+        let context = TenantContext::new(options.variable, options.declaration.key_type());
         Ok(Self {
             pool,
-            variable: options.variable,
+            declaration: Arc::new(options.declaration),
+            context,
+            timeouts: options.timeouts,
+            release_check,
+            health,
             pooler,
         })
     }
 
-    /// Begins a transaction that sees only `scope`'s tenant.
+    /// Begins a read-write transaction that sees only `scope`'s tenant.
     ///
     /// # Errors
     /// The database's error when no connection can be had or `BEGIN` fails.
@@ -288,12 +371,162 @@ impl TenantPool {
     /// let tx = pool.begin(&scope).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn begin(&self, scope: &TenantScope) -> Result<TenantTx> {
-        TenantTx::begin(&self.pool, &self.variable, scope, self.pooler).await
+    pub async fn begin(&self, scope: &TenantScope) -> Result<TenantTx, DbError> {
+        self.begin_with(scope, TxOptions::default()).await
+    }
+
+    /// Begins a transaction that sees only `scope`'s tenant, with `options` (read-only,
+    /// isolation level), and the pool's [`TxTimeouts`].
+    ///
+    /// If the connection turns out to be dead at `BEGIN` (its backend was terminated, the
+    /// server restarted), nothing of the transaction has run: it is begun once more on a
+    /// live connection. If that fails too, or no connection can be had, the database is
+    /// taken to be down: until a connection succeeds again, `begin` fails at once with
+    /// [`DbError::Unavailable`] (one request at a time probes, for at most 1 s).
+    ///
+    /// # Errors
+    /// [`DbError::Unavailable`] while the database is known to be down; the database's
+    /// error (`PoolTimedOut` when no connection is free within the acquire timeout) when no
+    /// connection can be had or `BEGIN` fails.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{IsolationLevel, TxOptions};
+    /// # async fn demo(pool: rls_tenancy::TenantPool, scope: rls_tenancy::TenantScope) -> rls_tenancy::Result<()> {
+    /// let tx = pool
+    ///     .begin_with(&scope, TxOptions::default().read_only().isolation(IsolationLevel::RepeatableRead))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn begin_with(
+        &self,
+        scope: &TenantScope,
+        options: TxOptions,
+    ) -> Result<TenantTx, DbError> {
+        let mut plan = BeginPlan::new(options);
+        if self.pooler {
+            plan.deallocate_all();
+        }
+        plan.set(self.timeouts.settings());
+        plan.set(self.context.settings(scope.id()));
+        let conn = self.acquire().await?;
+        let first = self.open_tx(conn, &plan, scope).await;
+        let failed = match first {
+            Ok(tx) => return Ok(tx),
+            Err(failed) if failed.connection_lost => failed,
+            Err(failed) => return Err(failed.error.into()),
+        };
+        tracing::debug!(error = %failed.error, "the connection was dead at BEGIN; beginning once more on a live one");
+        let conn = self.acquire_live().await?;
+        self.open_tx(conn, &plan, scope).await.map_err(|failed| {
+            if failed.connection_lost {
+                self.health.mark_down();
+            }
+            failed.error.into()
+        })
+    }
+
+    /// Begins `plan` on `conn`; a success shows the database is up.
+    async fn open_tx(
+        &self,
+        conn: PoolConnection<Postgres>,
+        plan: &BeginPlan,
+        scope: &TenantScope,
+    ) -> Result<TenantTx, super::tx::BeginFailed> {
+        let tx = TenantTx::begin(
+            conn,
+            plan,
+            scope,
+            Arc::clone(&self.release_check),
+            self.pooler,
+        )
+        .await?;
+        self.health.mark_up();
+        Ok(tx)
+    }
+
+    /// A connection from the pool, failing at once while the database is known to be down
+    /// (unless this request is the one probing it, for at most 1 s).
+    async fn acquire(&self) -> Result<PoolConnection<Postgres>, DbError> {
+        if !self.health.is_down() {
+            return self.acquire_noting_outage().await;
+        }
+        let _probe = self.health.probe()?;
+        tokio::time::timeout(PROBE_TIMEOUT, self.acquire_noting_outage())
+            .await
+            .unwrap_or(Err(DbError::Unavailable {
+                reason: "no connection could be opened",
+            }))
+    }
+
+    /// `PgPool::acquire`, taking the database to be down when no connection could be had
+    /// although the pool had room to open one (connections refused), or the connection
+    /// attempt failed outright.
+    async fn acquire_noting_outage(&self) -> Result<PoolConnection<Postgres>, DbError> {
+        match self.pool.acquire().await {
+            Ok(conn) => Ok(conn),
+            Err(sqlx::Error::PoolTimedOut) => {
+                let room = self.pool.num_idle() == 0
+                    && self.pool.size() < self.pool.options().get_max_connections();
+                if room {
+                    self.health.mark_down();
+                }
+                Err(sqlx::Error::PoolTimedOut.into())
+            }
+            Err(err) => {
+                if is_connection_lost(&err) {
+                    self.health.mark_down();
+                }
+                Err(err.into())
+            }
+        }
+    }
+
+    /// A connection that answers a ping: after a dead one, the idle ones may be dead too (a
+    /// restarted server ends them all). Dead ones are closed; at most one per connection
+    /// the pool may hold is tried before a new one is opened.
+    async fn acquire_live(&self) -> Result<PoolConnection<Postgres>, DbError> {
+        for _ in 0..self.pool.options().get_max_connections() {
+            let mut conn = self.acquire().await?;
+            if conn.ping().await.is_ok() {
+                return Ok(conn);
+            }
+            conn.close_on_drop();
+        }
+        self.acquire().await
+    }
+
+    /// A [`TenantRegistry`] over this pool's declaration, reading through its connections
+    /// (the registry is routing data, readable by the runtime role without a tenant).
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::RegistryOptions;
+    /// # fn demo(pool: rls_tenancy::TenantPool) {
+    /// let registry = pool.registry(RegistryOptions::default());
+    /// # }
+    /// ```
+    pub fn registry(&self, options: RegistryOptions) -> TenantRegistry {
+        let registry = TenantRegistry::new(self.pool.clone(), &self.declaration, options);
+        if self.pooler {
+            registry.behind_pooler()
+        } else {
+            registry
+        }
+    }
+
+    /// The declaration this pool serves.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: rls_tenancy::TenantPool) {
+    /// println!("tenant tables in {}", pool.declaration().schema());
+    /// # }
+    /// ```
+    pub fn declaration(&self) -> &TenancyDeclaration {
+        &self.declaration
     }
 
     /// Whether the database answers: a connection from the pool runs `SELECT 1` (simple
-    /// protocol, no tenant, pooler-safe) within `deadline`. The readiness probe.
+    /// protocol, no tenant, pooler-safe) within `deadline`. The readiness probe; it also
+    /// ends an outage the pool knows of when it succeeds.
     ///
     /// # Errors
     /// The database's error, or `PoolTimedOut` when no answer came within `deadline`.
@@ -303,27 +536,23 @@ impl TenantPool {
     /// pool.ping(std::time::Duration::from_secs(2)).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn ping(&self, deadline: Duration) -> Result<()> {
+    pub async fn ping(&self, deadline: Duration) -> Result<(), DbError> {
         let ping = async {
-            let mut conn = self.pool.acquire().await?;
-            sqlx::raw_sql("SELECT 1").execute(&mut *conn).await?;
+            let mut conn = self.acquire_noting_outage().await?;
+            let answered = sqlx::raw_sql("SELECT 1").execute(&mut *conn).await;
+            if let Err(err) = answered {
+                conn.close_on_drop();
+                if is_connection_lost(&err) {
+                    self.health.mark_down();
+                }
+                return Err(err.into());
+            }
+            self.health.mark_up();
             Ok(())
         };
         tokio::time::timeout(deadline, ping)
             .await
-            .unwrap_or(Err(Error::Database(sqlx::Error::PoolTimedOut)))
-    }
-
-    /// Whether a transaction-mode pooler sits in front of the server (`?pgbouncer=true`).
-    pub(crate) fn behind_pooler(&self) -> bool {
-        self.pooler
-    }
-
-    /// The plain pool, for reading routing data that is not tenant data (the registry).
-    /// Not public: outside a tenant transaction the runtime role sees no tenant rows anyway,
-    /// but handing it out would invite code that forgets the tenant.
-    pub(crate) fn plain_pool(&self) -> &PgPool {
-        &self.pool
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut.into()))
     }
 
     /// Closes every connection.
@@ -338,18 +567,15 @@ impl TenantPool {
     }
 }
 
-/// Whether a connection handed back to the pool is free of any tenant: the variable is
-/// unset (NULL) or reverted to `''`. Anything else was set at session level and would leak.
-async fn carries_no_tenant(conn: &mut PgConnection, variable: &str) -> sqlx::Result<bool> {
-    let value: Option<String> = sqlx::query_scalar("SELECT current_setting($1, true)")
-        .bind(variable)
-        .fetch_one(conn)
-        .await?;
-    let clean = value.as_deref().is_none_or(str::is_empty);
-    if !clean {
-        tracing::error!(
-            "a connection came back with the tenant set at session level; it is closed, not reused"
-        );
-    }
-    Ok(clean)
+/// The release check, run in the round trip that ends every tenant transaction (after its
+/// `COMMIT` or `ROLLBACK`, on the same connection): `true` when the tenant variable is unset
+/// (NULL) or reverted to `''`. Anything else was set at session level and would outlive the
+/// transaction, so the connection is closed instead of reused. The variable's name is a
+/// validated setting name, quoted as a literal.
+fn release_check(variable: &TenantVariable) -> Arc<str> {
+    format!(
+        "SELECT coalesce(current_setting({}, true), '') = ''",
+        quote_literal(variable.as_str())
+    )
+    .into()
 }

@@ -7,7 +7,7 @@
 
 use std::fmt::{self, Display, Write};
 
-use crate::query::SubtaskPage;
+use super::subtasks::SubtaskPage;
 use crate::tenant::TenantScope;
 
 /// The stylesheet, inline so each page is a single response.

@@ -21,6 +21,7 @@
 mod html;
 mod page;
 mod routes;
+mod subtasks;
 mod tenants;
 
 use std::future::Future;
@@ -30,20 +31,28 @@ use std::time::Duration;
 
 use axum::response::IntoResponse;
 use axum::routing::future::RouteFuture;
+use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::util::MapFutureLayer;
 
 pub use page::{MAX_PAGE, PageNumber};
 pub use routes::{DemoState, router};
+pub use subtasks::{
+    MAX_OFFSET, MAX_PER_PAGE, SUBTASKS_PER_PAGE, SubtaskItem, SubtaskPage, subtask_page,
+    subtask_page_query,
+};
 pub use tenants::seed_options;
 
-use crate::db::{DatabaseUrl, TenantPool, TenantPoolOptions};
-use crate::embedded::{AdminServer, ScratchDatabase};
+use crate::connect::DatabaseUrl;
+use crate::db::{TenantPool, TenantPoolOptions, TxTimeouts};
+use crate::embedded::{AdminServer, REFERENCE_MIGRATIONS, ScratchDatabase};
 use crate::error::Result;
 use crate::http::{AppError, AppState, RequestLimits, Unavailable};
-use crate::migrate::{MigrateOptions, migrate};
-use crate::tenant::{BaseDomain, RegistryOptions, TenantRegistry, TenantSlug};
+use crate::migrate::{MigrateOptions, migrate_with};
+use crate::policy::TenancyDeclaration;
+use crate::resolve::{BaseDomain, RegistryOptions};
+use crate::tenant::TenantSlug;
 
 /// How to run the demo.
 ///
@@ -61,6 +70,7 @@ pub struct DemoOptions {
     base_domain: BaseDomain,
     max_connections: u32,
     acquire_timeout: Duration,
+    timeouts: TxTimeouts,
     limits: RequestLimits,
     shutdown_timeout: Duration,
 }
@@ -80,6 +90,7 @@ impl DemoOptions {
             base_domain,
             max_connections: 10,
             acquire_timeout: Duration::from_secs(2),
+            timeouts: TxTimeouts::default(),
             limits: RequestLimits::default(),
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -122,6 +133,21 @@ impl DemoOptions {
     /// ```
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
+        self
+    }
+
+    /// The statement, lock and idle-in-transaction timeouts of every tenant transaction
+    /// (default [`TxTimeouts::default`]).
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// use rls_tenancy::TxTimeouts;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .timeouts(TxTimeouts::default().statement(std::time::Duration::from_secs(2)));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn timeouts(mut self, timeouts: TxTimeouts) -> Self {
+        self.timeouts = timeouts;
         self
     }
 
@@ -187,8 +213,8 @@ impl Demo {
     /// Binds the listener, then connects to the database or sets up the embedded one.
     ///
     /// # Errors
-    /// An I/O error when the address cannot be bound; [`crate::Error::Connect`] when the
-    /// database refuses; [`crate::Error::NoPostgres`] when no embedded server can be started;
+    /// An I/O error when the address cannot be bound; [`crate::ConnectError`] when the
+    /// database refuses; [`crate::HarnessError::NoPostgres`] when no embedded server can be started;
     /// a migration or database error while setting it up.
     ///
     /// ```no_run
@@ -210,12 +236,13 @@ impl Demo {
         };
         let pool = TenantPool::connect(
             &runtime_url,
-            TenantPoolOptions::default()
+            TenantPoolOptions::new(TenancyDeclaration::reference()?)
                 .max_connections(options.max_connections)
-                .acquire_timeout(options.acquire_timeout),
+                .acquire_timeout(options.acquire_timeout)
+                .timeouts(options.timeouts),
         )
         .await?;
-        let registry = TenantRegistry::new(&pool, RegistryOptions::default());
+        let registry = pool.registry(RegistryOptions::default());
         let base = options.base_domain;
         let site = |host: &str| match port {
             80 => format!("http://{host}/"),
@@ -373,18 +400,15 @@ async fn drain(
     }
 }
 
+/// The future of one request, as the router's layers see it.
+type Answer =
+    BoxFuture<'static, std::result::Result<axum::response::Response, std::convert::Infallible>>;
+
 /// A layer that answers 503 (`Unavailable::ShuttingDown`) for every request still running
 /// when `cut` is cancelled, dropping its handler: its tenant transaction rolls back.
 fn cut_when_cancelled(
     cut: CancellationToken,
-) -> MapFutureLayer<
-    impl Fn(
-        RouteFuture<std::convert::Infallible>,
-    ) -> futures_util::future::BoxFuture<
-        'static,
-        std::result::Result<axum::response::Response, std::convert::Infallible>,
-    > + Clone,
-> {
+) -> MapFutureLayer<impl Fn(RouteFuture<std::convert::Infallible>) -> Answer + Clone> {
     MapFutureLayer::new(move |request: RouteFuture<std::convert::Infallible>| {
         let cut = cut.clone();
         Box::pin(async move {
@@ -392,7 +416,7 @@ fn cut_when_cancelled(
                 response = request => response,
                 () = cut.cancelled() => Ok(AppError::from(Unavailable::ShuttingDown).into_response()),
             }
-        }) as futures_util::future::BoxFuture<'static, _>
+        }) as Answer
     })
 }
 
@@ -435,11 +459,9 @@ async fn start_embedded() -> Result<(ScratchDatabase, AdminServer, Vec<TenantSlu
     tracing::info!("no DATABASE_URL: starting an embedded PostgreSQL");
     let server = AdminServer::start_local().await?;
     let db = ScratchDatabase::create_on(server.clone()).await?;
-    migrate(
-        db.deploy_url(),
-        &MigrateOptions::new(db.runtime_role().as_str())?,
-    )
-    .await?;
+    let options = MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())?;
+    let declaration = TenancyDeclaration::reference()?;
+    migrate_with(&REFERENCE_MIGRATIONS, &declaration, &options).await?;
     let slugs = tenants::seed_tenants(db.deploy_url()).await?;
     tracing::info!(tenants = slugs.len(), "embedded database ready");
     Ok((db, server, slugs))

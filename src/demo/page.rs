@@ -3,8 +3,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use super::subtasks::{MAX_OFFSET, SUBTASKS_PER_PAGE};
 use crate::http::AppError;
-use crate::query::{MAX_OFFSET, SUBTASKS_PER_PAGE};
 
 /// The highest page number accepted: the last page [`crate::subtask_page`] serves with
 /// [`SUBTASKS_PER_PAGE`] to a page. A page past the tenant's last one is simply empty.

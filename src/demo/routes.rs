@@ -1,4 +1,5 @@
-//! The demo's router: the landing page, the subtask page as HTML and JSON, and `/healthz`.
+//! The demo's router: the landing page, the subtask page as HTML and JSON, `/healthz` and
+//! `/readyz`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,8 @@ use tracing::Span;
 
 use super::html;
 use super::page::PageNumber;
+use super::subtasks::{SUBTASKS_PER_PAGE, subtask_page};
 use crate::http::{AppError, AppState, RequestLimits, Tenant, TenantTxLayer, Tx, health_routes};
-use crate::query::{SUBTASKS_PER_PAGE, subtask_page};
 
 /// The demo router's state: the HTTP layer's [`AppState`] and what the landing page shows.
 ///

@@ -4,7 +4,7 @@
 //! deploy role and through each tenant's own transaction, exactly as `rls-seed` does: the
 //! demo shows the data our users generate, not a fixture of its own.
 
-use crate::db::DatabaseUrl;
+use crate::connect::DatabaseUrl;
 use crate::error::Result;
 use crate::seed::{SeedLevel, SeedOptions, account_slug, seed};
 use crate::tenant::TenantSlug;
@@ -49,7 +49,7 @@ pub(super) async fn seed_tenants(deploy_url: &DatabaseUrl) -> Result<Vec<TenantS
         subtasks = report.subtasks,
         "seeded the demo tenants with rls-seed"
     );
-    (0..report.accounts)
+    Ok((0..report.accounts)
         .map(|index| account_slug(index).parse())
-        .collect()
+        .collect::<Result<_, _>>()?)
 }

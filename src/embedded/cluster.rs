@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use nix::unistd::{Uid, User};
 
 use super::binaries::find_bindir;
-use crate::db::DatabaseUrl;
-use crate::error::{Error, Result};
+use super::{HarnessError, Result};
+use crate::connect::DatabaseUrl;
 
 /// A private PostgreSQL cluster in a temporary directory, listening on a free loopback port,
 /// with a `postgres` superuser and trust authentication for loopback only.
@@ -37,7 +37,7 @@ impl LocalCluster {
     /// Initialises and starts a new cluster.
     ///
     /// # Errors
-    /// [`Error::NoPostgres`] when no server binaries are installed, or `initdb` or the server
+    /// [`HarnessError::NoPostgres`] when no server binaries are installed, or `initdb` or the server
     /// fails (its log is quoted in the message).
     ///
     /// ```no_run
@@ -45,22 +45,20 @@ impl LocalCluster {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn start() -> Result<Self> {
-        let bindir = find_bindir().ok_or_else(|| Error::NoPostgres {
+        let bindir = find_bindir().ok_or_else(|| HarnessError::NoPostgres {
             reason: "no initdb/pg_ctl found in $RLS_PG_BINDIR, /usr/lib/postgresql/*/bin or PATH"
                 .into(),
         })?;
-        let run_as =
-            if Uid::effective().is_root() {
-                Some(User::from_name("postgres").ok().flatten().ok_or_else(|| {
-                    Error::NoPostgres {
-                        reason:
-                            "running as root, and there is no `postgres` OS user to run initdb as"
-                                .into(),
-                    }
-                })?)
-            } else {
-                None
-            };
+        let run_as = if Uid::effective().is_root() {
+            Some(User::from_name("postgres").ok().flatten().ok_or_else(|| {
+                HarnessError::NoPostgres {
+                    reason: "running as root, and there is no `postgres` OS user to run initdb as"
+                        .into(),
+                }
+            })?)
+        } else {
+            None
+        };
         let dir = tempfile::Builder::new().prefix("rls-pg-").tempdir()?;
         let data = dir.path().join("data");
         std::fs::create_dir(&data)?;
@@ -142,7 +140,7 @@ impl LocalCluster {
         if output.status.success() {
             Ok(())
         } else {
-            Err(Error::NoPostgres {
+            Err(HarnessError::NoPostgres {
                 reason: format!(
                     "initdb failed: {}",
                     String::from_utf8_lossy(&output.stderr).trim()
@@ -178,7 +176,7 @@ impl LocalCluster {
         let log_text = log
             .and_then(|l| std::fs::read_to_string(self.dir.path().join(l)).ok())
             .unwrap_or_default();
-        Err(Error::NoPostgres {
+        Err(HarnessError::NoPostgres {
             reason: format!(
                 "pg_ctl {} failed: {} {}",
                 args.first().copied().unwrap_or_default(),

@@ -1,11 +1,15 @@
-//! The embedded PostgreSQL used by the tests, the benchmarks and the demo: find or start a
-//! server, and give each user a scratch database with roles of its own.
+//! The embedded PostgreSQL used by the tests, the benchmarks and the demo (feature
+//! `testing`): find or start a server, and give each user a scratch database with roles of
+//! its own, migrated with this repository's reference schema when asked.
 
 mod binaries;
 mod cluster;
+mod error;
 mod scratch;
 mod server;
 
 pub use cluster::LocalCluster;
-pub use scratch::ScratchDatabase;
+pub use error::HarnessError;
+pub(crate) use error::Result;
+pub use scratch::{REFERENCE_MIGRATIONS, ScratchDatabase};
 pub use server::AdminServer;

@@ -4,13 +4,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use rand::RngExt;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::AdminServer;
-use crate::db::DatabaseUrl;
-use crate::error::{Error, Result};
-use crate::migrate::{Bootstrap, MigrateOptions, bootstrap_sql, migrate};
-use crate::policy::Ident;
+use super::Result;
+use crate::connect::{ConnectError, DatabaseUrl, connect as connect_to};
+use crate::migrate::MigrateError;
+use crate::migrate::{Bootstrap, MigrateOptions, bootstrap_sql, migrate_with};
+use crate::policy::{Ident, TenancyDeclaration};
+
+/// This repository's reference migrations (`migrations/`), compiled in: the schema the
+/// tests, the benchmarks, the seeder and the demo run on.
+pub static REFERENCE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A fresh database owned by a fresh deploy role, with a fresh runtime role, set up exactly as
 /// the README's one-time SQL does. Names are unique per process and call, so tests run in
@@ -40,7 +45,7 @@ impl ScratchDatabase {
     /// Creates the roles and the database on the process's shared [`AdminServer`].
     ///
     /// # Errors
-    /// [`Error::NoPostgres`] when no server can be found, or a database error.
+    /// [`HarnessError::NoPostgres`] when no server can be found, or a database error.
     ///
     /// ```no_run
     /// # async fn demo() -> rls_tenancy::Result<()> {
@@ -108,7 +113,7 @@ impl ScratchDatabase {
     /// Creates the database and runs [`migrate`] on it as the deploy role.
     ///
     /// # Errors
-    /// As [`ScratchDatabase::create`] and [`migrate`].
+    /// As [`ScratchDatabase::create`] and [`migrate_with`].
     ///
     /// ```no_run
     /// # async fn demo() -> rls_tenancy::Result<()> {
@@ -117,11 +122,9 @@ impl ScratchDatabase {
     /// ```
     pub async fn migrated() -> Result<Self> {
         let db = Self::create().await?;
-        migrate(
-            &db.deploy_url,
-            &MigrateOptions::new(db.runtime_role.as_str())?,
-        )
-        .await?;
+        let options = MigrateOptions::new(db.deploy_url.clone(), db.runtime_role.as_str())?;
+        let declaration = TenancyDeclaration::reference().map_err(MigrateError::from)?;
+        migrate_with(&REFERENCE_MIGRATIONS, &declaration, &options).await?;
         Ok(db)
     }
 
@@ -204,14 +207,14 @@ impl ScratchDatabase {
     /// ```
     pub async fn admin_pool(&self) -> Result<PgPool> {
         let url = self.admin_url();
-        PgPoolOptions::new()
+        Ok(PgPoolOptions::new()
             .max_connections(2)
             .connect_with(url.connect_options()?)
             .await
-            .map_err(|source| Error::Connect {
+            .map_err(|source| ConnectError::Unreachable {
                 url: url.redacted(),
                 source,
-            })
+            })?)
     }
 
     async fn drop_everything(admin_url: DatabaseUrl, statements: Vec<String>) -> Result<()> {
@@ -255,10 +258,5 @@ impl Drop for ScratchDatabase {
 }
 
 async fn connect(url: &DatabaseUrl) -> Result<PgConnection> {
-    PgConnection::connect_with(&url.connect_options()?)
-        .await
-        .map_err(|source| Error::Connect {
-            url: url.redacted(),
-            source,
-        })
+    Ok(connect_to(url).await?)
 }

@@ -8,8 +8,8 @@ use sqlx::postgres::PgConnection;
 use tokio::sync::OnceCell;
 
 use super::LocalCluster;
-use crate::db::DatabaseUrl;
-use crate::error::{Error, Result};
+use super::{HarnessError, Result};
+use crate::connect::{ConnectError, DatabaseUrl};
 
 /// Where the superuser connection came from.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ impl AdminServer {
     /// The server shared by everything in this process, discovered on first use.
     ///
     /// # Errors
-    /// [`Error::NoPostgres`] saying what was tried; [`Error::InvalidDatabaseUrl`] when
+    /// [`HarnessError::NoPostgres`] saying what was tried; [`Error::InvalidDatabaseUrl`] when
     /// `RLS_TEST_ADMIN_URL` is set but malformed.
     ///
     /// ```no_run
@@ -101,7 +101,7 @@ impl AdminServer {
         if let Ok(server) = Self::start_container().await {
             return Ok(server);
         }
-        Err(Error::NoPostgres {
+        Err(HarnessError::NoPostgres {
             reason: format!("127.0.0.1:5432: {default_err}; local cluster: {local_err}"),
         })
     }
@@ -109,7 +109,7 @@ impl AdminServer {
     /// Starts a private [`LocalCluster`] and waits until it accepts the superuser.
     ///
     /// # Errors
-    /// [`Error::NoPostgres`] when the cluster cannot be started.
+    /// [`HarnessError::NoPostgres`] when the cluster cannot be started.
     ///
     /// ```no_run
     /// # async fn demo() -> rls_tenancy::Result<()> {
@@ -119,7 +119,7 @@ impl AdminServer {
     pub async fn start_local() -> Result<Self> {
         let cluster = tokio::task::spawn_blocking(LocalCluster::start)
             .await
-            .map_err(|e| Error::NoPostgres {
+            .map_err(|e| HarnessError::NoPostgres {
                 reason: format!("the cluster start-up task failed: {e}"),
             })??;
         let admin_url = cluster.admin_url().clone();
@@ -135,7 +135,7 @@ impl AdminServer {
     #[cfg(feature = "testcontainers")]
     async fn start_container() -> Result<Self> {
         use testcontainers_modules::testcontainers::runners::AsyncRunner;
-        let unavailable = |e: &dyn std::fmt::Display| Error::NoPostgres {
+        let unavailable = |e: &dyn std::fmt::Display| HarnessError::NoPostgres {
             reason: format!("testcontainers: {e}"),
         };
         let container = testcontainers_modules::postgres::Postgres::default()
@@ -209,10 +209,10 @@ async fn check_superuser(url: &DatabaseUrl) -> Result<()> {
     let connect = PgConnection::connect_with(&options);
     let mut conn = tokio::time::timeout(Duration::from_secs(5), connect)
         .await
-        .map_err(|_| Error::NoPostgres {
+        .map_err(|_| HarnessError::NoPostgres {
             reason: format!("{url} did not answer within 5 s"),
         })?
-        .map_err(|source| Error::Connect {
+        .map_err(|source| ConnectError::Unreachable {
             url: url.redacted(),
             source,
         })?;
@@ -223,7 +223,7 @@ async fn check_superuser(url: &DatabaseUrl) -> Result<()> {
     if is_super {
         Ok(())
     } else {
-        Err(Error::NoPostgres {
+        Err(HarnessError::NoPostgres {
             reason: format!("{url} does not log in as a superuser"),
         })
     }

@@ -7,7 +7,7 @@
 use sqlx::PgConnection;
 
 use super::options::ServerVersion;
-use crate::error::{Error, Result};
+use super::{GuardError, Result};
 
 /// Prefixes a query with the shared common table expressions:
 ///
@@ -125,12 +125,12 @@ impl Session {
         .await?;
         let Some((name, is_session_role, database, server_version, num, schema_exists)) = row
         else {
-            return Err(Error::MissingRole {
+            return Err(GuardError::MissingRole {
                 role: role.unwrap_or("current_user").to_owned(),
             });
         };
         if !schema_exists {
-            return Err(Error::MissingSchema {
+            return Err(GuardError::MissingSchema {
                 schema: schema.to_owned(),
                 database,
             });

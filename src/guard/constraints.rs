@@ -6,11 +6,11 @@
 use sqlx::PgConnection;
 
 use super::Ctx;
+use super::Result;
 use super::catalog::{tenant_tables, with_closure};
 use super::finding::{
     Finding, RuleId, quote_ident, quote_qualified, sql_comment, with_tenant_first,
 };
-use crate::error::Result;
 
 #[derive(sqlx::FromRow)]
 struct Fault {

@@ -4,7 +4,7 @@
 //! A report lists every [`Finding`] under a stable [`RuleId`], with a [`Severity`]
 //! (`refuse` or `warn`), the object at fault, a sentence a DBA understands, and the SQL that
 //! fixes it. [`crate::TenantPool::connect`] runs the guard by default and refuses to open on
-//! any `refuse` finding ([`crate::Error::GuardRefused`]);
+//! any `refuse` finding ([`GuardError::Refused`]);
 //! [`crate::TenantPoolOptions::skip_guard`] is the explicit, logged way out.
 //!
 //! # What it checks
@@ -45,7 +45,7 @@
 //! use rls_tenancy::guard::{self, GuardOptions};
 //! # async fn demo() -> rls_tenancy::Result<()> {
 //! let url = "postgres://app_runtime:pw@127.0.0.1/app".parse()?;
-//! let report = guard::check_url(&url, &GuardOptions::default()).await?;
+//! let report = guard::check_url(&url, &GuardOptions::new(rls_tenancy::TenancyDeclaration::from_file("policies/tenancy.toml")?)).await?;
 //! print!("{report}");
 //! if report.is_refused() {
 //!     std::process::exit(1);
@@ -56,6 +56,7 @@
 mod catalog;
 mod constraints;
 mod defaults;
+mod error;
 mod finding;
 mod options;
 mod ownership;
@@ -71,12 +72,13 @@ mod views_functions;
 
 use sqlx::{Connection, PgConnection};
 
+pub use error::GuardError;
+pub(crate) use error::Result;
 pub use finding::{Finding, RuleId, Severity};
 pub use options::{GuardOptions, ServerVersion};
 pub use report::GuardReport;
 
-use crate::db::DatabaseUrl;
-use crate::error::{Error, Result};
+use crate::connect::{self, DatabaseUrl};
 use catalog::Session;
 use options::Resolved;
 
@@ -141,8 +143,8 @@ impl Ctx<'_> {
 /// read-only transaction (a savepoint when `conn` is already in one), rolled back at the end.
 ///
 /// # Errors
-/// [`Error::MissingRole`] when the named role does not exist, [`Error::MissingSchema`] when
-/// the schema does not, [`Error::NotMigrated`] when a declared tenant table is missing, or
+/// [`GuardError::MissingRole`] when the named role does not exist, [`GuardError::MissingSchema`] when
+/// the schema does not, [`GuardError::NotMigrated`] when a declared tenant table is missing, or
 /// the database's error.
 ///
 /// ```no_run
@@ -150,7 +152,7 @@ impl Ctx<'_> {
 /// use sqlx::Connection;
 /// # async fn demo() -> rls_tenancy::Result<()> {
 /// let mut conn = sqlx::PgConnection::connect("postgres://app_runtime:pw@127.0.0.1/app").await?;
-/// let report = guard::check(&mut conn, &GuardOptions::default()).await?;
+/// let report = guard::check(&mut conn, &GuardOptions::new(rls_tenancy::TenancyDeclaration::from_file("policies/tenancy.toml")?)).await?;
 /// for finding in report.refusals() {
 ///     eprintln!("{finding}\n  fix: {}", finding.fix_sql);
 /// }
@@ -203,37 +205,23 @@ pub async fn check(conn: &mut PgConnection, options: &GuardOptions) -> Result<Gu
 /// Connects to `url` and runs [`check`]: what `rls-check` does.
 ///
 /// # Errors
-/// [`Error::Connect`] when the server is unreachable or refuses the login (the URL in the
+/// [`GuardError::Connect`] when the server is unreachable or refuses the login (the URL in the
 /// message has its password hidden), else as [`check`].
 ///
 /// ```no_run
 /// use rls_tenancy::guard::{self, GuardOptions};
 /// # async fn demo() -> rls_tenancy::Result<()> {
 /// let url = "postgres://app_runtime:pw@127.0.0.1/app".parse()?;
-/// let report = guard::check_url(&url, &GuardOptions::default()).await?;
+/// let report = guard::check_url(&url, &GuardOptions::new(rls_tenancy::TenancyDeclaration::from_file("policies/tenancy.toml")?)).await?;
 /// assert!(!report.is_refused(), "{report}");
 /// # Ok(()) }
 /// ```
 pub async fn check_url(url: &DatabaseUrl, options: &GuardOptions) -> Result<GuardReport> {
-    let mut conn = PgConnection::connect_with(&url.connect_options()?)
-        .await
-        .map_err(|source| Error::Connect {
-            url: url.redacted(),
-            source,
-        })?;
+    let mut conn = connect::connect(url).await?;
     let report = check(&mut conn, options).await;
     // Closing politely is best effort; the report is what matters.
     let _ = conn.close().await;
     report
-}
-
-/// `[rule] message; [rule] message` for [`Error::GuardRefused`].
-pub(crate) fn refusal_list(findings: &[Finding]) -> String {
-    findings
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Runs the guard for the tenant pool: `Ok` when nothing refuses (warnings are logged).
@@ -243,7 +231,7 @@ pub(crate) async fn enforce(conn: &mut PgConnection, options: &GuardOptions) -> 
         tracing::warn!(rule = %warning.rule, fix = %warning.fix_sql, "{}", warning.message);
     }
     if report.is_refused() {
-        return Err(Error::GuardRefused {
+        return Err(GuardError::Refused {
             findings: report.into_refusals(),
         });
     }

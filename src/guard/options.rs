@@ -3,8 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result, echo};
-use crate::policy::{Ident, TenancyDeclaration, TenantVariable};
+use super::{GuardError, Result};
+use crate::policy::{Ident, TenancyDeclaration, TenantContext, TenantVariable};
+use crate::tenant::echo;
 
 /// A PostgreSQL release, `MAJOR.MINOR` (PostgreSQL 10 and later).
 ///
@@ -45,10 +46,10 @@ impl ServerVersion {
 }
 
 impl FromStr for ServerVersion {
-    type Err = Error;
+    type Err = GuardError;
 
     fn from_str(s: &str) -> Result<Self> {
-        let invalid = || Error::InvalidServerVersion { input: echo(s) };
+        let invalid = || GuardError::InvalidServerVersion { input: echo(s) };
         let (major, minor) = s.trim().split_once('.').ok_or_else(invalid)?;
         let number = |part: &str| -> Result<u32> {
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
@@ -106,25 +107,24 @@ const DEFAULT_FLOORS: [ServerVersion; 6] = [
     },
 ];
 
-/// What the guard checks against. The default guards the built-in declaration
-/// (`policies/tenancy.toml`: schema `app`, tenant column `account_id`, registry `accounts`)
-/// with the tenant variable `app.tenant_id`, as the role of the connection, with no
-/// `SECURITY DEFINER` function allowed, and the server version floors of the last
-/// row-level security fix (CVE-2025-8713: 13.22, 14.19, 15.14, 16.10, 17.6, 18.0).
+/// What the guard checks against: a declaration (its schema, tenant tables and registry),
+/// the tenant variable (default `app.tenant_id`), the inspected role (default: the
+/// connection's own), the allowed `SECURITY DEFINER` functions (default none), and the
+/// server version floors of the last row-level security fix (CVE-2025-8713: 13.22, 14.19,
+/// 15.14, 16.10, 17.6, 18.0).
 ///
 /// ```
-/// use rls_tenancy::guard::GuardOptions;
-/// let options = GuardOptions::default()
+/// use rls_tenancy::{TenancyDeclaration, guard::GuardOptions};
+/// let options = GuardOptions::new(TenancyDeclaration::reference()?)
 ///     .role("app_runtime")
 ///     .allow_security_definer("app.current_account_slug")
 ///     .min_server_versions(vec!["16.10".parse()?]);
 /// assert_eq!(options.inspected_role(), Some("app_runtime"));
 /// # Ok::<(), rls_tenancy::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct GuardOptions {
-    /// `None` is the built-in declaration, parsed when the guard runs.
-    declaration: Option<TenancyDeclaration>,
+    declaration: TenancyDeclaration,
     /// `None` is the declaration's schema.
     schema: Option<Ident>,
     variable: TenantVariable,
@@ -153,26 +153,44 @@ pub(crate) struct Resolved {
 }
 
 impl GuardOptions {
-    /// Guards the schema, tenant tables and registry of `declaration`.
+    /// Guards the schema, tenant tables and registry of `declaration`, with the tenant
+    /// variable `app.tenant_id`, as the role of the connection, with no `SECURITY DEFINER`
+    /// function allowed and the default server version floors.
     ///
     /// ```
     /// use rls_tenancy::{TenancyDeclaration, guard::GuardOptions};
-    /// let options = GuardOptions::from_declaration(TenancyDeclaration::builtin()?);
+    /// let options = GuardOptions::new(TenancyDeclaration::reference()?);
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
-    pub fn from_declaration(declaration: TenancyDeclaration) -> Self {
+    pub fn new(declaration: TenancyDeclaration) -> Self {
         Self {
-            declaration: Some(declaration),
-            ..Self::default()
+            declaration,
+            schema: None,
+            variable: TenantVariable::default(),
+            role: None,
+            security_definer_allowlist: Vec::new(),
+            version_floors: None,
         }
+    }
+
+    /// The declaration guarded.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, guard::GuardOptions};
+    /// let options = GuardOptions::new(TenancyDeclaration::reference()?);
+    /// assert_eq!(options.declaration().schema().as_str(), "app");
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn declaration(&self) -> &TenancyDeclaration {
+        &self.declaration
     }
 
     /// Guards another schema than the declaration's. The declared tenant tables are then not
     /// required to exist; tenant tables are the tables that have a declared tenant column.
     ///
     /// ```
-    /// # use rls_tenancy::{Ident, guard::GuardOptions};
-    /// let options = GuardOptions::default().schema(Ident::parse("schema", "billing")?);
+    /// # use rls_tenancy::{Ident, TenancyDeclaration, guard::GuardOptions};
+    /// let options = GuardOptions::new(TenancyDeclaration::reference()?).schema(Ident::parse("schema", "billing")?);
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn schema(mut self, schema: Ident) -> Self {
@@ -183,8 +201,8 @@ impl GuardOptions {
     /// The tenant variable the canonical predicate reads (default `app.tenant_id`).
     ///
     /// ```
-    /// # use rls_tenancy::{TenantVariable, guard::GuardOptions};
-    /// let options = GuardOptions::default().tenant_variable(TenantVariable::parse("myapp.tenant")?);
+    /// # use rls_tenancy::{TenancyDeclaration, TenantVariable, guard::GuardOptions};
+    /// let options = GuardOptions::new(TenancyDeclaration::reference()?).tenant_variable(TenantVariable::parse("myapp.tenant")?);
     /// assert_eq!(options.variable().as_str(), "myapp.tenant");
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
@@ -197,9 +215,10 @@ impl GuardOptions {
     /// depend on the session itself (a tenant variable set by the client) are then skipped.
     ///
     /// ```
-    /// # use rls_tenancy::guard::GuardOptions;
-    /// let options = GuardOptions::default().role("app_runtime");
+    /// # use rls_tenancy::{TenancyDeclaration, guard::GuardOptions};
+    /// let options = GuardOptions::new(TenancyDeclaration::reference()?).role("app_runtime");
     /// assert_eq!(options.inspected_role(), Some("app_runtime"));
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn role(mut self, role: impl Into<String>) -> Self {
         self.role = Some(role.into());
@@ -217,10 +236,11 @@ impl GuardOptions {
     /// schema). Every overload of that name is allowed.
     ///
     /// ```
-    /// # use rls_tenancy::guard::GuardOptions;
-    /// let options = GuardOptions::default().allow_security_definer("app.resolve_slug");
+    /// # use rls_tenancy::{TenancyDeclaration, guard::GuardOptions};
+    /// let options = GuardOptions::new(TenancyDeclaration::reference()?).allow_security_definer("app.resolve_slug");
     /// assert!(options.allows_security_definer("app", "resolve_slug"));
     /// assert!(!options.allows_security_definer("public", "resolve_slug"));
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn allow_security_definer(mut self, function: impl Into<String>) -> Self {
         self.security_definer_allowlist.push(function.into());
@@ -232,8 +252,8 @@ impl GuardOptions {
     /// passes.
     ///
     /// ```
-    /// # use rls_tenancy::guard::GuardOptions;
-    /// let options = GuardOptions::default().min_server_versions(vec!["15.20".parse()?]);
+    /// # use rls_tenancy::{TenancyDeclaration, guard::GuardOptions};
+    /// let options = GuardOptions::new(TenancyDeclaration::reference()?).min_server_versions(vec!["15.20".parse()?]);
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn min_server_versions(mut self, floors: Vec<ServerVersion>) -> Self {
@@ -241,11 +261,18 @@ impl GuardOptions {
         self
     }
 
+    /// The tenant context the canonical predicate reads: the variable, cast to the
+    /// declaration's key type.
+    pub(crate) fn tenant_context(&self) -> TenantContext {
+        TenantContext::new(self.variable.clone(), self.declaration.key_type())
+    }
+
     /// The tenant variable.
     ///
     /// ```
-    /// # use rls_tenancy::guard::GuardOptions;
-    /// assert_eq!(GuardOptions::default().variable().as_str(), "app.tenant_id");
+    /// # use rls_tenancy::{TenancyDeclaration, guard::GuardOptions};
+    /// assert_eq!(GuardOptions::new(TenancyDeclaration::reference()?).variable().as_str(), "app.tenant_id");
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn variable(&self) -> &TenantVariable {
         &self.variable
@@ -254,8 +281,9 @@ impl GuardOptions {
     /// The role named with [`GuardOptions::role`], if any.
     ///
     /// ```
-    /// # use rls_tenancy::guard::GuardOptions;
-    /// assert_eq!(GuardOptions::default().inspected_role(), None);
+    /// # use rls_tenancy::{TenancyDeclaration, guard::GuardOptions};
+    /// assert_eq!(GuardOptions::new(TenancyDeclaration::reference()?).inspected_role(), None);
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn inspected_role(&self) -> Option<&str> {
         self.role.as_deref()
@@ -264,9 +292,10 @@ impl GuardOptions {
     /// Whether the `SECURITY DEFINER` function `schema.name` is allowlisted.
     ///
     /// ```
-    /// # use rls_tenancy::guard::GuardOptions;
-    /// let options = GuardOptions::default().allow_security_definer("resolve_slug");
+    /// # use rls_tenancy::{TenancyDeclaration, guard::GuardOptions};
+    /// let options = GuardOptions::new(TenancyDeclaration::reference()?).allow_security_definer("resolve_slug");
     /// assert!(options.allows_security_definer("public", "resolve_slug"));
+    /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn allows_security_definer(&self, schema: &str, name: &str) -> bool {
         self.security_definer_allowlist
@@ -287,12 +316,9 @@ impl GuardOptions {
         (version.major < oldest).then_some(Shortfall::Major(oldest))
     }
 
-    /// Parses the built-in declaration if none was given and decides the schema.
+    /// Decides the schema.
     pub(crate) fn resolve(&self) -> Result<Resolved> {
-        let declaration = match &self.declaration {
-            Some(declaration) => declaration.clone(),
-            None => TenancyDeclaration::builtin()?,
-        };
+        let declaration = self.declaration.clone();
         let schema = self
             .schema
             .clone()
@@ -310,9 +336,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn another_schema_does_not_require_the_declared_tables() -> Result<()> {
-        assert!(GuardOptions::default().resolve()?.requires_declared_tables);
-        let other = GuardOptions::default().schema(Ident::parse("schema", "billing")?);
+    fn another_schema_does_not_require_the_declared_tables()
+    -> Result<(), Box<dyn std::error::Error>> {
+        assert!(
+            GuardOptions::new(TenancyDeclaration::reference()?)
+                .resolve()?
+                .requires_declared_tables
+        );
+        let other = GuardOptions::new(TenancyDeclaration::reference()?)
+            .schema(Ident::parse("schema", "billing")?);
         let resolved = other.resolve()?;
         assert_eq!(resolved.schema.as_str(), "billing");
         assert!(!resolved.requires_declared_tables);
@@ -320,8 +352,8 @@ mod tests {
     }
 
     #[test]
-    fn version_floors_compare_within_a_major() -> Result<()> {
-        let options = GuardOptions::default();
+    fn version_floors_compare_within_a_major() -> Result<(), Box<dyn std::error::Error>> {
+        let options = GuardOptions::new(TenancyDeclaration::reference()?);
         assert_eq!(
             options.shortfall("15.3".parse()?),
             Some(Shortfall::Minor("15.14".parse()?))

@@ -12,8 +12,8 @@ use sqlx::PgConnection;
 use super::Ctx;
 use super::catalog::{tenant_tables, with_closure};
 use super::finding::{Finding, RuleId, quote_ident, quote_qualified};
-use crate::error::{Error, Result};
-use crate::policy::{Ident, POLICY_NAME, canonical_predicate};
+use super::{GuardError, Result};
+use crate::policy::{Ident, POLICY_NAME};
 
 /// One tenant table with one of its policies (or none): the query's row.
 #[derive(sqlx::FromRow)]
@@ -162,7 +162,7 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
     .await?;
     let tables = group(rows);
     if let Some(missing) = names.iter().find(|n| !tables.iter().any(|t| &t.name == *n)) {
-        return Err(Error::NotMigrated {
+        return Err(GuardError::NotMigrated {
             what: format!("tenant table {}.{missing}", ctx.schema()),
         });
     }
@@ -180,10 +180,13 @@ fn table_findings(ctx: &Ctx<'_>, table: &Table) -> Result<Vec<Finding>> {
     let column = table
         .column_name
         .as_deref()
-        .ok_or_else(|| Error::NotMigrated {
+        .ok_or_else(|| GuardError::NotMigrated {
             what: format!("the tenant column of table {name}"),
         })?;
-    let canonical = canonical_predicate(&Ident::parse("column", column)?, ctx.options.variable());
+    let canonical = ctx
+        .options
+        .tenant_context()
+        .canonical_predicate(&Ident::parse("column", column)?);
     let create_policy = format!(
         "CREATE POLICY {POLICY_NAME} ON {table_sql} AS PERMISSIVE FOR ALL TO PUBLIC USING {canonical} WITH CHECK {canonical};"
     );

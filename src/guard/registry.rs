@@ -4,9 +4,9 @@
 use sqlx::PgConnection;
 
 use super::Ctx;
+use super::Result;
 use super::catalog::{Membership, with_closure};
 use super::finding::{Finding, RuleId, quote_ident, quote_qualified};
-use crate::error::Result;
 
 #[derive(sqlx::FromRow)]
 struct Grant {

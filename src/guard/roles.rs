@@ -4,9 +4,9 @@
 use sqlx::PgConnection;
 
 use super::Ctx;
+use super::Result;
 use super::catalog::{Membership, with_closure};
 use super::finding::{Finding, RuleId, quote_ident};
-use crate::error::Result;
 
 /// Predefined roles that get around row-level security or the server's file system, with
 /// what each does.

@@ -5,9 +5,9 @@
 use sqlx::PgConnection;
 
 use super::Ctx;
+use super::Result;
 use super::catalog::with_closure;
 use super::finding::{Finding, RuleId, quote_ident};
-use crate::error::Result;
 
 #[derive(sqlx::FromRow)]
 struct Preset {

@@ -8,9 +8,9 @@
 use sqlx::PgConnection;
 
 use super::Ctx;
+use super::Result;
 use super::catalog::with_closure;
 use super::finding::{Finding, RuleId, quote_qualified};
-use crate::error::Result;
 
 #[derive(sqlx::FromRow)]
 struct Reachable {

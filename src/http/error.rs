@@ -3,8 +3,10 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::db::DbError;
 use crate::error::Error;
-use crate::query::QueryError;
+use crate::query::{QueryError, StatementError};
+use crate::resolve::ResolveError;
 
 /// SQLSTATE `insufficient_privilege`: what Postgres answers when a row-level security
 /// policy refuses a write (`new row violates row-level security policy`) or a grant is
@@ -38,7 +40,7 @@ pub const RETRY_AFTER_SECONDS: u64 = 1;
 /// | a foreign key that finds no parent (SQLSTATE 23503): a missing or another tenant's parent; also deleting a parent that still has children, which Postgres reports with the same code | 404, generic |
 /// | a duplicate key (23505) or an exclusion clash (23P01) | 409, generic |
 /// | other integrity or data errors from the client's values (classes 23 and 22: a check, a too-long string, bad syntax) | 400, generic (the database's message can quote key values) |
-/// | no connection free in time; the connection refused, dropped or its backend ended (SQLSTATE classes 08, 53, 57P01-57P03); a statement, lock or idle-in-transaction timeout (57014, 55P03, 25P03); too many requests in flight, the request deadline passed, shutting down ([`Unavailable`]) | 503, generic, with `Retry-After` |
+/// | no connection free in time, the database known to be down ([`DbError::Unavailable`]); the connection refused, dropped or its backend ended (SQLSTATE classes 08, 53, 57P01-57P03); a statement, lock or idle-in-transaction timeout (57014, 55P03, 25P03); too many requests in flight, the request deadline passed, shutting down, not ready ([`Unavailable`]) | 503, generic, with `Retry-After` |
 /// | anything else (a statement the builder refuses to build, a closed pool) | 500, generic; the detail goes to `tracing::error!` |
 ///
 /// **Why an RLS refusal is a 404 and not a 403.** A row of another tenant is invisible to a
@@ -140,52 +142,76 @@ impl AppError {
     }
 }
 
-impl From<sqlx::Error> for AppError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Library(Error::Database(err))
-    }
+/// Every error of the toolkit converts, through [`enum@Error`], so `?` works in handlers.
+macro_rules! from_library {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for AppError {
+            fn from(err: $error) -> Self {
+                Self::Library(err.into())
+            }
+        }
+    )*};
 }
+
+from_library!(
+    sqlx::Error,
+    crate::TenantError,
+    crate::DeclarationError,
+    crate::ConnectError,
+    ResolveError,
+    crate::guard::GuardError,
+    DbError,
+    QueryError,
+    StatementError,
+);
 
 /// The status for a library error: the caller's input is a 400, a tenant that cannot be
 /// had is a 404, everything else is the server's fault.
 fn library_status(err: &Error) -> StatusCode {
     match err {
-        Error::InvalidTenantId { .. }
-        | Error::InvalidTenantSlug { .. }
-        | Error::InvalidHost(_)
-        | Error::MissingTenantHeader { .. }
-        | Error::DuplicateTenantHeader { .. }
-        | Error::InvalidTenantHeader { .. }
-        | Error::MissingTenantPath { .. }
-        | Error::InvalidTenantPath { .. }
-        | Error::InvalidPage { .. } => StatusCode::BAD_REQUEST,
+        Error::Tenant(_) => StatusCode::BAD_REQUEST,
+        Error::Resolve(err) => resolve_status(err),
         // A write into another tenant: refused by the builder before RLS would refuse it,
         // and answered the same way (see the table on AppError for why).
-        Error::TenantNotFound { .. } | Error::Query(QueryError::ForeignTenantValue { .. }) => {
+        Error::Query(QueryError::ForeignTenantValue { .. })
+        | Error::Statement(StatementError::Refused(QueryError::ForeignTenantValue { .. })) => {
             StatusCode::NOT_FOUND
         }
-        Error::Database(sqlx::Error::Database(db)) => database_status(db.code().as_deref()),
-        Error::Database(err) if is_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Database(err)
+        | Error::Statement(StatementError::Database(err))
+        | Error::Db(DbError::Database(err)) => sqlx_status(err),
+        Error::Db(DbError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-/// Whether a driver error means "the database cannot be had right now": no connection in
-/// time, or the connection refused or dropped. The request can be retried.
-fn is_unavailable(err: &sqlx::Error) -> bool {
-    matches!(
-        err,
-        sqlx::Error::PoolTimedOut
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed
-    )
+fn resolve_status(err: &ResolveError) -> StatusCode {
+    match err {
+        ResolveError::InvalidHost(_)
+        | ResolveError::MissingTenantHeader { .. }
+        | ResolveError::DuplicateTenantHeader { .. }
+        | ResolveError::InvalidTenantHeader { .. }
+        | ResolveError::MissingTenantPath { .. }
+        | ResolveError::InvalidTenantPath { .. }
+        | ResolveError::Tenant(_) => StatusCode::BAD_REQUEST,
+        ResolveError::TenantNotFound { .. } => StatusCode::NOT_FOUND,
+        ResolveError::Registry(err) => sqlx_status(err),
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
-/// The status for an error the database raised while serving the request. The client's
-/// data is at fault for integrity (class 23) and data (class 22) errors, so they are 4xx:
-/// a foreign key that finds no parent is a 404 like an RLS refusal, because another
-/// tenant's parent must look exactly like a missing one; a duplicate is a 409.
+fn sqlx_status(err: &sqlx::Error) -> StatusCode {
+    match err {
+        sqlx::Error::Database(db) => database_status(db.code().as_deref()),
+        // No connection in time, or the connection refused or dropped: retry later.
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 fn database_status(code: Option<&str>) -> StatusCode {
     match code {
         Some(INSUFFICIENT_PRIVILEGE | FOREIGN_KEY_VIOLATION) => StatusCode::NOT_FOUND,
@@ -221,14 +247,20 @@ impl IntoResponse for AppError {
             "internal server error".to_owned()
         } else if status == StatusCode::NOT_FOUND {
             match &self {
-                Self::Library(Error::TenantNotFound { .. }) | Self::NotFound => {
+                Self::Library(Error::Resolve(ResolveError::TenantNotFound { .. }))
+                | Self::NotFound => {
                     tracing::debug!(error = %self, "not found");
                 }
                 // An RLS refusal or a missing grant: worth a look, so louder.
                 _ => tracing::warn!(error = %self, "refused as not found"),
             }
             "not found".to_owned()
-        } else if let Self::Library(Error::Database(_)) = &self {
+        } else if let Self::Library(
+            Error::Database(_)
+            | Error::Statement(StatementError::Database(_))
+            | Error::Db(DbError::Database(_)),
+        ) = &self
+        {
             // The database's message can quote key values, some of another tenant's.
             tracing::debug!(error = %self, "refused by the database");
             status
@@ -309,6 +341,9 @@ mod tests {
             AppError::from(Unavailable::NotReady),
             AppError::from(sqlx::Error::PoolTimedOut),
             AppError::from(sqlx::Error::Io(dropped)),
+            AppError::from(DbError::Unavailable {
+                reason: "the database was found down moments ago",
+            }),
         ] {
             let response = err.into_response();
             assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -323,17 +358,12 @@ mod tests {
     }
 
     #[test]
-    fn a_page_out_of_bounds_is_the_clients_fault_and_a_foreign_write_is_not_found() {
-        let page = AppError::from(Error::InvalidPage {
-            page: 0,
-            per_page: 10,
-        });
-        assert_eq!(page.status(), StatusCode::BAD_REQUEST);
-        let foreign = AppError::from(Error::Query(QueryError::ForeignTenantValue {
+    fn a_foreign_write_is_not_found_and_a_misused_builder_is_a_server_error() {
+        let foreign = AppError::from(StatementError::Refused(QueryError::ForeignTenantValue {
             column: "account_id".into(),
         }));
         assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
-        let misuse = AppError::from(Error::Query(QueryError::NoTable));
+        let misuse = AppError::from(QueryError::NoTable);
         assert_eq!(misuse.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 

@@ -63,7 +63,7 @@ pub(super) async fn resolve(
     let host = request_host(parts, state.host_source())?;
     let scope = TenantScope::from_subdomain(&host, state.base_domain(), state.registry()).await?;
     if let Some(scope) = &scope {
-        tracing::Span::current().record("tenant", scope.id().get());
+        tracing::Span::current().record("tenant", tracing::field::display(scope.id()));
     }
     parts.extensions.insert(Resolved(scope.clone()));
     Ok(scope)

@@ -42,7 +42,7 @@
 //! ```no_run
 //! use axum::{Router, routing::get};
 //! use rls_tenancy::http::{AppError, AppState, Tenant, TenantTxLayer, Tx};
-//! use rls_tenancy::{RegistryOptions, TenantPool, TenantPoolOptions, TenantRegistry};
+//! use rls_tenancy::{RegistryOptions, TenantPool, TenantPoolOptions};
 //!
 //! async fn projects(Tenant(scope): Tenant, mut tx: Tx) -> Result<String, AppError> {
 //!     let names: Vec<String> = sqlx::query_scalar("SELECT name FROM app.projects ORDER BY name")
@@ -52,8 +52,8 @@
 //! }
 //!
 //! # async fn demo() -> rls_tenancy::Result<()> {
-//! let pool = TenantPool::connect(&"postgres://app_runtime@127.0.0.1/app".parse()?, TenantPoolOptions::default()).await?;
-//! let registry = TenantRegistry::new(&pool, RegistryOptions::default());
+//! let pool = TenantPool::connect(&"postgres://app_runtime@127.0.0.1/app".parse()?, TenantPoolOptions::new(rls_tenancy::TenancyDeclaration::from_file("policies/tenancy.toml")?)).await?;
+//! let registry = pool.registry(RegistryOptions::default());
 //! let state = AppState::new(pool, registry, "example.com".parse()?);
 //! let app: Router = Router::new()
 //!     .route("/projects", get(projects))

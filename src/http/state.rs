@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::db::TenantPool;
-use crate::tenant::{BaseDomain, TenantRegistry};
+use crate::resolve::{BaseDomain, TenantRegistry};
 
 /// Whose word the server takes for the host a request was sent to.
 ///
@@ -35,10 +35,10 @@ pub enum HostSource {
 ///
 /// ```no_run
 /// use rls_tenancy::http::{AppState, HostSource};
-/// use rls_tenancy::{RegistryOptions, TenantPool, TenantPoolOptions, TenantRegistry};
+/// use rls_tenancy::{RegistryOptions, TenantPool, TenantPoolOptions};
 /// # async fn demo() -> rls_tenancy::Result<()> {
-/// let pool = TenantPool::connect(&"postgres://app_runtime@127.0.0.1/app".parse()?, TenantPoolOptions::default()).await?;
-/// let registry = TenantRegistry::new(&pool, RegistryOptions::default());
+/// let pool = TenantPool::connect(&"postgres://app_runtime@127.0.0.1/app".parse()?, TenantPoolOptions::new(rls_tenancy::TenancyDeclaration::from_file("policies/tenancy.toml")?)).await?;
+/// let registry = pool.registry(RegistryOptions::default());
 /// let state = AppState::new(pool, registry, "example.com".parse()?)
 ///     .with_host_source(HostSource::Request);
 /// # Ok(()) }

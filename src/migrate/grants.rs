@@ -2,7 +2,9 @@
 
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use crate::error::Result;
+use super::MigrateError;
+
+type Result<T, E = MigrateError> = std::result::Result<T, E>;
 use crate::policy::{Ident, TenancyDeclaration, TenantTable};
 
 /// Resets and grants the runtime role's privileges; revokes `TEMP` on the database and
@@ -38,6 +40,13 @@ pub(super) async fn grant_runtime(
                 column_list(&updatable)
             ));
         }
+    }
+    for table in decl.global_tables() {
+        let target = format!("{schema}.{}", table.name);
+        sql.push(format!(
+            "REVOKE ALL ON TABLE {target} FROM PUBLIC, {runtime}"
+        ));
+        sql.push(format!("GRANT SELECT ON TABLE {target} TO {runtime}"));
     }
     let registry = decl.registry();
     let registry_table = format!("{schema}.{}", registry.table);
@@ -94,7 +103,7 @@ async fn writable_columns(
     let insertable = names
         .iter()
         .map(|n| Ident::parse("column", n))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let updatable = insertable
         .iter()
         .filter(|c| **c != table.column)

@@ -1,68 +1,82 @@
-//! `rls-migrate`: as the deploy role, apply migrations/, install policies/, grant the
-//! runtime role exactly what it needs. Idempotent: a second run changes nothing.
+//! `rls-migrate`'s library side: as the deploy role, apply the application's migrations,
+//! install the tenant isolation policies on the tables its declaration names, and grant the
+//! runtime role exactly what the declaration says. Idempotent: a second run changes nothing.
+//!
+//! The migrations are the application's own, run by sqlx's [`Migrator`] and recorded where
+//! sqlx-cli records them (`_sqlx_migrations`), so `sqlx migrate run` before or after
+//! `rls-migrate` agrees on what is applied. The toolkit records nothing of its own there.
+//! Teams that run their migrations some other way call [`install_policies`] after them.
 //!
 //! ```no_run
-//! use rls_tenancy::{MigrateOptions, migrate};
+//! use rls_tenancy::{MigrateOptions, TenancyDeclaration, migrate_with, migrator_from_dir};
 //! # async fn demo() -> rls_tenancy::Result<()> {
-//! let deploy = "postgres://app_deploy:pw@127.0.0.1/app".parse()?;
-//! let report = migrate(&deploy, &MigrateOptions::new("app_runtime")?).await?;
+//! let migrator = migrator_from_dir("migrations").await?;
+//! let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+//! let options = MigrateOptions::new("postgres://app_deploy:pw@127.0.0.1/app".parse()?, "app_runtime")?;
+//! let report = migrate_with(&migrator, &decl, &options).await?;
 //! println!("{report}");
 //! # Ok(()) }
 //! ```
 
 mod bootstrap;
+mod error;
 mod grants;
 mod policies;
 
 use std::fmt;
+use std::path::Path;
 
 use sqlx::Connection;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnection;
 
 pub use bootstrap::{Bootstrap, bootstrap_sql};
+pub use error::MigrateError;
 
-use crate::db::DatabaseUrl;
-use crate::error::{Error, Result};
-use crate::policy::{Ident, TenancyDeclaration, TenantVariable};
+use crate::connect::{self, DatabaseUrl};
+use crate::policy::{Ident, TenancyDeclaration, TenantContext, TenantVariable};
 
-/// The migrations in migrations/, compiled in.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+type Result<T, E = MigrateError> = std::result::Result<T, E>;
 
-/// What [`migrate`] needs besides the deploy role's URL.
+/// What a migration run needs besides the migrations and the declaration: the deploy role's
+/// URL, the runtime role to grant, and the tenant setting the policies read.
 ///
 /// ```
 /// use rls_tenancy::MigrateOptions;
-/// let options = MigrateOptions::new("app_runtime")?;
+/// let url = "postgres://app_deploy@localhost/app".parse()?;
+/// let options = MigrateOptions::new(url, "app_runtime")?;
 /// assert_eq!(options.runtime_role().as_str(), "app_runtime");
-/// assert!(MigrateOptions::new("bad role").is_err());
 /// # Ok::<(), rls_tenancy::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct MigrateOptions {
+    url: DatabaseUrl,
     runtime_role: Ident,
     variable: TenantVariable,
-    declaration: TenancyDeclaration,
 }
 
 impl MigrateOptions {
     /// The default runtime role name.
     pub const DEFAULT_RUNTIME_ROLE: &'static str = "app_runtime";
 
-    /// Options for granting `runtime_role`, with the built-in declaration and variable.
+    /// Options for migrating as the role in `url` and granting `runtime_role`, with the
+    /// tenant variable `app.tenant_id`.
     ///
     /// # Errors
-    /// [`Error::InvalidIdentifier`] when the role name is not a plain identifier.
+    /// [`crate::IdentError`] when the role name is not a plain identifier.
     ///
     /// ```
     /// # use rls_tenancy::MigrateOptions;
-    /// let options = MigrateOptions::new(MigrateOptions::DEFAULT_RUNTIME_ROLE)?;
+    /// let url: rls_tenancy::DatabaseUrl = "postgres://app_deploy@localhost/app".parse()?;
+    /// assert!(MigrateOptions::new(url.clone(), MigrateOptions::DEFAULT_RUNTIME_ROLE).is_ok());
+    /// assert!(MigrateOptions::new(url, "Robert'); --").is_err());
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
-    pub fn new(runtime_role: &str) -> Result<Self> {
+    pub fn new(url: DatabaseUrl, runtime_role: &str) -> Result<Self, crate::IdentError> {
         Ok(Self {
+            url,
             runtime_role: Ident::parse("role", runtime_role)?,
             variable: TenantVariable::default(),
-            declaration: TenancyDeclaration::builtin()?,
         })
     }
 
@@ -70,7 +84,7 @@ impl MigrateOptions {
     ///
     /// ```
     /// # use rls_tenancy::{MigrateOptions, TenantVariable};
-    /// let options = MigrateOptions::new("app_runtime")?
+    /// let options = MigrateOptions::new("postgres://d@localhost/app".parse()?, "app_runtime")?
     ///     .tenant_variable(TenantVariable::parse("myapp.tenant")?);
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
@@ -79,24 +93,12 @@ impl MigrateOptions {
         self
     }
 
-    /// Uses another declaration of tenant tables than the built-in `policies/tenancy.toml`.
-    ///
-    /// ```
-    /// # use rls_tenancy::{MigrateOptions, TenancyDeclaration};
-    /// let options = MigrateOptions::new("app_runtime")?
-    ///     .declaration(TenancyDeclaration::builtin()?);
-    /// # Ok::<(), rls_tenancy::Error>(())
-    /// ```
-    pub fn declaration(mut self, declaration: TenancyDeclaration) -> Self {
-        self.declaration = declaration;
-        self
-    }
-
     /// The role that is granted DML.
     ///
     /// ```
     /// # use rls_tenancy::MigrateOptions;
-    /// assert_eq!(MigrateOptions::new("rt")?.runtime_role().as_str(), "rt");
+    /// let options = MigrateOptions::new("postgres://d@localhost/app".parse()?, "rt")?;
+    /// assert_eq!(options.runtime_role().as_str(), "rt");
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn runtime_role(&self) -> &Ident {
@@ -104,7 +106,7 @@ impl MigrateOptions {
     }
 }
 
-/// What a [`migrate`] run did.
+/// What a migration run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MigrateReport {
     /// Versions of the migrations applied by this run.
@@ -144,37 +146,92 @@ impl fmt::Display for MigrateReport {
     }
 }
 
-/// Applies migrations, installs policies and grants the runtime role, as the deploy role.
+/// Reads the sqlx migrations in `dir` (the `sqlx migrate` format).
+///
+/// # Errors
+/// [`MigrateError::Source`] when the directory cannot be read or holds a malformed file.
+///
+/// ```no_run
+/// # async fn demo() -> rls_tenancy::Result<()> {
+/// let migrator = rls_tenancy::migrator_from_dir("migrations").await?;
+/// # Ok(()) }
+/// ```
+pub async fn migrator_from_dir(dir: impl AsRef<Path>) -> Result<Migrator> {
+    let dir = dir.as_ref();
+    Migrator::new(dir.to_owned())
+        .await
+        .map_err(|source| MigrateError::Source {
+            dir: dir.display().to_string(),
+            source,
+        })
+}
+
+/// Applies `migrator`'s migrations, installs the policies on `decl`'s tenant tables and
+/// grants the runtime role, as the deploy role in `options`.
 ///
 /// Migrations, policies and grants are applied in one transaction: a failure anywhere
 /// leaves nothing changed.
 ///
 /// # Errors
-/// [`Error::Connect`] (unreachable, refused), [`Error::MissingRole`] (runtime role absent),
-/// [`Error::Migration`] (a migration failed and was rolled back), or a database error.
+/// [`MigrateError::Connect`] (unreachable, refused), [`MigrateError::MissingRole`] (runtime
+/// role absent), [`MigrateError::Migration`] (a migration failed and was rolled back),
+/// [`MigrateError::Declaration`] (a declared table is missing), or a database error.
 ///
 /// ```no_run
-/// # use rls_tenancy::{MigrateOptions, migrate};
+/// # use rls_tenancy::{MigrateOptions, TenancyDeclaration, migrate_with, migrator_from_dir};
 /// # async fn demo() -> rls_tenancy::Result<()> {
-/// let report = migrate(&"postgres://app_deploy@localhost/app".parse()?, &MigrateOptions::new("app_runtime")?).await?;
-/// assert!(migrate(&"postgres://app_deploy@localhost/app".parse()?, &MigrateOptions::new("app_runtime")?).await?.is_noop());
+/// let migrator = migrator_from_dir("migrations").await?;
+/// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+/// let options = MigrateOptions::new("postgres://app_deploy@localhost/app".parse()?, "app_runtime")?;
+/// migrate_with(&migrator, &decl, &options).await?;
+/// assert!(migrate_with(&migrator, &decl, &options).await?.is_noop());
 /// # Ok(()) }
 /// ```
-#[tracing::instrument(skip_all, fields(url = %url, runtime_role = options.runtime_role.as_str()))]
-pub async fn migrate(url: &DatabaseUrl, options: &MigrateOptions) -> Result<MigrateReport> {
-    let mut conn = PgConnection::connect_with(&url.connect_options()?)
-        .await
-        .map_err(|source| Error::Connect {
-            url: url.redacted(),
-            source,
-        })?;
+#[tracing::instrument(skip_all, fields(url = %options.url, runtime_role = options.runtime_role.as_str()))]
+pub async fn migrate_with(
+    migrator: &Migrator,
+    decl: &TenancyDeclaration,
+    options: &MigrateOptions,
+) -> Result<MigrateReport> {
+    run(Some(migrator), decl, options).await
+}
+
+/// Installs the policies on `decl`'s tenant tables and grants the runtime role, without
+/// running any migration: for teams that apply their migrations with their own tool. Run it
+/// after every migration, in the same deployment step.
+///
+/// # Errors
+/// As [`migrate_with`], but for the migration errors.
+///
+/// ```no_run
+/// # use rls_tenancy::{MigrateOptions, TenancyDeclaration, install_policies};
+/// # async fn demo() -> rls_tenancy::Result<()> {
+/// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+/// let options = MigrateOptions::new("postgres://app_deploy@localhost/app".parse()?, "app_runtime")?;
+/// install_policies(&decl, &options).await?;
+/// # Ok(()) }
+/// ```
+#[tracing::instrument(skip_all, fields(url = %options.url, runtime_role = options.runtime_role.as_str()))]
+pub async fn install_policies(
+    decl: &TenancyDeclaration,
+    options: &MigrateOptions,
+) -> Result<MigrateReport> {
+    run(None, decl, options).await
+}
+
+async fn run(
+    migrator: Option<&Migrator>,
+    decl: &TenancyDeclaration,
+    options: &MigrateOptions,
+) -> Result<MigrateReport> {
+    let mut conn = connect::connect(&options.url).await?;
     let role_exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)")
             .bind(options.runtime_role.as_str())
             .fetch_one(&mut conn)
             .await?;
     if !role_exists {
-        return Err(Error::MissingRole {
+        return Err(MigrateError::MissingRole {
             role: options.runtime_role.as_str().to_owned(),
         });
     }
@@ -183,19 +240,20 @@ pub async fn migrate(url: &DatabaseUrl, options: &MigrateOptions) -> Result<Migr
     // the grants. A failure anywhere leaves the database exactly as it was, never tables
     // without their policies.
     let mut tx = conn.begin().await?;
-    let applied_before = applied_versions(&mut tx).await?;
-    MIGRATOR
-        .run(&mut *tx)
-        .await
-        .map_err(|source| Error::Migration { source })?;
-    let applied_migrations = applied_versions(&mut tx)
-        .await?
-        .into_iter()
-        .filter(|v| !applied_before.contains(v))
-        .collect();
-    let policies_installed =
-        policies::install_policies(&mut tx, &options.declaration, &options.variable).await?;
-    grants::grant_runtime(&mut tx, &options.declaration, &options.runtime_role).await?;
+    let mut applied_migrations = Vec::new();
+    if let Some(migrator) = migrator {
+        let table = migrator.table_name.as_ref();
+        let applied_before = applied_versions(&mut tx, table).await?;
+        migrator.run(&mut *tx).await?;
+        applied_migrations = applied_versions(&mut tx, table)
+            .await?
+            .into_iter()
+            .filter(|v| !applied_before.contains(v))
+            .collect();
+    }
+    let context = TenantContext::new(options.variable.clone(), decl.key_type());
+    let policies_installed = policies::install_policies(&mut tx, decl, &context).await?;
+    grants::grant_runtime(&mut tx, decl, &options.runtime_role).await?;
     tx.commit().await?;
 
     Ok(MigrateReport {
@@ -204,16 +262,18 @@ pub async fn migrate(url: &DatabaseUrl, options: &MigrateOptions) -> Result<Migr
     })
 }
 
-async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<i64>> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+async fn applied_versions(conn: &mut PgConnection, table: &str) -> Result<Vec<i64>> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(table)
         .fetch_one(&mut *conn)
         .await?;
     if !exists {
         return Ok(Vec::new());
     }
-    Ok(
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(&mut *conn)
-            .await?,
-    )
+    let table = Ident::parse("table", table)?;
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM {table} WHERE success ORDER BY version"
+    )))
+    .fetch_all(&mut *conn)
+    .await?)
 }

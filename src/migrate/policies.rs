@@ -2,10 +2,12 @@
 
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use crate::error::{Error, Result};
+use super::MigrateError;
+use crate::policy::DeclarationError;
+
+type Result<T, E = MigrateError> = std::result::Result<T, E>;
 use crate::policy::{
-    Ident, POLICY_NAME, TenancyDeclaration, TenantTable, TenantVariable, canonical_predicate,
-    policy_sql,
+    Ident, POLICY_NAME, TenancyDeclaration, TenantContext, TenantTable, policy_sql,
 };
 
 /// What the database holds for one tenant table, read from the catalogs.
@@ -21,16 +23,16 @@ struct TableState {
 pub(super) async fn install_policies(
     conn: &mut PgConnection,
     decl: &TenancyDeclaration,
-    variable: &TenantVariable,
+    context: &TenantContext,
 ) -> Result<Vec<String>> {
     let mut changed = Vec::new();
     for table in decl.tenant_tables() {
         let state = table_state(conn, decl.schema(), table).await?;
-        if is_canonical(&state, table, variable) {
+        if is_canonical(&state, table, context) {
             continue;
         }
         for stale in state.policies.iter().filter_map(|p| p.split('|').next()) {
-            let name = Ident::parse("policy", stale).map_err(|_| Error::InvalidDeclaration {
+            let name = Ident::parse("policy", stale).map_err(|_| DeclarationError::Invalid {
                 reason: format!(
                     "policy {stale:?} on {} has a name this tool cannot quote; drop it by hand",
                     table.name.as_str()
@@ -41,7 +43,7 @@ pub(super) async fn install_policies(
                 .execute(&mut *conn)
                 .await?;
         }
-        let install = policy_sql(decl.schema(), table, variable);
+        let install = policy_sql(decl.schema(), table, context);
         sqlx::raw_sql(AssertSqlSafe(install))
             .execute(&mut *conn)
             .await?;
@@ -81,13 +83,20 @@ async fn table_state(
     .bind(table.name.as_str())
     .fetch_optional(&mut *conn)
     .await?;
-    state.ok_or_else(|| Error::NotMigrated {
-        what: format!("table {}.{}", schema.as_str(), table.name.as_str()),
+    state.ok_or_else(|| {
+        DeclarationError::Mismatch {
+            what: format!(
+                "tenant table {}.{} does not exist",
+                schema.as_str(),
+                table.name.as_str()
+            ),
+        }
+        .into()
     })
 }
 
-fn is_canonical(state: &TableState, table: &TenantTable, variable: &TenantVariable) -> bool {
-    let predicate = canonical_predicate(&table.column, variable);
+fn is_canonical(state: &TableState, table: &TenantTable, context: &TenantContext) -> bool {
+    let predicate = context.canonical_predicate(&table.column);
     let expected = format!("{POLICY_NAME}|PERMISSIVE|ALL|{{public}}|{predicate}|{predicate}");
     state.rls_enabled && state.rls_forced && state.policies == [expected]
 }

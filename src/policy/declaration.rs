@@ -1,28 +1,50 @@
-//! The declaration of tenant tables, read from `policies/tenancy.toml`.
+//! The declaration of a schema's tenancy, read from a `tenancy.toml`
+//! (this repository's own is `policies/tenancy.toml`).
+
+use std::path::Path;
 
 use serde::Deserialize;
 
-use super::Ident;
-use crate::error::Error;
+use super::{DeclarationError, Ident};
+use crate::tenant::KeyType;
 
-/// The built-in declaration, compiled in from `policies/tenancy.toml`.
-const BUILTIN: &str = include_str!("../../policies/tenancy.toml");
-
-/// Which tables hold tenant data, in which schema, keyed by which column; and the registry
-/// that resolves slugs to tenant ids.
+/// Everything the toolkit needs to know about an application's schema: where its tables
+/// live, the type of its tenant keys, the registry that resolves tenants, which tables hold
+/// tenant rows (and in which column), and which hold global data every tenant may read.
+///
+/// A table is either a tenant table, a global table, the registry, or unreachable by the
+/// runtime role.
 ///
 /// ```
-/// use rls_tenancy::TenancyDeclaration;
-/// let decl = TenancyDeclaration::builtin()?;
-/// assert_eq!(decl.schema().as_str(), "app");
-/// assert!(decl.tenant_tables().iter().any(|t| t.name.as_str() == "subtasks"));
-/// # Ok::<(), rls_tenancy::Error>(())
+/// use rls_tenancy::{KeyType, TenancyDeclaration};
+/// let decl = TenancyDeclaration::parse(r#"
+///     schema = "crm"
+///     key_type = "uuid"
+///
+///     [registry]
+///     table = "orgs"
+///     slug_column = "handle"
+///
+///     [[tenant_table]]
+///     name = "customers"
+///     column = "org_id"
+///
+///     [[global_table]]
+///     name = "currencies"
+/// "#)?;
+/// assert_eq!(decl.key_type(), KeyType::Uuid);
+/// assert_eq!(decl.registry().slug_column.as_str(), "handle");
+/// assert_eq!(decl.registry().id_column.as_str(), "id");
+/// assert!(decl.global_table("currencies").is_some());
+/// # Ok::<(), rls_tenancy::DeclarationError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct TenancyDeclaration {
     schema: Ident,
+    key_type: KeyType,
     registry: Registry,
     tenant_tables: Vec<TenantTable>,
+    global_tables: Vec<GlobalTable>,
 }
 
 /// A table whose rows each belong to one tenant.
@@ -34,12 +56,27 @@ pub struct TenantTable {
     pub column: Ident,
 }
 
-/// The tenant registry table and the columns the runtime role may read.
+/// A table of shared data every tenant may read (countries, plans): no tenant column, no
+/// policy, `SELECT` only for the runtime role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalTable {
+    /// The table's name (unqualified; it lives in the declaration's schema).
+    pub name: Ident,
+}
+
+/// The tenant registry: the table that maps a slug to a tenant id, and its routing columns.
 #[derive(Debug, Clone)]
 pub struct Registry {
     /// The table's name.
     pub table: Ident,
-    /// The routing columns the runtime role may `SELECT`.
+    /// The tenant id column (default `id`), of the declaration's key type.
+    pub id_column: Ident,
+    /// The slug column (default `slug`).
+    pub slug_column: Ident,
+    /// The boolean column that says whether the tenant is active (default `is_active`).
+    pub active_column: Ident,
+    /// The routing columns the runtime role may `SELECT`: the three above, and any others
+    /// listed as `readable_columns`.
     pub readable_columns: Vec<Ident>,
 }
 
@@ -47,15 +84,39 @@ pub struct Registry {
 #[serde(deny_unknown_fields)]
 struct RawDeclaration {
     schema: String,
+    #[serde(default)]
+    key_type: KeyType,
     registry: RawRegistry,
+    #[serde(default)]
     tenant_table: Vec<RawTenantTable>,
+    #[serde(default)]
+    global_table: Vec<RawGlobalTable>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRegistry {
     table: String,
+    #[serde(default = "default_id_column")]
+    id_column: String,
+    #[serde(default = "default_slug_column")]
+    slug_column: String,
+    #[serde(default = "default_active_column")]
+    active_column: String,
+    #[serde(default)]
     readable_columns: Vec<String>,
+}
+
+fn default_id_column() -> String {
+    "id".into()
+}
+
+fn default_slug_column() -> String {
+    "slug".into()
+}
+
+fn default_active_column() -> String {
+    "is_active".into()
 }
 
 #[derive(Deserialize)]
@@ -65,25 +126,56 @@ struct RawTenantTable {
     column: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGlobalTable {
+    name: String,
+}
+
 impl TenancyDeclaration {
-    /// The declaration shipped in `policies/tenancy.toml`.
+    /// This repository's reference declaration (`policies/tenancy.toml`: schema `app`, the
+    /// `accounts` registry, `users`, `projects`, `tasks`, `subtasks`), which the tests, the
+    /// seeder and the demo use. Your application reads its own with
+    /// [`TenancyDeclaration::from_file`].
     ///
     /// # Errors
-    /// [`Error::InvalidDeclaration`] if the file is malformed (a build-time mistake).
+    /// [`DeclarationError`] if the file is malformed (a build-time mistake).
     ///
     /// ```
     /// # use rls_tenancy::TenancyDeclaration;
-    /// assert_eq!(TenancyDeclaration::builtin()?.tenant_tables().len(), 4);
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// assert_eq!(TenancyDeclaration::reference()?.tenant_tables().len(), 4);
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
     /// ```
-    pub fn builtin() -> Result<Self, Error> {
-        Self::parse(BUILTIN)
+    #[cfg(any(feature = "testing", feature = "seed"))]
+    pub fn reference() -> Result<Self, DeclarationError> {
+        Self::parse(include_str!("../../policies/tenancy.toml"))
+    }
+
+    /// Reads and parses the declaration in `path`.
+    ///
+    /// # Errors
+    /// [`DeclarationError::Read`] when the file cannot be read, else as
+    /// [`TenancyDeclaration::parse`].
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::TenancyDeclaration;
+    /// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
+    /// ```
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, DeclarationError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| DeclarationError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text)
     }
 
     /// Parses a declaration in the format of `policies/tenancy.toml`.
     ///
     /// # Errors
-    /// [`Error::InvalidDeclaration`] for malformed TOML, an invalid identifier, or no tables.
+    /// [`DeclarationError`] for malformed TOML, an unknown field, an invalid identifier, no
+    /// tenant table, or a table declared twice.
     ///
     /// ```
     /// # use rls_tenancy::TenancyDeclaration;
@@ -91,19 +183,17 @@ impl TenancyDeclaration {
     ///     schema = "app"
     ///     [registry]
     ///     table = "accounts"
-    ///     readable_columns = ["id", "slug"]
     ///     [[tenant_table]]
     ///     name = "notes"
     ///     column = "account_id"
     /// "#)?;
     /// assert_eq!(decl.tenant_tables()[0].name.as_str(), "notes");
     /// assert!(TenancyDeclaration::parse("schema = 1").is_err());
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
     /// ```
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        let invalid = |reason: String| Error::InvalidDeclaration { reason };
+    pub fn parse(text: &str) -> Result<Self, DeclarationError> {
+        let invalid = |reason: String| DeclarationError::Invalid { reason };
         let raw: RawDeclaration = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        let ident = |what, s: &str| Ident::parse(what, s).map_err(|e| invalid(e.to_string()));
         if raw.tenant_table.is_empty() {
             return Err(invalid("no [[tenant_table]] is declared".into()));
         }
@@ -112,44 +202,81 @@ impl TenancyDeclaration {
             .iter()
             .map(|t| {
                 Ok(TenantTable {
-                    name: ident("table", &t.name)?,
-                    column: ident("column", &t.column)?,
+                    name: Ident::parse("table", &t.name)?,
+                    column: Ident::parse("column", &t.column)?,
                 })
             })
-            .collect::<Result<Vec<_>, Error>>()?;
-        let readable_columns = raw
-            .registry
-            .readable_columns
+            .collect::<Result<Vec<_>, DeclarationError>>()?;
+        let global_tables = raw
+            .global_table
             .iter()
-            .map(|c| ident("column", c))
-            .collect::<Result<Vec<_>, Error>>()?;
-        Ok(Self {
-            schema: ident("schema", &raw.schema)?,
-            registry: Registry {
-                table: ident("table", &raw.registry.table)?,
-                readable_columns,
-            },
+            .map(|t| {
+                Ok(GlobalTable {
+                    name: Ident::parse("table", &t.name)?,
+                })
+            })
+            .collect::<Result<Vec<_>, DeclarationError>>()?;
+        let registry = Registry::from_raw(&raw.registry)?;
+        let decl = Self {
+            schema: Ident::parse("schema", &raw.schema)?,
+            key_type: raw.key_type,
+            registry,
             tenant_tables,
-        })
+            global_tables,
+        };
+        decl.refuse_duplicate_tables()?;
+        Ok(decl)
+    }
+
+    /// A table may be declared once, as one thing.
+    fn refuse_duplicate_tables(&self) -> Result<(), DeclarationError> {
+        let mut names: Vec<&str> = self
+            .tenant_tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .chain(self.global_tables.iter().map(|t| t.name.as_str()))
+            .chain(std::iter::once(self.registry.table.as_str()))
+            .collect();
+        names.sort_unstable();
+        match names.windows(2).find(|pair| pair[0] == pair[1]) {
+            Some(pair) => Err(DeclarationError::Invalid {
+                reason: format!(
+                    "table {:?} is declared more than once: a table is a tenant table, a global table or the registry",
+                    pair[0]
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The schema that holds the application's tables.
     ///
     /// ```
     /// # use rls_tenancy::TenancyDeclaration;
-    /// assert_eq!(TenancyDeclaration::builtin()?.schema().as_str(), "app");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// assert_eq!(TenancyDeclaration::reference()?.schema().as_str(), "app");
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
     /// ```
     pub fn schema(&self) -> &Ident {
         &self.schema
+    }
+
+    /// The SQL type of the tenant keys (default `bigint`).
+    ///
+    /// ```
+    /// # use rls_tenancy::{KeyType, TenancyDeclaration};
+    /// assert_eq!(TenancyDeclaration::reference()?.key_type(), KeyType::BigInt);
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
+    /// ```
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
     }
 
     /// The tenant registry.
     ///
     /// ```
     /// # use rls_tenancy::TenancyDeclaration;
-    /// assert_eq!(TenancyDeclaration::builtin()?.registry().table.as_str(), "accounts");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// assert_eq!(TenancyDeclaration::reference()?.registry().table.as_str(), "accounts");
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
     /// ```
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -159,9 +286,9 @@ impl TenancyDeclaration {
     ///
     /// ```
     /// # use rls_tenancy::TenancyDeclaration;
-    /// let decl = TenancyDeclaration::builtin()?;
+    /// let decl = TenancyDeclaration::reference()?;
     /// assert!(decl.tenant_tables().iter().all(|t| t.column.as_str() == "account_id"));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
     /// ```
     pub fn tenant_tables(&self) -> &[TenantTable] {
         &self.tenant_tables
@@ -171,12 +298,95 @@ impl TenancyDeclaration {
     ///
     /// ```
     /// # use rls_tenancy::TenancyDeclaration;
-    /// let decl = TenancyDeclaration::builtin()?;
+    /// let decl = TenancyDeclaration::reference()?;
     /// assert!(decl.tenant_table("tasks").is_some());
     /// assert!(decl.tenant_table("accounts").is_none());
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
     /// ```
     pub fn tenant_table(&self, name: &str) -> Option<&TenantTable> {
         self.tenant_tables.iter().find(|t| t.name.as_str() == name)
+    }
+
+    /// The global tables, in declaration order.
+    ///
+    /// ```
+    /// # use rls_tenancy::TenancyDeclaration;
+    /// assert!(TenancyDeclaration::reference()?.global_tables().is_empty());
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
+    /// ```
+    pub fn global_tables(&self) -> &[GlobalTable] {
+        &self.global_tables
+    }
+
+    /// The declared global table with this name, if any.
+    ///
+    /// ```
+    /// # use rls_tenancy::TenancyDeclaration;
+    /// assert!(TenancyDeclaration::reference()?.global_table("tasks").is_none());
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
+    /// ```
+    pub fn global_table(&self, name: &str) -> Option<&GlobalTable> {
+        self.global_tables.iter().find(|t| t.name.as_str() == name)
+    }
+}
+
+impl Registry {
+    fn from_raw(raw: &RawRegistry) -> Result<Self, DeclarationError> {
+        let id_column = Ident::parse("column", &raw.id_column)?;
+        let slug_column = Ident::parse("column", &raw.slug_column)?;
+        let active_column = Ident::parse("column", &raw.active_column)?;
+        let mut readable_columns = vec![
+            id_column.clone(),
+            slug_column.clone(),
+            active_column.clone(),
+        ];
+        for column in &raw.readable_columns {
+            let column = Ident::parse("column", column)?;
+            if !readable_columns.contains(&column) {
+                readable_columns.push(column);
+            }
+        }
+        Ok(Self {
+            table: Ident::parse("table", &raw.table)?,
+            id_column,
+            slug_column,
+            active_column,
+            readable_columns,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a test fails by panicking"
+)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "schema = \"app\"\n[registry]\ntable = \"accounts\"\n";
+
+    #[test]
+    fn a_table_declared_twice_is_refused_by_name() {
+        let text = format!(
+            "{HEAD}[[tenant_table]]\nname = \"notes\"\ncolumn = \"account_id\"\n[[global_table]]\nname = \"notes\"\n"
+        );
+        let err = TenancyDeclaration::parse(&text).map(|_| ()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"notes\" is declared more than once"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_key_types_are_refused() {
+        let typo = format!("{HEAD}[[tenant_table]]\nname = \"n\"\ncolum = \"a\"\n");
+        assert!(TenancyDeclaration::parse(&typo).is_err());
+        let key =
+            format!("key_type = \"int\"\n{HEAD}[[tenant_table]]\nname = \"n\"\ncolumn = \"a\"\n");
+        let err = TenancyDeclaration::parse(&key).map(|_| ()).unwrap_err();
+        assert!(err.to_string().contains("unknown variant"), "{err}");
     }
 }

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::error::{Error, echo};
+use super::IdentError;
+use crate::tenant::echo;
 
 /// An SQL identifier that is safe to splice into DDL: lowercase ASCII letters, digits and
 /// underscores, starting with a letter or underscore, at most 63 bytes. Its [`fmt::Display`]
@@ -14,7 +15,7 @@ use crate::error::{Error, echo};
 /// assert_eq!(table.to_string(), "\"subtasks\"");
 /// assert!(Ident::parse("table", "sub\"tasks").is_err());
 /// assert!(Ident::parse("role", "Robert'); DROP TABLE students;--").is_err());
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), rls_tenancy::IdentError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ident(String);
@@ -23,14 +24,14 @@ impl Ident {
     /// Validates `input` as an identifier of the kind `what` (used in the error message).
     ///
     /// # Errors
-    /// [`Error::InvalidIdentifier`] when `input` is not of the allowed shape.
+    /// [`IdentError`] when `input` is not of the allowed shape.
     ///
     /// ```
     /// # use rls_tenancy::Ident;
     /// assert_eq!(Ident::parse("schema", "app")?.as_str(), "app");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::IdentError>(())
     /// ```
-    pub fn parse(what: &'static str, input: &str) -> Result<Self, Error> {
+    pub fn parse(what: &'static str, input: &str) -> Result<Self, IdentError> {
         let bytes = input.as_bytes();
         let first_ok = bytes
             .first()
@@ -41,7 +42,7 @@ impl Ident {
         if first_ok && rest_ok && bytes.len() <= 63 {
             Ok(Self(input.to_owned()))
         } else {
-            Err(Error::InvalidIdentifier {
+            Err(IdentError {
                 what,
                 input: echo(input),
             })
@@ -53,7 +54,7 @@ impl Ident {
     /// ```
     /// # use rls_tenancy::Ident;
     /// assert_eq!(Ident::parse("column", "account_id")?.as_str(), "account_id");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::IdentError>(())
     /// ```
     pub fn as_str(&self) -> &str {
         &self.0
@@ -75,7 +76,7 @@ impl fmt::Display for Ident {
 /// assert_eq!(var.to_string(), "'app.tenant_id'");
 /// assert!(TenantVariable::parse("tenant_id").is_err());
 /// assert!(TenantVariable::parse("app.x'; --").is_err());
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), rls_tenancy::IdentError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TenantVariable(String);
@@ -87,15 +88,15 @@ impl TenantVariable {
     /// Validates a setting name of the form `prefix.name`.
     ///
     /// # Errors
-    /// [`Error::InvalidIdentifier`] when it is not two valid identifiers joined by one dot.
+    /// [`IdentError`] when it is not two valid identifiers joined by one dot.
     ///
     /// ```
     /// # use rls_tenancy::TenantVariable;
     /// assert_eq!(TenantVariable::parse("myapp.tenant")?.as_str(), "myapp.tenant");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::IdentError>(())
     /// ```
-    pub fn parse(input: &str) -> Result<Self, Error> {
-        let invalid = || Error::InvalidIdentifier {
+    pub fn parse(input: &str) -> Result<Self, IdentError> {
+        let invalid = || IdentError {
             what: "tenant variable",
             input: echo(input),
         };

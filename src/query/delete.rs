@@ -7,7 +7,6 @@ use super::filter::Filter;
 use super::scoping::Scoping;
 use super::table::{TableUse, name};
 use super::{QueryError, Select};
-use crate::error::Result;
 use crate::policy::{Ident, TenancyDeclaration};
 use crate::tenant::TenantScope;
 
@@ -17,7 +16,7 @@ use crate::tenant::TenantScope;
 /// ```
 /// use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
 /// use rls_tenancy::sea_query::{Expr, ExprTrait};
-/// let decl = TenancyDeclaration::builtin()?;
+/// let decl = TenancyDeclaration::reference()?;
 /// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
 /// let (sql, _) = scope.delete(&decl, "subtasks").and_where(Expr::col("is_complete").eq(true)).build()?;
 /// assert_eq!(sql, r#"DELETE FROM "app"."subtasks" WHERE "subtasks"."account_id" = $1 AND "is_complete" = $2"#);
@@ -60,7 +59,7 @@ impl<'d, S: Scoping> Delete<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// assert_eq!(scope.delete(&decl, "tasks").scoping(), &scope);
     /// # Ok::<(), rls_tenancy::Error>(())
@@ -74,7 +73,7 @@ impl<'d, S: Scoping> Delete<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.delete(&decl, "users").and_where(Expr::col("is_active").eq(false)).build()?;
     /// assert_eq!(sql, r#"DELETE FROM "app"."users" WHERE "users"."account_id" = $1 AND "is_active" = $2"#);
@@ -89,7 +88,7 @@ impl<'d, S: Scoping> Delete<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let done = scope.select(&decl).from("tasks").column("id").and_where(Expr::col("is_complete").eq(true));
     /// let (sql, _) = scope.delete(&decl, "subtasks").and_where_in(Expr::col("task_id"), done).build()?;
@@ -107,7 +106,7 @@ impl<'d, S: Scoping> Delete<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.delete(&decl, "tasks").returning(["id"]).build()?;
     /// assert_eq!(sql, r#"DELETE FROM "app"."tasks" WHERE "tasks"."account_id" = $1 RETURNING "id""#);
@@ -129,16 +128,16 @@ impl<'d, S: Scoping> Delete<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.delete(&decl, "projects").build()?;
     /// assert_eq!(sql, r#"DELETE FROM "app"."projects" WHERE "projects"."account_id" = $1"#);
     /// assert!(scope.delete(&decl, "accounts").build().is_err()); // not a tenant table
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
-    pub fn build(&self) -> Result<(String, SqlxValues)> {
+    pub fn build(&self) -> Result<(String, SqlxValues), QueryError> {
         if let Some(error) = &self.error {
-            return Err(error.clone().into());
+            return Err(error.clone());
         }
         let table = self.table.as_ref().ok_or(QueryError::NoTable)?;
         let mut q = Query::delete();

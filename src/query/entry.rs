@@ -10,7 +10,7 @@ impl TenantScope {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.select(&decl).from("users").column("email").build()?;
     /// assert_eq!(sql, r#"SELECT "email" FROM "app"."users" WHERE "users"."account_id" = $1"#);
@@ -24,7 +24,7 @@ impl TenantScope {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.insert(&decl, "projects").columns(["name"]).values(["A"]).build()?;
     /// assert_eq!(sql, r#"INSERT INTO "app"."projects" ("account_id", "name") VALUES ($1, $2)"#);
@@ -38,7 +38,7 @@ impl TenantScope {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.update(&decl, "projects").value("name", "B").build()?;
     /// assert_eq!(sql, r#"UPDATE "app"."projects" SET "name" = $1 WHERE "projects"."account_id" = $2"#);
@@ -52,7 +52,7 @@ impl TenantScope {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.delete(&decl, "projects").build()?;
     /// assert_eq!(sql, r#"DELETE FROM "app"."projects" WHERE "projects"."account_id" = $1"#);
@@ -68,7 +68,7 @@ impl CrossTenant {
     ///
     /// ```
     /// # use rls_tenancy::{CrossTenant, TenancyDeclaration};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// let (sql, _) = CrossTenant::new("report").select(&decl).from("users").column("email").build()?;
     /// assert_eq!(sql, r#"SELECT "email" FROM "app"."users""#);
     /// # Ok::<(), rls_tenancy::Error>(())
@@ -82,7 +82,7 @@ impl CrossTenant {
     /// ```
     /// # use rls_tenancy::{CrossTenant, TenancyDeclaration};
     /// # use rls_tenancy::sea_query::Expr;
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// let (sql, _) = CrossTenant::new("seeding").insert(&decl, "projects").columns(["account_id", "name"]).values([Expr::val(1), Expr::val("A")]).build()?;
     /// assert_eq!(sql, r#"INSERT INTO "app"."projects" ("account_id", "name") VALUES ($1, $2)"#);
     /// # Ok::<(), rls_tenancy::Error>(())
@@ -95,7 +95,7 @@ impl CrossTenant {
     ///
     /// ```
     /// # use rls_tenancy::{CrossTenant, TenancyDeclaration};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// let (sql, _) = CrossTenant::new("migration").update(&decl, "projects").value("details", "").build()?;
     /// assert_eq!(sql, r#"UPDATE "app"."projects" SET "details" = $1"#);
     /// # Ok::<(), rls_tenancy::Error>(())
@@ -109,7 +109,7 @@ impl CrossTenant {
     /// ```
     /// # use rls_tenancy::{CrossTenant, TenancyDeclaration};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// let (sql, _) = CrossTenant::new("retention").delete(&decl, "subtasks").and_where(Expr::col("is_complete").eq(true)).build()?;
     /// assert_eq!(sql, r#"DELETE FROM "app"."subtasks" WHERE "is_complete" = $1"#);
     /// # Ok::<(), rls_tenancy::Error>(())

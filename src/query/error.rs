@@ -2,15 +2,34 @@
 
 use crate::tenant::TenantId;
 
+/// Why running a scoped statement failed: refused before anything was sent, or the
+/// database's error.
+///
+/// ```
+/// use rls_tenancy::{QueryError, StatementError};
+/// let err = StatementError::from(QueryError::NoTable);
+/// assert!(matches!(err, StatementError::Refused(QueryError::NoTable)));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatementError {
+    /// The builder refused the statement; nothing was sent.
+    #[error("refused statement: {0}")]
+    Refused(#[from] QueryError),
+    /// The database's error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
 /// Why a statement was refused. These are programming errors (HTTP 500 with a generic body),
 /// never a reason to run the statement anyway; each message says what to write instead.
 ///
 /// ```
-/// use rls_tenancy::{Error, QueryError, TenancyDeclaration, TenantId, TenantScope};
-/// let decl = TenancyDeclaration::builtin()?;
+/// use rls_tenancy::{QueryError, TenancyDeclaration, TenantId, TenantScope};
+/// let decl = TenancyDeclaration::reference()?;
 /// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
 /// let refused = scope.select(&decl).from("accounts").build();
-/// assert!(matches!(refused, Err(Error::Query(QueryError::UnknownTable { .. }))));
+/// assert!(matches!(refused, Err(QueryError::UnknownTable { .. })));
 /// # Ok::<(), rls_tenancy::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

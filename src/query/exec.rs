@@ -7,10 +7,12 @@ use sqlx::{AssertSqlSafe, FromRow};
 use tracing::Instrument;
 
 use super::scoping::{CrossTenant, Scoping};
-use super::{Delete, Insert, QueryError, Select, Update};
+use super::{Delete, Insert, QueryError, Select, StatementError, Update};
 use crate::db::TenantTx;
-use crate::error::Result;
 use crate::tenant::TenantScope;
+
+/// What running a statement returns: its result, or why it was refused or failed.
+type Result<T, E = StatementError> = std::result::Result<T, E>;
 
 mod sealed {
     #[allow(unreachable_pub)]
@@ -28,7 +30,7 @@ mod sealed {
 ///
 /// ```
 /// use rls_tenancy::{Statement, TenancyDeclaration, TenantId, TenantScope};
-/// let decl = TenancyDeclaration::builtin()?;
+/// let decl = TenancyDeclaration::reference()?;
 /// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
 /// let select = scope.select(&decl).from("tasks").column("id");
 /// assert_eq!(Statement::scoping(&select), &scope);
@@ -44,8 +46,8 @@ pub trait Statement: sealed::Sealed {
     /// The SQL and its bound values.
     ///
     /// # Errors
-    /// [`crate::Error::Query`] when the statement was built wrongly.
-    fn build(&self) -> Result<(String, SqlxValues)>;
+    /// [`QueryError`] when the statement was built wrongly.
+    fn build(&self) -> Result<(String, SqlxValues), QueryError>;
 }
 
 impl<S: Scoping> Statement for Select<'_, S> {
@@ -53,7 +55,7 @@ impl<S: Scoping> Statement for Select<'_, S> {
     fn scoping(&self) -> &S {
         Select::scoping(self)
     }
-    fn build(&self) -> Result<(String, SqlxValues)> {
+    fn build(&self) -> Result<(String, SqlxValues), QueryError> {
         Select::build(self)
     }
 }
@@ -63,7 +65,7 @@ impl<S: Scoping> Statement for Insert<S> {
     fn scoping(&self) -> &S {
         Insert::scoping(self)
     }
-    fn build(&self) -> Result<(String, SqlxValues)> {
+    fn build(&self) -> Result<(String, SqlxValues), QueryError> {
         Insert::build(self)
     }
 }
@@ -73,7 +75,7 @@ impl<S: Scoping> Statement for Update<'_, S> {
     fn scoping(&self) -> &S {
         Update::scoping(self)
     }
-    fn build(&self) -> Result<(String, SqlxValues)> {
+    fn build(&self) -> Result<(String, SqlxValues), QueryError> {
         Update::build(self)
     }
 }
@@ -83,7 +85,7 @@ impl<S: Scoping> Statement for Delete<'_, S> {
     fn scoping(&self) -> &S {
         Delete::scoping(self)
     }
-    fn build(&self) -> Result<(String, SqlxValues)> {
+    fn build(&self) -> Result<(String, SqlxValues), QueryError> {
         Delete::build(self)
     }
 }
@@ -102,7 +104,7 @@ impl TenantTx {
             }
             .into());
         }
-        statement.build()
+        Ok(statement.build()?)
     }
 
     fn span(&self) -> tracing::Span {
@@ -118,7 +120,7 @@ impl TenantTx {
     /// ```no_run
     /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantScope};
     /// # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
-    /// let decl = TenancyDeclaration::builtin()?;
+    /// let decl = TenancyDeclaration::reference()?;
     /// let mut tx = pool.begin(&scope).await?;
     /// let names: Vec<(String,)> = tx.fetch_all(&scope.select(&decl).from("projects").column("name")).await?;
     /// tx.commit().await?;
@@ -148,7 +150,7 @@ impl TenantTx {
     /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
     /// # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// let mut tx = pool.begin(&scope).await?;
     /// let (n,): (i64,) = tx.fetch_one(&scope.select(&decl).from("tasks").expr(Expr::col("id").count())).await?;
     /// # Ok(()) }
@@ -177,7 +179,7 @@ impl TenantTx {
     /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
     /// # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// let mut tx = pool.begin(&scope).await?;
     /// let project: Option<(String,)> = tx
     ///     .fetch_optional(&scope.select(&decl).from("projects").column("name").and_where(Expr::col("id").eq(1)))
@@ -208,7 +210,7 @@ impl TenantTx {
     /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
     /// # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// let mut tx = pool.begin(&scope).await?;
     /// let done = tx.execute(&scope.update(&decl, "tasks").value("is_complete", true).and_where(Expr::col("id").eq(3))).await?;
     /// tx.commit().await?;
@@ -236,7 +238,7 @@ impl CrossTenant {
     where
         St: Statement<Scoping = CrossTenant> + ?Sized,
     {
-        let (sql, values) = statement.build()?;
+        let (sql, values) = statement.build().map_err(StatementError::Refused)?;
         tracing::warn!(reason = statement.scoping().reason(), sql = %sql, "cross-tenant statement");
         Ok((sql, values))
     }
@@ -250,7 +252,7 @@ impl CrossTenant {
     /// # use rls_tenancy::{CrossTenant, TenancyDeclaration};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
     /// # async fn demo(conn: &mut sqlx::PgConnection) -> rls_tenancy::Result<()> {
-    /// let decl = TenancyDeclaration::builtin()?;
+    /// let decl = TenancyDeclaration::reference()?;
     /// let report = CrossTenant::new("usage report").select(&decl).from("projects").column("account_id").expr(Expr::col("id").count()).group_by("account_id");
     /// let rows: Vec<(i64, i64)> = CrossTenant::fetch_all(conn, &report).await?;
     /// # Ok(()) }
@@ -275,7 +277,7 @@ impl CrossTenant {
     /// # use rls_tenancy::{CrossTenant, TenancyDeclaration};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
     /// # async fn demo(conn: &mut sqlx::PgConnection) -> rls_tenancy::Result<()> {
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// let count = CrossTenant::new("admin dashboard").select(&decl).from("users").expr(Expr::col("id").count());
     /// let total: Option<(i64,)> = CrossTenant::fetch_optional(conn, &count).await?;
     /// # Ok(()) }
@@ -300,7 +302,7 @@ impl CrossTenant {
     /// # use rls_tenancy::{CrossTenant, TenancyDeclaration};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
     /// # async fn demo(conn: &mut sqlx::PgConnection) -> rls_tenancy::Result<()> {
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// let purge = CrossTenant::new("retention job").delete(&decl, "subtasks").and_where(Expr::col("is_complete").eq(true));
     /// let removed = CrossTenant::execute(conn, &purge).await?;
     /// # Ok(()) }

@@ -7,7 +7,6 @@ use super::QueryError;
 use super::check::check_expr;
 use super::scoping::Scoping;
 use super::table::{TableUse, name};
-use crate::error::Result;
 use crate::policy::{Ident, TenancyDeclaration};
 use crate::tenant::{TenantId, TenantScope};
 
@@ -21,7 +20,7 @@ use crate::tenant::{TenantId, TenantScope};
 /// ```
 /// use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
 /// use rls_tenancy::sea_query::Value;
-/// let decl = TenancyDeclaration::builtin()?;
+/// let decl = TenancyDeclaration::reference()?;
 /// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
 /// let (sql, values) = scope
 ///     .insert(&decl, "projects")
@@ -72,7 +71,7 @@ impl<S: Scoping> Insert<S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// assert_eq!(scope.insert(&decl, "projects").scoping(), &scope);
     /// # Ok::<(), rls_tenancy::Error>(())
@@ -86,7 +85,7 @@ impl<S: Scoping> Insert<S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::Expr;
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.insert(&decl, "tasks").columns(["project_id", "name"]).values([Expr::val(1), Expr::val("Plan")]).build()?;
     /// assert_eq!(sql, r#"INSERT INTO "app"."tasks" ("account_id", "project_id", "name") VALUES ($1, $2, $3)"#);
@@ -105,7 +104,7 @@ impl<S: Scoping> Insert<S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.insert(&decl, "projects").columns(["name"]).values(["A"]).values(["B"]).build()?;
     /// assert_eq!(sql, r#"INSERT INTO "app"."projects" ("account_id", "name") VALUES ($1, $2), ($3, $4)"#);
@@ -131,7 +130,7 @@ impl<S: Scoping> Insert<S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.insert(&decl, "projects").columns(["name"]).values(["A"]).returning(["id", "name"]).build()?;
     /// assert_eq!(sql, r#"INSERT INTO "app"."projects" ("account_id", "name") VALUES ($1, $2) RETURNING "id", "name""#);
@@ -155,7 +154,7 @@ impl<S: Scoping> Insert<S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::Expr;
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.insert(&decl, "projects").columns(["account_id", "name"]).values([Expr::val(7), Expr::val("A")]).build()?;
     /// assert_eq!(sql, r#"INSERT INTO "app"."projects" ("account_id", "name") VALUES ($1, $2)"#);
@@ -163,16 +162,15 @@ impl<S: Scoping> Insert<S> {
     /// assert!(other.build().is_err());
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
-    pub fn build(&self) -> Result<(String, SqlxValues)> {
+    pub fn build(&self) -> Result<(String, SqlxValues), QueryError> {
         if let Some(error) = &self.error {
-            return Err(error.clone().into());
+            return Err(error.clone());
         }
         let table = self.table.as_ref().ok_or(QueryError::NoTable)?;
         if self.rows.is_empty() {
             return Err(QueryError::NoValues {
                 statement: "insert",
-            }
-            .into());
+            });
         }
         let (columns, rows) = match self.scoping.tenant() {
             Some(tenant) => self.with_tenant(table, tenant)?,
@@ -215,7 +213,7 @@ impl<S: Scoping> Insert<S> {
         );
         let mut rows = Vec::with_capacity(self.rows.len());
         for row in &self.rows {
-            let mut out = vec![Expr::val(tenant.get())];
+            let mut out = vec![Expr::val(tenant.value())];
             for (i, value) in row.iter().enumerate() {
                 if Some(i) == given {
                     if !is_tenant(value, tenant) {
@@ -233,8 +231,11 @@ impl<S: Scoping> Insert<S> {
     }
 }
 
-/// Whether `value` is a plain integer value equal to `tenant`'s id.
+/// Whether `value` is a plain integer or UUID value equal to `tenant`'s id.
 fn is_tenant(value: &Expr, tenant: TenantId) -> bool {
+    if let (Expr::Value(Value::Uuid(Some(uuid))), Some(id)) = (value, tenant.as_uuid()) {
+        return *uuid == id;
+    }
     let n: Option<i128> = match value {
         Expr::Value(Value::TinyInt(Some(n))) => Some((*n).into()),
         Expr::Value(Value::SmallInt(Some(n))) => Some((*n).into()),
@@ -246,5 +247,5 @@ fn is_tenant(value: &Expr, tenant: TenantId) -> bool {
         Expr::Value(Value::BigUnsigned(Some(n))) => Some((*n).into()),
         _ => None,
     };
-    n == Some(tenant.get().into())
+    n.is_some() && n == tenant.as_i64().map(i128::from)
 }

@@ -29,7 +29,7 @@
 //! use rls_tenancy::{JoinKind, TenancyDeclaration, TenantPool, TenantScope};
 //! use rls_tenancy::sea_query::{Expr, ExprTrait, Order};
 //! # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
-//! let decl = TenancyDeclaration::builtin()?;
+//! let decl = TenancyDeclaration::reference()?;
 //! let open_tasks = scope
 //!     .select(&decl)
 //!     .from_as("tasks", "t")
@@ -52,18 +52,13 @@ mod filter;
 mod insert;
 mod scoping;
 mod select;
-mod subtasks;
 mod table;
 mod update;
 
 pub use delete::Delete;
-pub use error::QueryError;
+pub use error::{QueryError, StatementError};
 pub use exec::Statement;
 pub use insert::Insert;
 pub use scoping::{CrossTenant, Scoping};
 pub use select::{JoinKind, Select};
-pub use subtasks::{
-    MAX_OFFSET, MAX_PER_PAGE, SUBTASKS_PER_PAGE, SubtaskItem, SubtaskPage, subtask_page,
-    subtask_page_query,
-};
 pub use update::Update;

@@ -46,7 +46,7 @@ impl Scoping for TenantScope {
 /// ```
 /// use rls_tenancy::{CrossTenant, TenancyDeclaration};
 /// use rls_tenancy::sea_query::{Expr, ExprTrait};
-/// let decl = TenancyDeclaration::builtin()?;
+/// let decl = TenancyDeclaration::reference()?;
 /// let report = CrossTenant::new("monthly usage report");
 /// let (sql, _) = report
 ///     .select(&decl)

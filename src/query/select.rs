@@ -10,7 +10,6 @@ use super::check::{check_expr, check_u64};
 use super::filter::Filter;
 use super::scoping::{Scoping, same_scoping};
 use super::table::{TableUse, name};
-use crate::error::Result;
 use crate::policy::{Ident, TenancyDeclaration};
 use crate::tenant::TenantScope;
 
@@ -80,7 +79,7 @@ struct Join {
 /// ```
 /// use rls_tenancy::{JoinKind, TenancyDeclaration, TenantId, TenantScope};
 /// use rls_tenancy::sea_query::{Expr, ExprTrait, Order};
-/// let decl = TenancyDeclaration::builtin()?;
+/// let decl = TenancyDeclaration::reference()?;
 /// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
 /// let (sql, values) = scope
 ///     .select(&decl)
@@ -137,7 +136,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{Scoping, TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// assert_eq!(scope.select(&decl).scoping(), &scope);
     /// # Ok::<(), rls_tenancy::Error>(())
@@ -186,7 +185,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.select(&decl).from("projects").column("name").build()?;
     /// assert_eq!(sql, r#"SELECT "name" FROM "app"."projects" WHERE "projects"."account_id" = $1"#);
@@ -203,7 +202,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.select(&decl).from_as("projects", "p").column(("p", "name")).build()?;
     /// assert_eq!(sql, r#"SELECT "p"."name" FROM "app"."projects" AS "p" WHERE "p"."account_id" = $1"#);
@@ -221,7 +220,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let open = scope.select(&decl).from("tasks").column("id").and_where(Expr::col("is_complete").eq(false));
     /// let (sql, _) = scope.select(&decl).from_subquery(open, "open").expr(Expr::col("id").count()).build()?;
@@ -246,7 +245,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{JoinKind, TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope
     ///     .select(&decl)
@@ -273,7 +272,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{JoinKind, TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope
     ///     .select(&decl)
@@ -298,7 +297,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.select(&decl).from("users").column("email").build()?;
     /// assert_eq!(sql, r#"SELECT "email" FROM "app"."users" WHERE "users"."account_id" = $1"#);
@@ -313,7 +312,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.select(&decl).from("users").columns(["id", "email"]).build()?;
     /// assert_eq!(sql, r#"SELECT "id", "email" FROM "app"."users" WHERE "users"."account_id" = $1"#);
@@ -330,7 +329,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait, Func};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.select(&decl).from("users").expr(Func::lower(Expr::col("email"))).build()?;
     /// assert_eq!(sql, r#"SELECT LOWER("email") FROM "app"."users" WHERE "users"."account_id" = $1"#);
@@ -351,7 +350,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.select(&decl).from("tasks").expr_as(Expr::col("id").count(), "n").build()?;
     /// assert_eq!(sql, r#"SELECT COUNT("id") AS "n" FROM "app"."tasks" WHERE "tasks"."account_id" = $1"#);
@@ -371,7 +370,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.select(&decl).from("tasks").column("project_id").distinct().build()?;
     /// assert_eq!(sql, r#"SELECT DISTINCT "project_id" FROM "app"."tasks" WHERE "tasks"."account_id" = $1"#);
@@ -388,7 +387,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope
     ///     .select(&decl)
@@ -411,7 +410,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let done = scope.select(&decl).from("tasks").column("id").and_where(Expr::col("is_complete").eq(true));
     /// let (sql, _) = scope.select(&decl).from("subtasks").column("id").and_where_in(Expr::col("task_id"), done).build()?;
@@ -430,7 +429,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::Expr;
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let used = scope.select(&decl).from("tasks").column("project_id");
     /// let (sql, _) = scope.select(&decl).from("projects").column("id").and_where_not_in(Expr::col("id"), used).build()?;
@@ -450,7 +449,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let has_tasks = scope.select(&decl).from_as("tasks", "t").expr(Expr::val(1)).and_where(Expr::col(("t", "project_id")).equals(("p", "id")));
     /// let (sql, _) = scope.select(&decl).from_as("projects", "p").column(("p", "id")).and_where_exists(has_tasks).build()?;
@@ -472,7 +471,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let subs = scope.select(&decl).from("subtasks").column("id").and_where(Expr::col(("subtasks", "task_id")).equals(("tasks", "id")));
     /// let (sql, _) = scope.select(&decl).from("tasks").column("id").and_where_not_exists(subs).build()?;
@@ -494,7 +493,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.select(&decl).from("tasks").column("project_id").expr(Expr::col("id").count()).group_by("project_id").build()?;
     /// assert_eq!(
@@ -513,7 +512,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope
     ///     .select(&decl)
@@ -541,7 +540,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::Order;
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.select(&decl).from("tasks").column("id").order_by("name", Order::Desc).order_by("id", Order::Asc).build()?;
     /// assert_eq!(
@@ -559,7 +558,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.select(&decl).from("tasks").column("id").limit(10).build()?;
     /// assert_eq!(sql, r#"SELECT "id" FROM "app"."tasks" WHERE "tasks"."account_id" = $1 LIMIT $2"#);
@@ -578,7 +577,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.select(&decl).from("tasks").column("id").limit(10).offset(20).build()?;
     /// assert_eq!(sql, r#"SELECT "id" FROM "app"."tasks" WHERE "tasks"."account_id" = $1 LIMIT $2 OFFSET $3"#);
@@ -600,7 +599,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::Value;
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, values) = scope.select(&decl).from("tasks").column("id").build()?;
     /// assert_eq!(sql, r#"SELECT "id" FROM "app"."tasks" WHERE "tasks"."account_id" = $1"#);
@@ -608,7 +607,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// assert!(scope.select(&decl).column("id").build().is_err()); // no table
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
-    pub fn build(&self) -> Result<(String, SqlxValues)> {
+    pub fn build(&self) -> Result<(String, SqlxValues), QueryError> {
         Ok(self.statement()?.build_sqlx(PostgresQueryBuilder))
     }
 

@@ -59,7 +59,7 @@ impl TableUse {
 
     /// `"name"."tenant_column" = $tenant`.
     pub(crate) fn predicate(&self, tenant: TenantId) -> Expr {
-        Expr::col((self.name().to_owned(), self.column().to_owned())).eq(tenant.get())
+        Expr::col((self.name().to_owned(), self.column().to_owned())).eq(tenant.value())
     }
 }
 

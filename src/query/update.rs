@@ -8,7 +8,6 @@ use super::filter::Filter;
 use super::scoping::Scoping;
 use super::table::{TableUse, name};
 use super::{QueryError, Select};
-use crate::error::Result;
 use crate::policy::{Ident, TenancyDeclaration};
 use crate::tenant::TenantScope;
 
@@ -21,7 +20,7 @@ use crate::tenant::TenantScope;
 /// ```
 /// use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
 /// use rls_tenancy::sea_query::{Expr, ExprTrait};
-/// let decl = TenancyDeclaration::builtin()?;
+/// let decl = TenancyDeclaration::reference()?;
 /// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
 /// let (sql, _) = scope
 ///     .update(&decl, "tasks")
@@ -71,7 +70,7 @@ impl<'d, S: Scoping> Update<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// assert_eq!(scope.update(&decl, "tasks").scoping(), &scope);
     /// # Ok::<(), rls_tenancy::Error>(())
@@ -84,7 +83,7 @@ impl<'d, S: Scoping> Update<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.update(&decl, "projects").value("name", "Gemini").value("details", "").build()?;
     /// assert_eq!(sql, r#"UPDATE "app"."projects" SET "name" = $1, "details" = $2 WHERE "projects"."account_id" = $3"#);
@@ -113,7 +112,7 @@ impl<'d, S: Scoping> Update<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.update(&decl, "users").value("is_active", false).and_where(Expr::col("email").like("%@old.example")).build()?;
     /// assert_eq!(sql, r#"UPDATE "app"."users" SET "is_active" = $1 WHERE "users"."account_id" = $2 AND "email" LIKE $3"#);
@@ -128,7 +127,7 @@ impl<'d, S: Scoping> Update<'d, S> {
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let done = scope.select(&decl).from("tasks").column("id").and_where(Expr::col("is_complete").eq(true));
     /// let (sql, _) = scope.update(&decl, "subtasks").value("is_complete", true).and_where_in(Expr::col("task_id"), done).build()?;
@@ -146,7 +145,7 @@ impl<'d, S: Scoping> Update<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.update(&decl, "tasks").value("is_complete", true).returning(["id"]).build()?;
     /// assert_eq!(sql, r#"UPDATE "app"."tasks" SET "is_complete" = $1 WHERE "tasks"."account_id" = $2 RETURNING "id""#);
@@ -168,23 +167,22 @@ impl<'d, S: Scoping> Update<'d, S> {
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::builtin()?;
+    /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
     /// let (sql, _) = scope.update(&decl, "tasks").value("name", "x").build()?;
     /// assert_eq!(sql, r#"UPDATE "app"."tasks" SET "name" = $1 WHERE "tasks"."account_id" = $2"#);
     /// assert!(scope.update(&decl, "tasks").build().is_err()); // nothing to set
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
-    pub fn build(&self) -> Result<(String, SqlxValues)> {
+    pub fn build(&self) -> Result<(String, SqlxValues), QueryError> {
         if let Some(error) = &self.error {
-            return Err(error.clone().into());
+            return Err(error.clone());
         }
         let table = self.table.as_ref().ok_or(QueryError::NoTable)?;
         if self.values.is_empty() {
             return Err(QueryError::NoValues {
                 statement: "update",
-            }
-            .into());
+            });
         }
         let mut q = Query::update();
         q.table(table.table_name()).values(

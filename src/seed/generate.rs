@@ -340,13 +340,13 @@ mod tests {
     use super::*;
     use crate::seed::SeedProfile;
 
-    fn generator(seed: u64) -> crate::Result<Generator> {
+    fn generator(seed: u64) -> super::super::Result<Generator> {
         let profile = SeedProfile::builtin("reference")?;
         Ok(Generator::new(seed, profile.distribution()))
     }
 
     #[test]
-    fn the_same_seed_and_index_give_the_same_account() -> crate::Result<()> {
+    fn the_same_seed_and_index_give_the_same_account() -> super::super::Result<()> {
         let (a, b) = (generator(7)?, generator(7)?);
         assert_eq!(
             a.account(3, IdBases::default()),
@@ -356,7 +356,7 @@ mod tests {
     }
 
     #[test]
-    fn another_seed_or_index_gives_another_account() -> crate::Result<()> {
+    fn another_seed_or_index_gives_another_account() -> super::super::Result<()> {
         let (g, other) = (generator(7)?, generator(8)?);
         let a = g.account(3, IdBases::default());
         assert_ne!(a, g.account(4, IdBases::default()));
@@ -365,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn planned_counts_match_the_generated_rows_and_the_distribution() -> crate::Result<()> {
+    fn planned_counts_match_the_generated_rows_and_the_distribution() -> super::super::Result<()> {
         let g = generator(1)?;
         for index in 0..50 {
             let rows = g.account(index, IdBases::default());
@@ -381,7 +381,7 @@ mod tests {
     }
 
     #[test]
-    fn names_fit_and_emails_are_unique_within_an_account() -> crate::Result<()> {
+    fn names_fit_and_emails_are_unique_within_an_account() -> super::super::Result<()> {
         let g = generator(2)?;
         for index in 0..50 {
             let rows = g.account(index, IdBases::default());
@@ -404,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn children_point_at_parents_of_their_own_block() -> crate::Result<()> {
+    fn children_point_at_parents_of_their_own_block() -> super::super::Result<()> {
         let ids = IdBases {
             account: 1,
             user: 10,

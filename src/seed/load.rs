@@ -17,10 +17,10 @@
 
 use sqlx::PgConnection;
 
+use super::Result;
 use super::generate::{AccountCounts, AccountRows, IdBases};
 use super::preflight::{REGISTRY, TENANT_TABLES};
 use crate::db::TenantTx;
-use crate::error::Result;
 
 /// One account, all tables, one round trip. `$1` is the account id.
 const INSERT_ACCOUNT: &str = "

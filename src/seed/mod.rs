@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod error;
 mod generate;
 mod load;
 mod options;
@@ -42,14 +43,16 @@ use std::time::Instant;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
+pub(crate) use error::Result;
+pub use error::SeedError;
 pub use options::SeedOptions;
 pub use profile::{CountRange, Distribution, SeedLevel, SeedProfile};
 pub use report::SeedReport;
 
 use self::generate::{AccountCounts, Generator, IdBases};
 use self::progress::Progress;
-use crate::db::{DatabaseUrl, TenantPool};
-use crate::error::{Error, Result};
+use crate::connect::{ConnectError, DatabaseUrl};
+use crate::db::TenantPool;
 use crate::tenant::{TenantId, TenantScope};
 
 /// Seeds the database at `url` (the deploy role) as `options` say.
@@ -59,9 +62,9 @@ use crate::tenant::{TenantId, TenantScope};
 /// `BYPASSRLS`, may insert ids), and the accounts already present.
 ///
 /// # Errors
-/// Usage errors (exit code 2): [`Error::InvalidSeedOption`], [`Error::UnknownSeedProfile`],
-/// [`Error::Connect`], [`Error::NotMigrated`], [`Error::SeedRole`], [`Error::SeedConflict`],
-/// [`Error::SeedMismatch`]. A database error while loading (exit code 1) stops the run; the
+/// Usage errors (exit code 2): [`SeedError::InvalidOption`], [`SeedError::UnknownProfile`],
+/// [`Error::Connect`], [`SeedError::NotMigrated`], [`SeedError::Role`], [`SeedError::Conflict`],
+/// [`SeedError::Mismatch`]. A database error while loading (exit code 1) stops the run; the
 /// accounts committed so far are whole, the others absent.
 ///
 /// ```no_run
@@ -92,7 +95,7 @@ pub async fn seed(url: &DatabaseUrl, options: &SeedOptions) -> Result<SeedReport
     let warm_up = pipeline::loading_pool(&connect_options, plan.jobs).await?;
     if let (Some(first), Some(last)) = (existing.first(), existing.last()) {
         if !plan.resume {
-            return Err(Error::SeedConflict {
+            return Err(SeedError::Conflict {
                 existing: existing.len() as u64,
                 requested: plan.accounts,
                 first: Generator::slug(*first),
@@ -136,12 +139,13 @@ pub(crate) fn account_slug(index: u64) -> String {
 }
 
 async fn connect(url: &DatabaseUrl, options: &PgConnectOptions) -> Result<PgConnection> {
-    PgConnection::connect_with(options)
-        .await
-        .map_err(|source| Error::Connect {
+    PgConnection::connect_with(options).await.map_err(|source| {
+        ConnectError::Unreachable {
             url: url.redacted(),
             source,
-        })
+        }
+        .into()
+    })
 }
 
 /// Gives each account to load its slice of the reserved id blocks, in index order.
@@ -174,7 +178,7 @@ async fn verify_resumable(
             .bind(&slug)
             .fetch_one(&mut *control)
             .await?;
-    let mismatch = |reason: String| Error::SeedMismatch {
+    let mismatch = |reason: String| SeedError::Mismatch {
         slug: slug.clone(),
         reason,
     };

@@ -1,14 +1,14 @@
 //! [`SeedOptions`]: what `rls-seed` was asked for, as given; [`SeedPlan`]: the same, checked.
 
 use super::profile::{Distribution, SeedLevel, SeedProfile};
-use crate::error::{Error, Result};
+use super::{Result, SeedError};
 
 /// The most connections `--jobs` may open.
 const MAX_JOBS: i64 = 64;
 
 /// What to seed, as given on the command line. Values are kept as given (counts as `i64`) and
 /// checked by [`crate::seed()`] before it connects, so a negative or inconsistent value gets
-/// a clear [`Error::InvalidSeedOption`] rather than a wrapped number.
+/// a clear [`SeedError::InvalidOption`] rather than a wrapped number.
 ///
 /// ```
 /// use rls_tenancy::{SeedLevel, SeedOptions};
@@ -158,7 +158,7 @@ impl SeedOptions {
     /// Checks the options without connecting.
     ///
     /// # Errors
-    /// [`Error::InvalidSeedOption`] naming the flag at fault, [`Error::UnknownSeedProfile`].
+    /// [`SeedError::InvalidOption`] naming the flag at fault, [`SeedError::UnknownProfile`].
     ///
     /// ```
     /// let err = rls_tenancy::SeedOptions::new(-3).validate().unwrap_err();
@@ -170,7 +170,7 @@ impl SeedOptions {
 
     pub(crate) fn plan(&self) -> Result<SeedPlan> {
         if self.accounts < 1 {
-            return Err(Error::InvalidSeedOption {
+            return Err(SeedError::InvalidOption {
                 option: "--accounts",
                 reason: format!(
                     "{} is not a number of accounts: use 1 or more",
@@ -182,7 +182,7 @@ impl SeedOptions {
             None => std::thread::available_parallelism().map_or(1, |n| n.get() as i64),
             Some(n) if (1..=MAX_JOBS).contains(&n) => n,
             Some(n) => {
-                return Err(Error::InvalidSeedOption {
+                return Err(SeedError::InvalidOption {
                     option: "--jobs",
                     reason: format!("{n} is not a number of connections: use 1 to {MAX_JOBS}"),
                 });

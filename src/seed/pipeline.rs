@@ -12,8 +12,9 @@ use super::generate::{AccountRows, Generator, IdBases};
 use super::load;
 use super::options::SeedPlan;
 use super::progress::Progress;
+use super::{Result, SeedError};
 use crate::db::{TenantPool, TenantPoolOptions};
-use crate::error::{Error, Result};
+use crate::policy::TenancyDeclaration;
 use crate::tenant::{TenantId, TenantScope};
 
 /// Tasks to load before the loading connections are replaced (see [`load_all`]).
@@ -26,7 +27,8 @@ pub(super) async fn loading_pool(options: &PgConnectOptions, jobs: u32) -> Resul
     let pool = PgPoolOptions::new()
         .max_connections(jobs)
         .connect_lazy_with(options.clone());
-    TenantPool::from_pool(pool, TenantPoolOptions::default().deploy_role_writer()).await
+    let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).deploy_role_writer();
+    Ok(TenantPool::from_pool(pool, options).await?)
 }
 
 /// Loads `accounts` in two phases. A backend plans each foreign-key check once and keeps the
@@ -99,7 +101,7 @@ async fn run(
                 progress.account_done(counts.rows());
                 report.add_account(&counts);
             }
-            Ok::<_, Error>(report)
+            Ok::<_, SeedError>(report)
         });
     }
     let mut report = SeedReport::default();
@@ -113,7 +115,7 @@ async fn run(
             }
             Err(e) if e.is_cancelled() => {}
             Err(e) => {
-                failure.get_or_insert(Error::Io(std::io::Error::other(e)));
+                failure.get_or_insert(SeedError::Task(e.to_string()));
                 loaders.abort_all();
             }
         }
@@ -128,8 +130,8 @@ async fn load_one(tenants: &TenantPool, rows: &AccountRows, rollback: bool) -> R
     let mut tx = tenants.begin(&scope).await?;
     load::insert_account(&mut tx, rows).await?;
     if rollback {
-        tx.rollback().await
+        Ok(tx.rollback().await?)
     } else {
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use sqlx::PgConnection;
 
-use crate::error::{Error, Result};
+use super::{Result, SeedError};
 
 /// The registry and the tenant tables rls-seed writes, in the reference schema.
 pub(super) const REGISTRY: &str = "app.accounts";
@@ -21,7 +21,7 @@ pub(super) async fn check_migrated(conn: &mut PgConnection) -> Result<()> {
             .fetch_one(&mut *conn)
             .await?;
         if !exists {
-            return Err(Error::NotMigrated {
+            return Err(SeedError::NotMigrated {
                 what: format!("table {table}"),
             });
         }
@@ -37,7 +37,7 @@ pub(super) async fn check_migrated(conn: &mut PgConnection) -> Result<()> {
         .fetch_one(&mut *conn)
         .await?;
         if !forced {
-            return Err(Error::NotMigrated {
+            return Err(SeedError::NotMigrated {
                 what: format!("the forced row-level security policy on {table}"),
             });
         }
@@ -54,7 +54,7 @@ pub(super) async fn check_role(conn: &mut PgConnection) -> Result<()> {
     )
     .fetch_one(&mut *conn)
     .await?;
-    let unfit = |reason: String| Error::SeedRole {
+    let unfit = |reason: String| SeedError::Role {
         role: role.clone(),
         reason,
     };

@@ -4,7 +4,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result, echo};
+use super::{Result, SeedError};
+use crate::tenant::echo;
 
 /// The profiles in seed/, compiled into the binary: `(name, TOML text)`.
 const BUILTIN: &[(&str, &str)] = &[
@@ -83,7 +84,7 @@ impl SeedLevel {
 /// assert!(CountRange::new(SeedLevel::Users, 5, 1).is_err());
 /// assert!(CountRange::new(SeedLevel::Users, -1, 5).is_err());
 /// assert!(CountRange::new(SeedLevel::Users, 0, 0).is_err());
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), rls_tenancy::SeedError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CountRange {
@@ -95,7 +96,7 @@ impl CountRange {
     /// Validates a range for `level`, as given on the command line or in a profile.
     ///
     /// # Errors
-    /// [`Error::InvalidSeedOption`] naming the flag when `min` is negative, `max` is below 1
+    /// [`SeedError::InvalidOption`] naming the flag when `min` is negative, `max` is below 1
     /// or above 10000, or `min > max`.
     ///
     /// ```
@@ -104,7 +105,7 @@ impl CountRange {
     /// assert_eq!(err.to_string(), "invalid --min-tasks: 7 is greater than --max-tasks 3");
     /// ```
     pub fn new(level: SeedLevel, min: i64, max: i64) -> Result<Self> {
-        let invalid = |option, reason| Err(Error::InvalidSeedOption { option, reason });
+        let invalid = |option, reason| Err(SeedError::InvalidOption { option, reason });
         let cap = i64::from(MAX_PER_LEVEL);
         if min < 0 {
             return invalid(
@@ -142,7 +143,7 @@ impl CountRange {
     /// ```
     /// # use rls_tenancy::{CountRange, SeedLevel};
     /// assert_eq!(CountRange::new(SeedLevel::Users, 2, 3)?.min(), 2);
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::SeedError>(())
     /// ```
     pub fn min(self) -> u32 {
         self.min
@@ -153,7 +154,7 @@ impl CountRange {
     /// ```
     /// # use rls_tenancy::{CountRange, SeedLevel};
     /// assert_eq!(CountRange::new(SeedLevel::Users, 2, 3)?.max(), 3);
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::SeedError>(())
     /// ```
     pub fn max(self) -> u32 {
         self.max
@@ -173,7 +174,7 @@ impl fmt::Display for CountRange {
 /// let reference = SeedProfile::builtin("reference")?;
 /// let projects = reference.distribution().range(SeedLevel::Projects);
 /// assert_eq!((projects.min(), projects.max()), (1, 30));
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), rls_tenancy::SeedError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Distribution {
@@ -187,7 +188,7 @@ impl Distribution {
     /// # use rls_tenancy::{SeedLevel, SeedProfile};
     /// let users = SeedProfile::builtin("reference")?.distribution().range(SeedLevel::Users);
     /// assert_eq!(users.to_string(), "1-5");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::SeedError>(())
     /// ```
     pub fn range(&self, level: SeedLevel) -> CountRange {
         self.ranges[level.index()]
@@ -196,7 +197,7 @@ impl Distribution {
     /// This distribution with `level`'s minimum and/or maximum replaced, validated again.
     ///
     /// # Errors
-    /// As [`CountRange::new`], and [`Error::InvalidSeedOption`] when one account could hold
+    /// As [`CountRange::new`], and [`SeedError::InvalidOption`] when one account could hold
     /// more than 200000 subtasks.
     ///
     /// ```
@@ -204,7 +205,7 @@ impl Distribution {
     /// let d = SeedProfile::builtin("reference")?.distribution().with(SeedLevel::Users, None, Some(2))?;
     /// assert_eq!(d.range(SeedLevel::Users).max(), 2);
     /// assert!(d.with(SeedLevel::Users, Some(3), None).is_err()); // 3 > 2
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::SeedError>(())
     /// ```
     pub fn with(&self, level: SeedLevel, min: Option<i64>, max: Option<i64>) -> Result<Self> {
         let current = self.range(level);
@@ -224,7 +225,7 @@ impl Distribution {
             .map(|r| u64::from(r.max))
             .product::<u64>();
         if worst > MAX_SUBTASKS_PER_ACCOUNT {
-            return Err(Error::InvalidSeedOption {
+            return Err(SeedError::InvalidOption {
                 option: SeedLevel::Subtasks.max_flag(),
                 reason: format!(
                     "one account could hold {worst} subtasks (max projects × max tasks × max subtasks); \
@@ -280,20 +281,20 @@ impl SeedProfile {
     /// The profile `seed/{name}.toml`.
     ///
     /// # Errors
-    /// [`Error::UnknownSeedProfile`] when there is none of that name,
-    /// [`Error::InvalidSeedProfile`] when its file is malformed.
+    /// [`SeedError::UnknownProfile`] when there is none of that name,
+    /// [`SeedError::InvalidProfile`] when its file is malformed.
     ///
     /// ```
     /// let small = rls_tenancy::SeedProfile::builtin("small")?;
     /// assert_eq!(small.name(), "small");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::SeedError>(())
     /// ```
     pub fn builtin(name: &str) -> Result<Self> {
         let (_, text) =
             BUILTIN
                 .iter()
                 .find(|(n, _)| *n == name)
-                .ok_or_else(|| Error::UnknownSeedProfile {
+                .ok_or_else(|| SeedError::UnknownProfile {
                     name: echo(name),
                     known: Self::names().join(", "),
                 })?;
@@ -303,7 +304,7 @@ impl SeedProfile {
     /// Parses and validates a profile's TOML text.
     ///
     /// # Errors
-    /// [`Error::InvalidSeedProfile`] when the text is not a valid profile.
+    /// [`SeedError::InvalidProfile`] when the text is not a valid profile.
     ///
     /// ```
     /// use rls_tenancy::SeedProfile;
@@ -314,7 +315,7 @@ impl SeedProfile {
     /// assert!(err.to_string().contains("3 is greater than"));
     /// ```
     pub fn parse(name: &str, text: &str) -> Result<Self> {
-        let invalid = |reason: String| Error::InvalidSeedProfile {
+        let invalid = |reason: String| SeedError::InvalidProfile {
             name: echo(name),
             reason,
         };
@@ -338,7 +339,7 @@ impl SeedProfile {
     ///
     /// ```
     /// assert_eq!(rls_tenancy::SeedProfile::builtin("reference")?.name(), "reference");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::SeedError>(())
     /// ```
     pub fn name(&self) -> &str {
         &self.name
@@ -348,7 +349,7 @@ impl SeedProfile {
     ///
     /// ```
     /// assert!(!rls_tenancy::SeedProfile::builtin("reference")?.description().is_empty());
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::SeedError>(())
     /// ```
     pub fn description(&self) -> &str {
         &self.description
@@ -360,7 +361,7 @@ impl SeedProfile {
     /// use rls_tenancy::{SeedLevel, SeedProfile};
     /// let d = SeedProfile::builtin("reference")?.distribution();
     /// assert_eq!(d.range(SeedLevel::Subtasks).to_string(), "1-10");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::SeedError>(())
     /// ```
     pub fn distribution(&self) -> Distribution {
         self.distribution
@@ -368,9 +369,9 @@ impl SeedProfile {
 }
 
 /// Rewords a flag-oriented validation error for a profile file (`users.min` for `--min-users`).
-fn profile_reason(err: &Error) -> String {
+fn profile_reason(err: &SeedError) -> String {
     match err {
-        Error::InvalidSeedOption { option, reason } => {
+        SeedError::InvalidOption { option, reason } => {
             let field = option
                 .trim_start_matches("--")
                 .split_once('-')
@@ -433,7 +434,7 @@ mod tests {
         let text = "description = \"x\"\nextra = 1\n";
         assert!(SeedProfile::parse("x", text).is_err());
         let err = SeedProfile::builtin("../etc/passwd").err();
-        assert!(err.as_ref().is_some_and(Error::is_usage));
+        assert!(err.as_ref().is_some_and(SeedError::is_usage));
         assert!(err.is_some_and(|e| e.to_string().contains("reference, small")));
     }
 
@@ -441,6 +442,6 @@ mod tests {
     fn an_account_that_could_not_fit_in_memory_is_refused() {
         let d = SeedProfile::builtin("reference").map(|p| p.distribution());
         let too_big = d.and_then(|d| d.with(SeedLevel::Subtasks, None, Some(10_000)));
-        assert!(matches!(too_big, Err(Error::InvalidSeedOption { .. })));
+        assert!(matches!(too_big, Err(SeedError::InvalidOption { .. })));
     }
 }

@@ -15,7 +15,7 @@ use super::TenantSlug;
 ///     subdomain_slug("xn--80ak6aa92e.example.com", &base),
 ///     Err(HostError::Label(LabelError::ReservedHyphens)),
 /// );
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

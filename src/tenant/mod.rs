@@ -1,21 +1,19 @@
-//! Who the tenant is: validated ids and slugs, the resolved [`TenantScope`], and the
-//! resolvers that find it from a request (subdomain, header, path) through the registry.
+//! Who the tenant is: validated ids ([`TenantId`] of a [`KeyType`]) and slugs
+//! ([`TenantSlug`]), and the resolved [`TenantScope`] every tenant operation needs.
+//!
+//! Pure values: nothing here touches the database or a request. Finding the tenant of a
+//! request is the resolve step's job.
 
-mod header;
-mod host;
+mod error;
 mod id;
 mod label;
-mod path;
-mod registry;
-mod resolve;
 mod scope;
 mod slug;
 
-pub use header::TenantHeader;
-pub use host::{BaseDomain, HostError, subdomain_slug};
-pub use id::TenantId;
+pub use error::TenantError;
+pub(crate) use error::echo;
+pub use id::{KeyType, TenantId};
 pub use label::LabelError;
-pub use path::TenantPath;
-pub use registry::{RegistryOptions, TenantRegistry};
+pub(crate) use label::tenant_label;
 pub use scope::TenantScope;
 pub use slug::TenantSlug;

@@ -3,8 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::TenantError;
+use super::error::echo;
 use super::label::tenant_label;
-use crate::error::{Error, echo};
 
 /// A tenant's slug: 1–63 lowercase ASCII letters, digits and inner hyphens, i.e. one DNS
 /// label that needs no encoding, and not a reserved `??--` label (punycode `xn--`). The
@@ -16,7 +17,7 @@ use crate::error::{Error, echo};
 /// assert_eq!(slug.as_str(), "tenant-1");
 /// assert!("Tenant-1".parse::<TenantSlug>().is_err());
 /// assert!("-x".parse::<TenantSlug>().is_err());
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), rls_tenancy::TenantError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
@@ -31,7 +32,7 @@ impl TenantSlug {
     /// ```
     /// # use rls_tenancy::TenantSlug;
     /// assert_eq!("acme".parse::<TenantSlug>()?.as_str(), "acme");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::TenantError>(())
     /// ```
     pub fn as_str(&self) -> &str {
         &self.0
@@ -44,10 +45,13 @@ impl TenantSlug {
 }
 
 impl FromStr for TenantSlug {
-    type Err = Error;
+    type Err = TenantError;
 
-    fn from_str(s: &str) -> Result<Self, Error> {
-        tenant_label(s).map_err(|_| Error::InvalidTenantSlug { input: echo(s) })
+    fn from_str(s: &str) -> Result<Self, TenantError> {
+        tenant_label(s).map_err(|reason| TenantError::InvalidTenantSlug {
+            input: echo(s),
+            reason,
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Two tenants with the same shape of data and the same subtask names, so that only the
 //! tenant predicate tells their rows apart.
 
+use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::{Result, ScratchDatabase, TenantId, TenantPool, TenantPoolOptions, TenantScope};
 use sqlx::PgPool;
 
@@ -27,7 +28,8 @@ impl TwoTenants {
         let beta = add_tenant(&admin, "beta", 3).await?;
         let pool = TenantPool::connect(
             db.runtime_url(),
-            TenantPoolOptions::default().max_connections(4),
+            TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
+                .max_connections(4),
         )
         .await?;
         Ok(Self {
@@ -44,7 +46,7 @@ impl TwoTenants {
         Ok(sqlx::query_scalar(
             "SELECT id FROM app.subtasks WHERE account_id = $1 ORDER BY name, id",
         )
-        .bind(scope.id().get())
+        .bind(scope.id().as_i64().expect("bigint id"))
         .fetch_all(&self.admin)
         .await?)
     }

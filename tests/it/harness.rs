@@ -86,12 +86,13 @@ async fn a_local_cluster_serves_a_migrated_database_and_is_removed_when_dropped(
     let db = ScratchDatabase::create_on(server.clone())
         .await
         .expect("scratch database");
-    rls_tenancy::migrate(
-        db.deploy_url(),
-        &rls_tenancy::MigrateOptions::new(db.runtime_role().as_str()).expect("options"),
-    )
-    .await
-    .expect("migrate on the local cluster");
+    let options =
+        rls_tenancy::MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())
+            .expect("options");
+    let declaration = rls_tenancy::TenancyDeclaration::reference().expect("declaration");
+    rls_tenancy::migrate_with(&rls_tenancy::REFERENCE_MIGRATIONS, &declaration, &options)
+        .await
+        .expect("migrate on the local cluster");
     let url = server.admin_url().clone();
     drop(db);
     drop(server);

@@ -1,6 +1,7 @@
 //! The database wall: every tenant table × select / insert / update / delete ×
 //! {own tenant, other tenant, no tenant}, on fresh and on reused connections.
 
+use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::TenantPool;
 use sqlx::{Connection, PgConnection};
 
@@ -34,7 +35,7 @@ enum Outcome {
 
 /// Runs `op` on `table` aimed at `target`'s row (or inserting a row for `target`).
 async fn attempt(conn: &mut PgConnection, table: &str, op: Op, target: &TenantRows) -> Outcome {
-    let account = target.scope.id().get();
+    let account = target.scope.id().as_i64().expect("bigint id");
     let id = target.id(table);
     let result: Result<Outcome, sqlx::Error> = match op {
         Op::Select => {
@@ -127,7 +128,7 @@ fn assert_wall(
     outcome: &Outcome,
 ) {
     let case = format!("{table} {op:?} by {actor:?}: {outcome:?}");
-    let me_id = me.scope.id().get();
+    let me_id = me.scope.id().as_i64().expect("bigint id");
     match (op, actor, outcome) {
         (Op::Select, Actor::NoTenant, Outcome::Rows(rows)) => assert!(rows.is_empty(), "{case}"),
         (Op::Select, Actor::Own, Outcome::Rows(rows)) => {
@@ -249,9 +250,12 @@ async fn every_table_and_command_is_walled_on_one_reused_connection() {
     let fixture = TwoTenants::new().await;
     // One connection shared by the tenant pool and the plain pool: A, B, no tenant, A.
     let raw = fixture.raw_runtime_pool(1).await;
-    let pool = rls_tenancy::TenantPool::from_pool(raw.clone(), Default::default())
-        .await
-        .expect("tenant pool");
+    let pool = rls_tenancy::TenantPool::from_pool(
+        raw.clone(),
+        rls_tenancy::TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")),
+    )
+    .await
+    .expect("tenant pool");
     let mut pids = Vec::new();
     for table in TENANT_TABLES {
         for op in OPS {
@@ -279,9 +283,12 @@ async fn every_table_and_command_is_walled_on_one_reused_connection() {
 async fn a_connection_back_in_the_pool_carries_no_tenant() {
     let fixture = TwoTenants::new().await;
     let raw = fixture.raw_runtime_pool(1).await;
-    let pool = rls_tenancy::TenantPool::from_pool(raw.clone(), Default::default())
-        .await
-        .expect("tenant pool");
+    let pool = rls_tenancy::TenantPool::from_pool(
+        raw.clone(),
+        rls_tenancy::TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")),
+    )
+    .await
+    .expect("tenant pool");
 
     let mut fresh = raw.acquire().await.expect("connection");
     let before: Option<String> =
@@ -331,16 +338,19 @@ async fn a_connection_back_in_the_pool_carries_no_tenant() {
 async fn a_dropped_tenant_transaction_rolls_back_and_forgets_the_tenant() {
     let fixture = TwoTenants::new().await;
     let raw = fixture.raw_runtime_pool(1).await;
-    let pool = rls_tenancy::TenantPool::from_pool(raw.clone(), Default::default())
-        .await
-        .expect("tenant pool");
+    let pool = rls_tenancy::TenantPool::from_pool(
+        raw.clone(),
+        rls_tenancy::TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")),
+    )
+    .await
+    .expect("tenant pool");
     {
         let mut tx = pool
             .begin(&fixture.a.scope)
             .await
             .expect("tenant transaction");
         sqlx::query("INSERT INTO app.projects (account_id, name) VALUES ($1, 'dropped')")
-            .bind(fixture.a.scope.id().get())
+            .bind(fixture.a.scope.id().as_i64().expect("bigint id"))
             .execute(&mut *tx)
             .await
             .expect("insert");
@@ -405,7 +415,7 @@ async fn a_child_cannot_reference_another_tenants_parent_and_the_error_reveals_n
         let result = sqlx::query(
             "INSERT INTO app.tasks (account_id, project_id, name) VALUES ($1, $2, 'x')",
         )
-        .bind(fixture.a.scope.id().get())
+        .bind(fixture.a.scope.id().as_i64().expect("bigint id"))
         .bind(project)
         .execute(&mut *tx)
         .await;
@@ -426,7 +436,7 @@ async fn a_child_cannot_reference_another_tenants_parent_and_the_error_reveals_n
         .expect("tenant transaction");
     let result =
         sqlx::query("INSERT INTO app.subtasks (account_id, task_id, name) VALUES ($1, $2, 'x')")
-            .bind(fixture.a.scope.id().get())
+            .bind(fixture.a.scope.id().as_i64().expect("bigint id"))
             .bind(fixture.b.task)
             .execute(&mut *tx)
             .await;
@@ -447,7 +457,7 @@ async fn the_same_email_may_exist_in_two_tenants() {
             "INSERT INTO app.users (account_id, email, first_name, last_name, password)
              VALUES ($1, 'same@example.test', 'A', 'B', 'x')",
         )
-        .bind(rows.scope.id().get())
+        .bind(rows.scope.id().as_i64().expect("bigint id"))
         .execute(&mut *tx)
         .await
         .expect("uniqueness is per tenant: another tenant's email must not collide");
@@ -460,7 +470,8 @@ async fn a_tenant_set_at_session_level_never_returns_to_the_pool() {
     let fixture = TwoTenants::new().await;
     let pool = rls_tenancy::TenantPool::connect(
         fixture.db.runtime_url(),
-        rls_tenancy::TenantPoolOptions::default().max_connections(1),
+        rls_tenancy::TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
+            .max_connections(1),
     )
     .await
     .expect("tenant pool");

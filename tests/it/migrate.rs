@@ -2,7 +2,10 @@
 
 use std::process::Command;
 
-use rls_tenancy::{MigrateOptions, ScratchDatabase, migrate};
+use rls_tenancy::{
+    MigrateError, MigrateOptions, MigrateReport, REFERENCE_MIGRATIONS, ScratchDatabase,
+    TenancyDeclaration, migrate_with,
+};
 use sqlx::PgPool;
 
 /// Everything `rls-migrate` is responsible for, as one comparable snapshot.
@@ -30,7 +33,13 @@ async fn catalog_snapshot(admin: &PgPool) -> Vec<String> {
 }
 
 fn options(db: &ScratchDatabase) -> MigrateOptions {
-    MigrateOptions::new(db.runtime_role().as_str()).expect("options")
+    MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str()).expect("options")
+}
+
+/// The reference migrations and declaration, as the deploy role.
+async fn migrate(db: &ScratchDatabase) -> Result<MigrateReport, MigrateError> {
+    let declaration = TenancyDeclaration::reference()?;
+    migrate_with(&REFERENCE_MIGRATIONS, &declaration, &options(db)).await
 }
 
 #[tokio::test]
@@ -38,9 +47,7 @@ async fn migrating_twice_changes_nothing() {
     let db = ScratchDatabase::migrated().await.expect("scratch database");
     let admin = db.admin_pool().await.expect("admin");
     let before = catalog_snapshot(&admin).await;
-    let report = migrate(db.deploy_url(), &options(&db))
-        .await
-        .expect("second run");
+    let report = migrate(&db).await.expect("second run");
     assert!(report.is_noop(), "{report:?}");
     assert_eq!(catalog_snapshot(&admin).await, before);
 }
@@ -70,9 +77,7 @@ async fn a_dropped_altered_or_disabled_policy_is_restored() {
     for (_, sql) in damage {
         sqlx::raw_sql(sql).execute(&admin).await.expect("damage");
     }
-    let report = migrate(db.deploy_url(), &options(&db))
-        .await
-        .expect("repair run");
+    let report = migrate(&db).await.expect("repair run");
     let mut repaired = report.policies_installed.clone();
     repaired.sort();
     let mut expected: Vec<String> = damage.iter().map(|(t, _)| (*t).to_owned()).collect();
@@ -97,12 +102,7 @@ async fn a_dropped_altered_or_disabled_policy_is_restored() {
         (4, 4),
         "every table has exactly the canonical policy again"
     );
-    assert!(
-        migrate(db.deploy_url(), &options(&db))
-            .await
-            .expect("third run")
-            .is_noop()
-    );
+    assert!(migrate(&db).await.expect("third run").is_noop());
 }
 
 #[tokio::test]
@@ -116,9 +116,7 @@ async fn extra_privileges_granted_by_hand_are_taken_back() {
     .execute(&admin)
     .await
     .expect("grant");
-    migrate(db.deploy_url(), &options(&db))
-        .await
-        .expect("repair run");
+    migrate(&db).await.expect("repair run");
     let (truncate, update_seq, update_tenant_col): (bool, bool, bool) = sqlx::query_as(
         "SELECT has_table_privilege($1, 'app.projects', 'TRUNCATE'),
                 has_sequence_privilege($1, pg_get_serial_sequence('app.projects', 'id'), 'UPDATE'),
@@ -276,9 +274,9 @@ async fn a_failure_after_the_migrations_leaves_nothing_applied() {
         "#,
     )
     .expect("declaration");
-    let result = migrate(db.deploy_url(), &options(&db).declaration(declaration)).await;
+    let result = migrate_with(&REFERENCE_MIGRATIONS, &declaration, &options(&db)).await;
     assert!(
-        matches!(result, Err(rls_tenancy::Error::NotMigrated { .. })),
+        matches!(&result, Err(MigrateError::Declaration(e)) if e.to_string().contains("app.ghosts does not exist")),
         "{result:?}"
     );
     let admin = db.admin_pool().await.expect("admin");

@@ -2,18 +2,19 @@
 
 use std::time::Duration;
 
+use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::{
-    BaseDomain, Error, HostError, RegistryOptions, Result, ScratchDatabase, TenantPool,
-    TenantPoolOptions, TenantRegistry, TenantScope, TenantSlug,
+    BaseDomain, HostError, RegistryOptions, ResolveError, Result, ScratchDatabase, TenantPool,
+    TenantPoolOptions, TenantScope, TenantSlug,
 };
 use sqlx::PgPool;
 
 async fn runtime_pool(db: &ScratchDatabase) -> Result<TenantPool> {
-    TenantPool::connect(
+    Ok(TenantPool::connect(
         db.runtime_url(),
-        TenantPoolOptions::default().max_connections(2),
+        TenantPoolOptions::new(TenancyDeclaration::reference()?).max_connections(2),
     )
-    .await
+    .await?)
 }
 
 async fn add_account(admin: &PgPool, slug: &str) -> Result<i64> {
@@ -41,8 +42,8 @@ fn slug(s: &str) -> TenantSlug {
     }
 }
 
-fn is_not_found(result: &Result<TenantScope>) -> bool {
-    matches!(result, Err(Error::TenantNotFound { .. }))
+fn is_not_found(result: &Result<TenantScope, ResolveError>) -> bool {
+    matches!(result, Err(ResolveError::TenantNotFound { .. }))
 }
 
 #[tokio::test]
@@ -51,11 +52,13 @@ async fn a_known_tenant_resolves_to_its_own_id_and_not_its_neighbours() -> Resul
     let admin = db.admin_pool().await?;
     let first = add_account(&admin, "first").await?;
     let second = add_account(&admin, "second").await?;
-    let registry = TenantRegistry::new(&runtime_pool(&db).await?, RegistryOptions::default());
+    let registry = runtime_pool(&db)
+        .await?
+        .registry(RegistryOptions::default());
 
     let scope = registry.resolve(&slug("second")).await?;
-    assert_eq!(scope.id().get(), second);
-    assert_ne!(scope.id().get(), first);
+    assert_eq!(scope.id().as_i64().expect("bigint id"), second);
+    assert_ne!(scope.id().as_i64().expect("bigint id"), first);
     assert_eq!(scope.slug().as_str(), "second");
     // Served from the cache the second time, with the same answer.
     assert_eq!(registry.resolve(&slug("second")).await?, scope);
@@ -68,13 +71,17 @@ async fn unknown_and_inactive_tenants_are_both_not_found() -> Result<()> {
     let admin = db.admin_pool().await?;
     add_account(&admin, "dormant").await?;
     set_active(&admin, "dormant", false).await?;
-    let registry = TenantRegistry::new(&runtime_pool(&db).await?, RegistryOptions::default());
+    let registry = runtime_pool(&db)
+        .await?
+        .registry(RegistryOptions::default());
 
     assert!(is_not_found(&registry.resolve(&slug("nobody")).await));
     assert!(is_not_found(&registry.resolve(&slug("dormant")).await));
     let err = registry.resolve(&slug("nobody")).await.err();
     assert!(
-        err.is_some_and(|e| e.is_usage()),
+        err.is_some_and(
+            |e| rls_tenancy::cli::exit_code(&e.into()) == std::process::ExitCode::from(2)
+        ),
         "not found is the caller's input, not a failure"
     );
     Ok(())
@@ -86,14 +93,8 @@ async fn a_deactivated_tenant_is_cached_until_its_ttl_and_refused_after() -> Res
     let admin = db.admin_pool().await?;
     add_account(&admin, "leaving").await?;
     let pool = runtime_pool(&db).await?;
-    let long = TenantRegistry::new(
-        &pool,
-        RegistryOptions::default().ttl(Duration::from_secs(3600)),
-    );
-    let short = TenantRegistry::new(
-        &pool,
-        RegistryOptions::default().ttl(Duration::from_millis(20)),
-    );
+    let long = pool.registry(RegistryOptions::default().ttl(Duration::from_secs(3600)));
+    let short = pool.registry(RegistryOptions::default().ttl(Duration::from_millis(20)));
     long.resolve(&slug("leaving")).await?;
     short.resolve(&slug("leaving")).await?;
 
@@ -121,23 +122,34 @@ async fn unknown_slugs_are_remembered_briefly_unless_negative_caching_is_off() -
     let db = ScratchDatabase::migrated().await?;
     let admin = db.admin_pool().await?;
     let pool = runtime_pool(&db).await?;
-    let remembering = TenantRegistry::new(
-        &pool,
-        RegistryOptions::default().negative_ttl(Duration::from_secs(3600)),
-    );
-    let forgetting = TenantRegistry::new(
-        &pool,
-        RegistryOptions::default().negative_ttl(Duration::ZERO),
-    );
+    let remembering =
+        pool.registry(RegistryOptions::default().negative_ttl(Duration::from_secs(3600)));
+    let forgetting = pool.registry(RegistryOptions::default().negative_ttl(Duration::ZERO));
     assert!(is_not_found(&remembering.resolve(&slug("late")).await));
     assert!(is_not_found(&forgetting.resolve(&slug("late")).await));
 
     let id = add_account(&admin, "late").await?;
 
     assert!(is_not_found(&remembering.resolve(&slug("late")).await));
-    assert_eq!(forgetting.resolve(&slug("late")).await?.id().get(), id);
+    assert_eq!(
+        forgetting
+            .resolve(&slug("late"))
+            .await?
+            .id()
+            .as_i64()
+            .expect("bigint id"),
+        id
+    );
     remembering.invalidate(&slug("late"));
-    assert_eq!(remembering.resolve(&slug("late")).await?.id().get(), id);
+    assert_eq!(
+        remembering
+            .resolve(&slug("late"))
+            .await?
+            .id()
+            .as_i64()
+            .expect("bigint id"),
+        id
+    );
     Ok(())
 }
 
@@ -145,14 +157,21 @@ async fn unknown_slugs_are_remembered_briefly_unless_negative_caching_is_off() -
 async fn the_cache_holds_no_more_tenants_than_its_bound() -> Result<()> {
     let db = ScratchDatabase::migrated().await?;
     let admin = db.admin_pool().await?;
-    let registry = TenantRegistry::new(
-        &runtime_pool(&db).await?,
-        RegistryOptions::default().max_entries(2),
-    );
+    let registry = runtime_pool(&db)
+        .await?
+        .registry(RegistryOptions::default().max_entries(2));
     for n in 0..6 {
         let name = format!("tenant-{n}");
         let id = add_account(&admin, &name).await?;
-        assert_eq!(registry.resolve(&slug(&name)).await?.id().get(), id);
+        assert_eq!(
+            registry
+                .resolve(&slug(&name))
+                .await?
+                .id()
+                .as_i64()
+                .expect("bigint id"),
+            id
+        );
     }
     let cached = registry.cached_tenants();
     assert!(
@@ -174,27 +193,31 @@ async fn from_subdomain_resolves_tenants_lands_the_bare_domain_and_refuses_bad_h
     let admin = db.admin_pool().await?;
     let id = add_account(&admin, "tenant-1").await?;
     add_account(&admin, "tenant-2").await?;
-    let registry = TenantRegistry::new(&runtime_pool(&db).await?, RegistryOptions::default());
+    let registry = runtime_pool(&db)
+        .await?
+        .registry(RegistryOptions::default());
     let base: BaseDomain = "localhost".parse()?;
 
     let scope = TenantScope::from_subdomain("tenant-1.localhost:8080", &base, &registry).await?;
-    assert_eq!(scope.map(|s| s.id().get()), Some(id));
+    assert_eq!(scope.map(|s| s.id().as_i64().expect("bigint id")), Some(id));
     assert_eq!(
         TenantScope::from_subdomain("localhost:8080", &base, &registry).await?,
         None
     );
     assert!(matches!(
         TenantScope::from_subdomain("tenant-3.localhost", &base, &registry).await,
-        Err(Error::TenantNotFound { .. })
+        Err(ResolveError::TenantNotFound { .. })
     ));
     assert!(matches!(
         TenantScope::from_subdomain("tenant-1.tenant-2.localhost", &base, &registry).await,
-        Err(Error::InvalidHost(HostError::ExtraLabels { count: 2 }))
+        Err(ResolveError::InvalidHost(HostError::ExtraLabels {
+            count: 2
+        }))
     ));
     let bad = TenantScope::from_subdomain("tenant-1.localhost\0", &base, &registry).await;
     assert!(matches!(
         bad,
-        Err(Error::InvalidHost(HostError::ControlCharacter))
+        Err(ResolveError::InvalidHost(HostError::ControlCharacter))
     ));
     Ok(())
 }
@@ -207,7 +230,9 @@ async fn header_and_path_resolvers_share_the_registry_and_the_slug_rules() -> Re
     let db = ScratchDatabase::migrated().await?;
     let admin = db.admin_pool().await?;
     let id = add_account(&admin, "acme").await?;
-    let registry = TenantRegistry::new(&runtime_pool(&db).await?, RegistryOptions::default());
+    let registry = runtime_pool(&db)
+        .await?
+        .registry(RegistryOptions::default());
 
     let header = TenantHeader::new("x-tenant")?;
     let mut headers = HeaderMap::new();
@@ -216,13 +241,14 @@ async fn header_and_path_resolvers_share_the_registry_and_the_slug_rules() -> Re
         TenantScope::from_header(&headers, &header, &registry)
             .await?
             .id()
-            .get(),
+            .as_i64()
+            .expect("bigint id"),
         id
     );
     headers.insert("x-tenant", HeaderValue::from_static("ACME"));
     assert!(matches!(
         TenantScope::from_header(&headers, &header, &registry).await,
-        Err(Error::InvalidTenantHeader {
+        Err(ResolveError::InvalidTenantHeader {
             reason: LabelError::UpperCase,
             ..
         })
@@ -230,16 +256,19 @@ async fn header_and_path_resolvers_share_the_registry_and_the_slug_rules() -> Re
 
     let paths = TenantPath::default();
     let (scope, rest) = TenantScope::from_path("/t/acme/subtasks", &paths, &registry).await?;
-    assert_eq!((scope.id().get(), rest), (id, "/subtasks"));
+    assert_eq!(
+        (scope.id().as_i64().expect("bigint id"), rest),
+        (id, "/subtasks")
+    );
     assert!(matches!(
         TenantScope::from_path("/t/xn--acme/", &paths, &registry).await,
-        Err(Error::InvalidTenantPath {
+        Err(ResolveError::InvalidTenantPath {
             reason: LabelError::ReservedHyphens
         })
     ));
     assert!(matches!(
         TenantScope::from_path("/t/nobody/", &paths, &registry).await,
-        Err(Error::TenantNotFound { .. })
+        Err(ResolveError::TenantNotFound { .. })
     ));
     Ok(())
 }
@@ -247,14 +276,19 @@ async fn header_and_path_resolvers_share_the_registry_and_the_slug_rules() -> Re
 #[tokio::test]
 async fn an_endless_ttl_is_capped_instead_of_panicking() -> rls_tenancy::Result<()> {
     let db = rls_tenancy::ScratchDatabase::migrated().await?;
-    let pool = rls_tenancy::TenantPool::connect(db.runtime_url(), Default::default()).await?;
+    let options =
+        rls_tenancy::TenantPoolOptions::new(rls_tenancy::TenancyDeclaration::reference()?);
+    let pool = rls_tenancy::TenantPool::connect(db.runtime_url(), options).await?;
     let options = rls_tenancy::RegistryOptions::default()
         .ttl(std::time::Duration::MAX)
         .negative_ttl(std::time::Duration::MAX);
-    let registry = rls_tenancy::TenantRegistry::new(&pool, options);
+    let registry = pool.registry(options);
     let missing = registry.resolve(&"nobody".parse()?).await;
     assert!(
-        matches!(missing, Err(rls_tenancy::Error::TenantNotFound { .. })),
+        matches!(
+            missing,
+            Err(rls_tenancy::ResolveError::TenantNotFound { .. })
+        ),
         "{missing:?}"
     );
     Ok(())

@@ -1,5 +1,6 @@
 //! Fixtures shared by the integration tests.
 
+use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::{ScratchDatabase, TenantId, TenantPool, TenantPoolOptions, TenantScope};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -52,7 +53,7 @@ impl TwoTenants {
     pub async fn runtime_pool(&self, connections: u32) -> TenantPool {
         TenantPool::from_pool(
             self.raw_runtime_pool(connections).await,
-            TenantPoolOptions::default(),
+            TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")),
         )
         .await
         .expect("tenant pool")

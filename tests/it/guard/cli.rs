@@ -2,6 +2,7 @@
 //! one clear line on stderr, never a panic, never a password.
 
 use rls_tenancy::Result;
+use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::guard::{self, GuardOptions, RuleId};
 
 use super::{Fixture, rls_check, rls_check_as_runtime, rules};
@@ -81,7 +82,11 @@ async fn role_inspects_another_role_than_the_one_logged_in() -> Result<()> {
     let run = rls_check(&["--database-url", admin.expose_secret(), "--role", deploy]).await?;
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stdout.contains("[owns-schema]"), "{run:?}");
-    let report = guard::check_url(&admin, &GuardOptions::default().role(deploy)).await?;
+    let report = guard::check_url(
+        &admin,
+        &GuardOptions::new(TenancyDeclaration::reference().expect("declaration")).role(deploy),
+    )
+    .await?;
     assert!(rules(&report).contains(&RuleId::OwnsDatabase));
     Ok(())
 }

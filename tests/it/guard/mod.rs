@@ -7,6 +7,7 @@ mod rules;
 
 use std::collections::BTreeSet;
 
+use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::guard::{self, GuardOptions, GuardReport, RuleId};
 use rls_tenancy::{DatabaseUrl, Result, ScratchDatabase};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -70,7 +71,7 @@ impl Fixture {
     }
 
     pub(crate) async fn check_with(&self, options: GuardOptions) -> Result<GuardReport> {
-        guard::check_url(self.db().runtime_url(), &options).await
+        Ok(guard::check_url(self.db().runtime_url(), &options).await?)
     }
 }
 
@@ -106,7 +107,8 @@ impl Drop for Fixture {
 
 /// The guard's default options without a version floor.
 pub(crate) fn options() -> GuardOptions {
-    GuardOptions::default().min_server_versions(Vec::new())
+    GuardOptions::new(TenancyDeclaration::reference().expect("declaration"))
+        .min_server_versions(Vec::new())
 }
 
 /// The distinct rule ids of a report.

@@ -3,6 +3,7 @@
 //! the built `rls-check` must exit 1 on it too. Negative cases show each rule can stay quiet.
 
 use rls_tenancy::Result;
+use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::guard::{GuardOptions, RuleId, Severity};
 
 use super::{Fixture, options, rls_check_as_runtime, rules};
@@ -73,7 +74,11 @@ const CANONICAL: &str = "account_id = nullif(current_setting('app.tenant_id', tr
 #[tokio::test]
 async fn the_migrated_database_passes_with_no_refuse_findings() -> Result<()> {
     let fx = Fixture::migrated().await?;
-    let report = fx.check_with(GuardOptions::default()).await?;
+    let report = fx
+        .check_with(GuardOptions::new(
+            TenancyDeclaration::reference().expect("declaration"),
+        ))
+        .await?;
     assert!(!report.is_refused(), "{report}");
     assert_eq!(report.refusals().count(), 0);
     // Without the version floor (the one thing that depends on the server), nothing at all.
@@ -534,7 +539,8 @@ async fn a_table_that_references_a_tenant_table_by_id_alone_is_refused_and_reall
         .await?;
     let pool = rls_tenancy::TenantPool::connect(
         fx.db().runtime_url(),
-        rls_tenancy::TenantPoolOptions::default().skip_guard(),
+        rls_tenancy::TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
+            .skip_guard(),
     )
     .await?;
     let scope = rls_tenancy::TenantScope::new(rls_tenancy::TenantId::new(one)?, "one".parse()?);
@@ -672,7 +678,10 @@ async fn a_server_below_the_version_floor_warns_and_rls_check_passes() -> Result
         .await?;
     let floor = format!("{}.{}", num / 10_000, num % 10_000 + 1);
     let report = fx
-        .check_with(GuardOptions::default().min_server_versions(vec![floor.parse()?]))
+        .check_with(
+            GuardOptions::new(TenancyDeclaration::reference().expect("declaration"))
+                .min_server_versions(vec![floor.parse()?]),
+        )
         .await?;
     assert_eq!(
         rules(&report),
@@ -688,7 +697,10 @@ async fn a_server_below_the_version_floor_warns_and_rls_check_passes() -> Result
     );
     let current = format!("{}.{}", num / 10_000, num % 10_000);
     let at_floor = fx
-        .check_with(GuardOptions::default().min_server_versions(vec![current.parse()?]))
+        .check_with(
+            GuardOptions::new(TenancyDeclaration::reference().expect("declaration"))
+                .min_server_versions(vec![current.parse()?]),
+        )
         .await?;
     assert!(at_floor.findings().is_empty(), "{at_floor}");
     Ok(())

@@ -2,11 +2,10 @@
 //! behind on shutdown.
 
 use axum::http::StatusCode;
+use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::demo::{Demo, DemoOptions, DemoState, router, seed_options};
 use rls_tenancy::http::AppState;
-use rls_tenancy::{
-    RegistryOptions, ScratchDatabase, TenantPool, TenantPoolOptions, TenantRegistry, seed,
-};
+use rls_tenancy::{RegistryOptions, ScratchDatabase, TenantPool, TenantPoolOptions, seed};
 
 use super::send;
 use super::socket::raw_get;
@@ -45,11 +44,12 @@ async fn the_embedded_demo_serves_the_tenants_rls_seed_makes_and_lists_their_url
         .expect("seed the reference");
     let pool = TenantPool::connect(
         reference.runtime_url(),
-        TenantPoolOptions::default().max_connections(2),
+        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
+            .max_connections(2),
     )
     .await
     .expect("runtime pool");
-    let registry = TenantRegistry::new(&pool, RegistryOptions::default());
+    let registry = pool.registry(RegistryOptions::default());
     let app = router(DemoState::new(
         AppState::new(pool.clone(), registry, "localhost".parse().expect("base")),
         Vec::new(),

@@ -16,11 +16,10 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::Response;
 use http_body_util::BodyExt;
+use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::demo::{DemoState, router};
 use rls_tenancy::http::AppState;
-use rls_tenancy::{
-    RegistryOptions, ScratchDatabase, TenantPool, TenantPoolOptions, TenantRegistry,
-};
+use rls_tenancy::{RegistryOptions, ScratchDatabase, TenantPool, TenantPoolOptions};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
@@ -64,7 +63,8 @@ impl Site {
         let inactive = seed(&admin, "tenant-charlie", "charlie", 3, false).await;
         let pool = TenantPool::connect(
             db.runtime_url(),
-            TenantPoolOptions::default().max_connections(8),
+            TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
+                .max_connections(8),
         )
         .await
         .expect("runtime pool");
@@ -88,7 +88,7 @@ impl Site {
 
 /// The HTTP layer's state over `pool`, for tenants under [`BASE`].
 pub fn state(pool: &TenantPool) -> AppState {
-    let registry = TenantRegistry::new(pool, RegistryOptions::default());
+    let registry = pool.registry(RegistryOptions::default());
     AppState::new(pool.clone(), registry, BASE.parse().expect("base domain"))
 }
 

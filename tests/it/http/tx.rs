@@ -19,7 +19,9 @@ struct Name {
 
 /// Inserts a project named `name` for the request's tenant (or for `account`, if given).
 async fn insert(tx: &mut Tx, name: &Name) -> Result<(), AppError> {
-    let account = name.account.unwrap_or(tx.scope().id().get());
+    let account = name
+        .account
+        .unwrap_or(tx.scope().id().as_i64().expect("bigint id"));
     sqlx::query("INSERT INTO app.projects (account_id, name) VALUES ($1, $2)")
         .bind(account)
         .bind(&name.name)
@@ -60,7 +62,7 @@ struct NewTask {
 
 /// Inserts a task of the request's tenant under `project`.
 async fn task(mut tx: Tx, Query(task): Query<NewTask>) -> Result<&'static str, AppError> {
-    let account = tx.scope().id().get();
+    let account = tx.scope().id().as_i64().expect("bigint id");
     sqlx::query("INSERT INTO app.tasks (account_id, project_id, name) VALUES ($1, $2, $3)")
         .bind(account)
         .bind(task.project)

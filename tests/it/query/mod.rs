@@ -54,7 +54,7 @@ where
                 .collect();
             let index: usize = digits.parse().unwrap_or(0);
             let bound = index.checked_sub(1).and_then(|i| values.0.0.get(i));
-            if bound == Some(&Value::BigInt(Some(tenant.get()))) {
+            if bound == Some(&Value::BigInt(tenant.as_i64())) {
                 predicates += 1;
             } else {
                 gaps.push(format!("${index} of {name} is not the tenant in {sql}"));

@@ -1,28 +1,26 @@
 //! What the builder refuses, and that a refusal sends nothing.
 
+use rls_tenancy::demo::subtask_page;
 use rls_tenancy::sea_query::{Expr, ExprTrait, Query};
-use rls_tenancy::{Error, JoinKind, QueryError, Result, TenancyDeclaration, subtask_page};
+use rls_tenancy::{JoinKind, QueryError, Result, StatementError, TenancyDeclaration};
 
 use crate::fixture::TwoTenants;
 
-fn refused_with(result: Result<(String, impl std::fmt::Debug)>) -> Option<QueryError> {
-    match result {
-        Err(Error::Query(e)) => Some(e),
-        _ => None,
-    }
+fn refused_with(result: Result<(String, impl std::fmt::Debug), QueryError>) -> Option<QueryError> {
+    result.err()
 }
 
 #[tokio::test]
 async fn a_statement_for_one_tenant_is_refused_in_another_tenants_transaction() -> Result<()> {
     let t = TwoTenants::new().await?;
-    let decl = TenancyDeclaration::builtin()?;
+    let decl = TenancyDeclaration::reference()?;
     let mut tx = t.pool.begin(&t.beta).await?;
-    let mismatch = |r: Result<u64>| {
-        matches!(r, Err(Error::Query(QueryError::ScopeMismatch { statement, other }))
+    let mismatch = |r: Result<u64, StatementError>| {
+        matches!(r, Err(StatementError::Refused(QueryError::ScopeMismatch { statement, other }))
             if statement == t.alpha.id() && other == t.beta.id())
     };
     let select = t.alpha.select(&decl).from("tasks").column("id");
-    let rows: Result<Vec<(i64,)>> = tx.fetch_all(&select).await;
+    let rows: Result<Vec<(i64,)>, StatementError> = tx.fetch_all(&select).await;
     assert!(mismatch(rows.map(|r| r.len() as u64)));
     assert!(mismatch(
         tx.execute(
@@ -41,7 +39,7 @@ async fn a_statement_for_one_tenant_is_refused_in_another_tenants_transaction() 
         tx.execute(&t.alpha.delete(&decl, "subtasks")).await
     ));
     // Nothing reached the server: the transaction is not aborted and still works.
-    let page = subtask_page(&mut tx, 1, 10).await?;
+    let page = subtask_page(&mut tx, 1, 10).await.expect("the page");
     assert_eq!(page.tenant, *t.beta.slug());
     tx.commit().await?;
     Ok(())
@@ -49,7 +47,7 @@ async fn a_statement_for_one_tenant_is_refused_in_another_tenants_transaction() 
 
 #[test]
 fn a_sub_select_of_another_tenant_is_refused() -> Result<()> {
-    let decl = TenancyDeclaration::builtin()?;
+    let decl = TenancyDeclaration::reference()?;
     let alpha = rls_tenancy::TenantScope::new(rls_tenancy::TenantId::new(1)?, "alpha".parse()?);
     let beta = rls_tenancy::TenantScope::new(rls_tenancy::TenantId::new(2)?, "beta".parse()?);
     let theirs = beta.select(&decl).from("tasks").column("id");
@@ -79,7 +77,7 @@ fn a_sub_select_of_another_tenant_is_refused() -> Result<()> {
 
 #[test]
 fn expressions_that_could_smuggle_a_table_or_a_value_are_refused() -> Result<()> {
-    let decl = TenancyDeclaration::builtin()?;
+    let decl = TenancyDeclaration::reference()?;
     let scope = rls_tenancy::TenantScope::new(rls_tenancy::TenantId::new(1)?, "alpha".parse()?);
     let raw = Query::select()
         .column("id")
@@ -140,7 +138,7 @@ fn expressions_that_could_smuggle_a_table_or_a_value_are_refused() -> Result<()>
 
 #[test]
 fn undeclared_tables_bad_names_and_half_built_statements_are_refused() -> Result<()> {
-    let decl = TenancyDeclaration::builtin()?;
+    let decl = TenancyDeclaration::reference()?;
     let scope = rls_tenancy::TenantScope::new(rls_tenancy::TenantId::new(1)?, "alpha".parse()?);
     let unknown = |r| matches!(refused_with(r), Some(QueryError::UnknownTable { .. }));
     assert!(unknown(

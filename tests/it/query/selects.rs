@@ -29,7 +29,7 @@ async fn run(
     shape: Shape,
     scope: &TenantScope,
 ) -> Result<Outcome> {
-    let decl = TenancyDeclaration::builtin()?;
+    let decl = TenancyDeclaration::reference()?;
     let scoped = build(shape, &|| scope.select(&decl));
     let cross = CrossTenant::new("test: ground truth for the scoped builder");
     let unscoped = build(shape, &|| cross.select(&decl));
@@ -65,13 +65,16 @@ async fn run(
 #[tokio::test]
 async fn the_builder_alone_returns_exactly_what_row_level_security_alone_returns() -> Result<()> {
     let t = TwoTenants::new().await?;
-    let bypass =
-        TenantPool::from_pool(t.admin.clone(), TenantPoolOptions::default().skip_guard()).await?;
+    let bypass = TenantPool::from_pool(
+        t.admin.clone(),
+        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")).skip_guard(),
+    )
+    .await?;
     for shape in SHAPES {
         let mut leaks_without_walls = false;
         for scope in [&t.alpha, &t.beta] {
             let out = run(&t, &bypass, shape, scope).await?;
-            let tenant = Some(scope.id().get());
+            let tenant = Some(scope.id().as_i64().expect("bigint id"));
             assert!(
                 !out.rls_only.is_empty(),
                 "{shape:?} returns nothing for {scope:?}"
@@ -98,8 +101,11 @@ async fn the_builder_alone_returns_exactly_what_row_level_security_alone_returns
 #[tokio::test]
 async fn a_left_join_keeps_rows_without_a_match_in_the_same_tenant() -> Result<()> {
     let t = TwoTenants::new().await?;
-    let bypass =
-        TenantPool::from_pool(t.admin.clone(), TenantPoolOptions::default().skip_guard()).await?;
+    let bypass = TenantPool::from_pool(
+        t.admin.clone(),
+        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")).skip_guard(),
+    )
+    .await?;
     let out = run(&t, &bypass, Shape::LeftJoin, &t.alpha).await?;
     // Completed subtasks match no task (no task is complete) and are kept, once each.
     let unmatched = out

@@ -172,7 +172,7 @@ pub(crate) fn build<'d, S: Scoping>(
 
 #[test]
 fn every_select_shape_puts_the_tenant_predicate_on_every_table_it_references() -> Result<()> {
-    let decl = TenancyDeclaration::builtin()?;
+    let decl = TenancyDeclaration::reference()?;
     let scope = TenantScope::new(TenantId::new(41)?, "acme".parse()?);
     for shape in SHAPES {
         let select = build(shape, &|| scope.select(&decl));
@@ -183,7 +183,7 @@ fn every_select_shape_puts_the_tenant_predicate_on_every_table_it_references() -
 
 #[test]
 fn joined_tables_are_scoped_in_their_on_clause_so_left_joins_stay_left_joins() -> Result<()> {
-    let decl = TenancyDeclaration::builtin()?;
+    let decl = TenancyDeclaration::reference()?;
     let scope = TenantScope::new(TenantId::new(41)?, "acme".parse()?);
     let (sql, _) = build(Shape::LeftJoin, &|| scope.select(&decl)).build()?;
     let on = sql.find(" ON ").unwrap_or(usize::MAX);
@@ -199,7 +199,7 @@ fn joined_tables_are_scoped_in_their_on_clause_so_left_joins_stay_left_joins() -
 
 #[test]
 fn the_predicate_check_itself_catches_an_unscoped_statement() -> Result<()> {
-    let decl = TenancyDeclaration::builtin()?;
+    let decl = TenancyDeclaration::reference()?;
     let cross = CrossTenant::new("test: an unscoped statement must fail the check");
     for shape in SHAPES {
         let unscoped = build(shape, &|| cross.select(&decl));

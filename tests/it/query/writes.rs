@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use rls_tenancy::sea_query::{Expr, ExprTrait, Value};
 use rls_tenancy::{
-    CrossTenant, Error, QueryError, Result, TenancyDeclaration, TenantPool, TenantPoolOptions,
-    TenantScope,
+    CrossTenant, QueryError, Result, StatementError, TenancyDeclaration, TenantPool,
+    TenantPoolOptions, TenantScope,
 };
 
 use super::assert_every_table_scoped;
@@ -23,7 +23,7 @@ async fn count(t: &TwoTenants, table: &str, scope: &TenantScope, extra: &str) ->
         _ => unreachable!("no such count in the test"),
     };
     Ok(sqlx::query_scalar(sql)
-        .bind(scope.id().get())
+        .bind(scope.id().as_i64().expect("bigint id"))
         .fetch_one(&t.admin)
         .await?)
 }
@@ -31,7 +31,7 @@ async fn count(t: &TwoTenants, table: &str, scope: &TenantScope, extra: &str) ->
 #[tokio::test]
 async fn an_insert_writes_the_scope_tenant_and_refuses_another() -> Result<()> {
     let t = TwoTenants::new().await?;
-    let decl = TenancyDeclaration::builtin()?;
+    let decl = TenancyDeclaration::reference()?;
     let insert = t
         .alpha
         .insert(&decl, "projects")
@@ -43,11 +43,14 @@ async fn an_insert_writes_the_scope_tenant_and_refuses_another() -> Result<()> {
         sql.starts_with(r#"INSERT INTO "app"."projects" ("account_id", "name")"#),
         "{sql}"
     );
-    assert_eq!(values.0.0[0], Value::BigInt(Some(t.alpha.id().get())));
+    assert_eq!(
+        values.0.0[0],
+        Value::BigInt(Some(t.alpha.id().as_i64().expect("bigint id")))
+    );
     let mut tx = t.pool.begin(&t.alpha).await?;
     let (account_id,): (i64,) = tx.fetch_one(&insert).await?;
     tx.commit().await?;
-    assert_eq!(account_id, t.alpha.id().get());
+    assert_eq!(account_id, t.alpha.id().as_i64().expect("bigint id"));
     assert_eq!(count(&t, "projects", &t.alpha, "").await?, 3);
     assert_eq!(count(&t, "projects", &t.beta, "").await?, 3);
 
@@ -55,18 +58,26 @@ async fn an_insert_writes_the_scope_tenant_and_refuses_another() -> Result<()> {
         .alpha
         .insert(&decl, "projects")
         .columns(["account_id", "name"])
-        .values([Expr::val(t.beta.id().get()), Expr::val("smuggled")]);
+        .values([
+            Expr::val(t.beta.id().as_i64().expect("bigint id")),
+            Expr::val("smuggled"),
+        ]);
     let mut tx = t.pool.begin(&t.alpha).await?;
     let refused = tx.execute(&foreign).await;
     assert!(matches!(
         refused,
-        Err(Error::Query(QueryError::ForeignTenantValue { .. }))
+        Err(StatementError::Refused(
+            QueryError::ForeignTenantValue { .. }
+        ))
     ));
     let computed = t
         .alpha
         .insert(&decl, "projects")
         .columns(["account_id", "name"])
-        .values([Expr::val(t.alpha.id().get()).add(0), Expr::val("computed")]);
+        .values([
+            Expr::val(t.alpha.id().as_i64().expect("bigint id")).add(0),
+            Expr::val("computed"),
+        ]);
     assert!(
         tx.execute(&computed).await.is_err(),
         "only a plain value may name the tenant"
@@ -75,7 +86,10 @@ async fn an_insert_writes_the_scope_tenant_and_refuses_another() -> Result<()> {
         .alpha
         .insert(&decl, "projects")
         .columns(["account_id", "name"])
-        .values([Expr::val(t.alpha.id().get()), Expr::val("explicit")]);
+        .values([
+            Expr::val(t.alpha.id().as_i64().expect("bigint id")),
+            Expr::val("explicit"),
+        ]);
     assert_eq!(tx.execute(&same).await?, 1);
     tx.commit().await?;
     assert_eq!(count(&t, "projects", &t.alpha, "").await?, 4);
@@ -86,9 +100,12 @@ async fn an_insert_writes_the_scope_tenant_and_refuses_another() -> Result<()> {
 #[tokio::test]
 async fn an_update_touches_only_its_tenant_even_with_row_level_security_bypassed() -> Result<()> {
     let t = TwoTenants::new().await?;
-    let decl = TenancyDeclaration::builtin()?;
-    let bypass =
-        TenantPool::from_pool(t.admin.clone(), TenantPoolOptions::default().skip_guard()).await?;
+    let decl = TenancyDeclaration::reference()?;
+    let bypass = TenantPool::from_pool(
+        t.admin.clone(),
+        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")).skip_guard(),
+    )
+    .await?;
     let everything = t.alpha.update(&decl, "tasks").value("is_complete", true);
     assert_every_table_scoped(&everything, t.alpha.id())?;
     let mut tx = bypass.begin(&t.alpha).await?;
@@ -100,10 +117,10 @@ async fn an_update_touches_only_its_tenant_even_with_row_level_security_bypassed
     let moving = t
         .alpha
         .update(&decl, "tasks")
-        .value("account_id", t.beta.id().get());
+        .value("account_id", t.beta.id().as_i64().expect("bigint id"));
     assert!(matches!(
         moving.build(),
-        Err(Error::Query(QueryError::TenantColumnUpdate { .. }))
+        Err(QueryError::TenantColumnUpdate { .. })
     ));
     Ok(())
 }
@@ -111,9 +128,12 @@ async fn an_update_touches_only_its_tenant_even_with_row_level_security_bypassed
 #[tokio::test]
 async fn a_delete_with_a_subquery_removes_only_its_tenants_rows() -> Result<()> {
     let t = TwoTenants::new().await?;
-    let decl = TenancyDeclaration::builtin()?;
-    let bypass =
-        TenantPool::from_pool(t.admin.clone(), TenantPoolOptions::default().skip_guard()).await?;
+    let decl = TenancyDeclaration::reference()?;
+    let bypass = TenantPool::from_pool(
+        t.admin.clone(),
+        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")).skip_guard(),
+    )
+    .await?;
     // Subtasks of every task: without predicates the sub-select would name beta's tasks too.
     let all_tasks = t.alpha.select(&decl).from("tasks").column("id");
     let delete = t
@@ -163,7 +183,7 @@ async fn the_cross_tenant_path_reaches_every_tenant_only_on_a_connection_that_ma
         .finish();
     let _logging = tracing::subscriber::set_default(subscriber);
     let t = TwoTenants::new().await?;
-    let decl = TenancyDeclaration::builtin()?;
+    let decl = TenancyDeclaration::reference()?;
     let report = CrossTenant::new("test: count every tenant's tasks");
     let all = report.select(&decl).from("tasks").column("account_id");
     let mut admin = t.admin.acquire().await?;
@@ -172,7 +192,10 @@ async fn the_cross_tenant_path_reaches_every_tenant_only_on_a_connection_that_ma
     // As the runtime role, RLS still applies: only the transaction's tenant is seen.
     let mut runtime = t.pool.begin(&t.alpha).await?;
     let seen: Vec<(i64,)> = CrossTenant::fetch_all(&mut runtime, &all).await?;
-    assert!(seen.iter().all(|(id,)| *id == t.alpha.id().get()));
+    assert!(
+        seen.iter()
+            .all(|(id,)| *id == t.alpha.id().as_i64().expect("bigint id"))
+    );
     assert_eq!(seen.len(), 6);
 
     let written = log

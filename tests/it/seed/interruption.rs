@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rls_tenancy::{Error, ScratchDatabase, SeedOptions};
+use rls_tenancy::{ScratchDatabase, SeedError, SeedOptions};
 
 use super::{
     TestResult, account_count, counts_by_account, exact_checksum, natural_checksum, seed_db,
@@ -65,7 +65,7 @@ async fn killing_the_load_midway_leaves_only_whole_accounts_and_resume_completes
 
     let error = seed_db(&killed, &options).await.map(|_| ()).err();
     assert!(
-        matches!(error, Some(Error::SeedConflict { .. })),
+        matches!(error, Some(SeedError::Conflict { .. })),
         "{error:?}"
     );
     let resumed = seed_db(&killed, &options.clone().resume(true)).await?;
@@ -134,7 +134,7 @@ async fn resume_refuses_accounts_another_seed_made() -> TestResult {
         .map(|_| ())
         .err();
     assert!(
-        matches!(&error, Some(Error::SeedMismatch { slug, .. }) if slug == "tenant-0"),
+        matches!(&error, Some(SeedError::Mismatch { slug, .. }) if slug == "tenant-0"),
         "{error:?}"
     );
     let admin = db.admin_pool().await?;

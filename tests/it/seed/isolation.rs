@@ -1,5 +1,6 @@
 //! Seeded rows belong to exactly one account, as the runtime role sees them.
 
+use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::{
     ScratchDatabase, SeedOptions, TenantId, TenantPool, TenantPoolOptions, TenantScope,
 };
@@ -34,7 +35,11 @@ async fn every_seeded_row_is_visible_to_its_own_account_and_to_no_other() -> Tes
     let truth = counts_by_account(&admin).await?;
     assert_eq!(accounts.len(), 4);
 
-    let runtime = TenantPool::connect(db.runtime_url(), TenantPoolOptions::default()).await?;
+    let runtime = TenantPool::connect(
+        db.runtime_url(),
+        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")),
+    )
+    .await?;
     for (viewer_id, viewer_slug) in &accounts {
         let scope = TenantScope::new(TenantId::new(*viewer_id)?, viewer_slug.parse()?);
         let mut tx = runtime.begin(&scope).await?;

@@ -12,7 +12,10 @@ use sqlx::PgPool;
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Seeds `db` as its deploy role.
-async fn seed_db(db: &ScratchDatabase, options: &SeedOptions) -> rls_tenancy::Result<SeedReport> {
+async fn seed_db(
+    db: &ScratchDatabase,
+    options: &SeedOptions,
+) -> Result<SeedReport, rls_tenancy::SeedError> {
     seed(db.deploy_url(), options).await
 }
 

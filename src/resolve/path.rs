@@ -3,10 +3,9 @@
 //! For deployments with one host name for every tenant. The segment is held to the same rules
 //! as a subdomain's tenant label; percent-encoding is refused, not decoded.
 
-use super::TenantSlug;
-use super::label::tenant_label;
-use crate::error::{Error, Result};
+use super::ResolveError;
 use crate::policy::Ident;
+use crate::tenant::{TenantSlug, tenant_label};
 
 /// A path prefix `/{prefix}/{slug}/...` naming the tenant; `/t/{slug}/...` by default.
 ///
@@ -14,7 +13,7 @@ use crate::policy::Ident;
 /// use rls_tenancy::TenantPath;
 /// let (slug, rest) = TenantPath::default().slug("/t/acme/subtasks")?;
 /// assert_eq!((slug.as_str(), rest), ("acme", "/subtasks"));
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), rls_tenancy::ResolveError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantPath {
@@ -35,16 +34,16 @@ impl TenantPath {
     /// letters, digits and underscores.
     ///
     /// # Errors
-    /// [`Error::InvalidIdentifier`] when `prefix` is not of that shape.
+    /// [`ResolveError::InvalidPathPrefix`] when `prefix` is not of that shape.
     ///
     /// ```
     /// # use rls_tenancy::TenantPath;
     /// let (slug, _) = TenantPath::new("tenants")?.slug("/tenants/acme/")?;
     /// assert_eq!(slug.as_str(), "acme");
     /// assert!(TenantPath::new("t/x").is_err());
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ResolveError>(())
     /// ```
-    pub fn new(prefix: &str) -> Result<Self> {
+    pub fn new(prefix: &str) -> Result<Self, ResolveError> {
         Ok(Self {
             prefix: Ident::parse("path prefix", prefix)?.as_str().to_owned(),
         })
@@ -53,19 +52,19 @@ impl TenantPath {
     /// The slug `path` names, and the rest of the path (at least `/`).
     ///
     /// # Errors
-    /// - [`Error::MissingTenantPath`] when `path` does not start with `/{prefix}/`;
-    /// - [`Error::InvalidTenantPath`] when the segment after it is not a tenant name.
+    /// - [`ResolveError::MissingTenantPath`] when `path` does not start with `/{prefix}/`;
+    /// - [`ResolveError::InvalidTenantPath`] when the segment after it is not a tenant name.
     ///
     /// ```
-    /// # use rls_tenancy::{Error, TenantPath};
+    /// # use rls_tenancy::{ResolveError, TenantPath};
     /// let paths = TenantPath::default();
     /// assert_eq!(paths.slug("/t/acme")?.1, "/");
-    /// assert!(matches!(paths.slug("/subtasks"), Err(Error::MissingTenantPath { .. })));
-    /// assert!(matches!(paths.slug("/t/%61cme/"), Err(Error::InvalidTenantPath { .. })));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// assert!(matches!(paths.slug("/subtasks"), Err(ResolveError::MissingTenantPath { .. })));
+    /// assert!(matches!(paths.slug("/t/%61cme/"), Err(ResolveError::InvalidTenantPath { .. })));
+    /// # Ok::<(), rls_tenancy::ResolveError>(())
     /// ```
-    pub fn slug<'p>(&self, path: &'p str) -> Result<(TenantSlug, &'p str)> {
-        let missing = || Error::MissingTenantPath {
+    pub fn slug<'p>(&self, path: &'p str) -> Result<(TenantSlug, &'p str), ResolveError> {
+        let missing = || ResolveError::MissingTenantPath {
             prefix: self.prefix.clone(),
         };
         let after = path
@@ -77,7 +76,8 @@ impl TenantPath {
             Some(at) => after.split_at(at),
             None => (after, "/"),
         };
-        let slug = tenant_label(segment).map_err(|reason| Error::InvalidTenantPath { reason })?;
+        let slug =
+            tenant_label(segment).map_err(|reason| ResolveError::InvalidTenantPath { reason })?;
         Ok((slug, rest))
     }
 }

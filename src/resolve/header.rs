@@ -3,22 +3,21 @@
 //! For services behind a gateway that has already decided the tenant. The value is held to
 //! the same rules as a subdomain's tenant label.
 
-use axum::http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName};
 
-use super::TenantSlug;
-use super::label::{LabelError, tenant_label};
-use crate::error::{Error, Result, echo};
+use super::ResolveError;
+use crate::tenant::{LabelError, TenantSlug, echo, tenant_label};
 
 /// A configured header whose value is the tenant's slug.
 ///
 /// ```
-/// use axum::http::HeaderMap;
+/// use http::HeaderMap;
 /// use rls_tenancy::TenantHeader;
 /// let header = TenantHeader::new("x-tenant")?;
 /// let mut headers = HeaderMap::new();
 /// headers.insert("x-tenant", "acme".parse().expect("a header value"));
 /// assert_eq!(header.slug(&headers)?.as_str(), "acme");
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), rls_tenancy::ResolveError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantHeader(HeaderName);
@@ -27,18 +26,18 @@ impl TenantHeader {
     /// The header called `name` (case-insensitive, as HTTP header names are).
     ///
     /// # Errors
-    /// [`Error::InvalidHeaderName`] when `name` is not a valid HTTP header name.
+    /// [`ResolveError::InvalidHeaderName`] when `name` is not a valid HTTP header name.
     ///
     /// ```
     /// # use rls_tenancy::TenantHeader;
     /// assert_eq!(TenantHeader::new("X-Tenant")?.name(), "x-tenant");
     /// assert!(TenantHeader::new("x tenant").is_err());
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ResolveError>(())
     /// ```
-    pub fn new(name: &str) -> Result<Self> {
+    pub fn new(name: &str) -> Result<Self, ResolveError> {
         HeaderName::try_from(name)
             .map(Self)
-            .map_err(|_| Error::InvalidHeaderName { input: echo(name) })
+            .map_err(|_| ResolveError::InvalidHeaderName { input: echo(name) })
     }
 
     /// The header's name, in lower case.
@@ -46,7 +45,7 @@ impl TenantHeader {
     /// ```
     /// # use rls_tenancy::TenantHeader;
     /// assert_eq!(TenantHeader::new("x-tenant")?.name(), "x-tenant");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ResolveError>(())
     /// ```
     pub fn name(&self) -> &str {
         self.0.as_str()
@@ -55,32 +54,34 @@ impl TenantHeader {
     /// The slug the request's headers name.
     ///
     /// # Errors
-    /// - [`Error::MissingTenantHeader`] when the header is absent;
-    /// - [`Error::DuplicateTenantHeader`] when it is sent more than once;
-    /// - [`Error::InvalidTenantHeader`] when its value is not a tenant name.
+    /// - [`ResolveError::MissingTenantHeader`] when the header is absent;
+    /// - [`ResolveError::DuplicateTenantHeader`] when it is sent more than once;
+    /// - [`ResolveError::InvalidTenantHeader`] when its value is not a tenant name.
     ///
     /// ```
-    /// # use axum::http::HeaderMap;
-    /// # use rls_tenancy::{Error, TenantHeader};
+    /// # use http::HeaderMap;
+    /// # use rls_tenancy::{ResolveError, TenantHeader};
     /// let header = TenantHeader::new("x-tenant")?;
     /// let mut headers = HeaderMap::new();
-    /// assert!(matches!(header.slug(&headers), Err(Error::MissingTenantHeader { .. })));
+    /// assert!(matches!(header.slug(&headers), Err(ResolveError::MissingTenantHeader { .. })));
     /// headers.append("x-tenant", "acme".parse().expect("a header value"));
     /// headers.append("x-tenant", "other".parse().expect("a header value"));
-    /// assert!(matches!(header.slug(&headers), Err(Error::DuplicateTenantHeader { .. })));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// assert!(matches!(header.slug(&headers), Err(ResolveError::DuplicateTenantHeader { .. })));
+    /// # Ok::<(), rls_tenancy::ResolveError>(())
     /// ```
-    pub fn slug(&self, headers: &HeaderMap) -> Result<TenantSlug> {
+    pub fn slug(&self, headers: &HeaderMap) -> Result<TenantSlug, ResolveError> {
         let mut values = headers.get_all(&self.0).iter();
-        let value = values.next().ok_or_else(|| Error::MissingTenantHeader {
-            header: self.name().to_owned(),
-        })?;
+        let value = values
+            .next()
+            .ok_or_else(|| ResolveError::MissingTenantHeader {
+                header: self.name().to_owned(),
+            })?;
         if values.next().is_some() {
-            return Err(Error::DuplicateTenantHeader {
+            return Err(ResolveError::DuplicateTenantHeader {
                 header: self.name().to_owned(),
             });
         }
-        let invalid = |reason| Error::InvalidTenantHeader {
+        let invalid = |reason| ResolveError::InvalidTenantHeader {
             header: self.name().to_owned(),
             reason,
         };

@@ -5,11 +5,13 @@ use std::sync::OnceLock;
 
 use sea_query::{Asterisk, Expr, ExprTrait, Order};
 
-use super::{JoinKind, Select};
 use crate::db::TenantTx;
-use crate::error::{Error, Result};
+use crate::http::AppError;
 use crate::policy::TenancyDeclaration;
+use crate::query::{JoinKind, Select};
 use crate::tenant::{TenantScope, TenantSlug};
+
+type Result<T, E = AppError> = std::result::Result<T, E>;
 
 /// The demo's page size.
 pub const SUBTASKS_PER_PAGE: u32 = 10;
@@ -57,13 +59,17 @@ fn builtin() -> Result<&'static TenancyDeclaration> {
     if let Some(decl) = DECLARATION.get() {
         return Ok(decl);
     }
-    let decl = TenancyDeclaration::builtin()?;
+    let decl = TenancyDeclaration::reference()?;
     Ok(DECLARATION.get_or_init(|| decl))
 }
 
-/// The offset of `page`, or [`Error::InvalidPage`].
+/// The offset of `page`, or a 400 [`AppError`].
 fn offset(page: u32, per_page: u32) -> Result<u64> {
-    let invalid = || Error::InvalidPage { page, per_page };
+    let invalid = || {
+        AppError::bad_request(format!(
+            "invalid page {page} of {per_page} items: pages start at 1, hold 1 to {MAX_PER_PAGE} items and start no further than item {MAX_OFFSET}"
+        ))
+    };
     if page == 0 || per_page == 0 || per_page > MAX_PER_PAGE {
         return Err(invalid());
     }
@@ -77,11 +83,11 @@ fn offset(page: u32, per_page: u32) -> Result<u64> {
 /// The page query [`subtask_page`] sends, for inspection and for benchmarks that replay it.
 ///
 /// # Errors
-/// [`Error::InvalidPage`] for a page before 1, a page size outside `1..=100`, or a page
+/// a 400 [`AppError`] for a page before 1, a page size outside `1..=100`, or a page
 /// starting past row 100 000.
 ///
 /// ```
-/// use rls_tenancy::{TenantId, TenantScope, subtask_page_query};
+/// use rls_tenancy::{TenantId, TenantScope, demo::subtask_page_query};
 /// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
 /// let (sql, _) = subtask_page_query(&scope, 3, 10)?.build()?;
 /// assert_eq!(
@@ -95,7 +101,7 @@ fn offset(page: u32, per_page: u32) -> Result<u64> {
 ///     )
 /// );
 /// assert!(subtask_page_query(&scope, 0, 10).is_err());
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn subtask_page_query(
     scope: &TenantScope,
@@ -138,16 +144,16 @@ pub fn subtask_page_query(
 /// by name then id, each with its task's and project's names; and the tenant's total.
 ///
 /// # Errors
-/// [`Error::InvalidPage`] (nothing is sent) for a page before 1, a page size outside
+/// a 400 [`AppError`] (nothing is sent) for a page before 1, a page size outside
 /// `1..=100`, or a page starting past row 100 000; the database's error.
 ///
 /// ```no_run
-/// use rls_tenancy::{SUBTASKS_PER_PAGE, TenantPool, TenantScope, subtask_page};
-/// # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
+/// use rls_tenancy::{TenantPool, TenantScope, demo::{SUBTASKS_PER_PAGE, subtask_page}};
+/// # async fn demo(pool: TenantPool, scope: TenantScope) -> Result<(), Box<dyn std::error::Error>> {
 /// let mut tx = pool.begin(&scope).await?;
 /// let page = subtask_page(&mut tx, 1, SUBTASKS_PER_PAGE).await?;
 /// tx.commit().await?;
-/// assert!(page.items.iter().all(|item| item.account_id == scope.id().get()));
+/// assert!(page.items.iter().all(|item| Some(item.account_id) == scope.id().as_i64()));
 /// # Ok(()) }
 /// ```
 pub async fn subtask_page(tx: &mut TenantTx, page: u32, per_page: u32) -> Result<SubtaskPage> {

@@ -1,9 +1,9 @@
 //! The resolvers as our users know them: `TenantScope::from_subdomain` and friends.
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 
-use super::{BaseDomain, TenantHeader, TenantPath, TenantRegistry, TenantScope, subdomain_slug};
-use crate::error::Result;
+use super::{BaseDomain, ResolveError, TenantHeader, TenantPath, TenantRegistry, subdomain_slug};
+use crate::tenant::TenantScope;
 
 impl TenantScope {
     /// Resolves the tenant a request's host names: `slug.<base>` → the registry's tenant.
@@ -11,8 +11,8 @@ impl TenantScope {
     /// Returns `Ok(None)` for the bare base domain (no tenant: show the landing page).
     ///
     /// # Errors
-    /// [`crate::Error::InvalidHost`] for a malformed host (HTTP 400),
-    /// [`crate::Error::TenantNotFound`] for an unknown or inactive tenant (HTTP 404), a
+    /// [`ResolveError::InvalidHost`] for a malformed host (HTTP 400),
+    /// [`ResolveError::TenantNotFound`] for an unknown or inactive tenant (HTTP 404), a
     /// database error when the registry cannot be read.
     ///
     /// ```no_run
@@ -28,7 +28,7 @@ impl TenantScope {
         host: &str,
         base: &BaseDomain,
         registry: &TenantRegistry,
-    ) -> Result<Option<TenantScope>> {
+    ) -> Result<Option<TenantScope>, ResolveError> {
         match subdomain_slug(host, base)? {
             Some(slug) => Ok(Some(registry.resolve(&slug).await?)),
             None => Ok(None),
@@ -42,7 +42,7 @@ impl TenantScope {
     ///
     /// ```no_run
     /// use rls_tenancy::{TenantHeader, TenantRegistry, TenantScope};
-    /// # async fn demo(registry: TenantRegistry, headers: axum::http::HeaderMap) -> rls_tenancy::Result<()> {
+    /// # async fn demo(registry: TenantRegistry, headers: http::HeaderMap) -> rls_tenancy::Result<()> {
     /// let header = TenantHeader::new("x-tenant")?;
     /// let scope = TenantScope::from_header(&headers, &header, &registry).await?;
     /// # Ok(()) }
@@ -51,7 +51,7 @@ impl TenantScope {
         headers: &HeaderMap,
         header: &TenantHeader,
         registry: &TenantRegistry,
-    ) -> Result<TenantScope> {
+    ) -> Result<TenantScope, ResolveError> {
         registry.resolve(&header.slug(headers)?).await
     }
 
@@ -71,7 +71,7 @@ impl TenantScope {
         path: &'p str,
         prefix: &TenantPath,
         registry: &TenantRegistry,
-    ) -> Result<(TenantScope, &'p str)> {
+    ) -> Result<(TenantScope, &'p str), ResolveError> {
         let (slug, rest) = prefix.slug(path)?;
         Ok((registry.resolve(&slug).await?, rest))
     }

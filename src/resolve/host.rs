@@ -3,9 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::TenantSlug;
-use super::label::{LabelError, tenant_label};
-use crate::error::{Error, echo};
+use super::ResolveError;
+use crate::tenant::{LabelError, TenantSlug, echo, tenant_label};
 
 /// The longest host name (without port or trailing dot), per RFC 1035.
 const MAX_NAME_LEN: usize = 253;
@@ -19,7 +18,7 @@ const MAX_HOST_LEN: usize = MAX_NAME_LEN + 1 + 6;
 /// let base: BaseDomain = "example.com".parse()?;
 /// assert_eq!(subdomain_slug("a.b.example.com", &base), Err(HostError::ExtraLabels { count: 2 }));
 /// assert_eq!(subdomain_slug("127.0.0.1:8080", &base), Err(HostError::IpLiteral));
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), rls_tenancy::ResolveError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -80,7 +79,7 @@ pub enum HostError {
 /// assert!("Example.com".parse::<BaseDomain>().is_err());
 /// assert!("127.0.0.1".parse::<BaseDomain>().is_err());
 /// assert!("example.com:80".parse::<BaseDomain>().is_err());
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), rls_tenancy::ResolveError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BaseDomain(String);
@@ -89,15 +88,15 @@ impl BaseDomain {
     /// Validates a base domain.
     ///
     /// # Errors
-    /// [`Error::InvalidBaseDomain`] with the [`HostError`] that explains why.
+    /// [`ResolveError::InvalidBaseDomain`] with the [`HostError`] that explains why.
     ///
     /// ```
     /// # use rls_tenancy::BaseDomain;
     /// assert_eq!(BaseDomain::parse("localhost")?.as_str(), "localhost");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ResolveError>(())
     /// ```
-    pub fn parse(input: &str) -> Result<Self, Error> {
-        let invalid = |reason| Error::InvalidBaseDomain {
+    pub fn parse(input: &str) -> Result<Self, ResolveError> {
+        let invalid = |reason| ResolveError::InvalidBaseDomain {
             input: echo(input),
             reason,
         };
@@ -118,7 +117,7 @@ impl BaseDomain {
     /// ```
     /// # use rls_tenancy::BaseDomain;
     /// assert_eq!("example.com".parse::<BaseDomain>()?.as_str(), "example.com");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ResolveError>(())
     /// ```
     pub fn as_str(&self) -> &str {
         &self.0
@@ -126,9 +125,9 @@ impl BaseDomain {
 }
 
 impl FromStr for BaseDomain {
-    type Err = Error;
+    type Err = ResolveError;
 
-    fn from_str(s: &str) -> Result<Self, Error> {
+    fn from_str(s: &str) -> Result<Self, ResolveError> {
         Self::parse(s)
     }
 }
@@ -303,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn hosts_resolve_or_are_refused_exactly_as_the_table_says() -> Result<(), Error> {
+    fn hosts_resolve_or_are_refused_exactly_as_the_table_says() -> Result<(), ResolveError> {
         let base = BaseDomain::parse("example.com")?;
         let long_label = format!("{}.example.com", "a".repeat(64));
         let max_label = format!("{}.example.com", "a".repeat(63));
@@ -453,7 +452,7 @@ mod tests {
     }
 
     #[test]
-    fn localhost_works_as_a_single_label_base_domain() -> Result<(), Error> {
+    fn localhost_works_as_a_single_label_base_domain() -> Result<(), ResolveError> {
         let base = BaseDomain::parse("localhost")?;
         assert_eq!(
             outcome("tenant-1.localhost:8080", &base),

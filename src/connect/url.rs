@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::error::Error;
+use super::ConnectError;
 
 /// A validated `postgres://` URL. `Display` and `Debug` hide the password, so it is safe in
 /// logs and error messages.
@@ -22,7 +22,7 @@ use crate::error::Error;
 /// let url: DatabaseUrl = "postgres://app:s3cret@127.0.0.1:5432/app".parse()?;
 /// assert_eq!(url.to_string(), "postgres://app:***@127.0.0.1:5432/app");
 /// assert!("mysql://x@y/z".parse::<DatabaseUrl>().is_err());
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), rls_tenancy::ConnectError>(())
 /// ```
 #[derive(Clone)]
 pub struct DatabaseUrl {
@@ -37,13 +37,13 @@ impl DatabaseUrl {
     /// The connect options for sqlx.
     ///
     /// # Errors
-    /// [`Error::InvalidDatabaseUrl`] if sqlx rejects an option in the URL.
+    /// [`ConnectError::InvalidUrl`] if sqlx rejects an option in the URL.
     ///
     /// ```
     /// # use rls_tenancy::DatabaseUrl;
     /// let url: DatabaseUrl = "postgres://app@localhost/app".parse()?;
     /// assert_eq!(url.connect_options()?.get_database(), Some("app"));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     ///
     /// With `?pgbouncer=true` the options send no `extra_float_digits` (pgbouncer refuses
@@ -55,9 +55,9 @@ impl DatabaseUrl {
     /// assert!(url.pgbouncer());
     /// assert_eq!(url.connect_options()?.get_database(), Some("app"));
     /// assert!("postgres://app@localhost/app?pgbouncer=yes".parse::<DatabaseUrl>().is_err());
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
-    pub fn connect_options(&self) -> Result<PgConnectOptions, Error> {
+    pub fn connect_options(&self) -> Result<PgConnectOptions, ConnectError> {
         let mut driver_url = self.url.clone();
         let driver_pairs: Vec<(String, String)> = self
             .url
@@ -74,7 +74,7 @@ impl DatabaseUrl {
                 .extend_pairs(driver_pairs);
         }
         let options = PgConnectOptions::from_str(driver_url.as_str()).map_err(|e| {
-            Error::InvalidDatabaseUrl {
+            ConnectError::InvalidUrl {
                 reason: RedactedUrl::scrub(&e.to_string(), &self.url),
             }
         })?;
@@ -82,7 +82,7 @@ impl DatabaseUrl {
             return Ok(options);
         }
         if options.get_options().is_some() {
-            return Err(Error::InvalidDatabaseUrl {
+            return Err(ConnectError::InvalidUrl {
                 reason: "pgbouncer refuses the `options` startup parameter: drop it from the URL and set those settings on the role (ALTER ROLE ... SET) instead".into(),
             });
         }
@@ -97,7 +97,7 @@ impl DatabaseUrl {
     /// let url: DatabaseUrl = "postgres://app@localhost:6432/app?pgbouncer=true".parse()?;
     /// assert!(url.pgbouncer());
     /// assert!(!"postgres://app@localhost/app".parse::<DatabaseUrl>()?.pgbouncer());
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     pub fn pgbouncer(&self) -> bool {
         self.pooler
@@ -109,7 +109,7 @@ impl DatabaseUrl {
     /// # use rls_tenancy::DatabaseUrl;
     /// let url: DatabaseUrl = "postgres://app_runtime:pw@localhost/app".parse()?;
     /// assert_eq!(url.username(), Some("app_runtime"));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     pub fn username(&self) -> Option<&str> {
         Some(self.url.username()).filter(|u| !u.is_empty())
@@ -121,7 +121,7 @@ impl DatabaseUrl {
     /// # use rls_tenancy::DatabaseUrl;
     /// let url: DatabaseUrl = "postgres://app@localhost/appdb".parse()?;
     /// assert_eq!(url.database(), Some("appdb"));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     pub fn database(&self) -> Option<&str> {
         Some(self.url.path().trim_start_matches('/')).filter(|d| !d.is_empty())
@@ -133,7 +133,7 @@ impl DatabaseUrl {
     /// # use rls_tenancy::DatabaseUrl;
     /// let url: DatabaseUrl = "postgres://app@localhost/postgres".parse()?;
     /// assert_eq!(url.with_database("other").database(), Some("other"));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     pub fn with_database(&self, database: &str) -> Self {
         let mut url = self.url.clone();
@@ -151,14 +151,14 @@ impl DatabaseUrl {
     /// let url: DatabaseUrl = "postgres://admin@localhost/app".parse()?;
     /// let runtime = url.with_credentials("app_runtime", "pw")?;
     /// assert_eq!(runtime.to_string(), "postgres://app_runtime:***@localhost/app");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidDatabaseUrl`] if the URL cannot carry credentials.
-    pub fn with_credentials(&self, user: &str, password: &str) -> Result<Self, Error> {
+    /// [`ConnectError::InvalidUrl`] if the URL cannot carry credentials.
+    pub fn with_credentials(&self, user: &str, password: &str) -> Result<Self, ConnectError> {
         let mut url = self.url.clone();
-        let cannot = |_| Error::InvalidDatabaseUrl {
+        let cannot = |_| ConnectError::InvalidUrl {
             reason: "this URL cannot carry a user name".into(),
         };
         url.set_username(user).map_err(cannot)?;
@@ -175,7 +175,7 @@ impl DatabaseUrl {
     /// # use rls_tenancy::DatabaseUrl;
     /// let url: DatabaseUrl = "postgres://a:pw@localhost/app".parse()?;
     /// assert_eq!(url.expose_secret(), "postgres://a:pw@localhost/app");
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     pub fn expose_secret(&self) -> &str {
         self.url.as_str()
@@ -187,7 +187,7 @@ impl DatabaseUrl {
     /// # use rls_tenancy::DatabaseUrl;
     /// let url: DatabaseUrl = "postgres://a:pw@localhost/app".parse()?;
     /// assert!(!url.redacted().to_string().contains("pw"));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     pub fn redacted(&self) -> RedactedUrl {
         RedactedUrl::new(&self.url)
@@ -195,19 +195,19 @@ impl DatabaseUrl {
 }
 
 impl FromStr for DatabaseUrl {
-    type Err = Error;
+    type Err = ConnectError;
 
-    fn from_str(s: &str) -> Result<Self, Error> {
-        let url = url::Url::parse(s).map_err(|e| Error::InvalidDatabaseUrl {
+    fn from_str(s: &str) -> Result<Self, ConnectError> {
+        let url = url::Url::parse(s).map_err(|e| ConnectError::InvalidUrl {
             reason: e.to_string(),
         })?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
-            return Err(Error::InvalidDatabaseUrl {
+            return Err(ConnectError::InvalidUrl {
                 reason: format!("the scheme is {:?}, not postgres", url.scheme()),
             });
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(Error::InvalidDatabaseUrl {
+            return Err(ConnectError::InvalidUrl {
                 reason: "it names no host".into(),
             });
         }
@@ -217,12 +217,12 @@ impl FromStr for DatabaseUrl {
 }
 
 /// The value of `?pgbouncer=`: absent is false; it must be `true` or `false`, given once.
-fn pooler_flag(url: &url::Url) -> Result<bool, Error> {
+fn pooler_flag(url: &url::Url) -> Result<bool, ConnectError> {
     let mut values = url
         .query_pairs()
         .filter(|(key, _)| key == POOLER_PARAM)
         .map(|(_, value)| value.into_owned());
-    let invalid = |reason: &str| Error::InvalidDatabaseUrl {
+    let invalid = |reason: &str| ConnectError::InvalidUrl {
         reason: reason.into(),
     };
     match (values.next(), values.next()) {
@@ -260,7 +260,7 @@ impl fmt::Debug for DatabaseUrl {
 /// let url: DatabaseUrl = "postgres://u@db/app?sslmode=disable&password=hunter2".parse()?;
 /// assert_eq!(url.redacted().to_string(), "postgres://u@db/app?sslmode=disable&password=***");
 /// assert!(!format!("{url:?}").contains("hunter2"));
-/// # Ok::<(), rls_tenancy::Error>(())
+/// # Ok::<(), rls_tenancy::ConnectError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedactedUrl(String);

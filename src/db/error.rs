@@ -1,0 +1,36 @@
+//! [`DbError`]: why a tenant pool could not open or a tenant transaction could not run.
+
+use crate::connect::ConnectError;
+use crate::guard::GuardError;
+
+/// What can go wrong opening a [`crate::TenantPool`] or running a [`crate::TenantTx`].
+///
+/// ```
+/// use rls_tenancy::DbError;
+/// let err = DbError::from(sqlx::Error::PoolTimedOut);
+/// assert!(err.to_string().contains("pool timed out"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// The server could not be reached, or the URL is wrong.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+
+    /// The guard refused the pool's role, or could not run.
+    #[error(transparent)]
+    Guard(#[from] GuardError),
+
+    /// The database's error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    /// The database cannot be had right now: it refused or dropped connections moments ago
+    /// and has not taken one since, so the request is refused at once instead of waiting
+    /// for the acquire timeout. Temporary: retry later (HTTP 503 with `Retry-After`).
+    #[error("the database is unavailable: {reason}; retry later")]
+    Unavailable {
+        /// Why, in words for the log.
+        reason: &'static str,
+    },
+}

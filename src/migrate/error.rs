@@ -1,0 +1,78 @@
+//! [`MigrateError`]: why `rls-migrate` changed nothing.
+
+use crate::connect::ConnectError;
+use crate::policy::{DeclarationError, IdentError};
+
+/// Why a migration run failed. Every failure leaves the database as it was: migrations,
+/// policies and grants are applied in one transaction.
+///
+/// ```
+/// use rls_tenancy::{MigrateError, MigrateOptions};
+/// let url = "postgres://app_deploy@localhost/app".parse()?;
+/// let err = MigrateOptions::new(url, "bad role").map(|_| ()).map_err(MigrateError::from).unwrap_err();
+/// assert!(err.is_usage());
+/// # Ok::<(), rls_tenancy::Error>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateError {
+    /// The server could not be reached, or the URL is wrong.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+
+    /// The declaration is malformed or does not match the database.
+    #[error(transparent)]
+    Declaration(#[from] DeclarationError),
+
+    /// A role or setting name is not a plain identifier.
+    #[error(transparent)]
+    Ident(#[from] IdentError),
+
+    /// The runtime role named in the options does not exist.
+    #[error("role {role:?} does not exist: create it first (see the README's one-time setup SQL)")]
+    MissingRole {
+        /// The role's name.
+        role: String,
+    },
+
+    /// The migrations directory could not be read.
+    #[error(
+        "cannot read the migrations in {dir}: {source}; pass --migrations with your sqlx migrations directory"
+    )]
+    Source {
+        /// The directory.
+        dir: String,
+        /// The migrator's error.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+
+    /// A migration failed; it was rolled back and nothing of it was applied.
+    #[error("migration failed and was rolled back: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+
+    /// A statement of the policies or grants failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl MigrateError {
+    /// Whether the failure is the caller's input or environment (a bad flag, URL,
+    /// declaration, a missing role or an unreachable server: exit code 2) rather than the
+    /// migration itself (exit code 1).
+    ///
+    /// ```
+    /// let err = rls_tenancy::MigrateError::MissingRole { role: "app_runtime".into() };
+    /// assert!(err.is_usage());
+    /// ```
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Self::Connect(_)
+                | Self::Declaration(_)
+                | Self::Ident(_)
+                | Self::MissingRole { .. }
+                | Self::Source { .. }
+        )
+    }
+}

@@ -1,0 +1,19 @@
+//! Which tenant a request is for: strict parsing of hosts ([`BaseDomain`],
+//! [`subdomain_slug`]), headers ([`TenantHeader`]) and path prefixes ([`TenantPath`]), and
+//! the [`TenantRegistry`] that turns a slug or id into a [`crate::TenantScope`].
+//!
+//! The first step of the request path; it depends only on who a tenant is (`tenant`) and
+//! on the declaration (`policy`).
+
+mod error;
+mod header;
+mod host;
+mod path;
+mod registry;
+mod scope;
+
+pub use error::ResolveError;
+pub use header::TenantHeader;
+pub use host::{BaseDomain, HostError, subdomain_slug};
+pub use path::TenantPath;
+pub use registry::{RegistryOptions, TenantRegistry};

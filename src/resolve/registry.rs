@@ -1,0 +1,327 @@
+//! [`TenantRegistry`]: slug or id → tenant, read from the routing registry and cached.
+//!
+//! The registry (the declaration's `[registry]` table) is routing data, not tenant data: it
+//! has no row-level security and the runtime role may read only its routing columns.
+//! Resolving a tenant therefore needs no tenant and never switches the database wall off.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
+use sqlx::{AssertSqlSafe, PgPool, Postgres};
+
+use super::ResolveError;
+use crate::policy::TenancyDeclaration;
+use crate::tenant::{KeyType, TenantId, TenantScope, TenantSlug};
+
+/// How the [`TenantRegistry`] caches.
+///
+/// Found tenants are kept for `ttl` (default 30 s), at most `max_entries` of them (default
+/// 10 000). Unknown and inactive slugs are remembered too, for `negative_ttl` (default 5 s),
+/// in a separate cache of at most `negative_max_entries` (default 10 000), so a flood of
+/// made-up slugs neither reaches the database on every request nor evicts real tenants.
+///
+/// A tenant deactivated in the registry keeps resolving for up to `ttl`; one created keeps
+/// answering 404 for up to `negative_ttl`. [`TenantRegistry::invalidate`] ends both early.
+///
+/// ```
+/// use std::time::Duration;
+/// use rls_tenancy::RegistryOptions;
+/// let options = RegistryOptions::default().ttl(Duration::from_secs(60)).max_entries(1_000);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryOptions {
+    max_entries: u64,
+    ttl: Duration,
+    negative_max_entries: u64,
+    negative_ttl: Duration,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            ttl: Duration::from_secs(30),
+            negative_max_entries: 10_000,
+            negative_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RegistryOptions {
+    /// The longest either cache keeps an answer (one day); longer TTLs are capped to it.
+    ///
+    /// ```
+    /// # use rls_tenancy::RegistryOptions;
+    /// assert_eq!(RegistryOptions::MAX_TTL.as_secs(), 86_400);
+    /// ```
+    pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+    /// The most found tenants kept (default 10 000).
+    ///
+    /// ```
+    /// # use rls_tenancy::RegistryOptions;
+    /// let options = RegistryOptions::default().max_entries(100);
+    /// ```
+    pub fn max_entries(mut self, n: u64) -> Self {
+        self.max_entries = n;
+        self
+    }
+
+    /// How long a found tenant is trusted before the registry is read again (default 30 s,
+    /// at most [`RegistryOptions::MAX_TTL`]: a deactivated tenant must stop resolving).
+    ///
+    /// ```
+    /// # use rls_tenancy::RegistryOptions;
+    /// let options = RegistryOptions::default().ttl(std::time::Duration::from_secs(5));
+    /// let capped = RegistryOptions::default().ttl(std::time::Duration::MAX);
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl.min(Self::MAX_TTL);
+        self
+    }
+
+    /// The most unknown or inactive slugs remembered (default 10 000).
+    ///
+    /// ```
+    /// # use rls_tenancy::RegistryOptions;
+    /// let options = RegistryOptions::default().negative_max_entries(100);
+    /// ```
+    pub fn negative_max_entries(mut self, n: u64) -> Self {
+        self.negative_max_entries = n;
+        self
+    }
+
+    /// How long an unknown or inactive slug is remembered (default 5 s; zero disables it).
+    ///
+    /// ```
+    /// # use rls_tenancy::RegistryOptions;
+    /// let options = RegistryOptions::default().negative_ttl(std::time::Duration::ZERO);
+    /// ```
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl.min(Self::MAX_TTL);
+        self
+    }
+}
+
+/// Resolves slugs and ids to tenants through the registry, as the runtime role, with a
+/// bounded cache.
+///
+/// The lookups are built from the declaration's `[registry]` (table, id, slug and active
+/// columns, all validated identifiers); the slug or id is always bound. Cloning is cheap and
+/// clones share the cache.
+///
+/// ```no_run
+/// use rls_tenancy::{RegistryOptions, TenancyDeclaration, TenantPool, TenantPoolOptions};
+/// # async fn demo() -> rls_tenancy::Result<()> {
+/// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+/// let pool = TenantPool::connect(&"postgres://app_runtime@localhost/app".parse()?, TenantPoolOptions::new(decl)).await?;
+/// let registry = pool.registry(RegistryOptions::default());
+/// let scope = registry.resolve(&"acme".parse()?).await?; // ResolveError::TenantNotFound if unknown
+/// let mut tx = pool.begin(&scope).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TenantRegistry {
+    pool: PgPool,
+    pooler: bool,
+    lookups: Arc<Lookups>,
+    found: Cache<TenantSlug, TenantScope>,
+    missing: Option<Cache<TenantSlug, ()>>,
+}
+
+/// The two lookups, built once from the declaration.
+#[derive(Debug)]
+struct Lookups {
+    key_type: KeyType,
+    by_slug: String,
+    by_id: String,
+}
+
+impl Lookups {
+    fn new(decl: &TenancyDeclaration) -> Self {
+        let registry = decl.registry();
+        let select = format!(
+            "SELECT {id}::text, {slug} FROM {schema}.{table} WHERE {active} AND ",
+            id = registry.id_column,
+            slug = registry.slug_column,
+            schema = decl.schema(),
+            table = registry.table,
+            active = registry.active_column,
+        );
+        Self {
+            key_type: decl.key_type(),
+            by_slug: format!("{select}{} = $1", registry.slug_column),
+            by_id: format!("{select}{} = $1", registry.id_column),
+        }
+    }
+}
+
+impl TenantRegistry {
+    /// A registry reading `decl`'s registry table through `pool` (the runtime role's
+    /// connections; `TenantPool::registry` hands them over).
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{RegistryOptions, TenancyDeclaration, TenantRegistry};
+    /// # fn demo(pool: sqlx::PgPool) -> rls_tenancy::Result<()> {
+    /// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+    /// let registry = TenantRegistry::new(pool, &decl, RegistryOptions::default());
+    /// # Ok(()) }
+    /// ```
+    pub fn new(pool: PgPool, decl: &TenancyDeclaration, options: RegistryOptions) -> Self {
+        let found = Cache::builder()
+            .max_capacity(options.max_entries)
+            .time_to_live(options.ttl)
+            .build();
+        let missing = (!options.negative_ttl.is_zero()).then(|| {
+            Cache::builder()
+                .max_capacity(options.negative_max_entries)
+                .time_to_live(options.negative_ttl)
+                .build()
+        });
+        Self {
+            pool,
+            pooler: false,
+            lookups: Arc::new(Lookups::new(decl)),
+            found,
+            missing,
+        }
+    }
+
+    /// Reads through a transaction-mode pooler (pgbouncer): each lookup runs unnamed inside
+    /// a read-only transaction, so its parse and its execution reach the same server
+    /// connection. `TenantPool::registry` sets this for a `?pgbouncer=true` URL.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{RegistryOptions, TenancyDeclaration, TenantRegistry};
+    /// # fn demo(pool: sqlx::PgPool) -> rls_tenancy::Result<()> {
+    /// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+    /// let registry = TenantRegistry::new(pool, &decl, RegistryOptions::default()).behind_pooler();
+    /// # Ok(()) }
+    /// ```
+    pub fn behind_pooler(mut self) -> Self {
+        self.pooler = true;
+        self
+    }
+
+    /// The active tenant whose slug is `slug`.
+    ///
+    /// # Errors
+    /// [`ResolveError::TenantNotFound`] when no active tenant has that slug (HTTP 404);
+    /// [`ResolveError::Registry`] when the registry cannot be read.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: rls_tenancy::TenantRegistry) -> rls_tenancy::Result<()> {
+    /// let scope = registry.resolve(&"tenant-1".parse()?).await?;
+    /// assert_eq!(scope.slug().as_str(), "tenant-1");
+    /// # Ok(()) }
+    /// ```
+    pub async fn resolve(&self, slug: &TenantSlug) -> Result<TenantScope, ResolveError> {
+        if let Some(scope) = self.found.get(slug) {
+            return Ok(scope);
+        }
+        if self.missing.as_ref().is_some_and(|m| m.contains_key(slug)) {
+            return Err(ResolveError::not_found(slug));
+        }
+        let row = self
+            .fetch_row(
+                sqlx::query_as(AssertSqlSafe(self.lookups.by_slug.as_str())).bind(slug.as_str()),
+            )
+            .await?;
+        tracing::debug!(slug = %slug, found = row.is_some(), "tenant registry lookup");
+        match row {
+            Some(row) => {
+                let scope = self.scope(row)?;
+                self.found.insert(slug.clone(), scope.clone());
+                Ok(scope)
+            }
+            None => {
+                if let Some(missing) = &self.missing {
+                    missing.insert(slug.clone(), ());
+                }
+                Err(ResolveError::not_found(slug))
+            }
+        }
+    }
+
+    /// The active tenant whose id is `id`: how a worker turns a stored tenant reference back
+    /// into a scope. Not cached: a job runs far less often than a request.
+    ///
+    /// # Errors
+    /// [`ResolveError::Tenant`] when `id` is of the other key type than the declaration's;
+    /// [`ResolveError::TenantNotFound`] when no active tenant has that id;
+    /// [`ResolveError::Registry`] when the registry cannot be read.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: rls_tenancy::TenantRegistry) -> rls_tenancy::Result<()> {
+    /// let scope = registry.resolve_id("7".parse()?).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn resolve_id(&self, id: TenantId) -> Result<TenantScope, ResolveError> {
+        let id = self.lookups.key_type.parse_id(&id.to_string())?;
+        let query = sqlx::query_as(AssertSqlSafe(self.lookups.by_id.as_str()));
+        let query = match id.as_i64() {
+            Some(int) => query.bind(int),
+            None => query.bind(id.as_uuid()),
+        };
+        let row = self.fetch_row(query).await?;
+        tracing::debug!(tenant = %id, found = row.is_some(), "tenant registry lookup by id");
+        match row {
+            Some(row) => self.scope(row),
+            None => Err(ResolveError::TenantNotFound {
+                name: id.to_string(),
+            }),
+        }
+    }
+
+    /// Runs a registry lookup: on the pool directly, or behind a pooler unnamed in a
+    /// read-only transaction.
+    async fn fetch_row(
+        &self,
+        query: QueryAs<'_, Postgres, (String, String), PgArguments>,
+    ) -> Result<Option<(String, String)>, sqlx::Error> {
+        if !self.pooler {
+            return query.fetch_optional(&self.pool).await;
+        }
+        let mut tx = self.pool.begin_with("BEGIN READ ONLY").await?;
+        let row = query.persistent(false).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// A scope from a registry row, re-validating what the database holds.
+    fn scope(&self, (id, slug): (String, String)) -> Result<TenantScope, ResolveError> {
+        let id = self.lookups.key_type.parse_id(&id)?;
+        Ok(TenantScope::new(id, slug.parse()?))
+    }
+
+    /// Forgets what is cached about `slug`, found or not: call it after changing the tenant
+    /// in the registry so the change is seen at once rather than after the TTL.
+    ///
+    /// ```no_run
+    /// # fn demo(registry: rls_tenancy::TenantRegistry) -> rls_tenancy::Result<()> {
+    /// registry.invalidate(&"tenant-1".parse()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn invalidate(&self, slug: &TenantSlug) {
+        self.found.invalidate(slug);
+        if let Some(missing) = &self.missing {
+            missing.invalidate(slug);
+        }
+    }
+
+    /// How many found tenants the cache holds right now (approximate: the cache evicts
+    /// lazily). For tests and metrics.
+    ///
+    /// ```no_run
+    /// # fn demo(registry: rls_tenancy::TenantRegistry) {
+    /// println!("{} tenants cached", registry.cached_tenants());
+    /// # }
+    /// ```
+    pub fn cached_tenants(&self) -> u64 {
+        self.found.run_pending_tasks();
+        self.found.entry_count()
+    }
+}
