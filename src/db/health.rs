@@ -9,11 +9,12 @@ use super::DbError;
 
 /// The longest a request waits on a database known to be down: it is the probe that finds
 /// out whether the database is back.
-pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The pool's view of the database: up (the normal case) or down since a connection was
 /// refused or dropped, until the next connection succeeds. While down, one request at a
-/// time probes (waits at most [`PROBE_TIMEOUT`] for a connection); the others are refused
+/// time probes (waits at most [`PROBE_TIMEOUT`], half a second, for a connection); the
+/// others are refused
 /// at once with [`DbError::Unavailable`].
 #[derive(Debug, Default)]
 pub(crate) struct Health {

@@ -92,7 +92,7 @@ impl TenantPoolOptions {
 
     /// How long `begin` waits for a free connection (default 2 s) before it fails with a
     /// 503-worthy `PoolTimedOut`. While the database is known to be down, `begin` fails at
-    /// once instead (or, for the one request probing it, within 1 s).
+    /// once instead (or, for the one request probing it, within half a second).
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
@@ -382,7 +382,7 @@ impl TenantPool {
     /// server restarted), nothing of the transaction has run: it is begun once more on a
     /// live connection. If that fails too, or no connection can be had, the database is
     /// taken to be down: until a connection succeeds again, `begin` fails at once with
-    /// [`DbError::Unavailable`] (one request at a time probes, for at most 1 s).
+    /// [`DbError::Unavailable`] (one request at a time probes, for at most half a second).
     ///
     /// # Errors
     /// [`DbError::Unavailable`] while the database is known to be down; the database's
@@ -445,7 +445,7 @@ impl TenantPool {
     }
 
     /// A connection from the pool, failing at once while the database is known to be down
-    /// (unless this request is the one probing it, for at most 1 s).
+    /// (unless this request is the one probing it, for at most half a second).
     async fn acquire(&self) -> Result<PoolConnection<Postgres>, DbError> {
         if !self.health.is_down() {
             return self.acquire_noting_outage().await;

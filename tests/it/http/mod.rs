@@ -4,8 +4,10 @@
 mod binary;
 mod concurrent;
 mod embedded;
+mod faults;
 mod hosts;
 mod limits;
+mod outage;
 mod pages;
 mod shutdown;
 mod socket;
@@ -56,7 +58,11 @@ pub struct Site {
 impl Site {
     /// `alpha` has 15 subtasks (two pages), `bravo` 12, the inactive `charlie` 3.
     pub async fn new() -> Self {
-        let db = ScratchDatabase::migrated().await.expect("scratch database");
+        Self::on(ScratchDatabase::migrated().await.expect("scratch database")).await
+    }
+
+    /// The same site on a migrated database of the caller's choosing.
+    pub async fn on(db: ScratchDatabase) -> Self {
         let admin = db.admin_pool().await.expect("admin pool");
         let alpha = seed(&admin, "tenant-alpha", "alpha", 15, true).await;
         let bravo = seed(&admin, "tenant-bravo", "bravo", 12, true).await;
@@ -78,6 +84,13 @@ impl Site {
             bravo,
             inactive,
         }
+    }
+
+    /// Another runtime-role pool on the site's database, with `options`.
+    pub async fn pool_with(&self, options: TenantPoolOptions) -> TenantPool {
+        TenantPool::connect(self.db.runtime_url(), options)
+            .await
+            .expect("runtime pool")
     }
 
     /// Sends `GET path` with `Host: host` through the router.
