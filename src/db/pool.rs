@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, Postgres};
 
 use super::begin::BeginPlan;
@@ -458,16 +458,18 @@ impl TenantPool {
             }))
     }
 
-    /// `PgPool::acquire`, taking the database to be down when no connection could be had
-    /// although the pool had room to open one (connections refused), or the connection
-    /// attempt failed outright.
+    /// `PgPool::acquire`, taking the database to be down when a connection attempt failed
+    /// outright, or none could be had in time although the pool had room to open one and
+    /// the server refuses connections.
     async fn acquire_noting_outage(&self) -> Result<PoolConnection<Postgres>, DbError> {
         match self.pool.acquire().await {
             Ok(conn) => Ok(conn),
             Err(sqlx::Error::PoolTimedOut) => {
-                let room = self.pool.num_idle() == 0
-                    && self.pool.size() < self.pool.options().get_max_connections();
-                if room {
+                // Busy (every connection in use) or unreachable (the pool had room but could
+                // not open one: sqlx retries refused connections until the deadline)? Only a
+                // connection attempt of our own tells a refusing server from a slow one.
+                let room = self.pool.size() < self.pool.options().get_max_connections();
+                if room && self.refuses_connections().await {
                     self.health.mark_down();
                 }
                 Err(sqlx::Error::PoolTimedOut.into())
@@ -478,6 +480,20 @@ impl TenantPool {
                 }
                 Err(err.into())
             }
+        }
+    }
+
+    /// Whether a fresh connection attempt fails because the connection is refused or
+    /// dropped (not merely slow: a timeout says nothing).
+    async fn refuses_connections(&self) -> bool {
+        let options = self.pool.connect_options();
+        match tokio::time::timeout(PROBE_TIMEOUT, PgConnection::connect_with(&options)).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                false
+            }
+            Ok(Err(err)) => is_connection_lost(&err),
+            Err(_) => false,
         }
     }
 
