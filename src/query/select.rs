@@ -56,6 +56,13 @@ impl<S: Scoping> Source<'_, S> {
     }
 }
 
+/// One entry of the select list: an expression, or a scoped sub-select of one value.
+#[derive(Debug, Clone)]
+enum Item<'d, S: Scoping> {
+    Expr(Expr),
+    Subquery(Box<Select<'d, S>>),
+}
+
 #[derive(Debug, Clone)]
 struct Join {
     kind: JoinKind,
@@ -101,7 +108,7 @@ pub struct Select<'d, S: Scoping = TenantScope> {
     scoping: S,
     decl: &'d TenancyDeclaration,
     distinct: bool,
-    selects: Vec<(Expr, Option<Ident>)>,
+    selects: Vec<(Item<'d, S>, Option<Ident>)>,
     from: Vec<Source<'d, S>>,
     joins: Vec<Join>,
     filter: Filter<'d, S>,
@@ -304,7 +311,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn column(mut self, column: impl IntoColumnRef) -> Self {
-        self.selects.push((Expr::col(column), None));
+        self.selects.push((Item::Expr(Expr::col(column)), None));
         self
     }
 
@@ -319,8 +326,11 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn columns<C: IntoColumnRef>(mut self, columns: impl IntoIterator<Item = C>) -> Self {
-        self.selects
-            .extend(columns.into_iter().map(|c| (Expr::col(c), None)));
+        self.selects.extend(
+            columns
+                .into_iter()
+                .map(|c| (Item::Expr(Expr::col(c)), None)),
+        );
         self
     }
 
@@ -340,7 +350,7 @@ impl<'d, S: Scoping> Select<'d, S> {
         let expr = expr.into();
         self.step(|q| {
             check_expr(&expr)?;
-            q.selects.push((expr, None));
+            q.selects.push((Item::Expr(expr), None));
             Ok(())
         })
     }
@@ -361,7 +371,37 @@ impl<'d, S: Scoping> Select<'d, S> {
         self.step(|q| {
             check_expr(&expr)?;
             let alias = name("alias", alias)?;
-            q.selects.push((expr, Some(alias)));
+            q.selects.push((Item::Expr(expr), Some(alias)));
+            Ok(())
+        })
+    }
+
+    /// Adds a scoped sub-select of the same tenant that yields one value (a scalar
+    /// sub-select) to the select list under the name `alias`; it carries its own tenant
+    /// predicate. PostgreSQL runs an uncorrelated one once per statement, so a page can carry
+    /// its total without a second round trip.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
+    /// # use rls_tenancy::sea_query::{Asterisk, Expr, ExprTrait};
+    /// # let decl = TenancyDeclaration::reference()?;
+    /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
+    /// let total = scope.select(&decl).from("tasks").expr(Expr::col(Asterisk).count());
+    /// let (sql, _) = scope.select(&decl).from("tasks").column("name").expr_subquery_as(total, "total").limit(5).build()?;
+    /// assert_eq!(
+    ///     sql,
+    ///     r#"SELECT "name", (SELECT COUNT(*) FROM "app"."tasks" WHERE "tasks"."account_id" = $1) AS "total" FROM "app"."tasks" WHERE "tasks"."account_id" = $2 LIMIT $3"#
+    /// );
+    /// // Another tenant's sub-select is refused, not built.
+    /// let other = TenantScope::new(TenantId::new(8)?, "other".parse()?);
+    /// let theirs = other.select(&decl).from("tasks").expr(Expr::col(Asterisk).count());
+    /// assert!(scope.select(&decl).from("tasks").expr_subquery_as(theirs, "total").build().is_err());
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn expr_subquery_as(self, sub: Select<'d, S>, alias: &str) -> Self {
+        self.step(|q| {
+            let alias = name("alias", alias)?;
+            q.selects.push((Item::Subquery(Box::new(sub)), Some(alias)));
             Ok(())
         })
     }
@@ -624,10 +664,17 @@ impl<'d, S: Scoping> Select<'d, S> {
         if self.distinct {
             q.distinct();
         }
-        for (expr, alias) in &self.selects {
+        for (item, alias) in &self.selects {
+            let expr = match item {
+                Item::Expr(expr) => expr.clone(),
+                Item::Subquery(sub) => {
+                    same_scoping(&self.scoping, sub.scoping())?;
+                    Expr::SubQuery(None, Box::new(sub.statement()?.into()))
+                }
+            };
             match alias {
-                Some(alias) => q.expr_as(expr.clone(), alias.as_str().to_owned()),
-                None => q.expr(expr.clone()),
+                Some(alias) => q.expr_as(expr, alias.as_str().to_owned()),
+                None => q.expr(expr),
             };
         }
         for source in &self.from {
