@@ -8,7 +8,8 @@
 #    it with rls-migrate and seeds $TENANTS tenants x $SUBTASKS subtasks as the superuser;
 # 2. starts the release rls-demo on a free loopback port as the runtime role, with a pool of
 #    $CONNECTIONS connections;
-# 3. wrk: $CONNECTIONS connections on $THREADS threads for $DURATION s, GET /api/subtasks?page=P
+# 3. in $ROUNDS alternating rounds (default 2) of steps 3 and 4:
+#    wrk: $CONNECTIONS connections on $THREADS threads for $DURATION s, GET /api/subtasks?page=P
 #    with a random tenant in the Host header and a random page;
 # 4. pgbench: the same transactions the handler sends (BEGIN; set_config of the timeouts and
 #    app.tenant_id; the page query, which carries the total; COMMIT) as the runtime role, prepared statements,
@@ -32,6 +33,7 @@ PAGES=$(( SUBTASKS / 10 ))
 CONNECTIONS="${CONNECTIONS:-16}"
 THREADS="${THREADS:-2}"
 DURATION="${DURATION:-15}"
+ROUNDS="${ROUNDS:-2}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 db="rls_bench_$$"
@@ -190,31 +192,39 @@ say "warm-up: 3 s each"
 wrk_run 3 >/dev/null
 (cd "$work" && pgbench_run 3 >/dev/null)
 
-say "wrk: $CONNECTIONS connections, $THREADS threads, ${DURATION} s, random tenants and pages"
-measured wrk_run "$DURATION" 3>"$work/wrk.cpu" | tee "$work/wrk.out"
-result="$(grep '^RESULT ' "$work/wrk.out")"
-field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$result"; }
-requests=$(field requests); duration_us=$(field duration_us)
-non2xx=$(field non2xx); socket_errors=$(field socket_errors); p99_us=$(field p99_us); p50_us=$(field p50_us)
+# Alternating rounds (HTTP, then pgbench, $ROUNDS times): a machine whose other load
+# drifts during the run then weighs on both sides alike. Each round prints its figures.
+bad_total=0
+for round in $(seq 1 "$ROUNDS"); do
+  say "round $round/$ROUNDS: wrk, $CONNECTIONS connections, $THREADS threads, ${DURATION} s, random tenants and pages"
+  measured wrk_run "$DURATION" 3>"$work/wrk.cpu" >"$work/wrk.out"
+  result="$(grep '^RESULT ' "$work/wrk.out")"
+  field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$result"; }
+  requests=$(field requests); duration_us=$(field duration_us)
+  non2xx=$(field non2xx); socket_errors=$(field socket_errors); p99_us=$(field p99_us); p50_us=$(field p50_us)
+  bad_total=$(( bad_total + non2xx + socket_errors ))
 
-say "pgbench: $CONNECTIONS clients, $THREADS threads, ${DURATION} s, the handler's SQL"
-(cd "$work" && measured pgbench_run "$DURATION" --log --log-prefix=pgb 3>"$work/pgbench.cpu") | tee "$work/pgbench.out"
-tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/pgbench.out")"
-pg_p99_us="$(cat "$work"/pgb.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int(NR*0.99)]}')"
+  say "round $round/$ROUNDS: pgbench, $CONNECTIONS clients, $THREADS threads, ${DURATION} s, the handler's SQL"
+  rm -f "$work"/pgb.*
+  (cd "$work" && measured pgbench_run "$DURATION" --log --log-prefix=pgb 3>"$work/pgbench.cpu") >"$work/pgbench.out"
+  tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/pgbench.out")"
+  pg_p99_us="$(cat "$work"/pgb.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int(NR*0.99)]}')"
+  transactions="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pgbench.out")"
 
-transactions="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pgbench.out")"
-awk -v req="$requests" -v us="$duration_us" -v tps="$tps" -v p50="$p50_us" -v p99="$p99_us" \
-    -v pgp99="$pg_p99_us" -v bad="$non2xx" -v errs="$socket_errors" -v c="$CONNECTIONS" \
-    -v tenants="$TENANTS" -v subtasks="$SUBTASKS" -v tx="$transactions" -v hz="$tick_hz" \
-    -v wcpu="$(cat "$work/wrk.cpu")" -v pcpu="$(cat "$work/pgbench.cpu")" 'BEGIN {
-  rps = req / (us / 1e6)
-  split(wcpu, w, " "); split(pcpu, p, " ")
-  per = 1e6 / hz
-  printf "\n== /api/subtasks under load: %d tenants x %d subtasks, %d connections ==\n", tenants, subtasks, c
-  printf "HTTP (wrk):       %8.0f requests/s   p50 %6.2f ms   p99 %6.2f ms   non-2xx %d, socket errors %d\n", rps, p50/1000, p99/1000, bad, errs
-  printf "pgbench (same SQL): %6.0f tps          p99 %6.2f ms\n", tps, pgp99/1000
-  printf "ratio HTTP / pgbench: %.2f (goal >= 0.85); p99 ratio %.2f (goal <= 2)\n", rps / tps, p99 / pgp99
-  printf "CPU per request (HTTP run):     rls-demo %4.0f us, PostgreSQL %4.0f us, wrk %4.0f us; machine %3.0f%% busy\n", w[3] * per / req, w[2] * per / req, w[1] * per / req, 100 * w[4] / w[5]
-  printf "CPU per transaction (pgbench):  PostgreSQL %4.0f us, pgbench %4.0f us; machine %3.0f%% busy\n", p[2] * per / tx, p[1] * per / tx, 100 * p[4] / p[5]
-}'
-[ "$non2xx" -eq 0 ] && [ "$socket_errors" -eq 0 ] || fail "some requests failed"
+  awk -v req="$requests" -v us="$duration_us" -v tps="$tps" -v p50="$p50_us" -v p99="$p99_us" \
+      -v pgp99="$pg_p99_us" -v bad="$non2xx" -v errs="$socket_errors" -v c="$CONNECTIONS" \
+      -v tenants="$TENANTS" -v subtasks="$SUBTASKS" -v tx="$transactions" -v hz="$tick_hz" \
+      -v round="$round" -v load="$(cut -d' ' -f1 /proc/loadavg)" \
+      -v wcpu="$(cat "$work/wrk.cpu")" -v pcpu="$(cat "$work/pgbench.cpu")" 'BEGIN {
+    rps = req / (us / 1e6)
+    split(wcpu, w, " "); split(pcpu, p, " ")
+    per = 1e6 / hz
+    printf "\n== round %d: /api/subtasks, %d tenants x %d subtasks, %d connections (load average %s) ==\n", round, tenants, subtasks, c, load
+    printf "HTTP (wrk):       %8.0f requests/s   p50 %6.2f ms   p99 %6.2f ms   non-2xx %d, socket errors %d\n", rps, p50/1000, p99/1000, bad, errs
+    printf "pgbench (same SQL): %6.0f tps          p99 %6.2f ms\n", tps, pgp99/1000
+    printf "ratio HTTP / pgbench: %.2f (goal >= 0.85); p99 ratio %.2f (goal <= 2)\n", rps / tps, p99 / pgp99
+    printf "CPU per request (HTTP run):     rls-demo %4.0f us, PostgreSQL %4.0f us, wrk %4.0f us; machine %3.0f%% busy\n", w[3] * per / req, w[2] * per / req, w[1] * per / req, 100 * w[4] / w[5]
+    printf "CPU per transaction (pgbench):  PostgreSQL %4.0f us, pgbench %4.0f us; machine %3.0f%% busy\n", p[2] * per / tx, p[1] * per / tx, 100 * p[4] / p[5]
+  }'
+done
+[ "$bad_total" -eq 0 ] || fail "some requests failed"
