@@ -39,22 +39,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 db="rls_bench_$$"
 password="bench_$$_$RANDOM"
 work="$(mktemp -d -t rls-bench-XXXXXX)"
-demo_pid=""
-own_cluster=""
 say() { printf 'bench: %s\n' "$*"; }
 fail() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
-as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
+. "$(dirname "$0")/scratch.sh"
 cleanup() {
-  if [ -n "$demo_pid" ] && kill -0 "$demo_pid" 2>/dev/null; then
-    kill -INT "$demo_pid" 2>/dev/null || true
-    wait "$demo_pid" 2>/dev/null || true
-  fi
-  psql "$ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
-    -c "DROP ROLE IF EXISTS ${db}_runtime" -c "DROP ROLE IF EXISTS ${db}_deploy" >/dev/null 2>&1 || true
-  if [ -n "$own_cluster" ]; then
-    as_postgres "$pgbin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
-  fi
+  stop_demo
+  drop_scratch_db "$ADMIN_URL" "$db"
+  stop_cluster
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -66,17 +57,8 @@ if ! command -v wrk >/dev/null; then
   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
 fi
 if [ -z "$ADMIN_URL" ]; then
-  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-  pg_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  mkdir -p "$work/pg"
-  chmod 0755 "$work"
-  if [ "$(id -u)" -eq 0 ]; then chown postgres "$work/pg"; fi
-  say "starting a throwaway cluster on port $pg_port"
-  as_postgres "$pgbin/initdb" -D "$work/pg/data" -U postgres -A trust >/dev/null
-  as_postgres "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
-    -o "-p $pg_port -c listen_addresses=127.0.0.1 -k $work/pg -c max_connections=300" start >/dev/null
-  own_cluster=1
-  ADMIN_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+  start_cluster
+  ADMIN_URL="$cluster_url/postgres"
 fi
 psql "$ADMIN_URL" -Atqc 'SELECT 1' >/dev/null || fail "cannot log in as a superuser with ADMIN_URL (password not shown)"
 
@@ -101,17 +83,9 @@ cargo build --quiet --release --bin rls-demo --bin rls-migrate
 bin="$CARGO_TARGET_DIR/release"
 
 say "scratch database $db: roles, migration, $TENANTS tenants x $SUBTASKS subtasks"
-host_port="$(psql "$ADMIN_URL" -Atqc "SELECT coalesce(inet_server_addr()::text, '127.0.0.1') || ':' || current_setting('port')")"
-host_port="${host_port/\/32/}"
-psql "$ADMIN_URL" -v ON_ERROR_STOP=1 -q \
-  -c "CREATE ROLE ${db}_deploy LOGIN PASSWORD '$password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS" \
-  -c "CREATE ROLE ${db}_runtime LOGIN PASSWORD '$password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOBYPASSRLS" \
-  -c "CREATE DATABASE $db OWNER ${db}_deploy" \
-  -c "REVOKE ALL ON DATABASE $db FROM PUBLIC" \
-  -c "GRANT CONNECT ON DATABASE $db TO ${db}_runtime"
-deploy_url="postgres://${db}_deploy:$password@$host_port/$db"
+host_port="127.0.0.1:$(psql "$ADMIN_URL" -Atqc "SELECT current_setting('port')")"
+create_scratch_db "$ADMIN_URL" "$db" "$password" "$bin"
 runtime_url="postgres://${db}_runtime:$password@$host_port/$db"
-RUST_LOG=warn "$bin/rls-migrate" --database-url "$deploy_url" --runtime-role "${db}_runtime" >/dev/null
 per_task=$(( SUBTASKS / 50 ))
 psql "${ADMIN_URL%/*}/$db" -v ON_ERROR_STOP=1 -q <<SQL
 INSERT INTO app.accounts (slug, name)
@@ -127,17 +101,7 @@ VACUUM ANALYZE;
 SQL
 
 say "starting rls-demo (release) with $CONNECTIONS database connections"
-RUST_LOG=warn "$bin/rls-demo" --database-url "$runtime_url" --listen 127.0.0.1:0 \
-  --base-domain bench.test --max-connections "$CONNECTIONS" >"$work/demo.out" 2>"$work/demo.err" &
-demo_pid=$!
-port=""
-for _ in $(seq 1 60); do
-  kill -0 "$demo_pid" 2>/dev/null || { cat "$work/demo.err" >&2; fail "rls-demo exited"; }
-  port="$(sed -n 's#^rls-demo listening on http://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$work/demo.out")"
-  [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
-  sleep 0.5
-done
-[ -n "$port" ] || fail "rls-demo did not start"
+start_demo "$bin" "$runtime_url" bench.test --max-connections "$CONNECTIONS"
 check="$(curl -sf -H "Host: tenant-7.bench.test" "http://127.0.0.1:$port/api/subtasks?page=2")"
 case "$check" in *'"tenant":"tenant-7"'*'"total":'"$SUBTASKS"*) ;; *) fail "unexpected page: $check" ;; esac
 
@@ -214,12 +178,12 @@ for round in $(seq 1 "$ROUNDS"); do
   awk -v req="$requests" -v us="$duration_us" -v tps="$tps" -v p50="$p50_us" -v p99="$p99_us" \
       -v pgp99="$pg_p99_us" -v bad="$non2xx" -v errs="$socket_errors" -v c="$CONNECTIONS" \
       -v tenants="$TENANTS" -v subtasks="$SUBTASKS" -v tx="$transactions" -v hz="$tick_hz" \
-      -v round="$round" -v load="$(cut -d' ' -f1 /proc/loadavg)" \
+      -v round="$round" -v loadavg="$(cut -d' ' -f1 /proc/loadavg)" \
       -v wcpu="$(cat "$work/wrk.cpu")" -v pcpu="$(cat "$work/pgbench.cpu")" 'BEGIN {
     rps = req / (us / 1e6)
     split(wcpu, w, " "); split(pcpu, p, " ")
     per = 1e6 / hz
-    printf "\n== round %d: /api/subtasks, %d tenants x %d subtasks, %d connections (load average %s) ==\n", round, tenants, subtasks, c, load
+    printf "\n== round %d: /api/subtasks, %d tenants x %d subtasks, %d connections (load average %s) ==\n", round, tenants, subtasks, c, loadavg
     printf "HTTP (wrk):       %8.0f requests/s   p50 %6.2f ms   p99 %6.2f ms   non-2xx %d, socket errors %d\n", rps, p50/1000, p99/1000, bad, errs
     printf "pgbench (same SQL): %6.0f tps          p99 %6.2f ms\n", tps, pgp99/1000
     printf "ratio HTTP / pgbench: %.2f (goal >= 0.85); p99 ratio %.2f (goal <= 2)\n", rps / tps, p99 / pgp99

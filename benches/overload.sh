@@ -29,49 +29,22 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 work="$(mktemp -d -t rls-overload-XXXXXX)"
 db="rls_overload"
 password="overload_$$_$RANDOM"
-demo_pid=""
-cluster_up=""
 say() { printf 'overload: %s\n' "$*"; }
 fail() { printf 'overload: FAIL: %s\n' "$*" >&2; exit 1; }
-as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-cleanup() {
-  if [ -n "$demo_pid" ] && kill -0 "$demo_pid" 2>/dev/null; then
-    kill -TERM "$demo_pid" 2>/dev/null || true
-    wait "$demo_pid" 2>/dev/null || true
-  fi
-  if [ -n "$cluster_up" ]; then
-    as_postgres "$pgbin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
-  fi
-  rm -rf "$work"
-}
+. "$(dirname "$0")/scratch.sh"
+cleanup() { stop_demo; stop_cluster; rm -rf "$work"; }
 trap cleanup EXIT
 
 command -v wrk >/dev/null || fail "wrk is not installed (apt-get install -y wrk)"
 ulimit -n "$(( CONNECTIONS + 1024 ))" 2>/dev/null || fail "cannot raise the open-file limit for $CONNECTIONS connections"
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 
 say "building the release binaries"
 cargo build --quiet --release --bin rls-demo --bin rls-migrate
 bin="$CARGO_TARGET_DIR/release"
 
-pg_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-mkdir -p "$work/pg"
-chmod 0755 "$work"
-if [ "$(id -u)" -eq 0 ]; then chown postgres "$work/pg"; fi
-as_postgres "$pgbin/initdb" -D "$work/pg/data" -U postgres -A trust >/dev/null
-as_postgres "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
-  -o "-p $pg_port -c listen_addresses=127.0.0.1 -k $work/pg" start >/dev/null
-cluster_up=1
-admin="postgres://postgres@127.0.0.1:$pg_port"
-psql "$admin/postgres" -v ON_ERROR_STOP=1 -q \
-  -c "CREATE ROLE ${db}_deploy LOGIN PASSWORD '$password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS" \
-  -c "CREATE ROLE ${db}_runtime LOGIN PASSWORD '$password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOBYPASSRLS" \
-  -c "CREATE DATABASE $db OWNER ${db}_deploy" \
-  -c "REVOKE ALL ON DATABASE $db FROM PUBLIC" \
-  -c "GRANT CONNECT ON DATABASE $db TO ${db}_runtime"
-RUST_LOG=warn "$bin/rls-migrate" --database-url "postgres://${db}_deploy:$password@127.0.0.1:$pg_port/$db" \
-  --runtime-role "${db}_runtime" >/dev/null
+start_cluster
+admin="$cluster_url"
+create_scratch_db "$admin/postgres" "$db" "$password" "$bin"
 psql "$admin/$db" -v ON_ERROR_STOP=1 -q <<SQL
 INSERT INTO app.accounts (slug, name) SELECT 'tenant-' || a, 'Account ' || a FROM generate_series(1, $TENANTS) a;
 INSERT INTO app.projects (account_id, name) SELECT a.id, 'project ' || p FROM app.accounts a, generate_series(1, 5) p;
@@ -83,18 +56,8 @@ VACUUM ANALYZE;
 SQL
 
 say "starting rls-demo (release): pool $POOL, at most $MAX_IN_FLIGHT requests in flight"
-RUST_LOG=warn "$bin/rls-demo" --database-url "postgres://${db}_runtime:$password@127.0.0.1:$pg_port/$db" \
-  --listen 127.0.0.1:0 --base-domain overload.test --max-connections "$POOL" \
-  --max-in-flight "$MAX_IN_FLIGHT" >"$work/demo.out" 2>"$work/demo.err" &
-demo_pid=$!
-port=""
-for _ in $(seq 1 60); do
-  kill -0 "$demo_pid" 2>/dev/null || { cat "$work/demo.err" >&2; fail "rls-demo exited"; }
-  port="$(sed -n 's#^rls-demo listening on http://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$work/demo.out")"
-  [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
-  sleep 0.5
-done
-[ -n "$port" ] || fail "rls-demo did not start"
+start_demo "$bin" "postgres://${db}_runtime:$password@127.0.0.1:$pg_port/$db" overload.test \
+  --max-connections "$POOL" --max-in-flight "$MAX_IN_FLIGHT"
 
 cat >"$work/overload.lua" <<LUA
 -- Random tenants and pages; counts answers by status and 503s without Retry-After.

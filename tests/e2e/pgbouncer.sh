@@ -28,33 +28,16 @@ TENANTS=20
 work="$(mktemp -d -t rls-pgbouncer-XXXXXX)"
 db="rls_pgb_$$"
 password="pgb_$$_$RANDOM"
-demo_pid=""
 pgbouncer_pid=""
-own_cluster=""
 
 say() { printf 'e2e-pgbouncer: %s\n' "$*"; }
 fail() { printf 'e2e-pgbouncer: FAIL: %s\n' "$*" >&2; exit 1; }
-# pgbouncer and a throwaway cluster refuse to run as root.
-as_service() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-stop_demo() {
-  if [ -n "$demo_pid" ] && kill -0 "$demo_pid" 2>/dev/null; then
-    kill -TERM "$demo_pid" 2>/dev/null || true
-    for _ in $(seq 1 30); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.5; done
-    kill -KILL "$demo_pid" 2>/dev/null || true
-  fi
-  demo_pid=""
-}
+. benches/scratch.sh
 cleanup() {
   stop_demo
   if [ -n "$pgbouncer_pid" ]; then kill -TERM "$pgbouncer_pid" 2>/dev/null || true; fi
-  if [ -n "$ADMIN_URL" ]; then
-    psql "$ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
-      -c "DROP ROLE IF EXISTS ${db}_runtime" -c "DROP ROLE IF EXISTS ${db}_deploy" >/dev/null 2>&1 || true
-  fi
-  if [ -n "$own_cluster" ]; then
-    as_service "$pgbin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
-  fi
+  if [ -n "$ADMIN_URL" ]; then drop_scratch_db "$ADMIN_URL" "$db"; fi
+  stop_cluster
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -72,19 +55,9 @@ say "$(pgbouncer --version | head -n 1)"
 chmod 0755 "$work"
 if [ "$(id -u)" -eq 0 ]; then chown postgres "$work"; fi
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
 if [ -z "$ADMIN_URL" ]; then
-  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-  pg_port="$(free_port)"
-  mkdir -p "$work/pg"
-  if [ "$(id -u)" -eq 0 ]; then chown postgres "$work/pg"; fi
-  say "starting a throwaway cluster on port $pg_port"
-  as_service "$pgbin/initdb" -D "$work/pg/data" -U postgres -A trust >/dev/null
-  as_service "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
-    -o "-p $pg_port -c listen_addresses=127.0.0.1 -k $work/pg" start >/dev/null
-  own_cluster=1
-  ADMIN_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+  start_cluster
+  ADMIN_URL="$cluster_url/postgres"
 fi
 psql "$ADMIN_URL" -Atqc 'SELECT 1' >/dev/null || fail "cannot log in as a superuser with ADMIN_URL (password not shown)"
 
@@ -94,14 +67,7 @@ bin="$CARGO_TARGET_DIR/debug"
 
 say "scratch database $db: roles, migration, $TENANTS tenants"
 pg_port="$(psql "$ADMIN_URL" -Atqc "SELECT current_setting('port')")"
-psql "$ADMIN_URL" -v ON_ERROR_STOP=1 -q \
-  -c "CREATE ROLE ${db}_deploy LOGIN PASSWORD '$password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS" \
-  -c "CREATE ROLE ${db}_runtime LOGIN PASSWORD '$password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOBYPASSRLS" \
-  -c "CREATE DATABASE $db OWNER ${db}_deploy" \
-  -c "REVOKE ALL ON DATABASE $db FROM PUBLIC" \
-  -c "GRANT CONNECT ON DATABASE $db TO ${db}_runtime"
-RUST_LOG=warn "$bin/rls-migrate" --database-url "postgres://${db}_deploy:$password@127.0.0.1:$pg_port/$db" \
-  --runtime-role "${db}_runtime" >/dev/null
+create_scratch_db "$ADMIN_URL" "$db" "$password" "$bin"
 # Tenant a has 5 + a subtasks, so every tenant's total is its own.
 psql "${ADMIN_URL%/*}/$db" -v ON_ERROR_STOP=1 -q <<SQL
 INSERT INTO app.accounts (slug, name) SELECT 'tenant-' || a, 'Account ' || a FROM generate_series(1, $TENANTS) a;
@@ -136,7 +102,7 @@ INI
 printf '"%s" "%s"\n' "${db}_runtime" "$password" >"$work/userlist.txt"
 if [ "$(id -u)" -eq 0 ]; then chown postgres "$work/pgbouncer.ini" "$work/userlist.txt"; fi
 chmod 0600 "$work/userlist.txt"
-as_service pgbouncer -d "$work/pgbouncer.ini" >"$work/pgbouncer.out" 2>&1 \
+as_postgres pgbouncer -d "$work/pgbouncer.ini" >"$work/pgbouncer.out" 2>&1 \
   || { cat "$work/pgbouncer.out" >&2; fail "pgbouncer did not start"; }
 for _ in $(seq 1 20); do
   [ -s "$work/pgbouncer.pid" ] && break
@@ -160,22 +126,6 @@ plain_status=$?
 set -e
 [ "$plain_status" -eq 2 ] && grep -q 'unsupported startup parameter' "$work/plain.err" \
   || { cat "$work/plain.err" >&2; fail "a plain URL was not refused by pgbouncer (exit $plain_status)"; }
-
-start_demo() {
-  # A generous acquire timeout: the debug build's SCRAM logins of 16 connections at once are
-  # slow, and this test is about correctness through the pooler, not latency.
-  RUST_LOG=warn "$bin/rls-demo" --database-url "$runtime_url?pgbouncer=true" --listen 127.0.0.1:0 \
-    --base-domain pgb.test --max-connections 16 --acquire-timeout 10s >"$work/demo.out" 2>"$work/demo.err" &
-  demo_pid=$!
-  port=""
-  for _ in $(seq 1 120); do
-    kill -0 "$demo_pid" 2>/dev/null || { cat "$work/demo.err" >&2; fail "rls-demo exited during start-up"; }
-    port="$(sed -n 's#^rls-demo listening on http://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$work/demo.out")"
-    if [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; then return; fi
-    sleep 0.5
-  done
-  fail "rls-demo did not become ready within 60 s"
-}
 
 load() {
   python3 - "$port" "$work/tenants.txt" "$1" <<'PY'
@@ -219,8 +169,11 @@ sys.exit(1 if failures else 0)
 PY
 }
 
+# A generous acquire timeout: the debug build's SCRAM logins of 16 connections at once are
+# slow, and this test is about correctness through the pooler, not latency.
+demo_flags=(--max-connections 16 --acquire-timeout 10s)
 say "starting rls-demo with ?pgbouncer=true (16 connections into pgbouncer's 4)"
-start_demo
+start_demo "$bin" "$runtime_url?pgbouncer=true" pgb.test "${demo_flags[@]}"
 load 1200 || { tail -n 20 "$work/demo.err" >&2; fail "requests through pgbouncer failed"; }
 
 say "restarting rls-demo behind the same pgbouncer"
@@ -229,7 +182,7 @@ status=0
 wait "$demo_pid" || status=$?
 demo_pid=""
 [ "$status" -eq 0 ] || { tail -n 20 "$work/demo.err" >&2; fail "rls-demo exited with status $status on SIGTERM"; }
-start_demo
+start_demo "$bin" "$runtime_url?pgbouncer=true" pgb.test "${demo_flags[@]}"
 load 400 || { tail -n 20 "$work/demo.err" >&2; fail "requests after the restart failed"; }
 if grep -q ' ERROR ' "$work/demo.err"; then
   grep ' ERROR ' "$work/demo.err" | head -n 5 >&2
