@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::routing::get;
 use rls_tenancy::demo::{DemoState, router};
 use rls_tenancy::http::{AppError, RequestLimits, TenantTxLayer, Tx};
@@ -16,7 +16,7 @@ use rls_tenancy::{
 };
 use sqlx::PgPool;
 
-use super::{Reply, Site, send, state};
+use super::{Reply, Site, assert_unavailable, lock_subtasks, send, state};
 
 /// The longest any request of these tests may take before the test fails.
 const BOUND: Duration = Duration::from_secs(30);
@@ -62,17 +62,6 @@ async fn get_alpha(app: &Router, site: &Site, path: &str) -> Reply {
         .unwrap_or_else(|_| panic!("GET {path} hung"))
 }
 
-fn assert_unavailable(reply: &Reply) {
-    assert_eq!(
-        reply.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        reply.body
-    );
-    assert_eq!(reply.headers[header::RETRY_AFTER], "1");
-    assert_eq!(reply.body, "service unavailable");
-}
-
 /// Every connection of the pool serves both tenants their own rows.
 async fn assert_healthy(app: &Router, site: &Site) {
     for _ in 0..4 {
@@ -100,16 +89,6 @@ async fn sqlstate(pool: &TenantPool, site: &Site, sql: &'static str) -> String {
         .and_then(|e| e.code())
         .map(|code| code.into_owned())
         .unwrap_or_else(|| panic!("not a database error: {err}"))
-}
-
-/// Holds an exclusive lock on the subtasks until the returned transaction ends.
-async fn lock_subtasks(admin: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut lock = admin.begin().await.expect("admin tx");
-    sqlx::query("LOCK TABLE app.subtasks IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .expect("lock");
-    lock
 }
 
 /// The runtime role's backends: pid and the query they run.

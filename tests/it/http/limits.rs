@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use rls_tenancy::demo::{DemoState, router};
 use rls_tenancy::http::RequestLimits;
 use sqlx::PgPool;
 
-use super::{Reply, Site, send, state};
+use super::{Site, assert_unavailable, lock_subtasks, send, state};
 
 /// Waits (at most 30 s, a bound for correctness, not speed) until `n` of the runtime role's
 /// backends wait for a lock.
@@ -30,18 +30,6 @@ async fn until_waiting_for_lock(admin: &PgPool, role: &str, n: i64) {
     panic!("{n} requests never reached the database");
 }
 
-/// Asserts a 503 with `Retry-After` and the generic body.
-fn assert_unavailable(reply: &Reply) {
-    assert_eq!(
-        reply.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        reply.body
-    );
-    assert_eq!(reply.headers[header::RETRY_AFTER], "1");
-    assert_eq!(reply.body, "service unavailable");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_past_the_in_flight_bound_are_shed_at_once_and_the_admitted_ones_succeed() {
     let site = Site::new().await;
@@ -50,11 +38,7 @@ async fn requests_past_the_in_flight_bound_are_shed_at_once_and_the_admitted_one
             .with_limits(RequestLimits::default().max_in_flight(2)),
     );
     let host = site.alpha.host();
-    let mut lock = site.admin.begin().await.expect("admin tx");
-    sqlx::query("LOCK TABLE app.subtasks IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .expect("lock");
+    let lock = lock_subtasks(&site.admin).await;
     let admitted: Vec<_> = (0..2)
         .map(|_| {
             let (app, host) = (app.clone(), host.clone());
@@ -91,11 +75,7 @@ async fn a_request_past_its_deadline_is_a_503_and_the_pool_stays_healthy() {
         DemoState::new(state(&site.pool), Vec::new())
             .with_limits(RequestLimits::default().timeout(Duration::from_millis(500))),
     );
-    let mut lock = site.admin.begin().await.expect("admin tx");
-    sqlx::query("LOCK TABLE app.subtasks IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .expect("lock");
+    let lock = lock_subtasks(&site.admin).await;
     let cut = send(&app, Some(&site.alpha.host()), "/api/subtasks").await;
     assert_unavailable(&cut);
     lock.commit().await.expect("release the lock");

@@ -209,3 +209,26 @@ pub async fn read(response: Response) -> Reply {
         body: String::from_utf8(bytes.to_vec()).expect("UTF-8 body"),
     }
 }
+
+/// Asserts a 503 with `Retry-After` and the generic body: a temporary failure, never a 500.
+pub fn assert_unavailable(reply: &Reply) {
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.headers[header::RETRY_AFTER], "1");
+    assert_eq!(reply.body, "service unavailable");
+}
+
+/// Holds an exclusive lock on the subtasks (as the superuser) until the returned
+/// transaction ends: every tenant request that reads them waits.
+pub async fn lock_subtasks(admin: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = admin.begin().await.expect("admin tx");
+    sqlx::query("LOCK TABLE app.subtasks IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock");
+    lock
+}

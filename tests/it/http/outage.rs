@@ -6,11 +6,11 @@
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use rls_tenancy::demo::{DemoState, router};
 use rls_tenancy::{AdminServer, ScratchDatabase, TenancyDeclaration, TenantPoolOptions};
 
-use super::{Reply, Site, send, state};
+use super::{Reply, Site, assert_unavailable, send, state};
 
 /// The limits the issue names: a tenant request during an outage answers within 1 s; the
 /// readiness probe within its deadline (2 s, the default), here with a second of slack.
@@ -23,16 +23,6 @@ async fn timed(app: &Router, host: Option<&str>, path: &str) -> (Reply, Duration
         .await
         .unwrap_or_else(|_| panic!("GET {path} hung"));
     (reply, started.elapsed())
-}
-
-fn assert_unavailable(reply: &Reply) {
-    assert_eq!(
-        reply.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        reply.body
-    );
-    assert_eq!(reply.headers[header::RETRY_AFTER], "1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,8 +10,8 @@ use sqlx::PgPool;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::Site;
 use super::socket::raw_get;
+use super::{Site, lock_subtasks};
 
 /// Starts the binary against the site's database and returns it with its address.
 async fn start_demo(site: &Site, shutdown_timeout: &str) -> (Child, SocketAddr) {
@@ -81,16 +81,6 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("never: {what}");
-}
-
-/// Holds an exclusive lock on the subtasks until committed.
-async fn lock_subtasks(admin: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut lock = admin.begin().await.expect("admin tx");
-    sqlx::query("LOCK TABLE app.subtasks IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .expect("lock");
-    lock
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
