@@ -191,4 +191,7 @@ for round in $(seq 1 "$ROUNDS"); do
     printf "CPU per transaction (pgbench):  PostgreSQL %4.0f us, pgbench %4.0f us; machine %3.0f%% busy\n", p[2] * per / tx, p[1] * per / tx, 100 * p[4] / p[5]
   }'
 done
-[ "$bad_total" -eq 0 ] || fail "some requests failed"
+if [ "$bad_total" -ne 0 ]; then
+  grep -E ' (WARN|ERROR) ' "$work/demo.err" | sed 's/^[^ ]* //' | cut -c1-200 | sort | uniq -c | sort -rn | head -n 5 >&2
+  fail "some requests failed"
+fi
