@@ -8,7 +8,7 @@
 //! toolkit returns it, so no module depends on it.
 
 use crate::connect::ConnectError;
-use crate::db::DbError;
+use crate::db::{DbError, Retryable};
 use crate::guard::GuardError;
 use crate::policy::{DeclarationError, IdentError};
 use crate::query::{QueryError, StatementError};
@@ -76,4 +76,17 @@ pub enum Error {
     /// An I/O error.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Lets [`crate::TenantPool::retry`] take closures that return `Error`: the database error
+/// behind a statement, a transaction or a plain sqlx call decides whether to retry.
+impl Retryable for Error {
+    fn database_error(&self) -> Option<&sqlx::Error> {
+        match self {
+            Error::Database(e)
+            | Error::Db(DbError::Database(e))
+            | Error::Statement(StatementError::Database(e)) => Some(e),
+            _ => None,
+        }
+    }
 }

@@ -22,12 +22,12 @@
 //!
 //! | step | module | what it gives |
 //! |---|---|---|
-//! | who | [`TenantId`], [`TenantSlug`], [`TenantScope`] | a tenant |
+//! | who | [`TenantId`], [`TenantSlug`], [`TenantScope`], [`TenantRef`], [`spawn`] | a tenant, the task's current tenant |
 //! | declaration | [`TenancyDeclaration`], [`Ident`], [`TenantContext`] | what the schema is |
 //! | resolve | [`TenantRegistry`], [`BaseDomain`], [`TenantHeader`], [`TenantPath`] | the request's tenant |
 //! | guard | [`guard`] | whether the wall is standing |
-//! | transaction | [`TenantPool`], [`TenantTx`], [`TxOptions`], [`TxTimeouts`] | `BEGIN` + transaction-local settings (tenant, timeouts) in one round trip |
-//! | query | [`TenantScope::select`] and friends, [`CrossTenant`] | rows, behind row-level security |
+//! | transaction | [`TenantPool`], [`TenantTx`], [`TxOptions`], [`TxTimeouts`], [`TenantPool::retry`] | `BEGIN` + transaction-local settings (tenant, timeouts) in one round trip |
+//! | query | [`TenantScope::select`] and friends, [`Filtered`], [`Returning`], [`Conflict`], [`CrossTenant`] | rows, behind row-level security |
 //! | http | [`http`] (feature `axum`) | extractors, the transaction layer, status codes |
 //!
 //! Each step has its own error type; [`enum@Error`] converts from all of them.
@@ -79,7 +79,8 @@ mod seed;
 
 pub use connect::{ConnectError, DatabaseUrl, RedactedUrl, connect};
 pub use db::{
-    DbError, IsolationLevel, TenantPool, TenantPoolOptions, TenantTx, TxOptions, TxTimeouts,
+    Attempt, AttemptFuture, DEADLOCK_DETECTED, DbError, IsolationLevel, RetryPolicy, Retryable,
+    SERIALIZATION_FAILURE, TenantPool, TenantPoolOptions, TenantTx, TxOptions, TxTimeouts,
 };
 pub use error::{Error, Result};
 pub use guard::{Finding, GuardError, GuardOptions, GuardReport, RuleId, Severity};
@@ -88,8 +89,8 @@ pub use policy::{
     TenantContext, TenantTable, TenantVariable, policy_sql,
 };
 pub use query::{
-    CrossTenant, Delete, Insert, JoinKind, QueryError, Scoping, Select, Statement, StatementError,
-    Update,
+    ALLOWED_FUNCTIONS, Conflict, CrossTenant, Delete, Filtered, Insert, JoinKind, QueryError,
+    Returning, Scoping, Select, Statement, StatementError, Update,
 };
 pub use resolve::{
     BaseDomain, HostError, RegistryOptions, ResolveError, TenantHeader, TenantPath, TenantRegistry,
@@ -97,7 +98,9 @@ pub use resolve::{
 };
 /// The sea-query this crate builds on, re-exported so expressions match its version.
 pub use sea_query;
-pub use tenant::{KeyType, LabelError, TenantError, TenantId, TenantScope, TenantSlug};
+pub use tenant::{
+    KeyType, LabelError, TenantError, TenantId, TenantRef, TenantScope, TenantSlug, spawn,
+};
 
 #[cfg(feature = "testing")]
 pub use embedded::{
@@ -116,7 +119,7 @@ pub use seed::{
 /// The names most programs need, for `use rls_tenancy::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        DbError, Error, RegistryOptions, TenancyDeclaration, TenantId, TenantPool,
-        TenantPoolOptions, TenantRegistry, TenantScope, TenantTx, TxOptions,
+        DbError, Error, Filtered, RegistryOptions, Returning, TenancyDeclaration, TenantId,
+        TenantPool, TenantPoolOptions, TenantRegistry, TenantScope, TenantTx, TxOptions,
     };
 }

@@ -33,4 +33,10 @@ pub enum DbError {
         /// Why, in words for the log.
         reason: &'static str,
     },
+
+    /// `TenantPool::begin_current` in a task that has no current tenant.
+    #[error(
+        "no current tenant: run this inside TenantScope::scope(...) (or a task started with rls_tenancy::spawn), or begin with an explicit scope"
+    )]
+    NoCurrentTenant,
 }

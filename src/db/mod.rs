@@ -1,15 +1,20 @@
 //! The tenant transaction step: the runtime role's [`TenantPool`], the one-round-trip
-//! [`BeginPlan`](begin) with its [`TxOptions`], and [`TenantTx`].
+//! [`BeginPlan`](begin) with its [`TxOptions`], [`TenantTx`], and the retry helper for
+//! serialization failures and deadlocks ([`TenantPool::retry`]).
 
 mod begin;
 mod error;
 mod health;
 mod pool;
+mod retry;
 mod timeouts;
 mod tx;
 
 pub use begin::{IsolationLevel, TxOptions};
 pub use error::DbError;
 pub use pool::{TenantPool, TenantPoolOptions};
+pub use retry::{
+    Attempt, AttemptFuture, DEADLOCK_DETECTED, RetryPolicy, Retryable, SERIALIZATION_FAILURE,
+};
 pub use timeouts::TxTimeouts;
 pub use tx::TenantTx;

@@ -511,6 +511,46 @@ impl TenantPool {
         self.acquire().await
     }
 
+    /// Begins a read-write transaction for the running task's current tenant
+    /// ([`TenantScope::scope`], [`crate::spawn`]): how code far from the request or job that
+    /// chose the tenant opens its transaction. Fails closed: no current tenant, no
+    /// transaction.
+    ///
+    /// # Errors
+    /// [`DbError::NoCurrentTenant`] when the task has no current tenant; else as
+    /// [`TenantPool::begin`].
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: rls_tenancy::TenantPool, scope: rls_tenancy::TenantScope) -> rls_tenancy::Result<()> {
+    /// scope
+    ///     .scope(async {
+    ///         let tx = pool.begin_current().await?; // scope's transaction
+    ///         tx.commit().await
+    ///     })
+    ///     .await?;
+    /// assert!(matches!(pool.begin_current().await, Err(rls_tenancy::DbError::NoCurrentTenant)));
+    /// # Ok(()) }
+    /// ```
+    pub async fn begin_current(&self) -> Result<TenantTx, DbError> {
+        self.begin_current_with(TxOptions::default()).await
+    }
+
+    /// [`TenantPool::begin_current`] with `options` (read-only, isolation level).
+    ///
+    /// # Errors
+    /// As [`TenantPool::begin_current`].
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::TxOptions;
+    /// # async fn demo(pool: rls_tenancy::TenantPool) -> rls_tenancy::Result<()> {
+    /// let tx = pool.begin_current_with(TxOptions::default().read_only()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn begin_current_with(&self, options: TxOptions) -> Result<TenantTx, DbError> {
+        let scope = TenantScope::current().ok_or(DbError::NoCurrentTenant)?;
+        self.begin_with(&scope, options).await
+    }
+
     /// A [`TenantRegistry`] over this pool's declaration, reading through its connections
     /// (the registry is routing data, readable by the runtime role without a tenant).
     ///

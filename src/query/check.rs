@@ -2,13 +2,16 @@
 //!
 //! Tables enter a statement only through the builder (FROM, JOIN, scoped sub-selects), where
 //! the tenant predicate is added. A caller's expression could smuggle one in as a raw
-//! sub-select or as custom SQL text, so those are refused, as is anything sea-query does not
-//! let us look inside (CASE, aggregate FILTER). Inlined constants are refused because values
-//! are always bound, and unsigned values above `i64::MAX` because they cannot be bound.
+//! sub-select, as custom SQL text or as a function call that runs SQL of its own, so those are
+//! refused (functions unless on [`ALLOWED_FUNCTIONS`](super::ALLOWED_FUNCTIONS)), as is
+//! anything sea-query does not let us look inside (CASE, aggregate FILTER). Inlined constants
+//! are refused because values are always bound, and unsigned values above `i64::MAX` because
+//! they cannot be bound.
 
-use sea_query::{BinOper, Expr, Func, Keyword, Value};
+use sea_query::{BinOper, Expr, Keyword, Value};
 
 use super::QueryError;
+use super::functions::check_function;
 
 /// Refuses an expression that could reference a table behind the builder's back, inline a
 /// value, or fail to bind.
@@ -26,9 +29,7 @@ pub(crate) fn check_expr(expr: &Expr) -> Result<(), QueryError> {
             check_expr(right)
         }
         Expr::FunctionCall(call) => {
-            if matches!(call.get_func(), Func::Custom(_)) {
-                return Err(QueryError::RawSql);
-            }
+            check_function(call)?;
             if call.get_filter().is_some() {
                 return Err(QueryError::Uncheckable {
                     what: "an aggregate FILTER clause",
@@ -109,6 +110,9 @@ mod tests {
                 .or(Expr::col("id").is_in([1, 2, 3])),
             Expr::col("id").count(),
             Func::lower(Expr::col("name")).into(),
+            Func::cust("coalesce")
+                .args([Expr::col("a"), Expr::val(0)])
+                .into(),
             Expr::col("details").binary(BinOper::Custom("@>"), Expr::val("{}")),
             Expr::current_timestamp(),
             Expr::val(i64::MAX as u64),
@@ -132,7 +136,18 @@ mod tests {
             ),
             (Expr::cust("(SELECT 1 FROM app.tasks)"), QueryError::RawSql),
             (Expr::cust_with_values("x = ?", [1]), QueryError::RawSql),
-            (Func::cust("pg_sleep").arg(1).into(), QueryError::RawSql),
+            (
+                Func::cust("pg_sleep").arg(1).into(),
+                QueryError::FunctionNotAllowed {
+                    name: "pg_sleep".into(),
+                },
+            ),
+            (
+                Func::lower(Func::cust("current_setting").arg("app.tenant_id")).into(),
+                QueryError::FunctionNotAllowed {
+                    name: "current_setting".into(),
+                },
+            ),
             (
                 Expr::col("a").binary(BinOper::Custom("OR 1=1 OR"), Expr::val(1)),
                 QueryError::RawSql,

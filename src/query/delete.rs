@@ -1,20 +1,24 @@
 //! [`Delete`]: a DELETE that always carries the tenant predicate.
 
-use sea_query::{Expr, PostgresQueryBuilder, Query};
+use sea_query::{PostgresQueryBuilder, Query};
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
 
+use super::QueryError;
+use super::builder::sealed::{Builder, HasFilter, HasReturning};
+use super::builder::{Base, Columns};
 use super::filter::Filter;
 use super::scoping::Scoping;
-use super::table::{TableUse, name};
-use super::{QueryError, Select};
-use crate::policy::{Ident, TenancyDeclaration};
+use super::table::WriteTable;
+use crate::policy::TenancyDeclaration;
 use crate::tenant::TenantScope;
 
-/// A DELETE from a tenant table. Always carries `"table"."account_id" = $tenant`: a scoped
-/// delete with no other condition empties the table for its tenant and no other.
+/// A DELETE from a tenant table (never a global one: [`QueryError::GlobalTableWrite`]).
+/// Always carries `"table"."account_id" = $tenant`: a scoped delete with no other condition
+/// empties the table for its tenant and no other. Conditions come from
+/// [`Filtered`](crate::Filtered), `RETURNING` from [`Returning`](crate::Returning).
 ///
 /// ```
-/// use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
+/// use rls_tenancy::{Filtered, TenancyDeclaration, TenantId, TenantScope};
 /// use rls_tenancy::sea_query::{Expr, ExprTrait};
 /// let decl = TenancyDeclaration::reference()?;
 /// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
@@ -24,35 +28,43 @@ use crate::tenant::TenantScope;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Delete<'d, S: Scoping = TenantScope> {
-    scoping: S,
-    table: Option<TableUse>,
+    base: Base<'d, S>,
+    table: Option<WriteTable>,
     filter: Filter<'d, S>,
-    returning: Vec<Ident>,
-    error: Option<QueryError>,
+    returning: Columns,
+}
+
+impl<'d, S: Scoping> Builder<'d> for Delete<'d, S> {
+    type Scoping = S;
+    fn base(&mut self) -> &mut Base<'d, S> {
+        &mut self.base
+    }
+}
+
+impl<'d, S: Scoping> HasFilter<'d> for Delete<'d, S> {
+    fn filter(&mut self) -> &mut Filter<'d, S> {
+        &mut self.filter
+    }
+}
+
+impl<'d, S: Scoping> HasReturning<'d> for Delete<'d, S> {
+    fn returning_list(&mut self) -> &mut Columns {
+        &mut self.returning
+    }
 }
 
 impl<'d, S: Scoping> Delete<'d, S> {
-    pub(crate) fn new(scoping: S, decl: &TenancyDeclaration, table: &str) -> Self {
-        let (table, error) = match TableUse::resolve(decl, table, None) {
+    pub(crate) fn new(scoping: S, decl: &'d TenancyDeclaration, table: &str) -> Self {
+        let (table, error) = match WriteTable::resolve(decl, table) {
             Ok(table) => (Some(table), None),
             Err(e) => (None, Some(e)),
         };
         Self {
-            scoping,
+            base: Base::new(scoping, decl, error),
             table,
             filter: Filter::default(),
-            returning: Vec::new(),
-            error,
+            returning: Columns::default(),
         }
-    }
-
-    fn step(mut self, f: impl FnOnce(&mut Self) -> Result<(), QueryError>) -> Self {
-        if self.error.is_none()
-            && let Err(e) = f(&mut self)
-        {
-            self.error = Some(e);
-        }
-        self
     }
 
     /// What this statement is scoped to.
@@ -65,66 +77,13 @@ impl<'d, S: Scoping> Delete<'d, S> {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn scoping(&self) -> &S {
-        &self.scoping
-    }
-
-    /// Adds a condition, AND-ed after the tenant predicate.
-    ///
-    /// ```
-    /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::reference()?;
-    /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
-    /// let (sql, _) = scope.delete(&decl, "users").and_where(Expr::col("is_active").eq(false)).build()?;
-    /// assert_eq!(sql, r#"DELETE FROM "app"."users" WHERE "users"."account_id" = $1 AND "is_active" = $2"#);
-    /// # Ok::<(), rls_tenancy::Error>(())
-    /// ```
-    pub fn and_where(self, condition: Expr) -> Self {
-        self.step(|q| q.filter.and(condition))
-    }
-
-    /// Adds `expr IN (sub)` for a scoped sub-select of the same tenant.
-    ///
-    /// ```
-    /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::reference()?;
-    /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
-    /// let done = scope.select(&decl).from("tasks").column("id").and_where(Expr::col("is_complete").eq(true));
-    /// let (sql, _) = scope.delete(&decl, "subtasks").and_where_in(Expr::col("task_id"), done).build()?;
-    /// assert_eq!(
-    ///     sql,
-    ///     r#"DELETE FROM "app"."subtasks" WHERE "subtasks"."account_id" = $1 AND "task_id" IN (SELECT "id" FROM "app"."tasks" WHERE "tasks"."account_id" = $2 AND "is_complete" = $3)"#
-    /// );
-    /// # Ok::<(), rls_tenancy::Error>(())
-    /// ```
-    pub fn and_where_in(self, expr: Expr, sub: Select<'d, S>) -> Self {
-        self.step(|q| q.filter.and_in(expr, false, sub))
-    }
-
-    /// Returns these columns of the deleted rows.
-    ///
-    /// ```
-    /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::reference()?;
-    /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
-    /// let (sql, _) = scope.delete(&decl, "tasks").returning(["id"]).build()?;
-    /// assert_eq!(sql, r#"DELETE FROM "app"."tasks" WHERE "tasks"."account_id" = $1 RETURNING "id""#);
-    /// # Ok::<(), rls_tenancy::Error>(())
-    /// ```
-    pub fn returning<'c>(self, columns: impl IntoIterator<Item = &'c str>) -> Self {
-        self.step(|q| {
-            for column in columns {
-                q.returning.push(name("column", column)?);
-            }
-            Ok(())
-        })
+        &self.base.scoping
     }
 
     /// The SQL and its bound values, tenant predicate included.
     ///
     /// # Errors
-    /// [`crate::Error::Query`] with the first mistake made while building.
+    /// [`QueryError`]: the first mistake made while building.
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
@@ -136,22 +95,15 @@ impl<'d, S: Scoping> Delete<'d, S> {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn build(&self) -> Result<(String, SqlxValues), QueryError> {
-        if let Some(error) = &self.error {
-            return Err(error.clone());
-        }
+        self.base.check()?;
         let table = self.table.as_ref().ok_or(QueryError::NoTable)?;
         let mut q = Query::delete();
         q.from_table(table.table_name());
-        if let Some(tenant) = self.scoping.tenant() {
-            q.and_where(table.predicate(tenant));
-        }
-        for condition in self.filter.render(&self.scoping)? {
-            q.and_where(condition);
-        }
-        if !self.returning.is_empty() {
-            q.returning(
-                Query::returning().columns(self.returning.iter().map(|c| c.as_str().to_owned())),
-            );
+        let scoping = &self.base.scoping;
+        let predicate = scoping.tenant().map(|tenant| table.predicate(tenant));
+        self.filter.apply(&mut q, predicate, scoping)?;
+        if let Some(returning) = self.returning.clause() {
+            q.returning(returning);
         }
         Ok(q.build_sqlx(PostgresQueryBuilder))
     }

@@ -6,7 +6,8 @@ use crate::policy::TenancyDeclaration;
 use crate::tenant::TenantScope;
 
 impl TenantScope {
-    /// Starts a SELECT scoped to this tenant over the tenant tables of `decl`.
+    /// Starts a SELECT scoped to this tenant over the tables `decl` declares (tenant tables
+    /// get the tenant predicate, global tables are read as they are).
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
@@ -30,7 +31,7 @@ impl TenantScope {
     /// assert_eq!(sql, r#"INSERT INTO "app"."projects" ("account_id", "name") VALUES ($1, $2)"#);
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
-    pub fn insert(&self, decl: &TenancyDeclaration, table: &str) -> Insert<TenantScope> {
+    pub fn insert<'d>(&self, decl: &'d TenancyDeclaration, table: &str) -> Insert<'d, TenantScope> {
         Insert::new(self.clone(), decl, table)
     }
 
@@ -87,7 +88,7 @@ impl CrossTenant {
     /// assert_eq!(sql, r#"INSERT INTO "app"."projects" ("account_id", "name") VALUES ($1, $2)"#);
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
-    pub fn insert(&self, decl: &TenancyDeclaration, table: &str) -> Insert<CrossTenant> {
+    pub fn insert<'d>(&self, decl: &'d TenancyDeclaration, table: &str) -> Insert<'d, CrossTenant> {
         Insert::new(self.clone(), decl, table)
     }
 
@@ -107,7 +108,7 @@ impl CrossTenant {
     /// Starts a DELETE over every tenant's rows.
     ///
     /// ```
-    /// # use rls_tenancy::{CrossTenant, TenancyDeclaration};
+    /// # use rls_tenancy::{CrossTenant, Filtered, TenancyDeclaration};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
     /// # let decl = TenancyDeclaration::reference()?;
     /// let (sql, _) = CrossTenant::new("retention").delete(&decl, "subtasks").and_where(Expr::col("is_complete").eq(true)).build()?;

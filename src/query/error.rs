@@ -35,12 +35,20 @@ pub enum StatementError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueryError {
-    /// The table is not a declared tenant table.
+    /// The table is neither a declared tenant table nor a declared global table.
     #[error(
-        "{table:?} is not a declared tenant table: the scoped builder reads only the tables listed in policies/tenancy.toml"
+        "{table:?} is not a declared tenant or global table: the scoped builder reads only the tables listed in the declaration (policies/tenancy.toml)"
     )]
     UnknownTable {
         /// The name given.
+        table: String,
+    },
+    /// A write to, or a row lock on, a global table.
+    #[error(
+        "{table:?} is a global table, read-only through the builder: change shared data in a migration, and lock only tenant tables"
+    )]
+    GlobalTableWrite {
+        /// The global table.
         table: String,
     },
     /// An alias or column name is not a plain identifier.
@@ -74,6 +82,15 @@ pub enum QueryError {
     /// A value written into the SQL text instead of being bound.
     #[error("an inlined constant is not accepted: values are always bound (use Expr::val)")]
     InlinedValue,
+    /// A function that is not on the allow-list ([`crate::ALLOWED_FUNCTIONS`]): it could
+    /// read other tables, change settings or outlive the transaction.
+    #[error(
+        "function {name:?} is not on the builder's allow-list (rls_tenancy::ALLOWED_FUNCTIONS): compute it in Rust or run that statement through sqlx in the tenant transaction"
+    )]
+    FunctionNotAllowed {
+        /// The function's name as it would be written into the SQL.
+        name: String,
+    },
     /// An expression whose insides sea-query does not expose, so it cannot be checked.
     #[error("{what} cannot be checked for sub-selects and is not accepted by the scoped builder")]
     Uncheckable {
@@ -100,8 +117,23 @@ pub enum QueryError {
         /// The tenant column.
         column: String,
     },
-    /// An insert row whose length differs from the column list.
-    #[error("an insert row has {found} values for {expected} columns")]
+    /// An ON CONFLICT target without the tenant column: uniqueness is per tenant, and a
+    /// conflict on a key without the tenant column would be decided across tenants.
+    #[error(
+        "the ON CONFLICT target must include the tenant column {column:?}: name it with the other key columns, e.g. Conflict::update([{column:?}, \"email\"], ...)"
+    )]
+    ConflictWithoutTenant {
+        /// The tenant column.
+        column: String,
+    },
+    /// An insert given both rows and a select.
+    #[error("an insert takes rows (values) or one select (select_from), not both")]
+    MixedInsertSource,
+    /// `skip_locked()` or `nowait()` without a row lock.
+    #[error("skip_locked() and nowait() qualify a row lock: call for_update() or for_share() too")]
+    NoRowLock,
+    /// An insert row (or the select it inserts) whose width differs from the column list.
+    #[error("an insert row (or its select) has {found} values for {expected} columns")]
     ValueCount {
         /// How many columns were named.
         expected: usize,

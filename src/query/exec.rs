@@ -1,6 +1,7 @@
 //! Running statements: in the tenant transaction of the same tenant, or through the
 //! cross-tenant path on a connection the caller owns.
 
+use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use sea_query_sqlx::SqlxValues;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{AssertSqlSafe, FromRow};
@@ -18,7 +19,7 @@ mod sealed {
     #[allow(unreachable_pub)]
     pub trait Sealed {}
     impl<S: super::Scoping> Sealed for super::Select<'_, S> {}
-    impl<S: super::Scoping> Sealed for super::Insert<S> {}
+    impl<S: super::Scoping> Sealed for super::Insert<'_, S> {}
     impl<S: super::Scoping> Sealed for super::Update<'_, S> {}
     impl<S: super::Scoping> Sealed for super::Delete<'_, S> {}
 }
@@ -26,7 +27,8 @@ mod sealed {
 /// A statement of the builder: [`Select`], [`Insert`], [`Update`] or [`Delete`]. Sealed.
 ///
 /// Scoped statements (`Scoping = TenantScope`) run through [`TenantTx::fetch_all`] and its
-/// siblings; cross-tenant ones through [`CrossTenant::fetch_all`] and its siblings.
+/// siblings ([`TenantTx::fetch`] streams); cross-tenant ones through
+/// [`CrossTenant::fetch_all`] and its siblings.
 ///
 /// ```
 /// use rls_tenancy::{Statement, TenancyDeclaration, TenantId, TenantScope};
@@ -60,7 +62,7 @@ impl<S: Scoping> Statement for Select<'_, S> {
     }
 }
 
-impl<S: Scoping> Statement for Insert<S> {
+impl<S: Scoping> Statement for Insert<'_, S> {
     type Scoping = S;
     fn scoping(&self) -> &S {
         Insert::scoping(self)
@@ -90,9 +92,68 @@ impl<S: Scoping> Statement for Delete<'_, S> {
     }
 }
 
+/// A built statement, ready to run on a connection: the one place the builder's SQL meets
+/// sqlx.
+struct Prepared {
+    sql: String,
+    values: SqlxValues,
+    /// Whether sqlx may name and cache the statement on the connection: not behind a
+    /// transaction-mode pooler, where only unnamed statements are safe.
+    persistent: bool,
+}
+
+impl Prepared {
+    async fn fetch_all<T>(self, conn: &mut PgConnection) -> sqlx::Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        sqlx::query_as_with(AssertSqlSafe(self.sql), self.values)
+            .persistent(self.persistent)
+            .fetch_all(conn)
+            .await
+    }
+
+    async fn fetch_one<T>(self, conn: &mut PgConnection) -> sqlx::Result<T>
+    where
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        sqlx::query_as_with(AssertSqlSafe(self.sql), self.values)
+            .persistent(self.persistent)
+            .fetch_one(conn)
+            .await
+    }
+
+    async fn fetch_optional<T>(self, conn: &mut PgConnection) -> sqlx::Result<Option<T>>
+    where
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        sqlx::query_as_with(AssertSqlSafe(self.sql), self.values)
+            .persistent(self.persistent)
+            .fetch_optional(conn)
+            .await
+    }
+
+    async fn execute(self, conn: &mut PgConnection) -> sqlx::Result<u64> {
+        Ok(sqlx::query_with(AssertSqlSafe(self.sql), self.values)
+            .persistent(self.persistent)
+            .execute(conn)
+            .await?
+            .rows_affected())
+    }
+
+    fn fetch<'c, T>(self, conn: &'c mut PgConnection) -> BoxStream<'c, sqlx::Result<T>>
+    where
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin + 'c,
+    {
+        sqlx::query_as_with(AssertSqlSafe(self.sql), self.values)
+            .persistent(self.persistent)
+            .fetch(conn)
+    }
+}
+
 impl TenantTx {
     /// Builds `statement` after checking it belongs to this transaction's tenant.
-    fn prepare<St>(&self, statement: &St) -> Result<(String, SqlxValues)>
+    fn prepare<St>(&self, statement: &St) -> Result<Prepared>
     where
         St: Statement<Scoping = TenantScope> + ?Sized,
     {
@@ -104,7 +165,12 @@ impl TenantTx {
             }
             .into());
         }
-        Ok(statement.build()?)
+        let (sql, values) = statement.build()?;
+        Ok(Prepared {
+            sql,
+            values,
+            persistent: self.persistent_statements(),
+        })
     }
 
     fn span(&self) -> tracing::Span {
@@ -131,14 +197,9 @@ impl TenantTx {
         St: Statement<Scoping = TenantScope> + ?Sized,
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
-        let (sql, values) = self.prepare(statement)?;
-        let persistent = self.persistent_statements();
+        let prepared = self.prepare(statement)?;
         let span = self.span();
-        Ok(sqlx::query_as_with(AssertSqlSafe(sql), values)
-            .persistent(persistent)
-            .fetch_all(&mut **self)
-            .instrument(span)
-            .await?)
+        Ok(prepared.fetch_all(self).instrument(span).await?)
     }
 
     /// Runs a scoped statement that returns exactly one row.
@@ -160,14 +221,9 @@ impl TenantTx {
         St: Statement<Scoping = TenantScope> + ?Sized,
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
-        let (sql, values) = self.prepare(statement)?;
-        let persistent = self.persistent_statements();
+        let prepared = self.prepare(statement)?;
         let span = self.span();
-        Ok(sqlx::query_as_with(AssertSqlSafe(sql), values)
-            .persistent(persistent)
-            .fetch_one(&mut **self)
-            .instrument(span)
-            .await?)
+        Ok(prepared.fetch_one(self).instrument(span).await?)
     }
 
     /// Runs a scoped statement that returns at most one row.
@@ -176,7 +232,7 @@ impl TenantTx {
     /// As [`TenantTx::fetch_all`].
     ///
     /// ```no_run
-    /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantScope};
+    /// # use rls_tenancy::{Filtered, TenancyDeclaration, TenantPool, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
     /// # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
     /// # let decl = TenancyDeclaration::reference()?;
@@ -191,14 +247,43 @@ impl TenantTx {
         St: Statement<Scoping = TenantScope> + ?Sized,
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
-        let (sql, values) = self.prepare(statement)?;
-        let persistent = self.persistent_statements();
+        let prepared = self.prepare(statement)?;
         let span = self.span();
-        Ok(sqlx::query_as_with(AssertSqlSafe(sql), values)
-            .persistent(persistent)
-            .fetch_optional(&mut **self)
-            .instrument(span)
-            .await?)
+        Ok(prepared.fetch_optional(self).instrument(span).await?)
+    }
+
+    /// Runs a scoped statement and streams its rows as they arrive, without holding them
+    /// all in memory. The stream borrows the transaction: nothing else runs in it until the
+    /// stream is dropped. A refused statement is the stream's one item, and nothing is sent.
+    ///
+    /// # Errors
+    /// Each item: as [`TenantTx::fetch_all`].
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantScope};
+    /// use futures_util::TryStreamExt;
+    /// # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
+    /// # let decl = TenancyDeclaration::reference()?;
+    /// let mut tx = pool.begin(&scope).await?;
+    /// let everything = scope.select(&decl).from("subtasks").columns(["id", "name"]);
+    /// let mut rows = tx.fetch::<(i64, String), _>(&everything);
+    /// while let Some((id, name)) = rows.try_next().await? {
+    ///     println!("{id} {name}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn fetch<'t, T, St>(&'t mut self, statement: &St) -> BoxStream<'t, Result<T>>
+    where
+        St: Statement<Scoping = TenantScope> + ?Sized,
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin + 't,
+    {
+        match self.prepare(statement) {
+            Ok(prepared) => {
+                tracing::debug!(tenant = %self.scope().id(), "streaming tenant statement");
+                prepared.fetch(self).map_err(StatementError::from).boxed()
+            }
+            Err(refused) => stream::once(async move { Err(refused) }).boxed(),
+        }
     }
 
     /// Runs a scoped statement and returns how many rows it affected.
@@ -207,7 +292,7 @@ impl TenantTx {
     /// As [`TenantTx::fetch_all`].
     ///
     /// ```no_run
-    /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantScope};
+    /// # use rls_tenancy::{Filtered, TenancyDeclaration, TenantPool, TenantScope};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
     /// # async fn demo(pool: TenantPool, scope: TenantScope) -> rls_tenancy::Result<()> {
     /// # let decl = TenancyDeclaration::reference()?;
@@ -220,27 +305,25 @@ impl TenantTx {
     where
         St: Statement<Scoping = TenantScope> + ?Sized,
     {
-        let (sql, values) = self.prepare(statement)?;
-        let persistent = self.persistent_statements();
+        let prepared = self.prepare(statement)?;
         let span = self.span();
-        Ok(sqlx::query_with(AssertSqlSafe(sql), values)
-            .persistent(persistent)
-            .execute(&mut **self)
-            .instrument(span)
-            .await?
-            .rows_affected())
+        Ok(prepared.execute(self).instrument(span).await?)
     }
 }
 
 impl CrossTenant {
     /// Builds a cross-tenant statement and leaves a warning in the log.
-    fn prepare<St>(statement: &St) -> Result<(String, SqlxValues)>
+    fn prepare<St>(statement: &St) -> Result<Prepared>
     where
         St: Statement<Scoping = CrossTenant> + ?Sized,
     {
         let (sql, values) = statement.build().map_err(StatementError::Refused)?;
         tracing::warn!(reason = statement.scoping().reason(), sql = %sql, "cross-tenant statement");
-        Ok((sql, values))
+        Ok(Prepared {
+            sql,
+            values,
+            persistent: true,
+        })
     }
 
     /// Runs a cross-tenant statement on the caller's connection and returns every row.
@@ -262,10 +345,7 @@ impl CrossTenant {
         St: Statement<Scoping = CrossTenant> + ?Sized,
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
-        let (sql, values) = Self::prepare(statement)?;
-        Ok(sqlx::query_as_with(AssertSqlSafe(sql), values)
-            .fetch_all(conn)
-            .await?)
+        Ok(Self::prepare(statement)?.fetch_all(conn).await?)
     }
 
     /// Runs a cross-tenant statement that returns at most one row.
@@ -287,10 +367,7 @@ impl CrossTenant {
         St: Statement<Scoping = CrossTenant> + ?Sized,
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
-        let (sql, values) = Self::prepare(statement)?;
-        Ok(sqlx::query_as_with(AssertSqlSafe(sql), values)
-            .fetch_optional(conn)
-            .await?)
+        Ok(Self::prepare(statement)?.fetch_optional(conn).await?)
     }
 
     /// Runs a cross-tenant statement and returns how many rows it affected.
@@ -299,7 +376,7 @@ impl CrossTenant {
     /// As [`CrossTenant::fetch_all`].
     ///
     /// ```no_run
-    /// # use rls_tenancy::{CrossTenant, TenancyDeclaration};
+    /// # use rls_tenancy::{CrossTenant, Filtered, TenancyDeclaration};
     /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
     /// # async fn demo(conn: &mut sqlx::PgConnection) -> rls_tenancy::Result<()> {
     /// # let decl = TenancyDeclaration::reference()?;
@@ -311,10 +388,6 @@ impl CrossTenant {
     where
         St: Statement<Scoping = CrossTenant> + ?Sized,
     {
-        let (sql, values) = Self::prepare(statement)?;
-        Ok(sqlx::query_with(AssertSqlSafe(sql), values)
-            .execute(conn)
-            .await?
-            .rows_affected())
+        Ok(Self::prepare(statement)?.execute(conn).await?)
     }
 }

@@ -3,22 +3,26 @@
 use sea_query::{Expr, PostgresQueryBuilder, Query, Value};
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
 
-use super::QueryError;
+use super::builder::sealed::{Builder, HasReturning};
+use super::builder::{Base, Columns};
 use super::check::check_expr;
-use super::scoping::Scoping;
-use super::table::{TableUse, name};
+use super::scoping::{Scoping, same_scoping};
+use super::table::{WriteTable, names_of};
+use super::{Conflict, QueryError, Select};
 use crate::policy::{Ident, TenancyDeclaration};
 use crate::tenant::{TenantId, TenantScope};
 
-/// An INSERT into a tenant table.
+/// An INSERT into a tenant table (never a global one: [`QueryError::GlobalTableWrite`]).
 ///
 /// In a scoped insert the builder writes the tenant column itself, first, from the scope. A
 /// caller who names the tenant column too must give exactly the scope's tenant id as a plain
 /// value in every row (it is then dropped as redundant); anything else is refused with
-/// [`QueryError::ForeignTenantValue`] rather than written.
+/// [`QueryError::ForeignTenantValue`] rather than written. Rows come from
+/// [`Insert::values`] or from one scoped select of the same tenant ([`Insert::select_from`]);
+/// [`Insert::on_conflict`] makes it an upsert within the tenant.
 ///
 /// ```
-/// use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
+/// use rls_tenancy::{Returning, TenancyDeclaration, TenantId, TenantScope};
 /// use rls_tenancy::sea_query::Value;
 /// let decl = TenancyDeclaration::reference()?;
 /// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
@@ -33,38 +37,44 @@ use crate::tenant::{TenantId, TenantScope};
 /// # Ok::<(), rls_tenancy::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct Insert<S: Scoping = TenantScope> {
-    scoping: S,
-    table: Option<TableUse>,
+pub struct Insert<'d, S: Scoping = TenantScope> {
+    base: Base<'d, S>,
+    table: Option<WriteTable>,
     columns: Vec<Ident>,
     rows: Vec<Vec<Expr>>,
-    returning: Vec<Ident>,
-    error: Option<QueryError>,
+    select: Option<Box<Select<'d, S>>>,
+    conflict: Option<Conflict>,
+    returning: Columns,
 }
 
-impl<S: Scoping> Insert<S> {
-    pub(crate) fn new(scoping: S, decl: &TenancyDeclaration, table: &str) -> Self {
-        let (table, error) = match TableUse::resolve(decl, table, None) {
+impl<'d, S: Scoping> Builder<'d> for Insert<'d, S> {
+    type Scoping = S;
+    fn base(&mut self) -> &mut Base<'d, S> {
+        &mut self.base
+    }
+}
+
+impl<'d, S: Scoping> HasReturning<'d> for Insert<'d, S> {
+    fn returning_list(&mut self) -> &mut Columns {
+        &mut self.returning
+    }
+}
+
+impl<'d, S: Scoping> Insert<'d, S> {
+    pub(crate) fn new(scoping: S, decl: &'d TenancyDeclaration, table: &str) -> Self {
+        let (table, error) = match WriteTable::resolve(decl, table) {
             Ok(table) => (Some(table), None),
             Err(e) => (None, Some(e)),
         };
         Self {
-            scoping,
+            base: Base::new(scoping, decl, error),
             table,
             columns: Vec::new(),
             rows: Vec::new(),
-            returning: Vec::new(),
-            error,
+            select: None,
+            conflict: None,
+            returning: Columns::default(),
         }
-    }
-
-    fn step(mut self, f: impl FnOnce(&mut Self) -> Result<(), QueryError>) -> Self {
-        if self.error.is_none()
-            && let Err(e) = f(&mut self)
-        {
-            self.error = Some(e);
-        }
-        self
     }
 
     /// What this statement is scoped to.
@@ -77,7 +87,7 @@ impl<S: Scoping> Insert<S> {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn scoping(&self) -> &S {
-        &self.scoping
+        &self.base.scoping
     }
 
     /// Names the columns the rows give values for (the tenant column may be left out).
@@ -93,9 +103,7 @@ impl<S: Scoping> Insert<S> {
     /// ```
     pub fn columns<'c>(self, columns: impl IntoIterator<Item = &'c str>) -> Self {
         self.step(|q| {
-            for column in columns {
-                q.columns.push(name("column", column)?);
-            }
+            q.columns.extend(names_of(columns)?);
             Ok(())
         })
     }
@@ -114,6 +122,9 @@ impl<S: Scoping> Insert<S> {
     pub fn values<V: Into<Expr>>(self, row: impl IntoIterator<Item = V>) -> Self {
         let row: Vec<Expr> = row.into_iter().map(Into::into).collect();
         self.step(|q| {
+            if q.select.is_some() {
+                return Err(QueryError::MixedInsertSource);
+            }
             if row.len() != q.columns.len() {
                 return Err(QueryError::ValueCount {
                     expected: q.columns.len(),
@@ -126,21 +137,57 @@ impl<S: Scoping> Insert<S> {
         })
     }
 
-    /// Returns these columns of the inserted rows.
+    /// Inserts the rows of a scoped select of the same tenant (`INSERT … SELECT`), one
+    /// select-list expression per column. In a scoped insert the tenant column is not named:
+    /// the builder puts the tenant's id first in the select.
     ///
     /// ```
-    /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
+    /// # use rls_tenancy::{Filtered, QueryError, TenancyDeclaration, TenantId, TenantScope};
+    /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
     /// # let decl = TenancyDeclaration::reference()?;
     /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
-    /// let (sql, _) = scope.insert(&decl, "projects").columns(["name"]).values(["A"]).returning(["id", "name"]).build()?;
-    /// assert_eq!(sql, r#"INSERT INTO "app"."projects" ("account_id", "name") VALUES ($1, $2) RETURNING "id", "name""#);
+    /// let done = scope.select(&decl).from("tasks").column("name").and_where(Expr::col("is_complete").eq(true));
+    /// let (sql, _) = scope.insert(&decl, "projects").columns(["name"]).select_from(done).build()?;
+    /// assert_eq!(
+    ///     sql,
+    ///     r#"INSERT INTO "app"."projects" ("account_id", "name") SELECT $1, "name" FROM "app"."tasks" WHERE "tasks"."account_id" = $2 AND "is_complete" = $3"#
+    /// );
+    /// let other = TenantScope::new(TenantId::new(8)?, "other".parse()?);
+    /// let theirs = other.select(&decl).from("tasks").column("name");
+    /// let refused = scope.insert(&decl, "projects").columns(["name"]).select_from(theirs).build();
+    /// assert!(matches!(refused, Err(QueryError::ScopeMismatch { .. })));
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
-    pub fn returning<'c>(self, columns: impl IntoIterator<Item = &'c str>) -> Self {
+    pub fn select_from(self, sub: Select<'d, S>) -> Self {
         self.step(|q| {
-            for column in columns {
-                q.returning.push(name("column", column)?);
+            if q.select.is_some() || !q.rows.is_empty() {
+                return Err(QueryError::MixedInsertSource);
             }
+            q.select = Some(Box::new(sub));
+            Ok(())
+        })
+    }
+
+    /// Makes it an upsert: what to do when a row with the same key exists. The conflict
+    /// target must name the tenant column ([`QueryError::ConflictWithoutTenant`]).
+    ///
+    /// ```
+    /// # use rls_tenancy::{Conflict, QueryError, TenancyDeclaration, TenantId, TenantScope};
+    /// # let decl = TenancyDeclaration::reference()?;
+    /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
+    /// let ada = || scope.insert(&decl, "users").columns(["email", "first_name", "last_name", "password"]).values(["ada@acme.test", "Ada", "Lovelace", "x"]);
+    /// let (sql, _) = ada().on_conflict(Conflict::do_nothing(["account_id", "email"])).build()?;
+    /// assert!(sql.ends_with(r#"ON CONFLICT ("account_id", "email") DO NOTHING"#));
+    /// let refused = ada().on_conflict(Conflict::do_nothing(["email"])).build();
+    /// assert_eq!(refused.err(), Some(QueryError::ConflictWithoutTenant { column: "account_id".into() }));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn on_conflict(self, conflict: Conflict) -> Self {
+        self.step(|q| {
+            if let Some(table) = &q.table {
+                conflict.check(table)?;
+            }
+            q.conflict = Some(conflict);
             Ok(())
         })
     }
@@ -148,8 +195,8 @@ impl<S: Scoping> Insert<S> {
     /// The SQL and its bound values, tenant column included.
     ///
     /// # Errors
-    /// [`crate::Error::Query`] with the first mistake made while building, no rows, or a
-    /// tenant column value for another tenant.
+    /// [`QueryError`]: the first mistake made while building, no rows, or a tenant column
+    /// value for another tenant.
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
@@ -163,40 +210,82 @@ impl<S: Scoping> Insert<S> {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn build(&self) -> Result<(String, SqlxValues), QueryError> {
-        if let Some(error) = &self.error {
-            return Err(error.clone());
-        }
+        self.base.check()?;
         let table = self.table.as_ref().ok_or(QueryError::NoTable)?;
-        if self.rows.is_empty() {
-            return Err(QueryError::NoValues {
-                statement: "insert",
-            });
-        }
-        let (columns, rows) = match self.scoping.tenant() {
-            Some(tenant) => self.with_tenant(table, tenant)?,
-            None => (self.columns.clone(), self.rows.clone()),
-        };
+        let tenant = self.base.scoping.tenant();
         let mut q = Query::insert();
-        q.into_table(table.table_name())
-            .columns(columns.iter().map(|c| c.as_str().to_owned()));
-        for row in rows {
-            q.values(row).map_err(|_| QueryError::ValueCount {
-                expected: columns.len(),
-                found: 0,
-            })?;
+        q.into_table(table.table_name());
+        match &self.select {
+            Some(sub) => {
+                let (columns, sub) = self.with_tenant_select(table, tenant, sub)?;
+                let width = sub.width();
+                q.columns(columns.iter().map(|c| c.as_str().to_owned()))
+                    .select_from(sub.statement()?)
+                    .map_err(|_| QueryError::ValueCount {
+                        expected: columns.len(),
+                        found: width,
+                    })?;
+            }
+            None => {
+                if self.rows.is_empty() {
+                    return Err(QueryError::NoValues {
+                        statement: "insert",
+                    });
+                }
+                let (columns, rows) = match tenant {
+                    Some(tenant) => self.with_tenant_rows(table, tenant)?,
+                    None => (self.columns.clone(), self.rows.clone()),
+                };
+                q.columns(columns.iter().map(|c| c.as_str().to_owned()));
+                for row in rows {
+                    q.values(row).map_err(|_| QueryError::ValueCount {
+                        expected: columns.len(),
+                        found: 0,
+                    })?;
+                }
+            }
         }
-        if !self.returning.is_empty() {
-            q.returning(
-                Query::returning().columns(self.returning.iter().map(|c| c.as_str().to_owned())),
-            );
+        if let Some(conflict) = &self.conflict {
+            q.on_conflict(conflict.clause(table, tenant));
+        }
+        if let Some(returning) = self.returning.clause() {
+            q.returning(returning);
         }
         Ok(q.build_sqlx(PostgresQueryBuilder))
     }
 
-    /// Puts the tenant column first in every row, after checking any value the caller gave.
-    fn with_tenant(
+    /// The columns and the select of an INSERT … SELECT; in a scoped insert the tenant
+    /// column first, and the tenant's id first in the select.
+    fn with_tenant_select(
         &self,
-        table: &TableUse,
+        table: &WriteTable,
+        tenant: Option<TenantId>,
+        sub: &Select<'d, S>,
+    ) -> Result<(Vec<Ident>, Select<'d, S>), QueryError> {
+        same_scoping(&self.base.scoping, sub.scoping())?;
+        if sub.width() != self.columns.len() {
+            return Err(QueryError::ValueCount {
+                expected: self.columns.len(),
+                found: sub.width(),
+            });
+        }
+        let Some(tenant) = tenant else {
+            return Ok((self.columns.clone(), sub.clone()));
+        };
+        if self.columns.iter().any(|c| c.as_str() == table.column()) {
+            return Err(QueryError::ForeignTenantValue {
+                column: table.column().to_owned(),
+            });
+        }
+        let mut columns = vec![table.column_ident().clone()];
+        columns.extend(self.columns.iter().cloned());
+        Ok((columns, sub.clone().with_leading(Expr::val(tenant.value()))))
+    }
+
+    /// Puts the tenant column first in every row, after checking any value the caller gave.
+    fn with_tenant_rows(
+        &self,
+        table: &WriteTable,
         tenant: TenantId,
     ) -> Result<(Vec<Ident>, Vec<Vec<Expr>>), QueryError> {
         let tenant_column = table.column();
@@ -204,7 +293,7 @@ impl<S: Scoping> Insert<S> {
             .columns
             .iter()
             .position(|c| c.as_str() == tenant_column);
-        let mut columns = vec![name("column", tenant_column)?];
+        let mut columns = vec![table.column_ident().clone()];
         columns.extend(
             self.columns
                 .iter()

@@ -1,52 +1,65 @@
-//! A tenant table as a statement uses it: resolved against the declaration, maybe aliased,
-//! and the predicate that keeps it to one tenant.
+//! A declared table as a statement uses it: resolved against the declaration, maybe aliased,
+//! and, for a tenant table, the predicate that keeps it to one tenant.
 
 use sea_query::{Expr, ExprTrait, TableName, TableRef};
 
 use super::QueryError;
-use crate::policy::{Ident, TenancyDeclaration, TenantTable};
+use crate::policy::{Ident, TenancyDeclaration};
 use crate::tenant::TenantId;
 
-/// One reference to a declared tenant table.
+/// One reference to a declared table: a tenant table (with its tenant column) or a global
+/// table (shared, read-only, no predicate).
 #[derive(Debug, Clone)]
 pub(crate) struct TableUse {
     schema: String,
-    table: TenantTable,
+    table: Ident,
     alias: Option<Ident>,
+    /// The tenant column; `None` for a global table.
+    tenant_column: Option<Ident>,
 }
 
 impl TableUse {
-    /// Looks `table` up among the declared tenant tables; validates `alias`.
+    /// Looks `table` up among the declared tenant and global tables; validates `alias`.
     pub(crate) fn resolve(
         decl: &TenancyDeclaration,
         table: &str,
         alias: Option<&str>,
     ) -> Result<Self, QueryError> {
-        let found = decl
-            .tenant_table(table)
-            .ok_or_else(|| QueryError::UnknownTable {
+        let (name, tenant_column) = if let Some(found) = decl.tenant_table(table) {
+            (found.name.clone(), Some(found.column.clone()))
+        } else if let Some(found) = decl.global_table(table) {
+            (found.name.clone(), None)
+        } else {
+            return Err(QueryError::UnknownTable {
                 table: table.to_owned(),
-            })?;
+            });
+        };
         Ok(Self {
             schema: decl.schema().as_str().to_owned(),
-            table: found.clone(),
-            alias: alias.map(|a| name("alias", a)).transpose()?,
+            table: name,
+            alias: alias.map(|a| name_of("alias", a)).transpose()?,
+            tenant_column,
         })
     }
 
     /// The name the statement knows the table by: its alias, else its bare name.
     pub(crate) fn name(&self) -> &str {
-        self.alias.as_ref().unwrap_or(&self.table.name).as_str()
+        self.alias.as_ref().unwrap_or(&self.table).as_str()
     }
 
-    /// The tenant column's bare name.
-    pub(crate) fn column(&self) -> &str {
-        self.table.column.as_str()
+    /// The table's declared name (not its alias).
+    pub(crate) fn table(&self) -> &str {
+        self.table.as_str()
+    }
+
+    /// Whether this is a global table.
+    pub(crate) fn is_global(&self) -> bool {
+        self.tenant_column.is_none()
     }
 
     /// `"schema"."table"` (the alias is added by the caller through sea-query's `*_as`).
     pub(crate) fn table_name(&self) -> TableName {
-        (self.schema.clone(), self.table.name.as_str().to_owned()).into()
+        (self.schema.clone(), self.table.as_str().to_owned()).into()
     }
 
     /// `"schema"."table" [AS "alias"]`.
@@ -57,16 +70,77 @@ impl TableUse {
         )
     }
 
-    /// `"name"."tenant_column" = $tenant`.
-    pub(crate) fn predicate(&self, tenant: TenantId) -> Expr {
-        Expr::col((self.name().to_owned(), self.column().to_owned())).eq(tenant.value())
+    /// `"name"."tenant_column" = $tenant` for a tenant table; nothing for a global one.
+    pub(crate) fn predicate(&self, tenant: TenantId) -> Option<Expr> {
+        self.tenant_column
+            .as_ref()
+            .map(|column| tenant_predicate(self.name(), column.as_str(), tenant))
     }
 }
 
+/// The tenant table an insert, update or delete writes: never a global table.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteTable {
+    schema: String,
+    table: Ident,
+    column: Ident,
+}
+
+impl WriteTable {
+    /// Looks `table` up among the declared tenant tables; a global table is refused as
+    /// read-only.
+    pub(crate) fn resolve(decl: &TenancyDeclaration, table: &str) -> Result<Self, QueryError> {
+        match decl.tenant_table(table) {
+            Some(found) => Ok(Self {
+                schema: decl.schema().as_str().to_owned(),
+                table: found.name.clone(),
+                column: found.column.clone(),
+            }),
+            None if decl.global_table(table).is_some() => Err(QueryError::GlobalTableWrite {
+                table: table.to_owned(),
+            }),
+            None => Err(QueryError::UnknownTable {
+                table: table.to_owned(),
+            }),
+        }
+    }
+
+    /// The tenant column's bare name.
+    pub(crate) fn column(&self) -> &str {
+        self.column.as_str()
+    }
+
+    /// The tenant column as a validated identifier.
+    pub(crate) fn column_ident(&self) -> &Ident {
+        &self.column
+    }
+
+    /// `"schema"."table"`.
+    pub(crate) fn table_name(&self) -> TableName {
+        (self.schema.clone(), self.table.as_str().to_owned()).into()
+    }
+
+    /// `"table"."tenant_column" = $tenant`.
+    pub(crate) fn predicate(&self, tenant: TenantId) -> Expr {
+        tenant_predicate(self.table.as_str(), self.column.as_str(), tenant)
+    }
+}
+
+fn tenant_predicate(name: &str, column: &str, tenant: TenantId) -> Expr {
+    Expr::col((name.to_owned(), column.to_owned())).eq(tenant.value())
+}
+
 /// Validates an alias or column name.
-pub(crate) fn name(what: &'static str, s: &str) -> Result<Ident, QueryError> {
+pub(crate) fn name_of(what: &'static str, s: &str) -> Result<Ident, QueryError> {
     Ident::parse(what, s).map_err(|_| QueryError::InvalidName {
         what,
         name: s.to_owned(),
     })
+}
+
+/// Validates a list of column names.
+pub(crate) fn names_of<'c>(
+    columns: impl IntoIterator<Item = &'c str>,
+) -> Result<Vec<Ident>, QueryError> {
+    columns.into_iter().map(|c| name_of("column", c)).collect()
 }

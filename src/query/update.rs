@@ -3,22 +3,25 @@
 use sea_query::{Expr, PostgresQueryBuilder, Query};
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
 
+use super::QueryError;
+use super::builder::sealed::{Builder, HasFilter, HasReturning};
+use super::builder::{Base, Columns};
 use super::check::check_expr;
 use super::filter::Filter;
 use super::scoping::Scoping;
-use super::table::{TableUse, name};
-use super::{QueryError, Select};
+use super::table::{WriteTable, name_of};
 use crate::policy::{Ident, TenancyDeclaration};
 use crate::tenant::TenantScope;
 
-/// An UPDATE of a tenant table.
+/// An UPDATE of a tenant table (never a global one: [`QueryError::GlobalTableWrite`]).
 ///
 /// Always carries `"table"."account_id" = $tenant` (a scoped update with no other condition
 /// updates every row of its tenant and no other), and refuses to set the tenant column:
-/// [`QueryError::TenantColumnUpdate`].
+/// [`QueryError::TenantColumnUpdate`]. Conditions come from [`Filtered`](crate::Filtered),
+/// `RETURNING` from [`Returning`](crate::Returning).
 ///
 /// ```
-/// use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
+/// use rls_tenancy::{Filtered, TenancyDeclaration, TenantId, TenantScope};
 /// use rls_tenancy::sea_query::{Expr, ExprTrait};
 /// let decl = TenancyDeclaration::reference()?;
 /// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
@@ -33,37 +36,45 @@ use crate::tenant::TenantScope;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Update<'d, S: Scoping = TenantScope> {
-    scoping: S,
-    table: Option<TableUse>,
+    base: Base<'d, S>,
+    table: Option<WriteTable>,
     values: Vec<(Ident, Expr)>,
     filter: Filter<'d, S>,
-    returning: Vec<Ident>,
-    error: Option<QueryError>,
+    returning: Columns,
+}
+
+impl<'d, S: Scoping> Builder<'d> for Update<'d, S> {
+    type Scoping = S;
+    fn base(&mut self) -> &mut Base<'d, S> {
+        &mut self.base
+    }
+}
+
+impl<'d, S: Scoping> HasFilter<'d> for Update<'d, S> {
+    fn filter(&mut self) -> &mut Filter<'d, S> {
+        &mut self.filter
+    }
+}
+
+impl<'d, S: Scoping> HasReturning<'d> for Update<'d, S> {
+    fn returning_list(&mut self) -> &mut Columns {
+        &mut self.returning
+    }
 }
 
 impl<'d, S: Scoping> Update<'d, S> {
-    pub(crate) fn new(scoping: S, decl: &TenancyDeclaration, table: &str) -> Self {
-        let (table, error) = match TableUse::resolve(decl, table, None) {
+    pub(crate) fn new(scoping: S, decl: &'d TenancyDeclaration, table: &str) -> Self {
+        let (table, error) = match WriteTable::resolve(decl, table) {
             Ok(table) => (Some(table), None),
             Err(e) => (None, Some(e)),
         };
         Self {
-            scoping,
+            base: Base::new(scoping, decl, error),
             table,
             values: Vec::new(),
             filter: Filter::default(),
-            returning: Vec::new(),
-            error,
+            returning: Columns::default(),
         }
-    }
-
-    fn step(mut self, f: impl FnOnce(&mut Self) -> Result<(), QueryError>) -> Self {
-        if self.error.is_none()
-            && let Err(e) = f(&mut self)
-        {
-            self.error = Some(e);
-        }
-        self
     }
 
     /// What this statement is scoped to.
@@ -76,7 +87,7 @@ impl<'d, S: Scoping> Update<'d, S> {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn scoping(&self) -> &S {
-        &self.scoping
+        &self.base.scoping
     }
 
     /// Sets `column` to `value` (checked like a select's expressions; never the tenant column).
@@ -92,7 +103,7 @@ impl<'d, S: Scoping> Update<'d, S> {
     pub fn value(self, column: &str, value: impl Into<Expr>) -> Self {
         let value = value.into();
         self.step(|q| {
-            let column = name("column", column)?;
+            let column = name_of("column", column)?;
             if q.table
                 .as_ref()
                 .is_some_and(|t| t.column() == column.as_str())
@@ -107,63 +118,10 @@ impl<'d, S: Scoping> Update<'d, S> {
         })
     }
 
-    /// Adds a condition, AND-ed after the tenant predicate.
-    ///
-    /// ```
-    /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::reference()?;
-    /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
-    /// let (sql, _) = scope.update(&decl, "users").value("is_active", false).and_where(Expr::col("email").like("%@old.example")).build()?;
-    /// assert_eq!(sql, r#"UPDATE "app"."users" SET "is_active" = $1 WHERE "users"."account_id" = $2 AND "email" LIKE $3"#);
-    /// # Ok::<(), rls_tenancy::Error>(())
-    /// ```
-    pub fn and_where(self, condition: Expr) -> Self {
-        self.step(|q| q.filter.and(condition))
-    }
-
-    /// Adds `expr IN (sub)` for a scoped sub-select of the same tenant.
-    ///
-    /// ```
-    /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # use rls_tenancy::sea_query::{Expr, ExprTrait};
-    /// # let decl = TenancyDeclaration::reference()?;
-    /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
-    /// let done = scope.select(&decl).from("tasks").column("id").and_where(Expr::col("is_complete").eq(true));
-    /// let (sql, _) = scope.update(&decl, "subtasks").value("is_complete", true).and_where_in(Expr::col("task_id"), done).build()?;
-    /// assert_eq!(
-    ///     sql,
-    ///     r#"UPDATE "app"."subtasks" SET "is_complete" = $1 WHERE "subtasks"."account_id" = $2 AND "task_id" IN (SELECT "id" FROM "app"."tasks" WHERE "tasks"."account_id" = $3 AND "is_complete" = $4)"#
-    /// );
-    /// # Ok::<(), rls_tenancy::Error>(())
-    /// ```
-    pub fn and_where_in(self, expr: Expr, sub: Select<'d, S>) -> Self {
-        self.step(|q| q.filter.and_in(expr, false, sub))
-    }
-
-    /// Returns these columns of the updated rows.
-    ///
-    /// ```
-    /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
-    /// # let decl = TenancyDeclaration::reference()?;
-    /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
-    /// let (sql, _) = scope.update(&decl, "tasks").value("is_complete", true).returning(["id"]).build()?;
-    /// assert_eq!(sql, r#"UPDATE "app"."tasks" SET "is_complete" = $1 WHERE "tasks"."account_id" = $2 RETURNING "id""#);
-    /// # Ok::<(), rls_tenancy::Error>(())
-    /// ```
-    pub fn returning<'c>(self, columns: impl IntoIterator<Item = &'c str>) -> Self {
-        self.step(|q| {
-            for column in columns {
-                q.returning.push(name("column", column)?);
-            }
-            Ok(())
-        })
-    }
-
     /// The SQL and its bound values, tenant predicate included.
     ///
     /// # Errors
-    /// [`crate::Error::Query`] with the first mistake made while building, or no values.
+    /// [`QueryError`]: the first mistake made while building, or no values.
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
@@ -175,9 +133,7 @@ impl<'d, S: Scoping> Update<'d, S> {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn build(&self) -> Result<(String, SqlxValues), QueryError> {
-        if let Some(error) = &self.error {
-            return Err(error.clone());
-        }
+        self.base.check()?;
         let table = self.table.as_ref().ok_or(QueryError::NoTable)?;
         if self.values.is_empty() {
             return Err(QueryError::NoValues {
@@ -190,16 +146,11 @@ impl<'d, S: Scoping> Update<'d, S> {
                 .iter()
                 .map(|(c, v)| (c.as_str().to_owned(), v.clone())),
         );
-        if let Some(tenant) = self.scoping.tenant() {
-            q.and_where(table.predicate(tenant));
-        }
-        for condition in self.filter.render(&self.scoping)? {
-            q.and_where(condition);
-        }
-        if !self.returning.is_empty() {
-            q.returning(
-                Query::returning().columns(self.returning.iter().map(|c| c.as_str().to_owned())),
-            );
+        let scoping = &self.base.scoping;
+        let predicate = scoping.tenant().map(|tenant| table.predicate(tenant));
+        self.filter.apply(&mut q, predicate, scoping)?;
+        if let Some(returning) = self.returning.clause() {
+            q.returning(returning);
         }
         Ok(q.build_sqlx(PostgresQueryBuilder))
     }

@@ -1,8 +1,11 @@
 //! Two tenants with the same shape of data and the same subtask names, so that only the
 //! tenant predicate tells their rows apart.
 
-use rls_tenancy::TenancyDeclaration;
-use rls_tenancy::{Result, ScratchDatabase, TenantId, TenantPool, TenantPoolOptions, TenantScope};
+use rls_tenancy::sea_query::{Expr, ExprTrait};
+use rls_tenancy::{
+    Result, ScratchDatabase, TenancyDeclaration, TenantId, TenantPool, TenantPoolOptions,
+    TenantScope, TenantTx,
+};
 use sqlx::PgPool;
 
 /// A migrated database with tenants `alpha` (2 projects) and `beta` (3 projects); each
@@ -10,7 +13,7 @@ use sqlx::PgPool;
 /// task names start with the tenant's slug.
 pub(crate) struct TwoTenants {
     /// Dropped with the fixture: the database lives as long as the test needs it.
-    _db: ScratchDatabase,
+    pub(crate) db: ScratchDatabase,
     pub(crate) admin: PgPool,
     pub(crate) pool: TenantPool,
     pub(crate) alpha: TenantScope,
@@ -33,12 +36,44 @@ impl TwoTenants {
         )
         .await?;
         Ok(Self {
-            _db: db,
+            db,
             admin,
             pool,
             alpha,
             beta,
         })
+    }
+
+    /// A tenant pool on the superuser's connections, which row-level security does not apply
+    /// to: the builder is the only wall, so a missing predicate shows.
+    pub(crate) async fn bypass(&self) -> Result<TenantPool> {
+        TenantPool::from_pool(
+            self.admin.clone(),
+            TenantPoolOptions::new(TenancyDeclaration::reference()?).skip_guard(),
+        )
+        .await
+        .map_err(Into::into)
+    }
+
+    /// How many projects `tx` sees through the builder: whether it still works, and as whom.
+    pub(crate) async fn projects_seen(&self, tx: &mut TenantTx) -> Result<i64> {
+        let decl = TenancyDeclaration::reference()?;
+        let count = tx
+            .scope()
+            .select(&decl)
+            .from("projects")
+            .expr(Expr::col("id").count());
+        let (n,): (i64,) = tx.fetch_one(&count).await?;
+        Ok(n)
+    }
+
+    /// The number of rows of `table` (a tenant table) that belong to `scope`, as the superuser.
+    pub(crate) async fn count(&self, table: &str, scope: &TenantScope) -> Result<i64> {
+        let sql = format!("SELECT count(*) FROM app.{table} WHERE account_id = $1");
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(scope.id().as_i64().expect("bigint id"))
+            .fetch_one(&self.admin)
+            .await?)
     }
 
     /// The tenant's subtask ids in page order, read as the superuser (no RLS, no builder).

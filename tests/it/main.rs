@@ -16,6 +16,7 @@
 mod fixture;
 mod support;
 
+mod current;
 mod guard;
 mod harness;
 mod http;
@@ -26,3 +27,4 @@ mod query;
 mod registry;
 mod seed;
 mod subtasks;
+mod tx;

@@ -1,9 +1,15 @@
 //! The scoped query builder: the SQL it writes, what it returns against a real database with
 //! row-level security out of the way, and what it refuses.
 
+mod filters;
+mod functions;
+mod global;
+mod locks;
 mod refusals;
 mod selects;
 mod shapes;
+mod streams;
+mod upserts;
 mod writes;
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 
 use rls_tenancy::demo::subtask_page;
 use rls_tenancy::sea_query::{Expr, ExprTrait, Query};
-use rls_tenancy::{JoinKind, QueryError, Result, StatementError, TenancyDeclaration};
+use rls_tenancy::{Filtered, JoinKind, QueryError, Result, StatementError, TenancyDeclaration};
 
 use crate::fixture::TwoTenants;
 

@@ -7,7 +7,8 @@
 
 use rls_tenancy::sea_query::{Expr, ExprTrait, Func};
 use rls_tenancy::{
-    CrossTenant, JoinKind, Result, Scoping, Select, TenancyDeclaration, TenantId, TenantScope,
+    CrossTenant, Filtered, JoinKind, Result, Scoping, Select, TenancyDeclaration, TenantId,
+    TenantScope,
 };
 
 use super::{assert_every_table_scoped, scoping_gaps};

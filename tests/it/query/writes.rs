@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use rls_tenancy::sea_query::{Expr, ExprTrait, Value};
 use rls_tenancy::{
-    CrossTenant, QueryError, Result, StatementError, TenancyDeclaration, TenantPool,
-    TenantPoolOptions, TenantScope,
+    CrossTenant, Filtered, QueryError, Result, Returning, StatementError, TenancyDeclaration,
+    TenantPool, TenantPoolOptions, TenantScope,
 };
 
 use super::assert_every_table_scoped;
