@@ -35,8 +35,11 @@ impl<S: Scoping> Select<'_, S> {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn columns<C: IntoColumnRef>(mut self, columns: impl IntoIterator<Item = C>) -> Self {
-        self.selects
-            .extend(columns.into_iter().map(|c| (Item::Expr(Expr::col(c)), None)));
+        self.selects.extend(
+            columns
+                .into_iter()
+                .map(|c| (Item::Expr(Expr::col(c)), None)),
+        );
         self
     }
 
