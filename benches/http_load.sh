@@ -8,40 +8,44 @@
 #    it with rls-migrate and seeds $TENANTS tenants x $SUBTASKS subtasks as the superuser;
 # 2. starts the release rls-demo on a free loopback port as the runtime role, with a pool of
 #    $CONNECTIONS connections;
-# 3. wrk: $CONNECTIONS connections on $THREADS threads for $DURATION s, GET /api/subtasks?page=P
+# 3. in $ROUNDS alternating rounds (default 2) of steps 3 and 4:
+#    wrk: $CONNECTIONS connections on $THREADS threads for $DURATION s, GET /api/subtasks?page=P
 #    with a random tenant in the Host header and a random page;
-# 4. pgbench: the same transactions the handler sends (BEGIN; set_config(app.tenant_id);
-#    the count query; the page query; COMMIT) as the runtime role, prepared statements,
+# 4. pgbench: the same transactions the handler sends (BEGIN; set_config of the timeouts and
+#    app.tenant_id; the page query, which carries the total; COMMIT) as the runtime role, prepared statements,
 #    $CONNECTIONS clients on $THREADS threads for $DURATION s, random tenant and page;
-# 5. prints requests/s, p99 latency, pgbench tps, and the ratio (goal >= 0.5).
-# Both sides get a 3 s warm-up first. Everything stays on 127.0.0.1; everything is removed
-# at the end. Needs wrk (installed with apt-get when running as root) and pgbench.
+# 5. prints requests/s, p50/p99 latency, pgbench tps and p99, the ratios (goals: throughput
+#    >= 0.85x pgbench, p99 <= 2x pgbench's), and where the CPU went: microseconds of CPU
+#    per request in rls-demo, in PostgreSQL (every process of the cluster, so run it on a
+#    quiet server or with ADMIN_URL="" for a private one) and in wrk, against PostgreSQL's
+#    and pgbench's per transaction, and how busy the machine was.
+# With ADMIN_URL="" it starts a throwaway cluster of its own (the newest local server
+# binaries, default settings) on a free port. Both sides get a 3 s warm-up first.
+# Everything stays on 127.0.0.1; everything is removed at the end. Needs wrk (installed
+# with apt-get when running as root) and pgbench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ADMIN_URL="${ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+ADMIN_URL="${ADMIN_URL-postgres://postgres@127.0.0.1:5432/postgres}"
 TENANTS="${TENANTS:-50}"
 SUBTASKS="${SUBTASKS:-300}"       # per tenant: 5 projects x 10 tasks x (SUBTASKS / 50)
 PAGES=$(( SUBTASKS / 10 ))
 CONNECTIONS="${CONNECTIONS:-16}"
 THREADS="${THREADS:-2}"
 DURATION="${DURATION:-15}"
+ROUNDS="${ROUNDS:-2}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 db="rls_bench_$$"
 password="bench_$$_$RANDOM"
 work="$(mktemp -d -t rls-bench-XXXXXX)"
-demo_pid=""
 say() { printf 'bench: %s\n' "$*"; }
 fail() { printf 'bench: FAIL: %s\n' "$*" >&2; exit 1; }
-
+. "$(dirname "$0")/scratch.sh"
 cleanup() {
-  if [ -n "$demo_pid" ] && kill -0 "$demo_pid" 2>/dev/null; then
-    kill -INT "$demo_pid" 2>/dev/null || true
-    wait "$demo_pid" 2>/dev/null || true
-  fi
-  psql "$ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
-    -c "DROP ROLE IF EXISTS ${db}_runtime" -c "DROP ROLE IF EXISTS ${db}_deploy" >/dev/null 2>&1 || true
+  stop_demo
+  drop_scratch_db "$ADMIN_URL" "$db"
+  stop_cluster
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -52,24 +56,36 @@ if ! command -v wrk >/dev/null; then
   say "installing wrk"
   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
 fi
+if [ -z "$ADMIN_URL" ]; then
+  start_cluster
+  ADMIN_URL="$cluster_url/postgres"
+fi
 psql "$ADMIN_URL" -Atqc 'SELECT 1' >/dev/null || fail "cannot log in as a superuser with ADMIN_URL (password not shown)"
+
+# CPU accounting from /proc, in clock ticks. PostgreSQL's share is the postmaster's own
+# time, its reaped children's (cutime/cstime: backends that ended) and its live children's.
+tick_hz="$(getconf CLK_TCK)"
+stat_fields() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null; }   # fields from 3 (state) on
+cpu_of() { stat_fields "$1" | awk '{print $12 + $13}'; }          # utime + stime
+pg_cpu() {
+  local total children
+  total="$(stat_fields "$postmaster" | awk '{print $12 + $13 + $14 + $15}')"
+  children="$(ps -o pid= --ppid "$postmaster" | while read -r pid; do cpu_of "$pid"; done | awk '{t += $1} END {print t + 0}')"
+  echo $(( total + children ))
+}
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
+postmaster="$(head -n 1 "$(psql "$ADMIN_URL" -Atqc 'SHOW data_directory')/postmaster.pid" 2>/dev/null || true)"
+[ -n "$postmaster" ] && [ -r "/proc/$postmaster/stat" ] \
+  || fail "PostgreSQL must run on this machine, with its data directory readable, for the CPU figures"
 
 say "building the release binaries"
 cargo build --quiet --release --bin rls-demo --bin rls-migrate
 bin="$CARGO_TARGET_DIR/release"
 
 say "scratch database $db: roles, migration, $TENANTS tenants x $SUBTASKS subtasks"
-host_port="$(psql "$ADMIN_URL" -Atqc "SELECT coalesce(inet_server_addr()::text, '127.0.0.1') || ':' || current_setting('port')")"
-host_port="${host_port/\/32/}"
-psql "$ADMIN_URL" -v ON_ERROR_STOP=1 -q \
-  -c "CREATE ROLE ${db}_deploy LOGIN PASSWORD '$password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS" \
-  -c "CREATE ROLE ${db}_runtime LOGIN PASSWORD '$password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOBYPASSRLS" \
-  -c "CREATE DATABASE $db OWNER ${db}_deploy" \
-  -c "REVOKE ALL ON DATABASE $db FROM PUBLIC" \
-  -c "GRANT CONNECT ON DATABASE $db TO ${db}_runtime"
-deploy_url="postgres://${db}_deploy:$password@$host_port/$db"
+host_port="127.0.0.1:$(psql "$ADMIN_URL" -Atqc "SELECT current_setting('port')")"
+create_scratch_db "$ADMIN_URL" "$db" "$password" "$bin"
 runtime_url="postgres://${db}_runtime:$password@$host_port/$db"
-RUST_LOG=warn "$bin/rls-migrate" --database-url "$deploy_url" --runtime-role "${db}_runtime" >/dev/null
 per_task=$(( SUBTASKS / 50 ))
 psql "${ADMIN_URL%/*}/$db" -v ON_ERROR_STOP=1 -q <<SQL
 INSERT INTO app.accounts (slug, name)
@@ -85,17 +101,7 @@ VACUUM ANALYZE;
 SQL
 
 say "starting rls-demo (release) with $CONNECTIONS database connections"
-RUST_LOG=warn "$bin/rls-demo" --database-url "$runtime_url" --listen 127.0.0.1:0 \
-  --base-domain bench.test --max-connections "$CONNECTIONS" >"$work/demo.out" 2>"$work/demo.err" &
-demo_pid=$!
-port=""
-for _ in $(seq 1 60); do
-  kill -0 "$demo_pid" 2>/dev/null || { cat "$work/demo.err" >&2; fail "rls-demo exited"; }
-  port="$(sed -n 's#^rls-demo listening on http://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$work/demo.out")"
-  [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
-  sleep 0.5
-done
-[ -n "$port" ] || fail "rls-demo did not start"
+start_demo "$bin" "$runtime_url" bench.test --max-connections "$CONNECTIONS"
 check="$(curl -sf -H "Host: tenant-7.bench.test" "http://127.0.0.1:$port/api/subtasks?page=2")"
 case "$check" in *'"tenant":"tenant-7"'*'"total":'"$SUBTASKS"*) ;; *) fail "unexpected page: $check" ;; esac
 
@@ -114,15 +120,15 @@ done = function(summary, latency, requests)
 end
 LUA
 
-# The handler's transaction, statement for statement: BEGIN and set_config go in one round
-# trip there (simple protocol) and in two here, which only slows pgbench down a little.
+# The handler's transaction, statement for statement: BEGIN and the transaction-local
+# settings (the pool's default timeouts, the tenant) go in one round trip there (simple
+# protocol) and in two here, which only slows pgbench down a little.
 cat >"$work/page.sql" <<SQL
 \set tid random(1, $TENANTS)
 \set off 10 * random(0, $(( PAGES - 1 )))
 BEGIN;
-SELECT set_config('app.tenant_id', :tid::text, true);
-SELECT COUNT(*) FROM "app"."subtasks" WHERE "subtasks"."account_id" = :tid;
-SELECT "s"."id", "s"."account_id", "s"."name", "s"."is_complete", "t"."name" AS "task_name", "p"."name" AS "project_name" FROM "app"."subtasks" AS "s" INNER JOIN "app"."tasks" AS "t" ON "t"."account_id" = :tid AND ("t"."account_id" = "s"."account_id" AND "t"."id" = "s"."task_id") INNER JOIN "app"."projects" AS "p" ON "p"."account_id" = :tid AND ("p"."account_id" = "t"."account_id" AND "p"."id" = "t"."project_id") WHERE "s"."account_id" = :tid ORDER BY "s"."name" ASC, "s"."id" ASC LIMIT 10 OFFSET :off;
+SELECT set_config('statement_timeout', '5000', true), set_config('lock_timeout', '2000', true), set_config('idle_in_transaction_session_timeout', '10000', true), set_config('app.tenant_id', :tid::text, true);
+SELECT "s"."id", "s"."account_id", "s"."name", "s"."is_complete", "t"."name" AS "task_name", "p"."name" AS "project_name", (SELECT COUNT(*) FROM "app"."subtasks" WHERE "subtasks"."account_id" = :tid) AS "total" FROM "app"."subtasks" AS "s" INNER JOIN "app"."tasks" AS "t" ON "t"."account_id" = :tid AND ("t"."account_id" = "s"."account_id" AND "t"."id" = "s"."task_id") INNER JOIN "app"."projects" AS "p" ON "p"."account_id" = :tid AND ("p"."account_id" = "t"."account_id" AND "p"."id" = "t"."project_id") WHERE "s"."account_id" = :tid ORDER BY "s"."name" ASC, "s"."id" ASC LIMIT 10 OFFSET :off;
 COMMIT;
 SQL
 
@@ -136,29 +142,56 @@ pgbench_run() {
     -T "$seconds" "$@" -h "${host_port%:*}" -p "${host_port#*:}" -U "${db}_runtime" "$db"
 }
 
+# Runs "$@" and prints "<its CPU ticks> <PostgreSQL's> <rls-demo's> <machine busy> <machine total>"
+# on fd 3, the command's own output on stdout.
+measured() {
+  local pg0 demo0 m0 pg1 demo1 m1 own
+  pg0="$(pg_cpu)"; demo0="$(cpu_of "$demo_pid")"; m0="$(machine_ticks)"
+  { own="$( ( "$@" >&5; me=$BASHPID; stat_fields "$me" | awk '{print $14 + $15}' ) )"; } 5>&1
+  pg1="$(pg_cpu)"; demo1="$(cpu_of "$demo_pid")"; m1="$(machine_ticks)"
+  echo "$own $(( pg1 - pg0 )) $(( demo1 - demo0 )) $(awk -v a="$m0" -v b="$m1" 'BEGIN {split(a, x, " "); split(b, y, " "); print y[1] - x[1], y[2] - x[2]}')" >&3
+}
+
 say "warm-up: 3 s each"
 wrk_run 3 >/dev/null
 (cd "$work" && pgbench_run 3 >/dev/null)
 
-say "wrk: $CONNECTIONS connections, $THREADS threads, ${DURATION} s, random tenants and pages"
-wrk_run "$DURATION" | tee "$work/wrk.out"
-result="$(grep '^RESULT ' "$work/wrk.out")"
-field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$result"; }
-requests=$(field requests); duration_us=$(field duration_us)
-non2xx=$(field non2xx); socket_errors=$(field socket_errors); p99_us=$(field p99_us); p50_us=$(field p50_us)
+# Alternating rounds (HTTP, then pgbench, $ROUNDS times): a machine whose other load
+# drifts during the run then weighs on both sides alike. Each round prints its figures.
+bad_total=0
+for round in $(seq 1 "$ROUNDS"); do
+  say "round $round/$ROUNDS: wrk, $CONNECTIONS connections, $THREADS threads, ${DURATION} s, random tenants and pages"
+  measured wrk_run "$DURATION" 3>"$work/wrk.cpu" >"$work/wrk.out"
+  result="$(grep '^RESULT ' "$work/wrk.out")"
+  field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$result"; }
+  requests=$(field requests); duration_us=$(field duration_us)
+  non2xx=$(field non2xx); socket_errors=$(field socket_errors); p99_us=$(field p99_us); p50_us=$(field p50_us)
+  bad_total=$(( bad_total + non2xx + socket_errors ))
 
-say "pgbench: $CONNECTIONS clients, $THREADS threads, ${DURATION} s, the handler's SQL"
-(cd "$work" && pgbench_run "$DURATION" --log --log-prefix=pgb) | tee "$work/pgbench.out"
-tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/pgbench.out")"
-pg_p99_us="$(cat "$work"/pgb.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int(NR*0.99)]}')"
+  say "round $round/$ROUNDS: pgbench, $CONNECTIONS clients, $THREADS threads, ${DURATION} s, the handler's SQL"
+  rm -f "$work"/pgb.*
+  (cd "$work" && measured pgbench_run "$DURATION" --log --log-prefix=pgb 3>"$work/pgbench.cpu") >"$work/pgbench.out"
+  tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/pgbench.out")"
+  pg_p99_us="$(cat "$work"/pgb.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int(NR*0.99)]}')"
+  transactions="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/pgbench.out")"
 
-awk -v req="$requests" -v us="$duration_us" -v tps="$tps" -v p50="$p50_us" -v p99="$p99_us" \
-    -v pgp99="$pg_p99_us" -v bad="$non2xx" -v errs="$socket_errors" -v c="$CONNECTIONS" \
-    -v tenants="$TENANTS" -v subtasks="$SUBTASKS" 'BEGIN {
-  rps = req / (us / 1e6)
-  printf "\n== /api/subtasks under load: %d tenants x %d subtasks, %d connections ==\n", tenants, subtasks, c
-  printf "HTTP (wrk):       %8.0f requests/s   p50 %6.2f ms   p99 %6.2f ms   non-2xx %d, socket errors %d\n", rps, p50/1000, p99/1000, bad, errs
-  printf "pgbench (same SQL): %6.0f tps          p99 %6.2f ms\n", tps, pgp99/1000
-  printf "ratio HTTP / pgbench: %.2f (goal >= 0.5)\n", rps / tps
-}'
-[ "$non2xx" -eq 0 ] && [ "$socket_errors" -eq 0 ] || fail "some requests failed"
+  awk -v req="$requests" -v us="$duration_us" -v tps="$tps" -v p50="$p50_us" -v p99="$p99_us" \
+      -v pgp99="$pg_p99_us" -v bad="$non2xx" -v errs="$socket_errors" -v c="$CONNECTIONS" \
+      -v tenants="$TENANTS" -v subtasks="$SUBTASKS" -v tx="$transactions" -v hz="$tick_hz" \
+      -v round="$round" -v loadavg="$(cut -d' ' -f1 /proc/loadavg)" \
+      -v wcpu="$(cat "$work/wrk.cpu")" -v pcpu="$(cat "$work/pgbench.cpu")" 'BEGIN {
+    rps = req / (us / 1e6)
+    split(wcpu, w, " "); split(pcpu, p, " ")
+    per = 1e6 / hz
+    printf "\n== round %d: /api/subtasks, %d tenants x %d subtasks, %d connections (load average %s) ==\n", round, tenants, subtasks, c, loadavg
+    printf "HTTP (wrk):       %8.0f requests/s   p50 %6.2f ms   p99 %6.2f ms   non-2xx %d, socket errors %d\n", rps, p50/1000, p99/1000, bad, errs
+    printf "pgbench (same SQL): %6.0f tps          p99 %6.2f ms\n", tps, pgp99/1000
+    printf "ratio HTTP / pgbench: %.2f (goal >= 0.85); p99 ratio %.2f (goal <= 2)\n", rps / tps, p99 / pgp99
+    printf "CPU per request (HTTP run):     rls-demo %4.0f us, PostgreSQL %4.0f us, wrk %4.0f us; machine %3.0f%% busy\n", w[3] * per / req, w[2] * per / req, w[1] * per / req, 100 * w[4] / w[5]
+    printf "CPU per transaction (pgbench):  PostgreSQL %4.0f us, pgbench %4.0f us; machine %3.0f%% busy\n", p[2] * per / tx, p[1] * per / tx, 100 * p[4] / p[5]
+  }'
+done
+if [ "$bad_total" -ne 0 ]; then
+  grep -E ' (WARN|ERROR) ' "$work/demo.err" | sed 's/^[^ ]* //' | cut -c1-200 | sort | uniq -c | sort -rn | head -n 5 >&2
+  fail "some requests failed"
+fi

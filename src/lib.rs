@@ -26,7 +26,7 @@
 //! | declaration | [`TenancyDeclaration`], [`Ident`], [`TenantContext`] | what the schema is |
 //! | resolve | [`TenantRegistry`], [`BaseDomain`], [`TenantHeader`], [`TenantPath`] | the request's tenant |
 //! | guard | [`guard`] | whether the wall is standing |
-//! | transaction | [`TenantPool`], [`TenantTx`], [`TxOptions`], [`TenantPool::retry`] | `BEGIN` + transaction-local settings in one round trip |
+//! | transaction | [`TenantPool`], [`TenantTx`], [`TxOptions`], [`TxTimeouts`], [`TenantPool::retry`] | `BEGIN` + transaction-local settings (tenant, timeouts) in one round trip |
 //! | query | [`TenantScope::select`] and friends, [`Filtered`], [`Returning`], [`Conflict`], [`CrossTenant`] | rows, behind row-level security |
 //! | http | [`http`] (feature `axum`) | extractors, the transaction layer, status codes |
 //!
@@ -80,7 +80,7 @@ mod seed;
 pub use connect::{ConnectError, DatabaseUrl, RedactedUrl, connect};
 pub use db::{
     Attempt, AttemptFuture, DEADLOCK_DETECTED, DbError, IsolationLevel, RetryPolicy, Retryable,
-    SERIALIZATION_FAILURE, TenantPool, TenantPoolOptions, TenantTx, TxOptions,
+    SERIALIZATION_FAILURE, TenantPool, TenantPoolOptions, TenantTx, TxOptions, TxTimeouts,
 };
 pub use error::{Error, Result};
 pub use guard::{Finding, GuardError, GuardOptions, GuardReport, RuleId, Severity};

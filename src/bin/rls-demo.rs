@@ -3,16 +3,20 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use rls_tenancy::demo::{Demo, DemoOptions, shutdown_signal};
-use rls_tenancy::{BaseDomain, cli};
+use rls_tenancy::http::RequestLimits;
+use rls_tenancy::{BaseDomain, TxTimeouts, cli};
 
 /// Serve each tenant's subtasks on its own subdomain: http://tenant-1.localhost:8080/.
 ///
 /// Without a database URL it starts an embedded PostgreSQL (the local server binaries),
 /// creates the roles, migrates, seeds five tenants (tenant-0 .. tenant-4) with rls-seed's
-/// small profile and a fixed seed, and removes it all on Ctrl-C.
+/// small profile and a fixed seed, and removes it all on Ctrl-C or SIGTERM.
+///
+/// Durations are written like 15s, 500ms or 1m.
 ///
 /// Exit codes: 0 stopped cleanly, 1 failed, 2 usage or connection error.
 #[derive(Debug, Parser)]
@@ -33,6 +37,34 @@ struct Args {
     /// The most database connections to open.
     #[arg(long, env = "RLS_DEMO_MAX_CONNECTIONS", default_value_t = 10)]
     max_connections: u32,
+
+    /// How long a request waits for a free database connection before it gets a 503.
+    #[arg(long, env = "RLS_DEMO_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    acquire_timeout: Duration,
+
+    /// The longest one statement may run (statement_timeout); past it, a 503.
+    #[arg(long, env = "RLS_DEMO_STATEMENT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    statement_timeout: Duration,
+
+    /// The longest a statement waits for a lock (lock_timeout); past it, a 503.
+    #[arg(long, env = "RLS_DEMO_LOCK_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    lock_timeout: Duration,
+
+    /// The longest a transaction may sit idle (idle_in_transaction_session_timeout).
+    #[arg(long, env = "RLS_DEMO_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    idle_in_transaction_timeout: Duration,
+
+    /// The deadline of a request; past it the request is cut and answered with a 503.
+    #[arg(long, env = "RLS_DEMO_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+
+    /// The most page requests in flight at once; more are answered with a 503 at once.
+    #[arg(long, env = "RLS_DEMO_MAX_IN_FLIGHT", default_value_t = 64)]
+    max_in_flight: usize,
+
+    /// On SIGTERM or SIGINT, how long requests in flight may still run before they are cut.
+    #[arg(long, env = "RLS_DEMO_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_timeout: Duration,
 }
 
 #[tokio::main]
@@ -47,7 +79,20 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), cli::CliError> {
     let base: BaseDomain = args.base_domain.parse()?;
-    let mut options = DemoOptions::new(args.listen, base).max_connections(args.max_connections);
+    let limits = RequestLimits::default()
+        .timeout(args.request_timeout)
+        .max_in_flight(args.max_in_flight);
+    let mut options = DemoOptions::new(args.listen, base)
+        .max_connections(args.max_connections)
+        .acquire_timeout(args.acquire_timeout)
+        .timeouts(
+            TxTimeouts::default()
+                .statement(args.statement_timeout)
+                .lock(args.lock_timeout)
+                .idle_in_transaction(args.idle_in_transaction_timeout),
+        )
+        .limits(limits)
+        .shutdown_timeout(args.shutdown_timeout);
     if let Some(url) = args
         .database_url
         .as_deref()

@@ -121,6 +121,7 @@ impl TxOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct BeginPlan {
     options: TxOptions,
+    deallocate_all: bool,
     settings: Vec<(String, String)>,
 }
 
@@ -129,8 +130,16 @@ impl BeginPlan {
     pub(crate) fn new(options: TxOptions) -> Self {
         Self {
             options,
+            deallocate_all: false,
             settings: Vec::new(),
         }
+    }
+
+    /// Drops every prepared statement of the server connection right after `BEGIN`: behind
+    /// a transaction-mode pooler the connection may have served another client, whose
+    /// named statements would clash with this transaction's.
+    pub(crate) fn deallocate_all(&mut self) {
+        self.deallocate_all = true;
     }
 
     /// Adds transaction-local settings, each `(name, value)` already an SQL string literal.
@@ -140,7 +149,10 @@ impl BeginPlan {
 
     /// The one simple-query message.
     pub(crate) fn sql(&self) -> String {
-        let begin = self.options.begin_statement();
+        let mut begin = self.options.begin_statement();
+        if self.deallocate_all {
+            begin.push_str("; DEALLOCATE ALL");
+        }
         if self.settings.is_empty() {
             return begin;
         }
@@ -171,5 +183,12 @@ mod tests {
             "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY; SELECT set_config('app.tenant_id', '7', true), set_config('search_path', '\"t_7\"', true)"
         );
         assert_eq!(BeginPlan::new(TxOptions::default()).sql(), "BEGIN");
+        let mut pooled = BeginPlan::new(TxOptions::default());
+        pooled.deallocate_all();
+        pooled.set([("'app.tenant_id'".to_owned(), "'7'".to_owned())]);
+        assert_eq!(
+            pooled.sql(),
+            "BEGIN; DEALLOCATE ALL; SELECT set_config('app.tenant_id', '7', true)"
+        );
     }
 }

@@ -25,6 +25,15 @@ pub enum DbError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 
+    /// The database cannot be had right now: it refused or dropped connections moments ago
+    /// and has not taken one since, so the request is refused at once instead of waiting
+    /// for the acquire timeout. Temporary: retry later (HTTP 503 with `Retry-After`).
+    #[error("the database is unavailable: {reason}; retry later")]
+    Unavailable {
+        /// Why, in words for the log.
+        reason: &'static str,
+    },
+
     /// `TenantPool::begin_current` in a task that has no current tenant.
     #[error(
         "no current tenant: run this inside TenantScope::scope(...) (or a task started with rls_tenancy::spawn), or begin with an explicit scope"

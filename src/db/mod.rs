@@ -4,8 +4,10 @@
 
 mod begin;
 mod error;
+mod health;
 mod pool;
 mod retry;
+mod timeouts;
 mod tx;
 
 pub use begin::{IsolationLevel, TxOptions};
@@ -14,4 +16,5 @@ pub use pool::{TenantPool, TenantPoolOptions};
 pub use retry::{
     Attempt, AttemptFuture, DEADLOCK_DETECTED, RetryPolicy, Retryable, SERIALIZATION_FAILURE,
 };
+pub use timeouts::TxTimeouts;
 pub use tx::TenantTx;

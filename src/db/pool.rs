@@ -4,13 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, Postgres};
 
 use super::begin::BeginPlan;
-use super::{DbError, TenantTx, TxOptions};
+use super::health::{Health, PROBE_TIMEOUT, is_connection_lost};
+use super::{DbError, TenantTx, TxOptions, TxTimeouts};
 use crate::connect::{ConnectError, DatabaseUrl};
 use crate::guard::{self, GuardOptions};
-use crate::policy::{TenancyDeclaration, TenantContext, TenantVariable};
+use crate::policy::{TenancyDeclaration, TenantContext, TenantVariable, quote_literal};
 use crate::resolve::{RegistryOptions, TenantRegistry};
 use crate::tenant::TenantScope;
 
@@ -32,9 +35,15 @@ pub struct TenantPoolOptions {
     declaration: TenancyDeclaration,
     max_connections: u32,
     acquire_timeout: Duration,
+    timeouts: TxTimeouts,
     variable: TenantVariable,
     guard: GuardSetting,
 }
+
+/// How the guard's transaction begins behind a transaction-mode pooler: `DEALLOCATE ALL`
+/// clears the named statements another client left on the server connection, which would
+/// clash with the guard's.
+const POOLER_GUARD_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; DEALLOCATE ALL";
 
 /// What opening the pool does about the guard.
 #[derive(Debug, Clone)]
@@ -48,8 +57,9 @@ enum GuardSetting {
 }
 
 impl TenantPoolOptions {
-    /// Options for the schema `declaration` describes: at most 10 connections, a 10 s
-    /// acquire timeout, the tenant variable `app.tenant_id`, the guard on.
+    /// Options for the schema `declaration` describes: at most 10 connections, a 2 s
+    /// acquire timeout, [`TxTimeouts::default`] (5 s statement, 2 s lock, 10 s idle in
+    /// transaction), the tenant variable `app.tenant_id`, the guard on.
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
@@ -61,7 +71,8 @@ impl TenantPoolOptions {
         Self {
             declaration,
             max_connections: 10,
-            acquire_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(2),
+            timeouts: TxTimeouts::default(),
             variable: TenantVariable::default(),
             guard,
         }
@@ -79,7 +90,9 @@ impl TenantPoolOptions {
         self
     }
 
-    /// How long `begin` waits for a free connection (default 10 s).
+    /// How long `begin` waits for a free connection (default 2 s) before it fails with a
+    /// 503-worthy `PoolTimedOut`. While the database is known to be down, `begin` fails at
+    /// once instead (or, for the one request probing it, within half a second).
     ///
     /// ```
     /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
@@ -89,6 +102,33 @@ impl TenantPoolOptions {
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
         self
+    }
+
+    /// The statement, lock and idle-in-transaction timeouts every tenant transaction sets
+    /// in its `BEGIN` round trip (default [`TxTimeouts::default`]).
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions, TxTimeouts};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?)
+    ///     .timeouts(TxTimeouts::default().statement(std::time::Duration::from_secs(30)));
+    /// assert_eq!(options.get_timeouts().get_statement().as_secs(), 30);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn timeouts(mut self, timeouts: TxTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// The configured transaction timeouts.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?);
+    /// assert_eq!(options.get_timeouts().get_lock().as_secs(), 2);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn get_timeouts(&self) -> TxTimeouts {
+        self.timeouts
     }
 
     /// The setting the policies read (default `app.tenant_id`).
@@ -204,15 +244,20 @@ pub struct TenantPool {
     pool: PgPool,
     declaration: Arc<TenancyDeclaration>,
     context: TenantContext,
+    timeouts: TxTimeouts,
+    release_check: Arc<str>,
+    health: Arc<Health>,
+    pooler: bool,
 }
 
 impl TenantPool {
     /// Connects as the role in `url` and runs the guard (see [`TenantPool::from_pool`]).
     ///
-    /// A connection coming back to this pool is checked once more: if code inside a tenant
-    /// transaction set the tenant at session level (`SET app.tenant_id`, or `set_config`
-    /// with `is_local => false`), the setting would outlive the transaction, so such a
-    /// connection is closed instead of reused.
+    /// A connection is not pinged before each use: a dead one (a killed backend, a
+    /// restarted server) is found by the `BEGIN` round trip, and that transaction is begun
+    /// once more on a live connection, since nothing of it had run.
+    ///
+    /// With `?pgbouncer=true` on the URL the pool is pooler-safe (see [`DatabaseUrl`]).
     ///
     /// # Errors
     /// [`DbError::Connect`] when the server is unreachable or refuses the login, else as
@@ -226,13 +271,16 @@ impl TenantPool {
     /// # Ok(()) }
     /// ```
     pub async fn connect(url: &DatabaseUrl, options: TenantPoolOptions) -> Result<Self, DbError> {
-        let variable = options.variable.as_str().to_owned();
+        let health = Arc::new(Health::default());
+        let connected = Arc::clone(&health);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            .after_release(move |conn, _| {
-                let variable = variable.clone();
-                Box::pin(async move { carries_no_tenant(conn, &variable).await })
+            .test_before_acquire(false)
+            .after_connect(move |_, _| {
+                // The first connection that succeeds ends an outage.
+                connected.mark_up();
+                Box::pin(async { Ok(()) })
             })
             .connect_with(url.connect_options()?)
             .await
@@ -240,7 +288,7 @@ impl TenantPool {
                 url: url.redacted(),
                 source,
             })?;
-        Self::from_pool(pool, options).await
+        Self::open(pool, options, url.pgbouncer(), health).await
     }
 
     /// Wraps a pool the application already has (it must log in as the runtime role).
@@ -266,6 +314,17 @@ impl TenantPool {
     /// errors (a missing schema, an unmigrated database); the database's error when no
     /// connection can be had.
     pub async fn from_pool(pool: PgPool, options: TenantPoolOptions) -> Result<Self, DbError> {
+        Self::open(pool, options, false, Arc::default()).await
+    }
+
+    /// Runs the guard as configured and wraps `pool`; `pooler` says a transaction-mode
+    /// pooler sits in front of the server.
+    async fn open(
+        pool: PgPool,
+        options: TenantPoolOptions,
+        pooler: bool,
+        health: Arc<Health>,
+    ) -> Result<Self, DbError> {
         match &options.guard {
             GuardSetting::Run(guard_options) => {
                 // Always the pool's own login role: a role override in the options would
@@ -274,8 +333,15 @@ impl TenantPool {
                     .clone()
                     .own_role()
                     .tenant_variable(options.variable.clone());
-                let mut conn = pool.acquire().await?;
-                guard::enforce(&mut conn, &guard_options).await?;
+                if pooler {
+                    // Its statements in one transaction, so they reach one server connection.
+                    let mut tx = pool.begin_with(AssertSqlSafe(POOLER_GUARD_BEGIN)).await?;
+                    guard::enforce(&mut tx, &guard_options).await?;
+                    tx.rollback().await?;
+                } else {
+                    let mut conn = pool.acquire().await?;
+                    guard::enforce(&mut conn, &guard_options).await?;
+                }
             }
             GuardSetting::Skipped => tracing::warn!(
                 "the tenant pool opens without the guard (TenantPoolOptions::skip_guard): nothing checked that its role cannot get around row-level security"
@@ -288,11 +354,16 @@ impl TenantPool {
                 guard::enforce_writer(&mut conn).await?;
             }
         }
+        let release_check = release_check(&options.variable);
         let context = TenantContext::new(options.variable, options.declaration.key_type());
         Ok(Self {
             pool,
             declaration: Arc::new(options.declaration),
             context,
+            timeouts: options.timeouts,
+            release_check,
+            health,
+            pooler,
         })
     }
 
@@ -311,10 +382,18 @@ impl TenantPool {
     }
 
     /// Begins a transaction that sees only `scope`'s tenant, with `options` (read-only,
-    /// isolation level).
+    /// isolation level), and the pool's [`TxTimeouts`].
+    ///
+    /// If the connection turns out to be dead at `BEGIN` (its backend was terminated, the
+    /// server restarted), nothing of the transaction has run: it is begun once more on a
+    /// live connection. If that fails too, or no connection can be had, the database is
+    /// taken to be down: until a connection succeeds again, `begin` fails at once with
+    /// [`DbError::Unavailable`] (one request at a time probes, for at most half a second).
     ///
     /// # Errors
-    /// The database's error when no connection can be had or `BEGIN` fails.
+    /// [`DbError::Unavailable`] while the database is known to be down; the database's
+    /// error (`PoolTimedOut` when no connection is free within the acquire timeout) when no
+    /// connection can be had or `BEGIN` fails.
     ///
     /// ```no_run
     /// # use rls_tenancy::{IsolationLevel, TxOptions};
@@ -330,8 +409,112 @@ impl TenantPool {
         options: TxOptions,
     ) -> Result<TenantTx, DbError> {
         let mut plan = BeginPlan::new(options);
+        if self.pooler {
+            plan.deallocate_all();
+        }
+        plan.set(self.timeouts.settings());
         plan.set(self.context.settings(scope.id()));
-        TenantTx::begin(&self.pool, &plan, scope).await
+        let conn = self.acquire().await?;
+        let first = self.open_tx(conn, &plan, scope).await;
+        let failed = match first {
+            Ok(tx) => return Ok(tx),
+            Err(failed) if failed.connection_lost => failed,
+            Err(failed) => return Err(failed.error.into()),
+        };
+        tracing::debug!(error = %failed.error, "the connection was dead at BEGIN; beginning once more on a live one");
+        let conn = self.acquire_live().await?;
+        self.open_tx(conn, &plan, scope).await.map_err(|failed| {
+            if failed.connection_lost {
+                self.health.mark_down();
+            }
+            failed.error.into()
+        })
+    }
+
+    /// Begins `plan` on `conn`; a success shows the database is up.
+    async fn open_tx(
+        &self,
+        conn: PoolConnection<Postgres>,
+        plan: &BeginPlan,
+        scope: &TenantScope,
+    ) -> Result<TenantTx, super::tx::BeginFailed> {
+        let tx = TenantTx::begin(
+            conn,
+            plan,
+            scope,
+            Arc::clone(&self.release_check),
+            self.pooler,
+        )
+        .await?;
+        self.health.mark_up();
+        Ok(tx)
+    }
+
+    /// A connection from the pool, failing at once while the database is known to be down
+    /// (unless this request is the one probing it, for at most half a second).
+    async fn acquire(&self) -> Result<PoolConnection<Postgres>, DbError> {
+        if !self.health.is_down() {
+            return self.acquire_noting_outage().await;
+        }
+        let _probe = self.health.probe()?;
+        tokio::time::timeout(PROBE_TIMEOUT, self.acquire_noting_outage())
+            .await
+            .unwrap_or(Err(DbError::Unavailable {
+                reason: "no connection could be opened",
+            }))
+    }
+
+    /// `PgPool::acquire`, taking the database to be down when a connection attempt failed
+    /// outright, or none could be had in time although the pool had room to open one and
+    /// the server refuses connections.
+    async fn acquire_noting_outage(&self) -> Result<PoolConnection<Postgres>, DbError> {
+        match self.pool.acquire().await {
+            Ok(conn) => Ok(conn),
+            Err(sqlx::Error::PoolTimedOut) => {
+                // Busy (every connection in use) or unreachable (the pool had room but could
+                // not open one: sqlx retries refused connections until the deadline)? Only a
+                // connection attempt of our own tells a refusing server from a slow one.
+                let room = self.pool.size() < self.pool.options().get_max_connections();
+                if room && self.refuses_connections().await {
+                    self.health.mark_down();
+                }
+                Err(sqlx::Error::PoolTimedOut.into())
+            }
+            Err(err) => {
+                if is_connection_lost(&err) {
+                    self.health.mark_down();
+                }
+                Err(err.into())
+            }
+        }
+    }
+
+    /// Whether a fresh connection attempt fails because the connection is refused or
+    /// dropped (not merely slow: a timeout says nothing).
+    async fn refuses_connections(&self) -> bool {
+        let options = self.pool.connect_options();
+        match tokio::time::timeout(PROBE_TIMEOUT, PgConnection::connect_with(&options)).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                false
+            }
+            Ok(Err(err)) => is_connection_lost(&err),
+            Err(_) => false,
+        }
+    }
+
+    /// A connection that answers a ping: after a dead one, the idle ones may be dead too (a
+    /// restarted server ends them all). Dead ones are closed; at most one per connection
+    /// the pool may hold is tried before a new one is opened.
+    async fn acquire_live(&self) -> Result<PoolConnection<Postgres>, DbError> {
+        for _ in 0..self.pool.options().get_max_connections() {
+            let mut conn = self.acquire().await?;
+            if conn.ping().await.is_ok() {
+                return Ok(conn);
+            }
+            conn.close_on_drop();
+        }
+        self.acquire().await
     }
 
     /// Begins a read-write transaction for the running task's current tenant
@@ -384,7 +567,12 @@ impl TenantPool {
     /// # }
     /// ```
     pub fn registry(&self, options: RegistryOptions) -> TenantRegistry {
-        TenantRegistry::new(self.pool.clone(), &self.declaration, options)
+        let registry = TenantRegistry::new(self.pool.clone(), &self.declaration, options);
+        if self.pooler {
+            registry.behind_pooler()
+        } else {
+            registry
+        }
     }
 
     /// The declaration this pool serves.
@@ -396,6 +584,37 @@ impl TenantPool {
     /// ```
     pub fn declaration(&self) -> &TenancyDeclaration {
         &self.declaration
+    }
+
+    /// Whether the database answers: a connection from the pool runs `SELECT 1` (simple
+    /// protocol, no tenant, pooler-safe) within `deadline`. The readiness probe; it also
+    /// ends an outage the pool knows of when it succeeds.
+    ///
+    /// # Errors
+    /// The database's error, or `PoolTimedOut` when no answer came within `deadline`.
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: rls_tenancy::TenantPool) -> rls_tenancy::Result<()> {
+    /// pool.ping(std::time::Duration::from_secs(2)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn ping(&self, deadline: Duration) -> Result<(), DbError> {
+        let ping = async {
+            let mut conn = self.acquire_noting_outage().await?;
+            let answered = sqlx::raw_sql("SELECT 1").execute(&mut *conn).await;
+            if let Err(err) = answered {
+                conn.close_on_drop();
+                if is_connection_lost(&err) {
+                    self.health.mark_down();
+                }
+                return Err(err.into());
+            }
+            self.health.mark_up();
+            Ok(())
+        };
+        tokio::time::timeout(deadline, ping)
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut.into()))
     }
 
     /// Closes every connection.
@@ -410,18 +629,15 @@ impl TenantPool {
     }
 }
 
-/// Whether a connection handed back to the pool is free of any tenant: the variable is
-/// unset (NULL) or reverted to `''`. Anything else was set at session level and would leak.
-async fn carries_no_tenant(conn: &mut PgConnection, variable: &str) -> sqlx::Result<bool> {
-    let value: Option<String> = sqlx::query_scalar("SELECT current_setting($1, true)")
-        .bind(variable)
-        .fetch_one(conn)
-        .await?;
-    let clean = value.as_deref().is_none_or(str::is_empty);
-    if !clean {
-        tracing::error!(
-            "a connection came back with the tenant set at session level; it is closed, not reused"
-        );
-    }
-    Ok(clean)
+/// The release check, run in the round trip that ends every tenant transaction (after its
+/// `COMMIT` or `ROLLBACK`, on the same connection): `true` when the tenant variable is unset
+/// (NULL) or reverted to `''`. Anything else was set at session level and would outlive the
+/// transaction, so the connection is closed instead of reused. The variable's name is a
+/// validated setting name, quoted as a literal.
+fn release_check(variable: &TenantVariable) -> Arc<str> {
+    format!(
+        "SELECT coalesce(current_setting({}, true), '') = ''",
+        quote_literal(variable.as_str())
+    )
+    .into()
 }

@@ -27,8 +27,14 @@ mod tenants;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
+use axum::response::IntoResponse;
+use axum::routing::future::RouteFuture;
+use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::util::MapFutureLayer;
 
 pub use page::{MAX_PAGE, PageNumber};
 pub use routes::{DemoState, router};
@@ -39,10 +45,10 @@ pub use subtasks::{
 pub use tenants::seed_options;
 
 use crate::connect::DatabaseUrl;
-use crate::db::{TenantPool, TenantPoolOptions};
+use crate::db::{TenantPool, TenantPoolOptions, TxTimeouts};
 use crate::embedded::{AdminServer, REFERENCE_MIGRATIONS, ScratchDatabase};
 use crate::error::Result;
-use crate::http::AppState;
+use crate::http::{AppError, AppState, RequestLimits, Unavailable};
 use crate::migrate::{MigrateOptions, migrate_with};
 use crate::policy::TenancyDeclaration;
 use crate::resolve::{BaseDomain, RegistryOptions};
@@ -53,7 +59,8 @@ use crate::tenant::TenantSlug;
 /// ```
 /// use rls_tenancy::demo::DemoOptions;
 /// let options = DemoOptions::new("127.0.0.1:0".parse().unwrap(), "localhost".parse()?)
-///     .max_connections(4);
+///     .max_connections(4)
+///     .shutdown_timeout(std::time::Duration::from_secs(5));
 /// # Ok::<(), rls_tenancy::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -62,6 +69,10 @@ pub struct DemoOptions {
     listen: SocketAddr,
     base_domain: BaseDomain,
     max_connections: u32,
+    acquire_timeout: Duration,
+    timeouts: TxTimeouts,
+    limits: RequestLimits,
+    shutdown_timeout: Duration,
 }
 
 impl DemoOptions {
@@ -78,6 +89,10 @@ impl DemoOptions {
             listen,
             base_domain,
             max_connections: 10,
+            acquire_timeout: Duration::from_secs(2),
+            timeouts: TxTimeouts::default(),
+            limits: RequestLimits::default(),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 
@@ -106,6 +121,63 @@ impl DemoOptions {
         self.max_connections = n;
         self
     }
+
+    /// How long a request waits for a free database connection before its 503 (default
+    /// 2 s).
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .acquire_timeout(std::time::Duration::from_millis(500));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// The statement, lock and idle-in-transaction timeouts of every tenant transaction
+    /// (default [`TxTimeouts::default`]).
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// use rls_tenancy::TxTimeouts;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .timeouts(TxTimeouts::default().statement(std::time::Duration::from_secs(2)));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn timeouts(mut self, timeouts: TxTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// The pages' request deadline and in-flight bound (default [`RequestLimits::default`]).
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// use rls_tenancy::http::RequestLimits;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .limits(RequestLimits::default().max_in_flight(100));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn limits(mut self, limits: RequestLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How long [`Demo::serve`] lets requests in flight finish once shutdown begins before
+    /// it cuts them (default 10 s).
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .shutdown_timeout(std::time::Duration::from_secs(30));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
 }
 
 /// A demo server that is set up and listening, ready to [`serve`](Demo::serve).
@@ -131,6 +203,7 @@ pub struct Demo {
     pool: TenantPool,
     landing_url: String,
     tenant_urls: Vec<String>,
+    shutdown_timeout: Duration,
     // Field order is drop order: the database before the server that holds it.
     embedded_db: Option<ScratchDatabase>,
     embedded_server: Option<AdminServer>,
@@ -164,7 +237,9 @@ impl Demo {
         let pool = TenantPool::connect(
             &runtime_url,
             TenantPoolOptions::new(TenancyDeclaration::reference()?)
-                .max_connections(options.max_connections),
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .timeouts(options.timeouts),
         )
         .await?;
         let registry = pool.registry(RegistryOptions::default());
@@ -181,13 +256,15 @@ impl Demo {
         let state = DemoState::new(
             AppState::new(pool.clone(), registry, base),
             tenant_urls.clone(),
-        );
+        )
+        .with_limits(options.limits);
         Ok(Self {
             listener,
             state,
             pool,
             landing_url,
             tenant_urls,
+            shutdown_timeout: options.shutdown_timeout,
             embedded_db,
             embedded_server,
         })
@@ -246,8 +323,10 @@ impl Demo {
             .and_then(AdminServer::cluster_dir)
     }
 
-    /// Serves until `shutdown` completes, lets requests in flight finish, then closes the
-    /// pool and removes the embedded database and cluster.
+    /// Serves until `shutdown` completes, then stops accepting and lets requests in flight
+    /// finish for up to the shutdown timeout; requests still running then are cut (a 503
+    /// with `Retry-After`; their transactions roll back). Then it closes the pool and
+    /// removes the embedded database and cluster, whichever way serving ended.
     ///
     /// # Errors
     /// An I/O error from the listener.
@@ -265,19 +344,80 @@ impl Demo {
             listener,
             state,
             pool,
+            shutdown_timeout,
             embedded_db,
             embedded_server,
             ..
         } = self;
-        let served = axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown)
-            .await;
-        pool.close().await;
+        let cut = CancellationToken::new();
+        let app = router(state).layer(cut_when_cancelled(cut.clone()));
+        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping.send(());
+        });
+        let served = drain(server.into_future(), stopped, shutdown_timeout, &cut).await;
+        if tokio::time::timeout(POOL_CLOSE_TIMEOUT, pool.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database connections did not close in time; leaving them to exit");
+        }
         drop(embedded_db);
         drop(embedded_server);
         tracing::info!("rls-demo stopped");
         Ok(served?)
     }
+}
+
+/// How long closing the pool may take at the end of [`Demo::serve`].
+const POOL_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connections get to close after the requests in flight were cut.
+const AFTER_CUT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs `server` to its end; once `stopped` fires, gives it `deadline` to drain before
+/// cutting the requests still in flight through `cut`.
+async fn drain(
+    server: impl Future<Output = std::io::Result<()>>,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+    deadline: Duration,
+    cut: &CancellationToken,
+) -> std::io::Result<()> {
+    tokio::pin!(server);
+    let deadline_passed = async {
+        match stopped.await {
+            Ok(()) => tokio::time::sleep(deadline).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = &mut server => served,
+        () = deadline_passed => {
+            tracing::warn!(?deadline, "shutdown deadline passed: cutting the requests still in flight");
+            cut.cancel();
+            tokio::time::timeout(AFTER_CUT_TIMEOUT, server).await.unwrap_or(Ok(()))
+        }
+    }
+}
+
+/// The future of one request, as the router's layers see it.
+type Answer =
+    BoxFuture<'static, std::result::Result<axum::response::Response, std::convert::Infallible>>;
+
+/// A layer that answers 503 (`Unavailable::ShuttingDown`) for every request still running
+/// when `cut` is cancelled, dropping its handler: its tenant transaction rolls back.
+fn cut_when_cancelled(
+    cut: CancellationToken,
+) -> MapFutureLayer<impl Fn(RouteFuture<std::convert::Infallible>) -> Answer + Clone> {
+    MapFutureLayer::new(move |request: RouteFuture<std::convert::Infallible>| {
+        let cut = cut.clone();
+        Box::pin(async move {
+            tokio::select! {
+                response = request => response,
+                () = cut.cancelled() => Ok(AppError::from(Unavailable::ShuttingDown).into_response()),
+            }
+        }) as Answer
+    })
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM.

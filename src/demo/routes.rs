@@ -1,4 +1,5 @@
-//! The demo's router: the landing page, the subtask page as HTML and JSON, and `/healthz`.
+//! The demo's router: the landing page, the subtask page as HTML and JSON, `/healthz` and
+//! `/readyz`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use tracing::Span;
 use super::html;
 use super::page::PageNumber;
 use super::subtasks::{SUBTASKS_PER_PAGE, subtask_page};
-use crate::http::{AppError, AppState, Tenant, TenantTxLayer, Tx};
+use crate::http::{AppError, AppState, RequestLimits, Tenant, TenantTxLayer, Tx, health_routes};
 
 /// The demo router's state: the HTTP layer's [`AppState`] and what the landing page shows.
 ///
@@ -28,6 +29,7 @@ use crate::http::{AppError, AppState, Tenant, TenantTxLayer, Tx};
 pub struct DemoState {
     app: AppState,
     links: Arc<[String]>,
+    limits: RequestLimits,
 }
 
 impl DemoState {
@@ -44,7 +46,22 @@ impl DemoState {
         Self {
             app,
             links: links.into(),
+            limits: RequestLimits::default(),
         }
+    }
+
+    /// The request deadline and in-flight bound of the pages (default
+    /// [`RequestLimits::default`]); the probes are never limited.
+    ///
+    /// ```no_run
+    /// # fn demo(state: rls_tenancy::demo::DemoState) {
+    /// use rls_tenancy::http::RequestLimits;
+    /// let state = state.with_limits(RequestLimits::default().max_in_flight(32));
+    /// # }
+    /// ```
+    pub fn with_limits(mut self, limits: RequestLimits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -54,7 +71,8 @@ impl FromRef<DemoState> for AppState {
     }
 }
 
-/// The demo's routes, with request logging and the tenant transaction layer:
+/// The demo's routes, with request logging, the tenant transaction layer and the
+/// [`RequestLimits`] around the pages (not around the probes):
 ///
 /// | request | answer |
 /// |---|---|
@@ -62,7 +80,8 @@ impl FromRef<DemoState> for AppState {
 /// | `GET /` on `<base>` | the landing page, nothing tenant-specific |
 /// | `GET /subtasks?page=N` | the tenant's subtasks by name, 10 a page, as HTML |
 /// | `GET /api/subtasks?page=N` | the same as JSON: `tenant`, `page`, `per_page`, `total`, `items` |
-/// | `GET /healthz` | `ok`, on any host |
+/// | `GET /healthz` | `ok`, on any host: the process is alive |
+/// | `GET /readyz` | `ready`, or a 503 with `Retry-After` while the database does not answer |
 ///
 /// ```no_run
 /// # async fn demo(state: rls_tenancy::demo::DemoState) -> std::io::Result<()> {
@@ -71,13 +90,16 @@ impl FromRef<DemoState> for AppState {
 /// # Ok(()) }
 /// ```
 pub fn router(state: DemoState) -> Router {
-    Router::new()
+    let pages = Router::new()
         .route("/", get(home))
         .route("/subtasks", get(subtasks_html))
         .route("/api/subtasks", get(subtasks_json))
-        .route("/healthz", get(healthz))
         .fallback(not_found)
-        .layer(TenantTxLayer)
+        .layer(TenantTxLayer);
+    state
+        .limits
+        .apply(pages)
+        .merge(health_routes())
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
@@ -90,7 +112,9 @@ pub fn router(state: DemoState) -> Router {
                 })
                 .on_response(|response: &Response, latency: Duration, _: &Span| {
                     tracing::info!(status = response.status().as_u16(), ?latency, "answered");
-                }),
+                })
+                // Failures are logged once, by AppError, at the level they deserve.
+                .on_failure(()),
         )
         .with_state(state)
 }
@@ -115,10 +139,6 @@ async fn subtasks_json(page: PageNumber, mut tx: Tx) -> Result<Response, AppErro
     let mut response = Json(page).into_response();
     private(&mut response);
     Ok(response)
-}
-
-async fn healthz() -> &'static str {
-    "ok"
 }
 
 async fn not_found() -> AppError {

@@ -110,6 +110,43 @@ impl LocalCluster {
         self.dir.path()
     }
 
+    /// Stops the server (fast shutdown: sessions are ended, transactions rolled back) and
+    /// keeps its data: an outage, for tests of what clients do meanwhile. [`LocalCluster::resume`]
+    /// starts it again on the same port.
+    ///
+    /// # Errors
+    /// [`HarnessError::NoPostgres`] when `pg_ctl stop` fails.
+    ///
+    /// ```no_run
+    /// let cluster = rls_tenancy::LocalCluster::start()?;
+    /// cluster.stop()?;
+    /// cluster.resume()?;
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn stop(&self) -> Result<()> {
+        let data = self.dir.path().join("data");
+        self.pg_ctl(&data, &["stop", "-m", "fast", "-w", "-t", "30"], None)
+    }
+
+    /// Starts a cluster stopped by [`LocalCluster::stop`] again, on the same port.
+    ///
+    /// # Errors
+    /// [`HarnessError::NoPostgres`] when the server does not start (its log is quoted).
+    ///
+    /// ```no_run
+    /// # let cluster = rls_tenancy::LocalCluster::start()?;
+    /// cluster.resume()?;
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn resume(&self) -> Result<()> {
+        let data = self.dir.path().join("data");
+        self.pg_ctl(
+            &data,
+            &["start", "-w", "-t", "60", "-l"],
+            Some("server.log"),
+        )
+    }
+
     fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(self.bindir.join(program));
         if let Some(user) = &self.run_as {

@@ -121,7 +121,23 @@ impl ScratchDatabase {
     /// # Ok(()) }
     /// ```
     pub async fn migrated() -> Result<Self> {
-        let db = Self::create().await?;
+        Self::migrated_on(AdminServer::shared().await?.clone()).await
+    }
+
+    /// Creates the database on `server` and migrates it, as [`ScratchDatabase::migrated`]
+    /// does on the shared server: for tests that need a server of their own (an outage).
+    ///
+    /// # Errors
+    /// As [`ScratchDatabase::create_on`] and [`migrate_with`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// let server = rls_tenancy::AdminServer::start_local().await?;
+    /// let db = rls_tenancy::ScratchDatabase::migrated_on(server).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn migrated_on(server: AdminServer) -> Result<Self> {
+        let db = Self::create_on(server).await?;
         let options = MigrateOptions::new(db.deploy_url.clone(), db.runtime_role.as_str())?;
         let declaration = TenancyDeclaration::reference().map_err(MigrateError::from)?;
         migrate_with(&REFERENCE_MIGRATIONS, &declaration, &options).await?;

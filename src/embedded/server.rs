@@ -196,8 +196,24 @@ impl AdminServer {
     /// # Ok(()) }
     /// ```
     pub fn cluster_dir(&self) -> Option<&std::path::Path> {
+        self.local_cluster().map(LocalCluster::dir)
+    }
+
+    /// The cluster this process started, to stop and resume in outage tests; `None` for a
+    /// server found elsewhere (never stop a server you did not start).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// let server = rls_tenancy::AdminServer::start_local().await?;
+    /// if let Some(cluster) = server.local_cluster() {
+    ///     cluster.stop()?;
+    ///     cluster.resume()?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn local_cluster(&self) -> Option<&LocalCluster> {
         match &*self.origin {
-            Origin::Local { _cluster: cluster } => Some(cluster.dir()),
+            Origin::Local { _cluster: cluster } => Some(cluster),
             _ => None,
         }
     }

@@ -18,6 +18,15 @@ const FOREIGN_KEY_VIOLATION: &str = "23503";
 const UNIQUE_VIOLATION: &str = "23505";
 /// SQLSTATE of an exclusion constraint clash: a conflict like a duplicate.
 const EXCLUSION_VIOLATION: &str = "23P01";
+/// SQLSTATE of a statement cancelled by `statement_timeout` (or a cancel request).
+const QUERY_CANCELED: &str = "57014";
+/// SQLSTATE of a lock not had within `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+/// SQLSTATE of a session ended by `idle_in_transaction_session_timeout`.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
+
+/// How long a client is told to wait before retrying a 503, in seconds.
+pub const RETRY_AFTER_SECONDS: u64 = 1;
 
 /// The error type of every handler and extractor in the HTTP layer.
 ///
@@ -31,8 +40,8 @@ const EXCLUSION_VIOLATION: &str = "23P01";
 /// | a foreign key that finds no parent (SQLSTATE 23503): a missing or another tenant's parent; also deleting a parent that still has children, which Postgres reports with the same code | 404, generic |
 /// | a duplicate key (23505) or an exclusion clash (23P01) | 409, generic |
 /// | other integrity or data errors from the client's values (classes 23 and 22: a check, a too-long string, bad syntax) | 400, generic (the database's message can quote key values) |
-/// | no connection free in time | 503, generic |
-/// | anything else (database down, a statement the builder refuses to build) | 500, generic; the detail goes to `tracing::error!` |
+/// | no connection free in time, the database known to be down ([`DbError::Unavailable`]); the connection refused, dropped or its backend ended (SQLSTATE classes 08, 53, 57P01-57P03); a statement, lock or idle-in-transaction timeout (57014, 55P03, 25P03); too many requests in flight, the request deadline passed, shutting down, not ready ([`Unavailable`]) | 503, generic, with `Retry-After` |
+/// | anything else (a statement the builder refuses to build, a closed pool) | 500, generic; the detail goes to `tracing::error!` |
 ///
 /// **Why an RLS refusal is a 404 and not a 403.** A row of another tenant is invisible to a
 /// tenant transaction, so *reading* it already answers 404. If a *write* that RLS refuses
@@ -43,7 +52,7 @@ const EXCLUSION_VIOLATION: &str = "23P01";
 ///
 /// 4xx bodies are short plain text saying what to fix (a generic phrase when the database
 /// refused the values); 5xx bodies say nothing but "internal server error" (or "service
-/// unavailable"). Bodies are never HTML, so echoed input cannot become markup.
+/// unavailable", with a `Retry-After` header: the failure is temporary). Bodies are never HTML, so echoed input cannot become markup.
 ///
 /// ```
 /// use axum::http::StatusCode;
@@ -53,6 +62,8 @@ const EXCLUSION_VIOLATION: &str = "23P01";
 /// assert_eq!(AppError::NotFound.status(), StatusCode::NOT_FOUND);
 /// let err = AppError::from(Error::Database(sqlx::Error::PoolTimedOut));
 /// assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+/// let response = axum::response::IntoResponse::into_response(err);
+/// assert_eq!(response.headers()["retry-after"], "1");
 /// let err = AppError::from(Error::Database(sqlx::Error::PoolClosed));
 /// assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
 /// ```
@@ -74,6 +85,33 @@ pub enum AppError {
     /// A fault of the server or its set-up; the detail is logged, never shown.
     #[error("{0}")]
     Internal(String),
+
+    /// The server cannot answer now but will soon: a 503 with `Retry-After`.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+/// Why a request was turned away with a 503 before it could be answered.
+///
+/// ```
+/// use rls_tenancy::http::{AppError, Unavailable};
+/// assert_eq!(AppError::from(Unavailable::Overloaded).status(), 503);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unavailable {
+    /// More requests are in flight than the server admits (load shedding).
+    #[error("too many requests in flight; shed")]
+    Overloaded,
+    /// The request did not finish within its deadline.
+    #[error("the request did not finish within its deadline")]
+    DeadlineExceeded,
+    /// The server is shutting down and cut the request.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The database did not answer a readiness probe in time.
+    #[error("the database is not ready")]
+    NotReady,
 }
 
 impl AppError {
@@ -99,6 +137,7 @@ impl AppError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Library(err) => library_status(err),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -141,6 +180,7 @@ fn library_status(err: &Error) -> StatusCode {
         Error::Database(err)
         | Error::Statement(StatementError::Database(err))
         | Error::Db(DbError::Database(err)) => sqlx_status(err),
+        Error::Db(DbError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -163,7 +203,11 @@ fn resolve_status(err: &ResolveError) -> StatusCode {
 fn sqlx_status(err: &sqlx::Error) -> StatusCode {
     match err {
         sqlx::Error::Database(db) => database_status(db.code().as_deref()),
-        sqlx::Error::PoolTimedOut => StatusCode::SERVICE_UNAVAILABLE,
+        // No connection in time, or the connection refused or dropped: retry later.
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -172,6 +216,15 @@ fn database_status(code: Option<&str>) -> StatusCode {
     match code {
         Some(INSUFFICIENT_PRIVILEGE | FOREIGN_KEY_VIOLATION) => StatusCode::NOT_FOUND,
         Some(UNIQUE_VIOLATION | EXCLUSION_VIOLATION) => StatusCode::CONFLICT,
+        // Timeouts, and the backend or server going away: temporary, so retry later.
+        Some(QUERY_CANCELED | LOCK_NOT_AVAILABLE | IDLE_IN_TRANSACTION_TIMEOUT) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        Some(code)
+            if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") =>
+        {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Some(code) if code.starts_with("22") || code.starts_with("23") => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -180,13 +233,18 @@ fn database_status(code: Option<&str>) -> StatusCode {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = if status.is_server_error() {
-            tracing::error!(error = %self, detail = ?self, "request failed");
-            if status == StatusCode::SERVICE_UNAVAILABLE {
-                "service unavailable".to_owned()
-            } else {
-                "internal server error".to_owned()
+        let body = if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Expected under overload and outages: never an ERROR line per request.
+            match &self {
+                Self::Unavailable(Unavailable::Overloaded) => {
+                    tracing::debug!(error = %self, "request shed");
+                }
+                _ => tracing::warn!(error = %self, detail = ?self, "request failed, retry later"),
             }
+            "service unavailable".to_owned()
+        } else if status.is_server_error() {
+            tracing::error!(error = %self, detail = ?self, "request failed");
+            "internal server error".to_owned()
         } else if status == StatusCode::NOT_FOUND {
             match &self {
                 Self::Library(Error::Resolve(ResolveError::TenantNotFound { .. }))
@@ -215,6 +273,9 @@ impl IntoResponse for AppError {
         };
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -246,7 +307,14 @@ mod tests {
             ("22P02", StatusCode::BAD_REQUEST),
             ("22003", StatusCode::BAD_REQUEST),
             ("40001", StatusCode::INTERNAL_SERVER_ERROR),
-            ("57014", StatusCode::INTERNAL_SERVER_ERROR),
+            ("57014", StatusCode::SERVICE_UNAVAILABLE),
+            ("55P03", StatusCode::SERVICE_UNAVAILABLE),
+            ("25P03", StatusCode::SERVICE_UNAVAILABLE),
+            ("57P01", StatusCode::SERVICE_UNAVAILABLE),
+            ("57P03", StatusCode::SERVICE_UNAVAILABLE),
+            ("08006", StatusCode::SERVICE_UNAVAILABLE),
+            ("53300", StatusCode::SERVICE_UNAVAILABLE),
+            ("42P01", StatusCode::INTERNAL_SERVER_ERROR),
         ] {
             assert_eq!(database_status(Some(code)), status, "SQLSTATE {code}");
         }
@@ -261,6 +329,32 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(&body[..], b"internal server error");
+    }
+
+    #[tokio::test]
+    async fn every_unavailable_answer_carries_retry_after_and_says_nothing_else() {
+        let dropped = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        for err in [
+            AppError::from(Unavailable::Overloaded),
+            AppError::from(Unavailable::DeadlineExceeded),
+            AppError::from(Unavailable::ShuttingDown),
+            AppError::from(Unavailable::NotReady),
+            AppError::from(sqlx::Error::PoolTimedOut),
+            AppError::from(sqlx::Error::Io(dropped)),
+            AppError::from(DbError::Unavailable {
+                reason: "the database was found down moments ago",
+            }),
+        ] {
+            let response = err.into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+            let body = axum::body::to_bytes(response.into_body(), 1024)
+                .await
+                .unwrap();
+            assert_eq!(&body[..], b"service unavailable");
+        }
+        let internal = AppError::Internal("boom".into()).into_response();
+        assert!(!internal.headers().contains_key(header::RETRY_AFTER));
     }
 
     #[test]

@@ -67,10 +67,14 @@
 mod error;
 mod extract;
 mod host;
+mod limits;
+mod ready;
 mod state;
 mod tx;
 
-pub use error::AppError;
+pub use error::{AppError, RETRY_AFTER_SECONDS, Unavailable};
 pub use extract::Tenant;
+pub use limits::RequestLimits;
+pub use ready::{health_routes, healthz, readyz};
 pub use state::{AppState, HostSource};
 pub use tx::{TenantTxLayer, TenantTxService, Tx};

@@ -1,6 +1,7 @@
 //! [`AppState`]: what the extractors need from the application, shared by every request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::db::TenantPool;
 use crate::resolve::{BaseDomain, TenantRegistry};
@@ -51,6 +52,7 @@ struct Inner {
     registry: TenantRegistry,
     base: BaseDomain,
     host_source: HostSource,
+    ready_timeout: Duration,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             registry,
             base,
             host_source: HostSource::default(),
+            ready_timeout: Duration::from_secs(2),
         }))
     }
 
@@ -82,6 +85,30 @@ impl AppState {
     pub fn with_host_source(mut self, source: HostSource) -> Self {
         Arc::make_mut(&mut self.0).host_source = source;
         self
+    }
+
+    /// How long the readiness probe ([`readyz`](super::readyz)) waits for the database
+    /// (default 2 s).
+    ///
+    /// ```no_run
+    /// # fn demo(state: rls_tenancy::http::AppState) {
+    /// let state = state.with_ready_timeout(std::time::Duration::from_millis(500));
+    /// # }
+    /// ```
+    pub fn with_ready_timeout(mut self, timeout: Duration) -> Self {
+        Arc::make_mut(&mut self.0).ready_timeout = timeout;
+        self
+    }
+
+    /// The readiness probe's deadline.
+    ///
+    /// ```no_run
+    /// # fn demo(state: rls_tenancy::http::AppState) {
+    /// assert_eq!(state.ready_timeout().as_secs(), 2);
+    /// # }
+    /// ```
+    pub fn ready_timeout(&self) -> Duration {
+        self.0.ready_timeout
     }
 
     /// The runtime role's pool.

@@ -97,6 +97,9 @@ impl<S: Scoping> Statement for Delete<'_, S> {
 struct Prepared {
     sql: String,
     values: SqlxValues,
+    /// Whether sqlx may name and cache the statement on the connection: not behind a
+    /// transaction-mode pooler, where only unnamed statements are safe.
+    persistent: bool,
 }
 
 impl Prepared {
@@ -105,6 +108,7 @@ impl Prepared {
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
         sqlx::query_as_with(AssertSqlSafe(self.sql), self.values)
+            .persistent(self.persistent)
             .fetch_all(conn)
             .await
     }
@@ -114,6 +118,7 @@ impl Prepared {
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
         sqlx::query_as_with(AssertSqlSafe(self.sql), self.values)
+            .persistent(self.persistent)
             .fetch_one(conn)
             .await
     }
@@ -123,12 +128,14 @@ impl Prepared {
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
         sqlx::query_as_with(AssertSqlSafe(self.sql), self.values)
+            .persistent(self.persistent)
             .fetch_optional(conn)
             .await
     }
 
     async fn execute(self, conn: &mut PgConnection) -> sqlx::Result<u64> {
         Ok(sqlx::query_with(AssertSqlSafe(self.sql), self.values)
+            .persistent(self.persistent)
             .execute(conn)
             .await?
             .rows_affected())
@@ -138,7 +145,9 @@ impl Prepared {
     where
         T: for<'r> FromRow<'r, PgRow> + Send + Unpin + 'c,
     {
-        sqlx::query_as_with(AssertSqlSafe(self.sql), self.values).fetch(conn)
+        sqlx::query_as_with(AssertSqlSafe(self.sql), self.values)
+            .persistent(self.persistent)
+            .fetch(conn)
     }
 }
 
@@ -157,7 +166,11 @@ impl TenantTx {
             .into());
         }
         let (sql, values) = statement.build()?;
-        Ok(Prepared { sql, values })
+        Ok(Prepared {
+            sql,
+            values,
+            persistent: self.persistent_statements(),
+        })
     }
 
     fn span(&self) -> tracing::Span {
@@ -306,7 +319,11 @@ impl CrossTenant {
     {
         let (sql, values) = statement.build().map_err(StatementError::Refused)?;
         tracing::warn!(reason = statement.scoping().reason(), sql = %sql, "cross-tenant statement");
-        Ok(Prepared { sql, values })
+        Ok(Prepared {
+            sql,
+            values,
+            persistent: true,
+        })
     }
 
     /// Runs a cross-tenant statement on the caller's connection and returns every row.

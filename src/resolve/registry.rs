@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
+use sqlx::{AssertSqlSafe, PgPool, Postgres};
 
 use super::ResolveError;
 use crate::policy::TenancyDeclaration;
@@ -124,6 +126,7 @@ impl RegistryOptions {
 #[derive(Debug, Clone)]
 pub struct TenantRegistry {
     pool: PgPool,
+    pooler: bool,
     lookups: Arc<Lookups>,
     found: Cache<TenantSlug, TenantScope>,
     missing: Option<Cache<TenantSlug, ()>>,
@@ -180,10 +183,27 @@ impl TenantRegistry {
         });
         Self {
             pool,
+            pooler: false,
             lookups: Arc::new(Lookups::new(decl)),
             found,
             missing,
         }
+    }
+
+    /// Reads through a transaction-mode pooler (pgbouncer): each lookup runs unnamed inside
+    /// a read-only transaction, so its parse and its execution reach the same server
+    /// connection. `TenantPool::registry` sets this for a `?pgbouncer=true` URL.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{RegistryOptions, TenancyDeclaration, TenantRegistry};
+    /// # fn demo(pool: sqlx::PgPool) -> rls_tenancy::Result<()> {
+    /// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+    /// let registry = TenantRegistry::new(pool, &decl, RegistryOptions::default()).behind_pooler();
+    /// # Ok(()) }
+    /// ```
+    pub fn behind_pooler(mut self) -> Self {
+        self.pooler = true;
+        self
     }
 
     /// The active tenant whose slug is `slug`.
@@ -205,11 +225,11 @@ impl TenantRegistry {
         if self.missing.as_ref().is_some_and(|m| m.contains_key(slug)) {
             return Err(ResolveError::not_found(slug));
         }
-        let row: Option<(String, String)> =
-            sqlx::query_as(AssertSqlSafe(self.lookups.by_slug.as_str()))
-                .bind(slug.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = self
+            .fetch_row(
+                sqlx::query_as(AssertSqlSafe(self.lookups.by_slug.as_str())).bind(slug.as_str()),
+            )
+            .await?;
         tracing::debug!(slug = %slug, found = row.is_some(), "tenant registry lookup");
         match row {
             Some(row) => {
@@ -246,7 +266,7 @@ impl TenantRegistry {
             Some(int) => query.bind(int),
             None => query.bind(id.as_uuid()),
         };
-        let row: Option<(String, String)> = query.fetch_optional(&self.pool).await?;
+        let row = self.fetch_row(query).await?;
         tracing::debug!(tenant = %id, found = row.is_some(), "tenant registry lookup by id");
         match row {
             Some(row) => self.scope(row),
@@ -254,6 +274,21 @@ impl TenantRegistry {
                 name: id.to_string(),
             }),
         }
+    }
+
+    /// Runs a registry lookup: on the pool directly, or behind a pooler unnamed in a
+    /// read-only transaction.
+    async fn fetch_row(
+        &self,
+        query: QueryAs<'_, Postgres, (String, String), PgArguments>,
+    ) -> Result<Option<(String, String)>, sqlx::Error> {
+        if !self.pooler {
+            return query.fetch_optional(&self.pool).await;
+        }
+        let mut tx = self.pool.begin_with("BEGIN READ ONLY").await?;
+        let row = query.persistent(false).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(row)
     }
 
     /// A scope from a registry row, re-validating what the database holds.

@@ -2,7 +2,7 @@
 
 use sea_query::{Expr, IntoColumnRef};
 
-use super::Select;
+use super::{Item, Select};
 use crate::query::builder::sealed::Builder;
 use crate::query::check::check_expr;
 use crate::query::scoping::Scoping;
@@ -20,7 +20,7 @@ impl<S: Scoping> Select<'_, S> {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn column(mut self, column: impl IntoColumnRef) -> Self {
-        self.selects.push((Expr::col(column), None));
+        self.selects.push((Item::Expr(Expr::col(column)), None));
         self
     }
 
@@ -35,8 +35,11 @@ impl<S: Scoping> Select<'_, S> {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn columns<C: IntoColumnRef>(mut self, columns: impl IntoIterator<Item = C>) -> Self {
-        self.selects
-            .extend(columns.into_iter().map(|c| (Expr::col(c), None)));
+        self.selects.extend(
+            columns
+                .into_iter()
+                .map(|c| (Item::Expr(Expr::col(c)), None)),
+        );
         self
     }
 
@@ -59,7 +62,7 @@ impl<S: Scoping> Select<'_, S> {
         let expr = expr.into();
         self.step(|q| {
             check_expr(&expr)?;
-            q.selects.push((expr, None));
+            q.selects.push((Item::Expr(expr), None));
             Ok(())
         })
     }
@@ -81,7 +84,7 @@ impl<S: Scoping> Select<'_, S> {
         self.step(|q| {
             check_expr(&expr)?;
             let alias = name_of("alias", alias)?;
-            q.selects.push((expr, Some(alias)));
+            q.selects.push((Item::Expr(expr), Some(alias)));
             Ok(())
         })
     }
@@ -99,5 +102,37 @@ impl<S: Scoping> Select<'_, S> {
     pub fn distinct(mut self) -> Self {
         self.distinct = true;
         self
+    }
+}
+
+impl<'d, S: Scoping> Select<'d, S> {
+    /// Adds a scoped sub-select of the same tenant that yields one value (a scalar
+    /// sub-select) to the select list under the name `alias`; it carries its own tenant
+    /// predicate. PostgreSQL runs an uncorrelated one once per statement, so a page can carry
+    /// its total without a second round trip.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantId, TenantScope};
+    /// # use rls_tenancy::sea_query::{Asterisk, Expr, ExprTrait};
+    /// # let decl = TenancyDeclaration::reference()?;
+    /// # let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
+    /// let total = scope.select(&decl).from("tasks").expr(Expr::col(Asterisk).count());
+    /// let (sql, _) = scope.select(&decl).from("tasks").column("name").expr_subquery_as(total, "total").limit(5).build()?;
+    /// assert_eq!(
+    ///     sql,
+    ///     r#"SELECT "name", (SELECT COUNT(*) FROM "app"."tasks" WHERE "tasks"."account_id" = $1) AS "total" FROM "app"."tasks" WHERE "tasks"."account_id" = $2 LIMIT $3"#
+    /// );
+    /// // Another tenant's sub-select is refused, not built.
+    /// let other = TenantScope::new(TenantId::new(8)?, "other".parse()?);
+    /// let theirs = other.select(&decl).from("tasks").expr(Expr::col(Asterisk).count());
+    /// assert!(scope.select(&decl).from("tasks").expr_subquery_as(theirs, "total").build().is_err());
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn expr_subquery_as(self, sub: Select<'d, S>, alias: &str) -> Self {
+        self.step(|q| {
+            let alias = name_of("alias", alias)?;
+            q.selects.push((Item::Subquery(Box::new(sub)), Some(alias)));
+            Ok(())
+        })
     }
 }

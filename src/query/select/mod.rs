@@ -23,6 +23,13 @@ use super::scoping::{Scoping, same_scoping};
 use crate::policy::{Ident, TenancyDeclaration};
 use crate::tenant::TenantScope;
 
+/// One entry of the select list: an expression, or a scoped sub-select of one value.
+#[derive(Debug, Clone)]
+enum Item<'d, S: Scoping> {
+    Expr(Expr),
+    Subquery(Box<Select<'d, S>>),
+}
+
 /// A SELECT over declared tables, built from a [`TenantScope`] (or, explicitly, from
 /// [`crate::CrossTenant`]).
 ///
@@ -63,7 +70,7 @@ use crate::tenant::TenantScope;
 pub struct Select<'d, S: Scoping = TenantScope> {
     base: Base<'d, S>,
     distinct: bool,
-    selects: Vec<(Expr, Option<Ident>)>,
+    selects: Vec<(Item<'d, S>, Option<Ident>)>,
     from: Vec<Source<'d, S>>,
     joins: Vec<Join>,
     filter: Filter<'d, S>,
@@ -147,7 +154,7 @@ impl<'d, S: Scoping> Select<'d, S> {
     /// This select with `expr` first in its select list: how a scoped INSERT … SELECT
     /// supplies the tenant column.
     pub(crate) fn with_leading(mut self, expr: Expr) -> Self {
-        self.selects.insert(0, (expr, None));
+        self.selects.insert(0, (Item::Expr(expr), None));
         self
     }
 
@@ -163,10 +170,17 @@ impl<'d, S: Scoping> Select<'d, S> {
         if self.distinct {
             q.distinct();
         }
-        for (expr, alias) in &self.selects {
+        for (item, alias) in &self.selects {
+            let expr = match item {
+                Item::Expr(expr) => expr.clone(),
+                Item::Subquery(sub) => {
+                    same_scoping(scoping, sub.scoping())?;
+                    Expr::SubQuery(None, Box::new(sub.statement()?.into()))
+                }
+            };
             match alias {
-                Some(alias) => q.expr_as(expr.clone(), alias.as_str().to_owned()),
-                None => q.expr(expr.clone()),
+                Some(alias) => q.expr_as(expr, alias.as_str().to_owned()),
+                None => q.expr(expr),
             };
         }
         for source in &self.from {

@@ -4,8 +4,12 @@
 mod binary;
 mod concurrent;
 mod embedded;
+mod faults;
 mod hosts;
+mod limits;
+mod outage;
 mod pages;
+mod shutdown;
 mod socket;
 mod tx;
 
@@ -54,7 +58,11 @@ pub struct Site {
 impl Site {
     /// `alpha` has 15 subtasks (two pages), `bravo` 12, the inactive `charlie` 3.
     pub async fn new() -> Self {
-        let db = ScratchDatabase::migrated().await.expect("scratch database");
+        Self::on(ScratchDatabase::migrated().await.expect("scratch database")).await
+    }
+
+    /// The same site on a migrated database of the caller's choosing.
+    pub async fn on(db: ScratchDatabase) -> Self {
         let admin = db.admin_pool().await.expect("admin pool");
         let alpha = seed(&admin, "tenant-alpha", "alpha", 15, true).await;
         let bravo = seed(&admin, "tenant-bravo", "bravo", 12, true).await;
@@ -76,6 +84,13 @@ impl Site {
             bravo,
             inactive,
         }
+    }
+
+    /// Another runtime-role pool on the site's database, with `options`.
+    pub async fn pool_with(&self, options: TenantPoolOptions) -> TenantPool {
+        TenantPool::connect(self.db.runtime_url(), options)
+            .await
+            .expect("runtime pool")
     }
 
     /// Sends `GET path` with `Host: host` through the router.
@@ -193,4 +208,27 @@ pub async fn read(response: Response) -> Reply {
         headers: parts.headers,
         body: String::from_utf8(bytes.to_vec()).expect("UTF-8 body"),
     }
+}
+
+/// Asserts a 503 with `Retry-After` and the generic body: a temporary failure, never a 500.
+pub fn assert_unavailable(reply: &Reply) {
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.headers[header::RETRY_AFTER], "1");
+    assert_eq!(reply.body, "service unavailable");
+}
+
+/// Holds an exclusive lock on the subtasks (as the superuser) until the returned
+/// transaction ends: every tenant request that reads them waits.
+pub async fn lock_subtasks(admin: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = admin.begin().await.expect("admin tx");
+    sqlx::query("LOCK TABLE app.subtasks IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock");
+    lock
 }

@@ -1,0 +1,89 @@
+# Shared by the benchmark and end-to-end scripts (sourced, not run): a throwaway
+# PostgreSQL cluster, a scratch database with its own deploy and runtime roles, and rls-demo
+# started on a free loopback port. The caller sets $work (its private temporary directory)
+# and defines say and fail first.
+
+# Runs a command as the postgres OS user when root (initdb, pg_ctl and pgbouncer refuse root).
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# A loopback port that was free a moment ago.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Starts a throwaway cluster (the newest local server binaries) in $work/pg on a free port.
+# Sets pgbin, pg_port and cluster_url (the superuser, no database).
+start_cluster() {
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$pgbin" ] && [ -x "$pgbin/initdb" ] || fail "no PostgreSQL server binaries (apt-get install -y postgresql)"
+  pg_port="$(free_port)"
+  mkdir -p "$work/pg"
+  chmod 0755 "$work"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$work/pg"; fi
+  say "throwaway cluster on 127.0.0.1:$pg_port"
+  as_postgres "$pgbin/initdb" -D "$work/pg/data" -U postgres -A trust >/dev/null
+  cluster_ctl start
+  cluster_up=1
+  cluster_url="postgres://postgres@127.0.0.1:$pg_port"
+}
+
+# pg_ctl on the throwaway cluster: cluster_ctl start | cluster_ctl -m fast restart.
+cluster_ctl() {
+  as_postgres "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
+    -o "-p $pg_port -c listen_addresses=127.0.0.1 -k $work/pg -c max_connections=300" "$@" >/dev/null
+}
+
+# Stops the throwaway cluster, if one was started (for the caller's cleanup).
+stop_cluster() {
+  if [ -n "${cluster_up:-}" ]; then
+    as_postgres "$pgbin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
+  fi
+}
+
+# create_scratch_db ADMIN_URL DB PASSWORD BIN: roles DB_deploy and DB_runtime (PASSWORD),
+# database DB owned by the deploy role, migrated by BIN/rls-migrate.
+create_scratch_db() {
+  local admin="$1" name="$2" secret="$3" bindir="$4" host_port
+  host_port="127.0.0.1:$(psql "$admin" -Atqc "SELECT current_setting('port')")"
+  psql "$admin" -v ON_ERROR_STOP=1 -q \
+    -c "CREATE ROLE ${name}_deploy LOGIN PASSWORD '$secret' NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS" \
+    -c "CREATE ROLE ${name}_runtime LOGIN PASSWORD '$secret' NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOBYPASSRLS" \
+    -c "CREATE DATABASE $name OWNER ${name}_deploy" \
+    -c "REVOKE ALL ON DATABASE $name FROM PUBLIC" \
+    -c "GRANT CONNECT ON DATABASE $name TO ${name}_runtime"
+  RUST_LOG=warn "$bindir/rls-migrate" --database-url "postgres://${name}_deploy:$secret@$host_port/$name" \
+    --runtime-role "${name}_runtime" >/dev/null
+}
+
+# drop_scratch_db ADMIN_URL DB: the database and its roles, quietly (for cleanups).
+drop_scratch_db() {
+  psql "$1" -q -c "DROP DATABASE IF EXISTS $2 WITH (FORCE)" \
+    -c "DROP ROLE IF EXISTS ${2}_runtime" -c "DROP ROLE IF EXISTS ${2}_deploy" >/dev/null 2>&1 || true
+}
+
+# start_demo BIN URL BASE_DOMAIN [FLAG...]: rls-demo as the role in URL on a free port,
+# logging to $work/demo.{out,err}; waits (60 s at most) until /readyz answers 200. Sets
+# demo_pid and port.
+start_demo() {
+  local bindir="$1" url="$2" base="$3"
+  shift 3
+  RUST_LOG=warn "$bindir/rls-demo" --database-url "$url" --listen 127.0.0.1:0 --base-domain "$base" "$@" \
+    >"$work/demo.out" 2>"$work/demo.err" &
+  demo_pid=$!
+  port=""
+  for _ in $(seq 1 120); do
+    kill -0 "$demo_pid" 2>/dev/null || { cat "$work/demo.err" >&2; fail "rls-demo exited during start-up"; }
+    port="$(sed -n 's#^rls-demo listening on http://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$work/demo.out")"
+    if [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; then return; fi
+    sleep 0.5
+  done
+  fail "rls-demo did not become ready within 60 s"
+}
+
+# Stops rls-demo with SIGTERM (SIGKILL after 15 s), if it runs (for the caller's cleanup).
+stop_demo() {
+  if [ -n "${demo_pid:-}" ] && kill -0 "$demo_pid" 2>/dev/null; then
+    kill -TERM "$demo_pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$demo_pid" 2>/dev/null || true
+  fi
+  demo_pid=""
+}

@@ -1,0 +1,116 @@
+//! [`Health`]: whether the database is known to be down, shared by every request of a pool,
+//! so that during an outage requests fail at once instead of each waiting for the acquire
+//! timeout.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::DbError;
+
+/// The longest a request waits on a database known to be down: it is the probe that finds
+/// out whether the database is back.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The pool's view of the database: up (the normal case) or down since a connection was
+/// refused or dropped, until the next connection succeeds. While down, one request at a
+/// time probes (waits at most [`PROBE_TIMEOUT`], half a second, for a connection); the
+/// others are refused
+/// at once with [`DbError::Unavailable`].
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    down: AtomicBool,
+    probing: AtomicBool,
+}
+
+impl Health {
+    /// Whether the database is known to be down.
+    pub(crate) fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    /// The database refused or dropped a connection.
+    pub(crate) fn mark_down(&self) {
+        if !self.down.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                "the database is unreachable: requests are refused at once (503) until a connection succeeds"
+            );
+        }
+    }
+
+    /// A connection succeeded: the outage, if any, is over.
+    pub(crate) fn mark_up(&self) {
+        if self.down.swap(false, Ordering::AcqRel) {
+            tracing::info!("the database is reachable again");
+        }
+    }
+
+    /// The right to probe the database while it is down, if nobody else is probing.
+    ///
+    /// # Errors
+    /// [`DbError::Unavailable`] when another request is probing already.
+    pub(crate) fn probe(&self) -> Result<Probe<'_>, DbError> {
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return Err(DbError::Unavailable {
+                reason: "the database was found down moments ago",
+            });
+        }
+        Ok(Probe(self))
+    }
+}
+
+/// A probe in progress; dropping it lets the next request probe.
+#[derive(Debug)]
+pub(crate) struct Probe<'a>(&'a Health);
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        self.0.probing.store(false, Ordering::Release);
+    }
+}
+
+/// Whether `err` means the connection or the server is gone (refused, dropped, its backend
+/// terminated, the server shutting down or starting up), rather than a fault of the
+/// statement. Such a failure says nothing ran, or nothing will be kept, on that connection.
+pub(crate) fn is_connection_lost(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P01-57P03: admin/crash shutdown, cannot connect
+            // now; 53300: too many connections.
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used, reason = "a test fails by panicking")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_request_probes_a_database_that_is_down_and_the_others_are_refused_at_once() {
+        let health = Health::default();
+        assert!(!health.is_down());
+        health.mark_down();
+        assert!(health.is_down());
+        let probe = health.probe().expect("the first request probes");
+        let refused = health.probe().expect_err("a second request is refused");
+        assert!(matches!(refused, DbError::Unavailable { .. }));
+        drop(probe);
+        assert!(
+            health.probe().is_ok(),
+            "after a probe, the next one may try"
+        );
+        health.mark_up();
+        assert!(!health.is_down());
+    }
+
+    #[test]
+    fn lost_connections_are_told_from_statement_faults() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(is_connection_lost(&sqlx::Error::Io(reset)));
+        assert!(!is_connection_lost(&sqlx::Error::PoolTimedOut));
+        assert!(!is_connection_lost(&sqlx::Error::RowNotFound));
+    }
+}

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# End-to-end test through a real pgbouncer in transaction mode: rls-demo's pool of 16
+# connections shares pgbouncer's 4 server connections, under concurrent mixed-tenant load.
+#
+#   tests/e2e/pgbouncer.sh            # exit 0 on success, non-zero on any failure
+#
+# 1. creates a scratch database with its own deploy and runtime roles on the PostgreSQL at
+#    $ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres, a superuser; with
+#    ADMIN_URL="" it starts a throwaway cluster of its own), migrates it and seeds 20
+#    tenants, each with its own number of subtasks;
+# 2. starts pgbouncer (the distribution's package) on a free loopback port in front of it,
+#    pool_mode = transaction, default_pool_size = 4, nothing else set for the demo's sake;
+# 3. checks that rls-demo without ?pgbouncer=true is refused by pgbouncer (so the traffic
+#    really goes through it), then runs rls-demo with ?pgbouncer=true;
+# 4. sends 1,200 requests from 16 threads to /api/subtasks on random tenants and pages:
+#    every answer must be a 200 naming its tenant, with that tenant's total and only rows
+#    carrying that tenant's account id;
+# 5. stops the demo with SIGTERM (exit 0), starts it again behind the same pgbouncer, and
+#    sends 400 more requests with the same checks.
+# Everything stays on 127.0.0.1 and is removed at the end. Needs pgbouncer, psql, curl and
+# python3; installs pgbouncer with apt-get when running as root and it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+ADMIN_URL="${ADMIN_URL-postgres://postgres@127.0.0.1:5432/postgres}"
+TENANTS=20
+work="$(mktemp -d -t rls-pgbouncer-XXXXXX)"
+db="rls_pgb_$$"
+password="pgb_$$_$RANDOM"
+pgbouncer_pid=""
+
+say() { printf 'e2e-pgbouncer: %s\n' "$*"; }
+fail() { printf 'e2e-pgbouncer: FAIL: %s\n' "$*" >&2; exit 1; }
+. benches/scratch.sh
+cleanup() {
+  stop_demo
+  if [ -n "$pgbouncer_pid" ]; then kill -TERM "$pgbouncer_pid" 2>/dev/null || true; fi
+  if [ -n "$ADMIN_URL" ]; then drop_scratch_db "$ADMIN_URL" "$db"; fi
+  stop_cluster
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if ! command -v pgbouncer >/dev/null; then
+  [ "$(id -u)" -eq 0 ] || fail "pgbouncer is not installed (apt-get install -y pgbouncer)"
+  say "installing pgbouncer"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >/dev/null
+fi
+for tool in psql curl python3; do
+  command -v "$tool" >/dev/null || fail "$tool is not installed"
+done
+say "$(pgbouncer --version | head -n 1)"
+chmod 0755 "$work"
+if [ "$(id -u)" -eq 0 ]; then chown postgres "$work"; fi
+
+if [ -z "$ADMIN_URL" ]; then
+  start_cluster
+  ADMIN_URL="$cluster_url/postgres"
+fi
+psql "$ADMIN_URL" -Atqc 'SELECT 1' >/dev/null || fail "cannot log in as a superuser with ADMIN_URL (password not shown)"
+
+say "building rls-demo and rls-migrate"
+cargo build --quiet --bin rls-demo --bin rls-migrate
+bin="$CARGO_TARGET_DIR/debug"
+
+say "scratch database $db: roles, migration, $TENANTS tenants"
+pg_port="$(psql "$ADMIN_URL" -Atqc "SELECT current_setting('port')")"
+create_scratch_db "$ADMIN_URL" "$db" "$password" "$bin"
+# Tenant a has 5 + a subtasks, so every tenant's total is its own.
+psql "${ADMIN_URL%/*}/$db" -v ON_ERROR_STOP=1 -q <<SQL
+INSERT INTO app.accounts (slug, name) SELECT 'tenant-' || a, 'Account ' || a FROM generate_series(1, $TENANTS) a;
+INSERT INTO app.projects (account_id, name) SELECT id, 'project of ' || slug FROM app.accounts;
+INSERT INTO app.tasks (account_id, project_id, name) SELECT account_id, id, 'task ' || id FROM app.projects;
+INSERT INTO app.subtasks (account_id, task_id, name, is_complete)
+    SELECT t.account_id, t.id, a.slug || ' subtask ' || s, s % 2 = 0
+    FROM app.tasks t JOIN app.accounts a ON a.id = t.account_id,
+         LATERAL generate_series(1, 5 + substr(a.slug, 8)::int) s;
+SQL
+psql "${ADMIN_URL%/*}/$db" -Atq -F ' ' \
+  -c "SELECT a.slug, a.id, count(s.id) FROM app.accounts a JOIN app.subtasks s ON s.account_id = a.id GROUP BY a.slug, a.id" \
+  >"$work/tenants.txt"
+
+pgb_port="$(free_port)"
+say "starting pgbouncer on 127.0.0.1:$pgb_port, transaction mode, 4 server connections"
+cat >"$work/pgbouncer.ini" <<INI
+[databases]
+$db = host=127.0.0.1 port=$pg_port dbname=$db
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $pgb_port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $work/userlist.txt
+pool_mode = transaction
+default_pool_size = 4
+max_client_conn = 100
+logfile = $work/pgbouncer.log
+pidfile = $work/pgbouncer.pid
+INI
+printf '"%s" "%s"\n' "${db}_runtime" "$password" >"$work/userlist.txt"
+if [ "$(id -u)" -eq 0 ]; then chown postgres "$work/pgbouncer.ini" "$work/userlist.txt"; fi
+chmod 0600 "$work/userlist.txt"
+as_postgres pgbouncer -d "$work/pgbouncer.ini" >"$work/pgbouncer.out" 2>&1 \
+  || { cat "$work/pgbouncer.out" >&2; fail "pgbouncer did not start"; }
+for _ in $(seq 1 20); do
+  [ -s "$work/pgbouncer.pid" ] && break
+  sleep 0.25
+done
+pgbouncer_pid="$(cat "$work/pgbouncer.pid")"
+for _ in $(seq 1 20); do
+  PGPASSWORD="$password" psql -h 127.0.0.1 -p "$pgb_port" -U "${db}_runtime" -d "$db" -Atqc 'SELECT 1' \
+    >/dev/null 2>&1 && break
+  sleep 0.25
+done
+PGPASSWORD="$password" psql -h 127.0.0.1 -p "$pgb_port" -U "${db}_runtime" -d "$db" -Atqc 'SELECT 1' >/dev/null \
+  || { cat "$work/pgbouncer.log" >&2 || true; fail "pgbouncer does not answer"; }
+runtime_url="postgres://${db}_runtime:$password@127.0.0.1:$pgb_port/$db"
+
+say "without ?pgbouncer=true the demo must be refused by pgbouncer (proof it sits in the path)"
+set +e
+RUST_LOG=error timeout 60 "$bin/rls-demo" --database-url "$runtime_url" --listen 127.0.0.1:0 \
+  --base-domain pgb.test >"$work/plain.out" 2>"$work/plain.err"
+plain_status=$?
+set -e
+[ "$plain_status" -eq 2 ] && grep -q 'unsupported startup parameter' "$work/plain.err" \
+  || { cat "$work/plain.err" >&2; fail "a plain URL was not refused by pgbouncer (exit $plain_status)"; }
+
+load() {
+  python3 - "$port" "$work/tenants.txt" "$1" <<'PY'
+import json, random, sys, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+port, tenants_file, total = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+tenants = {}
+for line in open(tenants_file):
+    slug, account_id, count = line.split()
+    tenants[slug] = (int(account_id), int(count))
+slugs = sorted(tenants)
+
+def one(i):
+    rng = random.Random(i)
+    slug = rng.choice(slugs)
+    account_id, count = tenants[slug]
+    page = rng.randint(1, (count + 9) // 10)
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/subtasks?page={page}",
+                                     headers={"Host": f"{slug}.pgb.test"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, body = response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return f"{slug} page {page}: HTTP {e.code}"
+    except Exception as e:  # a dropped connection is a failure too
+        return f"{slug} page {page}: {e!r}"
+    if status != 200 or body["tenant"] != slug or body["total"] != count:
+        return f"{slug} page {page}: status {status}, tenant {body['tenant']}, total {body['total']} (want {count})"
+    foreign = [item for item in body["items"] if item["account_id"] != account_id]
+    if foreign or not body["items"]:
+        return f"{slug} page {page}: {len(foreign)} foreign rows of {len(body['items'])}"
+    return None
+
+with ThreadPoolExecutor(max_workers=16) as pool:
+    failures = [f for f in pool.map(one, range(total)) if f]
+for failure in failures[:10]:
+    print(f"e2e-pgbouncer:   {failure}", file=sys.stderr)
+print(f"e2e-pgbouncer: {total} requests, {total - len(failures)} answered 200 with only their tenant's rows, {len(failures)} failed")
+sys.exit(1 if failures else 0)
+PY
+}
+
+# A generous acquire timeout: the debug build's SCRAM logins of 16 connections at once are
+# slow, and this test is about correctness through the pooler, not latency.
+demo_flags=(--max-connections 16 --acquire-timeout 10s)
+say "starting rls-demo with ?pgbouncer=true (16 connections into pgbouncer's 4)"
+start_demo "$bin" "$runtime_url?pgbouncer=true" pgb.test "${demo_flags[@]}"
+load 1200 || { tail -n 20 "$work/demo.err" >&2; fail "requests through pgbouncer failed"; }
+
+say "restarting rls-demo behind the same pgbouncer"
+kill -TERM "$demo_pid"
+status=0
+wait "$demo_pid" || status=$?
+demo_pid=""
+[ "$status" -eq 0 ] || { tail -n 20 "$work/demo.err" >&2; fail "rls-demo exited with status $status on SIGTERM"; }
+start_demo "$bin" "$runtime_url?pgbouncer=true" pgb.test "${demo_flags[@]}"
+load 400 || { tail -n 20 "$work/demo.err" >&2; fail "requests after the restart failed"; }
+if grep -q ' ERROR ' "$work/demo.err"; then
+  grep ' ERROR ' "$work/demo.err" | head -n 5 >&2
+  fail "rls-demo logged errors"
+fi
+say "PASS: 1,600 requests through pgbouncer (transaction mode) on random tenants, all 200 with only their own rows; the demo restarted behind the same pgbouncer"
