@@ -10,6 +10,7 @@
 use crate::connect::ConnectError;
 use crate::db::{DbError, Retryable};
 use crate::guard::GuardError;
+use crate::placement::PlacementError;
 use crate::policy::{DeclarationError, IdentError};
 use crate::query::{QueryError, StatementError};
 use crate::resolve::ResolveError;
@@ -49,6 +50,9 @@ pub enum Error {
     /// The guard refused, or could not run.
     #[error(transparent)]
     Guard(#[from] GuardError),
+    /// A tenant schema name that cannot be used, or a tenant without its place.
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
     /// The tenant pool or a tenant transaction failed.
     #[error(transparent)]
     Db(#[from] DbError),

@@ -25,6 +25,7 @@
 //! | who | [`TenantId`], [`TenantSlug`], [`TenantScope`], [`TenantRef`], [`spawn`] | a tenant, the task's current tenant |
 //! | declaration | [`TenancyDeclaration`], [`Ident`], [`TenantContext`] | what the schema is |
 //! | resolve | [`TenantRegistry`], [`BaseDomain`], [`TenantHeader`], [`TenantPath`] | the request's tenant |
+//! | placement | [`Strategy`], [`SchemaName`] | where the tenant's rows live (its schema, in the schema mode) |
 //! | guard | [`guard`] | whether the wall is standing |
 //! | transaction | [`TenantPool`], [`TenantTx`], [`TxOptions`], [`TxTimeouts`], [`TenantPool::retry`] | `BEGIN` + transaction-local settings (tenant, timeouts) in one round trip |
 //! | query | [`TenantScope::select`] and friends, [`Filtered`], [`Returning`], [`Conflict`], [`CrossTenant`] | rows, behind row-level security |
@@ -59,6 +60,7 @@ mod connect;
 mod db;
 mod error;
 pub mod guard;
+mod placement;
 mod policy;
 mod query;
 mod resolve;
@@ -84,9 +86,10 @@ pub use db::{
 };
 pub use error::{Error, Result};
 pub use guard::{Finding, GuardError, GuardOptions, GuardReport, RuleId, Severity};
+pub use placement::{PlacementError, SchemaName};
 pub use policy::{
-    DeclarationError, GlobalTable, Ident, IdentError, POLICY_NAME, Registry, TenancyDeclaration,
-    TenantContext, TenantTable, TenantVariable, policy_sql,
+    DeclarationError, GlobalTable, Ident, IdentError, POLICY_NAME, Registry, Strategy,
+    TenancyDeclaration, TenantContext, TenantTable, TenantVariable, policy_sql,
 };
 pub use query::{
     ALLOWED_FUNCTIONS, Conflict, CrossTenant, Delete, Filtered, Insert, JoinKind, QueryError,
@@ -104,12 +107,14 @@ pub use tenant::{
 
 #[cfg(feature = "testing")]
 pub use embedded::{
-    AdminServer, HarnessError, LocalCluster, REFERENCE_MIGRATIONS, ScratchDatabase,
+    AdminServer, HarnessError, LocalCluster, REFERENCE_MIGRATIONS, REFERENCE_TENANT_MIGRATIONS,
+    ScratchDatabase,
 };
 #[cfg(feature = "migrate")]
 pub use migrate::{
-    Bootstrap, MigrateError, MigrateOptions, MigrateReport, bootstrap_sql, install_policies,
-    migrate_with, migrator_from_dir,
+    Bootstrap, MigrateError, MigrateOptions, MigrateReport, SchemaOutcome, SchemaReport,
+    SchemasReport, bootstrap_sql, install_policies, migrate_schemas, migrate_with,
+    migrator_from_dir,
 };
 #[cfg(feature = "seed")]
 pub use seed::{

@@ -1,19 +1,25 @@
 //! `rls-migrate`: apply the application's migrations, install the RLS policies and grant the
-//! runtime role.
+//! runtime role; in the schema mode, the tenant migrations across every tenant schema too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use rls_tenancy::cli::{self, CliError, DeclarationArg};
-use rls_tenancy::{MigrateOptions, MigrateReport, TenantVariable, migrate_with, migrator_from_dir};
+use rls_tenancy::{
+    MigrateOptions, Strategy, TenantVariable, migrate_schemas, migrate_with, migrator_from_dir,
+};
 
 /// Apply your sqlx migrations, install the tenant isolation policies on every tenant table
 /// your declaration names, and grant the runtime role exactly what the declaration says.
 /// Run as the deploy role. Idempotent.
 ///
-/// Exit codes: 0 ok, 1 a migration or grant failed (nothing half-applied), 2 usage,
-/// declaration or connection error.
+/// With --strategy schema, then apply the tenant migrations to every tenant schema the
+/// registry names, each in its own transaction, in parallel: one schema's failure stops no
+/// other, and a rerun applies only what each schema lacks.
+///
+/// Exit codes: 0 ok, 1 a migration or grant failed (nothing half-applied; in the schema mode,
+/// any tenant schema failed), 2 usage, declaration or connection error.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -38,6 +44,19 @@ struct Args {
     )]
     migrations: PathBuf,
 
+    /// The schema mode's tenant migrations, applied to each tenant schema.
+    #[arg(
+        long,
+        env = "RLS_TENANT_MIGRATIONS",
+        value_name = "DIR",
+        default_value = "migrations/tenant"
+    )]
+    tenant_migrations: PathBuf,
+
+    /// How many tenant schemas migrate at once (connections), in the schema mode.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: u32,
+
     #[command(flatten)]
     declaration: DeclarationArg,
 }
@@ -47,19 +66,28 @@ async fn main() -> ExitCode {
     cli::init_tracing();
     let args = Args::parse();
     match run(&args).await {
-        Ok(report) => {
-            println!("{report}");
-            ExitCode::SUCCESS
-        }
+        Ok(failed) if failed => ExitCode::from(1),
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => cli::report_error("rls-migrate", &e),
     }
 }
 
-async fn run(args: &Args) -> Result<MigrateReport, CliError> {
+/// Migrates, prints the reports; `true` when a tenant schema failed.
+async fn run(args: &Args) -> Result<bool, CliError> {
     let url = cli::database_url(args.database_url.as_deref(), "DEPLOY_DATABASE_URL")?;
     let declaration = args.declaration.load()?;
     let migrator = migrator_from_dir(&args.migrations).await?;
     let options = MigrateOptions::new(url, &args.runtime_role)?
         .tenant_variable(TenantVariable::parse(&args.tenant_variable)?);
-    Ok(migrate_with(&migrator, &declaration, &options).await?)
+    let tenant_migrator = match declaration.strategy() {
+        Strategy::Schema => Some(migrator_from_dir(&args.tenant_migrations).await?),
+        _ => None,
+    };
+    println!("{}", migrate_with(&migrator, &declaration, &options).await?);
+    let Some(tenant_migrator) = tenant_migrator else {
+        return Ok(false);
+    };
+    let report = migrate_schemas(&tenant_migrator, &declaration, &options, args.jobs).await?;
+    println!("{report}");
+    Ok(report.has_failures())
 }

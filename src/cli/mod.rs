@@ -57,6 +57,7 @@ from_toolkit!(
     ResolveError,
     GuardError,
     DbError,
+    crate::PlacementError,
     crate::QueryError,
     crate::StatementError,
 );
@@ -109,6 +110,9 @@ fn is_usage(err: &Error) -> bool {
         | Error::Declaration(_)
         | Error::Connect(_)
         | Error::Db(DbError::Connect(_)) => true,
+        Error::Placement(err) | Error::Db(DbError::Placement(err)) => {
+            !matches!(err, crate::PlacementError::Registry(_))
+        }
         Error::Resolve(err) => !matches!(err, ResolveError::Registry(_)),
         Error::Guard(err) | Error::Db(DbError::Guard(err)) => {
             !matches!(err, GuardError::Refused { .. } | GuardError::Database(_))
@@ -174,7 +178,7 @@ pub fn database_url(
 
 /// The declaration flag every binary shares: `--declaration FILE` (env `RLS_DECLARATION`,
 /// default `./policies/tenancy.toml`, as sqlx-cli users expect files relative to the
-/// project).
+/// project), with `--strategy` ([`StrategyArg`]) overriding the file's strategy.
 ///
 /// ```
 /// use clap::Parser;
@@ -198,6 +202,10 @@ pub struct DeclarationArg {
         default_value = "policies/tenancy.toml"
     )]
     pub path: std::path::PathBuf,
+
+    /// `--strategy`, overriding the file's.
+    #[command(flatten)]
+    pub strategy: StrategyArg,
 }
 
 impl DeclarationArg {
@@ -213,6 +221,34 @@ impl DeclarationArg {
     /// # Ok::<(), rls_tenancy::DeclarationError>(())
     /// ```
     pub fn load(&self) -> Result<crate::TenancyDeclaration, crate::DeclarationError> {
-        crate::TenancyDeclaration::from_file(&self.path)
+        let declaration = crate::TenancyDeclaration::from_file(&self.path)?;
+        Ok(match self.strategy.strategy {
+            Some(strategy) => declaration.with_strategy(strategy),
+            None => declaration,
+        })
     }
+}
+
+/// The strategy flag every binary shares: `--strategy rls|schema` (env `RLS_STRATEGY`),
+/// overriding the declaration's `strategy` (default `rls`).
+///
+/// ```
+/// use clap::Parser;
+/// use rls_tenancy::Strategy;
+/// use rls_tenancy::cli::StrategyArg;
+/// #[derive(Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     strategy: StrategyArg,
+/// }
+/// let args = Args::parse_from(["prog", "--strategy", "schema"]);
+/// assert_eq!(args.strategy.strategy, Some(Strategy::Schema));
+/// assert!(Args::try_parse_from(["prog", "--strategy", "database"]).is_err());
+/// ```
+#[derive(Debug, Clone, clap::Args)]
+pub struct StrategyArg {
+    /// Where tenants' rows live: rls (one schema, row-level security) or schema (a schema
+    /// per tenant) [default: the declaration's, else rls].
+    #[arg(long = "strategy", env = "RLS_STRATEGY", value_name = "rls|schema")]
+    pub strategy: Option<crate::Strategy>,
 }

@@ -2,6 +2,7 @@
 
 use crate::connect::ConnectError;
 use crate::guard::GuardError;
+use crate::placement::PlacementError;
 
 /// What can go wrong opening a [`crate::TenantPool`] or running a [`crate::TenantTx`].
 ///
@@ -20,6 +21,10 @@ pub enum DbError {
     /// The guard refused the pool's role, or could not run.
     #[error(transparent)]
     Guard(#[from] GuardError),
+
+    /// The tenant's place (its schema, in the schema mode) could not be found.
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
 
     /// The database's error.
     #[error("database error: {0}")]

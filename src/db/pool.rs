@@ -13,6 +13,7 @@ use super::health::{Health, PROBE_TIMEOUT, is_connection_lost};
 use super::{DbError, TenantTx, TxOptions, TxTimeouts};
 use crate::connect::{ConnectError, DatabaseUrl};
 use crate::guard::{self, GuardOptions};
+use crate::placement::Placement;
 use crate::policy::{TenancyDeclaration, TenantContext, TenantVariable, quote_literal};
 use crate::resolve::{RegistryOptions, TenantRegistry};
 use crate::tenant::TenantScope;
@@ -248,6 +249,7 @@ pub struct TenantPool {
     release_check: Arc<str>,
     health: Arc<Health>,
     pooler: bool,
+    placement: Placement,
 }
 
 impl TenantPool {
@@ -356,7 +358,9 @@ impl TenantPool {
         }
         let release_check = release_check(&options.variable);
         let context = TenantContext::new(options.variable, options.declaration.key_type());
+        let placement = Placement::new(pool.clone(), &options.declaration, pooler);
         Ok(Self {
+            placement,
             pool,
             declaration: Arc::new(options.declaration),
             context,
@@ -367,7 +371,9 @@ impl TenantPool {
         })
     }
 
-    /// Begins a read-write transaction that sees only `scope`'s tenant.
+    /// Begins a read-write transaction that sees only `scope`'s tenant. Under
+    /// [`crate::Strategy::Schema`] its `search_path` is the tenant's schema, then the shared
+    /// schema, for this transaction only.
     ///
     /// # Errors
     /// The database's error when no connection can be had or `BEGIN` fails.
@@ -414,6 +420,7 @@ impl TenantPool {
         }
         plan.set(self.timeouts.settings());
         plan.set(self.context.settings(scope.id()));
+        plan.set(self.placement.settings(scope).await?);
         let conn = self.acquire().await?;
         let first = self.open_tx(conn, &plan, scope).await;
         let failed = match first {

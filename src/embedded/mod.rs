@@ -11,5 +11,5 @@ mod server;
 pub use cluster::LocalCluster;
 pub use error::HarnessError;
 pub(crate) use error::Result;
-pub use scratch::{REFERENCE_MIGRATIONS, ScratchDatabase};
+pub use scratch::{REFERENCE_MIGRATIONS, REFERENCE_TENANT_MIGRATIONS, ScratchDatabase};
 pub use server::AdminServer;

@@ -17,6 +17,12 @@ use crate::policy::{Ident, TenancyDeclaration};
 /// tests, the benchmarks, the seeder and the demo run on.
 pub static REFERENCE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// This repository's reference tenant migrations (`migrations/tenant/`), compiled in: the
+/// tables of one tenant's own schema under `strategy = "schema"`, applied to each tenant
+/// schema by [`crate::migrate_schemas`].
+pub static REFERENCE_TENANT_MIGRATIONS: sqlx::migrate::Migrator =
+    sqlx::migrate!("./migrations/tenant");
+
 /// A fresh database owned by a fresh deploy role, with a fresh runtime role, set up exactly as
 /// the README's one-time SQL does. Names are unique per process and call, so tests run in
 /// parallel. Dropping it drops the database (terminating its connections) and both roles.

@@ -1,6 +1,7 @@
 //! [`MigrateError`]: why `rls-migrate` changed nothing.
 
 use crate::connect::ConnectError;
+use crate::placement::PlacementError;
 use crate::policy::{DeclarationError, IdentError};
 
 /// Why a migration run failed. Every failure leaves the database as it was: migrations,
@@ -27,6 +28,10 @@ pub enum MigrateError {
     /// A role or setting name is not a plain identifier.
     #[error(transparent)]
     Ident(#[from] IdentError),
+
+    /// A tenant schema name the registry holds or a command names cannot be used.
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
 
     /// The runtime role named in the options does not exist.
     #[error("role {role:?} does not exist: create it first (see the README's one-time setup SQL)")]
@@ -71,6 +76,7 @@ impl MigrateError {
             Self::Connect(_)
                 | Self::Declaration(_)
                 | Self::Ident(_)
+                | Self::Placement(_)
                 | Self::MissingRole { .. }
                 | Self::Source { .. }
         )

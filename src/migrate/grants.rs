@@ -15,6 +15,59 @@ pub(super) async fn grant_runtime(
     runtime: &Ident,
 ) -> Result<()> {
     let schema = decl.schema();
+    let mut sql = tenant_table_grants(conn, schema, decl, runtime).await?;
+    for table in decl.global_tables() {
+        let target = format!("{schema}.{}", table.name);
+        sql.push(format!(
+            "REVOKE ALL ON TABLE {target} FROM PUBLIC, {runtime}"
+        ));
+        sql.push(format!("GRANT SELECT ON TABLE {target} TO {runtime}"));
+    }
+    let registry = decl.registry();
+    let registry_table = format!("{schema}.{}", registry.table);
+    sql.push(format!(
+        "REVOKE ALL ON TABLE {registry_table} FROM PUBLIC, {runtime}"
+    ));
+    sql.push(format!(
+        "GRANT SELECT ({}) ON TABLE {registry_table} TO {runtime}",
+        column_list(&registry.readable_columns)
+    ));
+    sql.push(format!(
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {runtime}"
+    ));
+    sql.push(format!(
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT USAGE ON SEQUENCES TO {runtime}"
+    ));
+    sql.push("ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC".to_owned());
+    sqlx::raw_sql(AssertSqlSafe(sql.join(";\n")))
+        .execute(&mut *conn)
+        .await?;
+    revoke_public_defaults(conn).await
+}
+
+/// Grants the runtime role DML on `decl`'s tenant tables in `schema` (the declaration's own,
+/// or a tenant's schema in the schema mode), and `USAGE` on the schema and its sequences,
+/// after taking back everything else; in one round trip.
+pub(super) async fn grant_tenant_tables(
+    conn: &mut PgConnection,
+    schema: &Ident,
+    decl: &TenancyDeclaration,
+    runtime: &Ident,
+) -> Result<()> {
+    let sql = tenant_table_grants(conn, schema, decl, runtime).await?;
+    sqlx::raw_sql(AssertSqlSafe(sql.join(";\n")))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The statements of [`grant_tenant_tables`].
+async fn tenant_table_grants(
+    conn: &mut PgConnection,
+    schema: &Ident,
+    decl: &TenancyDeclaration,
+    runtime: &Ident,
+) -> Result<Vec<String>> {
     let mut sql = vec![
         format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"),
         format!("GRANT USAGE ON SCHEMA {schema} TO {runtime}"),
@@ -41,41 +94,13 @@ pub(super) async fn grant_runtime(
             ));
         }
     }
-    for table in decl.global_tables() {
-        let target = format!("{schema}.{}", table.name);
-        sql.push(format!(
-            "REVOKE ALL ON TABLE {target} FROM PUBLIC, {runtime}"
-        ));
-        sql.push(format!("GRANT SELECT ON TABLE {target} TO {runtime}"));
-    }
-    let registry = decl.registry();
-    let registry_table = format!("{schema}.{}", registry.table);
-    sql.push(format!(
-        "REVOKE ALL ON TABLE {registry_table} FROM PUBLIC, {runtime}"
-    ));
-    sql.push(format!(
-        "GRANT SELECT ({}) ON TABLE {registry_table} TO {runtime}",
-        column_list(&registry.readable_columns)
-    ));
     sql.push(format!(
         "REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM PUBLIC, {runtime}"
     ));
     sql.push(format!(
         "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {runtime}"
     ));
-    sql.push(format!(
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {runtime}"
-    ));
-    sql.push(format!(
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT USAGE ON SEQUENCES TO {runtime}"
-    ));
-    sql.push("ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC".to_owned());
-    for statement in sql {
-        sqlx::raw_sql(AssertSqlSafe(statement))
-            .execute(&mut *conn)
-            .await?;
-    }
-    revoke_public_defaults(conn).await
+    Ok(sql)
 }
 
 /// Columns the runtime role may insert (all but generated and identity columns, and `id`)

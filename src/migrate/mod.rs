@@ -18,10 +18,12 @@
 //! # Ok(()) }
 //! ```
 
+mod across;
 mod bootstrap;
 mod error;
 mod grants;
 mod policies;
+mod schemas;
 
 use std::fmt;
 use std::path::Path;
@@ -30,6 +32,7 @@ use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnection;
 
+pub use across::{SchemaOutcome, SchemaReport, SchemasReport, migrate_schemas};
 pub use bootstrap::{Bootstrap, bootstrap_sql};
 pub use error::MigrateError;
 
@@ -252,7 +255,8 @@ async fn run(
             .collect();
     }
     let context = TenantContext::new(options.variable.clone(), decl.key_type());
-    let policies_installed = policies::install_policies(&mut tx, decl, &context).await?;
+    let policies_installed =
+        policies::install_policies(&mut tx, decl.schema(), decl, &context).await?;
     grants::grant_runtime(&mut tx, decl, &options.runtime_role).await?;
     tx.commit().await?;
 

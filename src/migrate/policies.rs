@@ -19,15 +19,17 @@ struct TableState {
     policies: Vec<String>,
 }
 
-/// Makes every tenant table's RLS state canonical; returns the tables it changed.
+/// Makes the RLS state of every tenant table `decl` names, in `schema` (the declaration's
+/// own, or a tenant's schema in the schema mode), canonical; returns the tables it changed.
 pub(super) async fn install_policies(
     conn: &mut PgConnection,
+    schema: &Ident,
     decl: &TenancyDeclaration,
     context: &TenantContext,
 ) -> Result<Vec<String>> {
     let mut changed = Vec::new();
     for table in decl.tenant_tables() {
-        let state = table_state(conn, decl.schema(), table).await?;
+        let state = table_state(conn, schema, table).await?;
         if is_canonical(&state, table, context) {
             continue;
         }
@@ -38,24 +40,21 @@ pub(super) async fn install_policies(
                     table.name.as_str()
                 ),
             })?;
-            let drop = format!("DROP POLICY {name} ON {}.{}", decl.schema(), table.name);
+            let drop = format!("DROP POLICY {name} ON {schema}.{}", table.name);
             sqlx::raw_sql(AssertSqlSafe(drop))
                 .execute(&mut *conn)
                 .await?;
         }
-        let install = policy_sql(decl.schema(), table, context);
+        let install = policy_sql(schema, table, context);
         sqlx::raw_sql(AssertSqlSafe(install))
             .execute(&mut *conn)
             .await?;
         tracing::info!(
+            schema = schema.as_str(),
             table = table.name.as_str(),
             "installed the tenant isolation policy"
         );
-        changed.push(format!(
-            "{}.{}",
-            decl.schema().as_str(),
-            table.name.as_str()
-        ));
+        changed.push(format!("{}.{}", schema.as_str(), table.name.as_str()));
     }
     Ok(changed)
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{DeclarationError, Ident};
+use super::{DeclarationError, Ident, Strategy};
 use crate::tenant::KeyType;
 
 /// Everything the toolkit needs to know about an application's schema: where its tables
@@ -45,6 +45,7 @@ pub struct TenancyDeclaration {
     registry: Registry,
     tenant_tables: Vec<TenantTable>,
     global_tables: Vec<GlobalTable>,
+    strategy: Strategy,
 }
 
 /// A table whose rows each belong to one tenant.
@@ -75,8 +76,11 @@ pub struct Registry {
     pub slug_column: Ident,
     /// The boolean column that says whether the tenant is active (default `is_active`).
     pub active_column: Ident,
-    /// The routing columns the runtime role may `SELECT`: the three above, and any others
-    /// listed as `readable_columns`.
+    /// The column naming the tenant's own schema (default `schema_name`), read only under
+    /// [`Strategy::Schema`].
+    pub schema_column: Ident,
+    /// The routing columns the runtime role may `SELECT`: id, slug and active, the schema
+    /// column under [`Strategy::Schema`], and any others listed as `readable_columns`.
     pub readable_columns: Vec<Ident>,
 }
 
@@ -91,6 +95,8 @@ struct RawDeclaration {
     tenant_table: Vec<RawTenantTable>,
     #[serde(default)]
     global_table: Vec<RawGlobalTable>,
+    #[serde(default)]
+    strategy: Strategy,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +109,8 @@ struct RawRegistry {
     slug_column: String,
     #[serde(default = "default_active_column")]
     active_column: String,
+    #[serde(default = "default_schema_column")]
+    schema_column: String,
     #[serde(default)]
     readable_columns: Vec<String>,
 }
@@ -117,6 +125,10 @@ fn default_slug_column() -> String {
 
 fn default_active_column() -> String {
     "is_active".into()
+}
+
+fn default_schema_column() -> String {
+    "schema_name".into()
 }
 
 #[derive(Deserialize)]
@@ -223,9 +235,47 @@ impl TenancyDeclaration {
             registry,
             tenant_tables,
             global_tables,
+            strategy: Strategy::Rls,
         };
         decl.refuse_duplicate_tables()?;
-        Ok(decl)
+        Ok(decl.with_strategy(raw.strategy))
+    }
+
+    /// The same declaration under `strategy` (what `--strategy` does to the file's choice).
+    /// Under [`Strategy::Schema`] the registry's schema column becomes readable routing data.
+    ///
+    /// ```
+    /// # use rls_tenancy::{Strategy, TenancyDeclaration};
+    /// let decl = TenancyDeclaration::reference()?.with_strategy(Strategy::Schema);
+    /// assert_eq!(decl.strategy(), Strategy::Schema);
+    /// assert!(decl.registry().readable_columns.contains(&decl.registry().schema_column));
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
+    /// ```
+    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
+        let registry = &mut self.registry;
+        registry
+            .readable_columns
+            .retain(|c| *c != registry.schema_column || strategy == Strategy::Schema);
+        if strategy == Strategy::Schema
+            && !registry.readable_columns.contains(&registry.schema_column)
+        {
+            registry
+                .readable_columns
+                .push(registry.schema_column.clone());
+        }
+        self.strategy = strategy;
+        self
+    }
+
+    /// Where tenants' rows live (default [`Strategy::Rls`]).
+    ///
+    /// ```
+    /// # use rls_tenancy::{Strategy, TenancyDeclaration};
+    /// assert_eq!(TenancyDeclaration::reference()?.strategy(), Strategy::Rls);
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
+    /// ```
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
     }
 
     /// A table may be declared once, as one thing.
@@ -335,6 +385,7 @@ impl Registry {
         let id_column = Ident::parse("column", &raw.id_column)?;
         let slug_column = Ident::parse("column", &raw.slug_column)?;
         let active_column = Ident::parse("column", &raw.active_column)?;
+        let schema_column = Ident::parse("column", &raw.schema_column)?;
         let mut readable_columns = vec![
             id_column.clone(),
             slug_column.clone(),
@@ -351,6 +402,7 @@ impl Registry {
             id_column,
             slug_column,
             active_column,
+            schema_column,
             readable_columns,
         })
     }

@@ -4,14 +4,16 @@
 use sea_query::{Expr, ExprTrait, TableName, TableRef};
 
 use super::QueryError;
-use crate::policy::{Ident, TenancyDeclaration};
+use crate::policy::{Ident, Strategy, TenancyDeclaration};
 use crate::tenant::TenantId;
 
 /// One reference to a declared table: a tenant table (with its tenant column) or a global
 /// table (shared, read-only, no predicate).
 #[derive(Debug, Clone)]
 pub(crate) struct TableUse {
-    schema: String,
+    /// `None` for a tenant table under [`Strategy::Schema`]: its unqualified name resolves
+    /// to the tenant's schema through the transaction's `search_path`.
+    schema: Option<String>,
     table: Ident,
     alias: Option<Ident>,
     /// The tenant column; `None` for a global table.
@@ -25,17 +27,25 @@ impl TableUse {
         table: &str,
         alias: Option<&str>,
     ) -> Result<Self, QueryError> {
-        let (name, tenant_column) = if let Some(found) = decl.tenant_table(table) {
-            (found.name.clone(), Some(found.column.clone()))
+        let (name, tenant_column, schema) = if let Some(found) = decl.tenant_table(table) {
+            (
+                found.name.clone(),
+                Some(found.column.clone()),
+                tenant_table_schema(decl),
+            )
         } else if let Some(found) = decl.global_table(table) {
-            (found.name.clone(), None)
+            (
+                found.name.clone(),
+                None,
+                Some(decl.schema().as_str().to_owned()),
+            )
         } else {
             return Err(QueryError::UnknownTable {
                 table: table.to_owned(),
             });
         };
         Ok(Self {
-            schema: decl.schema().as_str().to_owned(),
+            schema,
             table: name,
             alias: alias.map(|a| name_of("alias", a)).transpose()?,
             tenant_column,
@@ -57,9 +67,10 @@ impl TableUse {
         self.tenant_column.is_none()
     }
 
-    /// `"schema"."table"` (the alias is added by the caller through sea-query's `*_as`).
+    /// `"schema"."table"`, or `"table"` for a tenant table in the schema mode (the alias is
+    /// added by the caller through sea-query's `*_as`).
     pub(crate) fn table_name(&self) -> TableName {
-        (self.schema.clone(), self.table.as_str().to_owned()).into()
+        table_name(self.schema.as_deref(), &self.table)
     }
 
     /// `"schema"."table" [AS "alias"]`.
@@ -81,7 +92,7 @@ impl TableUse {
 /// The tenant table an insert, update or delete writes: never a global table.
 #[derive(Debug, Clone)]
 pub(crate) struct WriteTable {
-    schema: String,
+    schema: Option<String>,
     table: Ident,
     column: Ident,
 }
@@ -92,7 +103,7 @@ impl WriteTable {
     pub(crate) fn resolve(decl: &TenancyDeclaration, table: &str) -> Result<Self, QueryError> {
         match decl.tenant_table(table) {
             Some(found) => Ok(Self {
-                schema: decl.schema().as_str().to_owned(),
+                schema: tenant_table_schema(decl),
                 table: found.name.clone(),
                 column: found.column.clone(),
             }),
@@ -115,14 +126,31 @@ impl WriteTable {
         &self.column
     }
 
-    /// `"schema"."table"`.
+    /// `"schema"."table"`, or `"table"` in the schema mode.
     pub(crate) fn table_name(&self) -> TableName {
-        (self.schema.clone(), self.table.as_str().to_owned()).into()
+        table_name(self.schema.as_deref(), &self.table)
     }
 
     /// `"table"."tenant_column" = $tenant`.
     pub(crate) fn predicate(&self, tenant: TenantId) -> Expr {
         tenant_predicate(self.table.as_str(), self.column.as_str(), tenant)
+    }
+}
+
+/// The schema a statement names for a tenant table: the declaration's in the RLS mode, none
+/// in the schema mode (the transaction's `search_path` leads to the tenant's schema).
+fn tenant_table_schema(decl: &TenancyDeclaration) -> Option<String> {
+    match decl.strategy() {
+        Strategy::Schema => None,
+        Strategy::Rls => Some(decl.schema().as_str().to_owned()),
+    }
+}
+
+fn table_name(schema: Option<&str>, table: &Ident) -> TableName {
+    let table = table.as_str().to_owned();
+    match schema {
+        Some(schema) => (schema.to_owned(), table).into(),
+        None => table.into(),
     }
 }
 

@@ -1,0 +1,214 @@
+//! [`migrate_schemas`]: the tenant migrations across every tenant schema, in parallel over a
+//! bounded number of connections, each schema in its own transaction.
+
+use std::fmt;
+
+use futures_util::StreamExt;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, Connection, PgPool};
+
+use super::schemas::{SchemaChanges, migrate_schema};
+use super::{MigrateError, MigrateOptions, Result};
+use crate::connect::ConnectError;
+use crate::placement::SchemaName;
+use crate::policy::{TenancyDeclaration, TenantContext};
+
+/// What happened to one tenant schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchemaOutcome {
+    /// Migrations were applied, or policies or grants (re)installed.
+    Migrated {
+        /// The versions applied.
+        applied: Vec<i64>,
+    },
+    /// Nothing to do.
+    Current,
+    /// The schema's transaction failed and was rolled back; the others went on.
+    Failed {
+        /// The error, in words.
+        error: String,
+    },
+}
+
+/// One line of a [`SchemasReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaReport {
+    /// The tenant schema.
+    pub schema: String,
+    /// What happened to it.
+    pub outcome: SchemaOutcome,
+}
+
+/// What [`migrate_schemas`] did, schema by schema (sorted by name).
+///
+/// ```
+/// use rls_tenancy::{SchemaOutcome, SchemaReport, SchemasReport};
+/// let report = SchemasReport {
+///     schemas: vec![
+///         SchemaReport { schema: "acme".into(), outcome: SchemaOutcome::Current },
+///         SchemaReport { schema: "globex".into(), outcome: SchemaOutcome::Failed { error: "boom".into() } },
+///     ],
+/// };
+/// assert!(report.has_failures());
+/// assert!(report.to_string().ends_with("tenant schemas: 0 migrated, 1 already current, 1 failed"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemasReport {
+    /// Every schema the run looked at.
+    pub schemas: Vec<SchemaReport>,
+}
+
+impl SchemasReport {
+    /// Whether any schema failed (`rls-migrate` then exits 1).
+    ///
+    /// ```
+    /// assert!(!rls_tenancy::SchemasReport::default().has_failures());
+    /// ```
+    pub fn has_failures(&self) -> bool {
+        self.count(|o| matches!(o, SchemaOutcome::Failed { .. })) > 0
+    }
+
+    fn count(&self, pick: impl Fn(&SchemaOutcome) -> bool) -> usize {
+        self.schemas.iter().filter(|s| pick(&s.outcome)).count()
+    }
+}
+
+impl fmt::Display for SchemasReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for line in &self.schemas {
+            match &line.outcome {
+                SchemaOutcome::Migrated { applied } if applied.is_empty() => {
+                    writeln!(
+                        f,
+                        "{}: migrated (policies or grants reinstalled)",
+                        line.schema
+                    )?;
+                }
+                SchemaOutcome::Migrated { applied } => {
+                    writeln!(f, "{}: migrated {applied:?}", line.schema)?;
+                }
+                SchemaOutcome::Current => writeln!(f, "{}: already current", line.schema)?,
+                SchemaOutcome::Failed { error } => {
+                    writeln!(f, "{}: FAILED: {error}", line.schema)?;
+                }
+            }
+        }
+        write!(
+            f,
+            "tenant schemas: {} migrated, {} already current, {} failed",
+            self.count(|o| matches!(o, SchemaOutcome::Migrated { .. })),
+            self.count(|o| matches!(o, SchemaOutcome::Current)),
+            self.count(|o| matches!(o, SchemaOutcome::Failed { .. })),
+        )
+    }
+}
+
+/// Applies `migrator` (the application's tenant migrations) to every tenant schema the
+/// registry names, as the deploy role in `options`, over at most `jobs` connections. Each
+/// schema migrates in its own transaction: one schema's failure is reported and the others
+/// go on. A rerun applies only what each schema lacks.
+///
+/// # Errors
+/// [`MigrateError::Connect`] when the server is unreachable, or a database error reading the
+/// registry; a schema's own failure is in the report, not an error.
+///
+/// ```no_run
+/// # use rls_tenancy::{MigrateOptions, Strategy, TenancyDeclaration, migrate_schemas, migrator_from_dir};
+/// # async fn demo() -> rls_tenancy::Result<()> {
+/// let tenant_migrations = migrator_from_dir("migrations/tenant").await?;
+/// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?.with_strategy(Strategy::Schema);
+/// let options = MigrateOptions::new("postgres://app_deploy@localhost/app".parse()?, "app_runtime")?;
+/// let report = migrate_schemas(&tenant_migrations, &decl, &options, 4).await?;
+/// println!("{report}");
+/// # Ok(()) }
+/// ```
+#[tracing::instrument(skip_all, fields(url = %options.url, jobs))]
+pub async fn migrate_schemas(
+    migrator: &Migrator,
+    decl: &TenancyDeclaration,
+    options: &MigrateOptions,
+    jobs: u32,
+) -> Result<SchemasReport> {
+    let jobs = jobs.max(1);
+    let pool = PgPoolOptions::new()
+        .max_connections(jobs)
+        .connect_with(options.url.connect_options()?)
+        .await
+        .map_err(|source| ConnectError::Unreachable {
+            url: options.url.redacted(),
+            source,
+        })?;
+    let schemas = registered_schemas(&pool, decl).await?;
+    let context = TenantContext::new(options.variable.clone(), decl.key_type());
+    let mut schemas: Vec<SchemaReport> = futures_util::stream::iter(schemas)
+        .map(|schema| {
+            let (pool, context) = (&pool, &context);
+            async move {
+                let outcome = match migrate_one(pool, migrator, decl, &schema, context, options).await {
+                    Ok(changes) if changes == SchemaChanges::default() => SchemaOutcome::Current,
+                    Ok(changes) => SchemaOutcome::Migrated {
+                        applied: changes.applied,
+                    },
+                    Err(error) => {
+                        tracing::warn!(schema = schema.as_str(), %error, "tenant schema failed to migrate");
+                        SchemaOutcome::Failed {
+                            error: error.to_string(),
+                        }
+                    }
+                };
+                SchemaReport {
+                    schema: schema.as_str().to_owned(),
+                    outcome,
+                }
+            }
+        })
+        .buffer_unordered(jobs as usize)
+        .collect()
+        .await;
+    pool.close().await;
+    schemas.sort_by(|a, b| a.schema.cmp(&b.schema));
+    Ok(SchemasReport { schemas })
+}
+
+/// One schema in its own transaction.
+async fn migrate_one(
+    pool: &PgPool,
+    migrator: &Migrator,
+    decl: &TenancyDeclaration,
+    schema: &SchemaName,
+    context: &TenantContext,
+    options: &MigrateOptions,
+) -> Result<SchemaChanges> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let changes = migrate_schema(
+        &mut tx,
+        migrator,
+        decl,
+        schema,
+        context,
+        &options.runtime_role,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(changes)
+}
+
+/// Every tenant schema the registry names, validated.
+async fn registered_schemas(pool: &PgPool, decl: &TenancyDeclaration) -> Result<Vec<SchemaName>> {
+    let registry = decl.registry();
+    let names: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT {column} FROM {schema}.{table} WHERE {column} IS NOT NULL ORDER BY 1",
+        column = registry.schema_column,
+        schema = decl.schema(),
+        table = registry.table,
+    )))
+    .fetch_all(pool)
+    .await?;
+    names
+        .iter()
+        .map(|name| SchemaName::parse(name, decl.schema()).map_err(MigrateError::from))
+        .collect()
+}

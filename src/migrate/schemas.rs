@@ -1,0 +1,107 @@
+//! The schema mode's migrations: the application's tenant migrations, applied to each
+//! tenant's own schema, with the same policies and grants as the shared schema's tenant
+//! tables.
+//!
+//! Each tenant schema records what it has applied in its own `_rls_migrations` table
+//! (version, description, checksum), so a rerun applies only what a schema is behind on.
+
+use sqlx::migrate::{Migration, Migrator};
+use sqlx::{AssertSqlSafe, PgConnection};
+
+use super::{MigrateError, grants, policies};
+use crate::placement::{SchemaName, search_path};
+use crate::policy::{Ident, TenancyDeclaration, TenantContext};
+
+type Result<T, E = MigrateError> = std::result::Result<T, E>;
+
+/// What migrating one tenant schema did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct SchemaChanges {
+    /// Versions applied by this run.
+    pub(super) applied: Vec<i64>,
+    /// Tables whose policy was (re)installed by this run.
+    pub(super) policies: Vec<String>,
+}
+
+/// Brings `schema` up to date inside the caller's transaction: creates it if need be,
+/// applies the tenant migrations it lacks with `search_path` set to it (transaction-locally),
+/// installs the policies on `decl`'s tenant tables in it and grants the runtime role DML on
+/// them.
+///
+/// # Errors
+/// [`MigrateError::Migration`] when a migration fails or an applied one was changed since;
+/// [`MigrateError::Declaration`] when a declared tenant table is missing from the schema;
+/// else the database's error. The caller rolls back.
+pub(super) async fn migrate_schema(
+    conn: &mut PgConnection,
+    migrator: &Migrator,
+    decl: &TenancyDeclaration,
+    schema: &SchemaName,
+    context: &TenantContext,
+    runtime: &Ident,
+) -> Result<SchemaChanges> {
+    let (path, value) = search_path(schema, decl.schema());
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         SELECT set_config({path}, {value}, true);
+         CREATE TABLE IF NOT EXISTS {schema}._rls_migrations (
+             version      bigint PRIMARY KEY,
+             description  text NOT NULL,
+             checksum     bytea NOT NULL,
+             installed_on timestamptz NOT NULL DEFAULT now()
+         )"
+    )))
+    .execute(&mut *conn)
+    .await?;
+    let recorded: Vec<(i64, Vec<u8>)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT version, checksum FROM {schema}._rls_migrations ORDER BY version"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut applied = Vec::new();
+    for migration in pending(migrator, &recorded)? {
+        sqlx::raw_sql(migration.sql.clone())
+            .execute(&mut *conn)
+            .await
+            .map_err(|source| {
+                MigrateError::Migration(sqlx::migrate::MigrateError::ExecuteMigration(
+                    source,
+                    migration.version,
+                ))
+            })?;
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {schema}._rls_migrations (version, description, checksum) VALUES ($1, $2, $3)"
+        )))
+        .bind(migration.version)
+        .bind(migration.description.as_ref())
+        .bind(migration.checksum.as_ref())
+        .execute(&mut *conn)
+        .await?;
+        applied.push(migration.version);
+    }
+    let policies = policies::install_policies(conn, schema.ident(), decl, context).await?;
+    grants::grant_tenant_tables(conn, schema.ident(), decl, runtime).await?;
+    Ok(SchemaChanges { applied, policies })
+}
+
+/// The up-migrations of `migrator` that `recorded` lacks, in order; an applied migration
+/// whose file changed since is refused.
+fn pending<'m>(migrator: &'m Migrator, recorded: &[(i64, Vec<u8>)]) -> Result<Vec<&'m Migration>> {
+    let mut pending = Vec::new();
+    for migration in migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+    {
+        match recorded
+            .iter()
+            .find(|(version, _)| *version == migration.version)
+        {
+            Some((_, checksum)) if *checksum != *migration.checksum => {
+                return Err(sqlx::migrate::MigrateError::VersionMismatch(migration.version).into());
+            }
+            Some(_) => {}
+            None => pending.push(migration),
+        }
+    }
+    Ok(pending)
+}

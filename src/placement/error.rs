@@ -1,0 +1,42 @@
+//! [`PlacementError`]: why a tenant's place could not be found or named.
+
+use crate::policy::IdentError;
+
+/// A tenant schema name that cannot be used, or a tenant with no place to go.
+///
+/// ```
+/// use rls_tenancy::{Ident, PlacementError, SchemaName};
+/// let err = SchemaName::parse("public", &Ident::parse("schema", "app")?).unwrap_err();
+/// assert!(matches!(err, PlacementError::ReservedSchemaName { .. }));
+/// assert!(err.to_string().contains("\"public\""));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlacementError {
+    /// Text that is not a plain identifier.
+    #[error(transparent)]
+    InvalidSchemaName(#[from] IdentError),
+
+    /// `public`, `information_schema`, a `pg_*` schema, or the shared schema.
+    #[error(
+        "schema name {name:?} is reserved (public, information_schema, pg_* and the shared schema hold no tenant): choose another"
+    )]
+    ReservedSchemaName {
+        /// The name refused.
+        name: String,
+    },
+
+    /// The registry gives the tenant no schema (or no longer holds the tenant).
+    #[error(
+        "tenant {tenant} has no schema in the registry: create it with rls-tenant create, or check the registry's schema column"
+    )]
+    NoSchema {
+        /// The tenant's id.
+        tenant: String,
+    },
+
+    /// The registry could not be read.
+    #[error("cannot read the tenant's schema from the registry: {0}")]
+    Registry(#[from] sqlx::Error),
+}

@@ -1,0 +1,142 @@
+//! The placement step: where a resolved tenant's rows live, by [`Strategy`].
+//!
+//! Under [`Strategy::Rls`] every tenant lives in the declaration's schema and placement adds
+//! nothing to the transaction. Under [`Strategy::Schema`] each tenant has a schema of its own,
+//! named in the registry's schema column; placement looks it up (cached) and adds
+//! `search_path = "tenant_schema", "shared_schema"` to the transaction's `BEGIN` round trip,
+//! transaction-locally, so unqualified names resolve to the tenant's tables and a pooled
+//! connection carries nothing to the next transaction.
+//!
+//! # The database wall in this mode
+//!
+//! `search_path` only chooses where unqualified names point; it is not a wall. The wall is
+//! the same as in the RLS mode: every tenant table in every tenant schema carries the tenant
+//! column and the same forced row-level security policy. Inside tenant A's transaction a
+//! hand-written `tenant_b.subtasks` shows no row and accepts no write, however it is reached
+//! (a forgotten qualification, raw SQL, a reused connection), and outside any tenant
+//! transaction nothing is visible at all.
+
+mod error;
+mod schema_name;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use sqlx::{AssertSqlSafe, PgPool};
+
+pub use error::PlacementError;
+pub use schema_name::SchemaName;
+
+use crate::policy::{Ident, Strategy, TenancyDeclaration, quote_literal};
+use crate::tenant::{TenantId, TenantScope};
+
+/// How long a tenant's schema is remembered: a tenant's schema never changes while it
+/// exists, and a dropped tenant is no longer resolved.
+const SCHEMA_TTL: Duration = Duration::from_secs(300);
+
+/// The most tenants whose schema is remembered.
+const SCHEMA_CACHE_ENTRIES: u64 = 100_000;
+
+/// Where a pool's tenants live: what [`crate::TenantPool`] asks before each `BEGIN`.
+#[derive(Debug, Clone)]
+pub(crate) enum Placement {
+    /// Every tenant in the declaration's schema: nothing to set.
+    Shared,
+    /// A schema per tenant, looked up in the registry.
+    Schema(Arc<SchemaDirectory>),
+}
+
+impl Placement {
+    /// The placement `decl`'s strategy asks for, reading the registry through `pool`.
+    pub(crate) fn new(pool: PgPool, decl: &TenancyDeclaration, pooler: bool) -> Self {
+        match decl.strategy() {
+            Strategy::Rls => Placement::Shared,
+            Strategy::Schema => {
+                Placement::Schema(Arc::new(SchemaDirectory::new(pool, decl, pooler)))
+            }
+        }
+    }
+
+    /// The transaction-local settings that put `scope` in its place: none in the RLS mode,
+    /// `search_path` in the schema mode.
+    pub(crate) async fn settings(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Vec<(String, String)>, PlacementError> {
+        match self {
+            Placement::Shared => Ok(Vec::new()),
+            Placement::Schema(directory) => {
+                let schema = directory.schema_of(scope.id()).await?;
+                Ok(vec![search_path(&schema, &directory.shared)])
+            }
+        }
+    }
+}
+
+/// `('search_path', '"tenant", "shared"')`, as SQL string literals for `set_config`.
+pub(crate) fn search_path(schema: &SchemaName, shared: &Ident) -> (String, String) {
+    (
+        quote_literal("search_path"),
+        quote_literal(&format!("{schema}, {shared}")),
+    )
+}
+
+/// Tenant id to schema, from the registry's schema column, cached.
+#[derive(Debug)]
+pub(crate) struct SchemaDirectory {
+    pool: PgPool,
+    pooler: bool,
+    shared: Ident,
+    lookup: String,
+    cache: Cache<TenantId, SchemaName>,
+}
+
+impl SchemaDirectory {
+    fn new(pool: PgPool, decl: &TenancyDeclaration, pooler: bool) -> Self {
+        let registry = decl.registry();
+        let lookup = format!(
+            "SELECT {column} FROM {schema}.{table} WHERE {id} = $1",
+            column = registry.schema_column,
+            schema = decl.schema(),
+            table = registry.table,
+            id = registry.id_column,
+        );
+        Self {
+            pool,
+            pooler,
+            shared: decl.schema().clone(),
+            lookup,
+            cache: Cache::builder()
+                .max_capacity(SCHEMA_CACHE_ENTRIES)
+                .time_to_live(SCHEMA_TTL)
+                .build(),
+        }
+    }
+
+    /// The schema of tenant `id`, re-validated as it comes out of the registry.
+    async fn schema_of(&self, id: TenantId) -> Result<SchemaName, PlacementError> {
+        if let Some(schema) = self.cache.get(&id) {
+            return Ok(schema);
+        }
+        let query = sqlx::query_scalar(AssertSqlSafe(self.lookup.as_str()));
+        let query = match id.as_i64() {
+            Some(int) => query.bind(int),
+            None => query.bind(id.as_uuid()),
+        };
+        let found: Option<Option<String>> = if self.pooler {
+            let mut tx = self.pool.begin_with("BEGIN READ ONLY").await?;
+            let found = query.persistent(false).fetch_optional(&mut *tx).await?;
+            tx.commit().await?;
+            found
+        } else {
+            query.fetch_optional(&self.pool).await?
+        };
+        let name = found.flatten().ok_or_else(|| PlacementError::NoSchema {
+            tenant: id.to_string(),
+        })?;
+        let schema = SchemaName::parse(&name, &self.shared)?;
+        self.cache.insert(id, schema.clone());
+        Ok(schema)
+    }
+}

@@ -1,0 +1,402 @@
+//! The schema mode (`strategy = "schema"`): each tenant in a schema of its own, found through
+//! a transaction-local `search_path`, behind the same forced row-level security as the RLS
+//! mode. The wall holds on one reused connection (A, B, no tenant, A), raw SQL included.
+
+use rls_tenancy::{
+    DbError, MigrateOptions, PlacementError, REFERENCE_TENANT_MIGRATIONS, SchemaOutcome,
+    ScratchDatabase, Strategy, TenancyDeclaration, TenantId, TenantPool, TenantPoolOptions,
+    TenantScope, install_policies, migrate_schemas,
+};
+use sqlx::{PgConnection, PgPool};
+
+use crate::support::{TENANT_TABLES, sqlstate};
+
+/// A migrated database in the schema mode with tenants `tenant-a` (schema `tenant_a`) and
+/// `tenant-b` (schema `tenant_b`), each with one row in every tenant table of its schema.
+struct SchemaTenants {
+    db: ScratchDatabase,
+    admin: PgPool,
+    decl: TenancyDeclaration,
+    a: TenantScope,
+    b: TenantScope,
+}
+
+impl SchemaTenants {
+    async fn new() -> Self {
+        let db = ScratchDatabase::migrated().await.expect("scratch database");
+        let admin = db.admin_pool().await.expect("admin pool");
+        let decl = TenancyDeclaration::reference()
+            .expect("declaration")
+            .with_strategy(Strategy::Schema);
+        install_policies(&decl, &deploy_options(&db))
+            .await
+            .expect("schema-mode grants");
+        let a = register(&admin, "tenant-a", "tenant_a").await;
+        let b = register(&admin, "tenant-b", "tenant_b").await;
+        let report = migrate_schemas(&REFERENCE_TENANT_MIGRATIONS, &decl, &deploy_options(&db), 2)
+            .await
+            .expect("migrate schemas");
+        assert!(
+            report
+                .schemas
+                .iter()
+                .all(|s| matches!(s.outcome, SchemaOutcome::Migrated { .. })),
+            "{report}"
+        );
+        for (scope, schema) in [(&a, "tenant_a"), (&b, "tenant_b")] {
+            insert_rows(&admin, schema, scope).await;
+        }
+        Self {
+            db,
+            admin,
+            decl,
+            a,
+            b,
+        }
+    }
+
+    /// A schema-mode tenant pool over `raw` (the runtime role's connections).
+    async fn pool(&self, raw: PgPool) -> TenantPool {
+        TenantPool::from_pool(raw, TenantPoolOptions::new(self.decl.clone()))
+            .await
+            .expect("schema-mode tenant pool (the guard passes)")
+    }
+
+    async fn raw_runtime_pool(&self) -> PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(self.db.runtime_url().connect_options().expect("options"))
+            .await
+            .expect("runtime pool")
+    }
+}
+
+fn deploy_options(db: &ScratchDatabase) -> MigrateOptions {
+    MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str()).expect("options")
+}
+
+async fn register(admin: &PgPool, slug: &str, schema: &str) -> TenantScope {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO app.accounts (slug, name, schema_name) VALUES ($1, $1, $2) RETURNING id",
+    )
+    .bind(slug)
+    .bind(schema)
+    .fetch_one(admin)
+    .await
+    .expect("account");
+    TenantScope::new(TenantId::new(id).expect("id"), slug.parse().expect("slug"))
+}
+
+/// One row per tenant table in `schema`, written by the superuser with qualified names.
+async fn insert_rows(admin: &PgPool, schema: &str, scope: &TenantScope) {
+    let id = scope.id().as_i64().expect("bigint id");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {schema}.users (account_id, email, first_name, last_name, password)
+             VALUES ({id}, 'owner@{schema}.test', 'Owner', '{schema}', 'x');
+         INSERT INTO {schema}.projects (account_id, name) VALUES ({id}, 'project of {schema}');
+         INSERT INTO {schema}.tasks (account_id, project_id, name)
+             SELECT {id}, id, 'task of {schema}' FROM {schema}.projects;
+         INSERT INTO {schema}.subtasks (account_id, task_id, name)
+             SELECT {id}, id, 'subtask of {schema}' FROM {schema}.tasks;"
+    )))
+    .execute(admin)
+    .await
+    .expect("rows");
+}
+
+async fn backend_pid(conn: &mut PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+        .expect("pid")
+}
+
+/// Inside `own`'s transaction: unqualified names are `own`'s tables and show its row only;
+/// every table of `other`'s schema, named by hand, shows nothing and takes no write.
+async fn assert_walled(conn: &mut PgConnection, own: &TenantScope, other_schema: &str) {
+    let own_id = own.id().as_i64().expect("bigint id");
+    for table in TENANT_TABLES {
+        let seen: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT account_id FROM {table}"
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .expect("own table");
+        assert_eq!(seen, [own_id], "{table}: the tenant's own row, and only it");
+
+        let foreign: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT account_id FROM {other_schema}.{table}"
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .expect("the other schema's table is readable, and empty");
+        assert!(
+            foreign.is_empty(),
+            "{other_schema}.{table} leaked {foreign:?}"
+        );
+
+        let column = if table == "users" { "email" } else { "name" };
+        let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {other_schema}.{table} SET {column} = 'overwritten'"
+        )))
+        .execute(&mut *conn)
+        .await
+        .expect("update");
+        assert_eq!(
+            updated.rows_affected(),
+            0,
+            "{other_schema}.{table} was updated"
+        );
+        let deleted = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {other_schema}.{table}"
+        )))
+        .execute(&mut *conn)
+        .await
+        .expect("delete");
+        assert_eq!(
+            deleted.rows_affected(),
+            0,
+            "{other_schema}.{table} lost rows"
+        );
+    }
+    // A row for the other tenant, written into its schema by hand, is refused by the policy.
+    sqlx::query("SAVEPOINT attempt")
+        .execute(&mut *conn)
+        .await
+        .expect("savepoint");
+    let other_id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT CASE WHEN {own_id} = min(id) THEN max(id) ELSE min(id) END FROM app.accounts"
+    )))
+    .fetch_one(&mut *conn)
+    .await
+    .expect("the other tenant's id from the registry");
+    let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {other_schema}.projects (account_id, name) VALUES ($1, 'planted')"
+    )))
+    .bind(other_id)
+    .execute(&mut *conn)
+    .await;
+    assert_eq!(sqlstate(&insert).as_deref(), Some("42501"), "{insert:?}");
+    sqlx::query("ROLLBACK TO SAVEPOINT attempt")
+        .execute(&mut *conn)
+        .await
+        .expect("rollback to savepoint");
+}
+
+#[tokio::test]
+async fn another_tenants_schema_shows_nothing_on_one_reused_connection() {
+    let t = SchemaTenants::new().await;
+    let raw = t.raw_runtime_pool().await;
+    let pool = t.pool(raw.clone()).await;
+
+    let mut tx = pool.begin(&t.a).await.expect("A");
+    let pid = backend_pid(&mut tx).await;
+    let search_path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("search_path");
+    assert_eq!(search_path, r#""tenant_a", "app""#);
+    assert_walled(&mut tx, &t.a, "tenant_b").await;
+    tx.commit().await.expect("commit A");
+
+    let mut tx = pool.begin(&t.b).await.expect("B");
+    assert_eq!(backend_pid(&mut tx).await, pid, "one connection, reused");
+    assert_walled(&mut tx, &t.b, "tenant_a").await;
+    tx.commit().await.expect("commit B");
+
+    // No tenant, on the same connection: no tenant schema on the path, no row anywhere.
+    let mut conn = raw.acquire().await.expect("connection");
+    assert_eq!(backend_pid(&mut conn).await, pid, "one connection, reused");
+    let search_path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("search_path");
+    assert_eq!(
+        search_path, r#""$user", public"#,
+        "nothing outlived B's transaction"
+    );
+    let unqualified = sqlx::query("SELECT * FROM subtasks")
+        .fetch_all(&mut *conn)
+        .await;
+    assert_eq!(
+        sqlstate(&unqualified).as_deref(),
+        Some("42P01"),
+        "{unqualified:?}"
+    );
+    for schema in ["tenant_a", "tenant_b"] {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {schema}.subtasks"
+        )))
+        .fetch_one(&mut *conn)
+        .await
+        .expect("count");
+        assert_eq!(n, 0, "{schema}.subtasks without a tenant");
+    }
+    drop(conn);
+
+    let mut tx = pool.begin(&t.a).await.expect("A again");
+    assert_eq!(backend_pid(&mut tx).await, pid, "one connection, reused");
+    assert_walled(&mut tx, &t.a, "tenant_b").await;
+    tx.commit().await.expect("commit A again");
+
+    // B's rows were there all along, and are untouched.
+    for table in TENANT_TABLES {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM tenant_b.{table} WHERE account_id = $1"
+        )))
+        .bind(t.b.id().as_i64())
+        .fetch_one(&t.admin)
+        .await
+        .expect("count");
+        assert_eq!(n, 1, "tenant_b.{table}");
+    }
+}
+
+#[tokio::test]
+async fn the_scoped_builder_reaches_the_tenants_own_schema() {
+    let t = SchemaTenants::new().await;
+    let pool = t.pool(t.raw_runtime_pool().await).await;
+    let select = t.a.select(&t.decl).from("subtasks").column("name");
+    let (sql, _) = rls_tenancy::Statement::build(&select).expect("sql");
+    assert!(sql.contains(r#"FROM "subtasks""#), "unqualified: {sql}");
+    let mut tx = pool.begin(&t.a).await.expect("A");
+    let names: Vec<(String,)> = tx.fetch_all(&select).await.expect("rows");
+    assert_eq!(names, [("subtask of tenant_a".to_owned(),)]);
+    tx.commit().await.expect("commit");
+}
+
+#[tokio::test]
+async fn a_tenant_without_a_schema_gets_no_transaction() {
+    let t = SchemaTenants::new().await;
+    let pool = t.pool(t.raw_runtime_pool().await).await;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO app.accounts (slug, name) VALUES ('homeless', 'homeless') RETURNING id",
+    )
+    .fetch_one(&t.admin)
+    .await
+    .expect("account");
+    let scope = TenantScope::new(
+        TenantId::new(id).expect("id"),
+        "homeless".parse().expect("slug"),
+    );
+    let err = pool.begin(&scope).await.map(|_| ()).unwrap_err();
+    assert!(
+        matches!(err, DbError::Placement(PlacementError::NoSchema { .. })),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_schema_that_fails_to_migrate_stops_no_other_and_a_rerun_completes_it() {
+    let t = SchemaTenants::new().await;
+    let options = deploy_options(&t.db);
+    // tenant_c holds a table in the way of the first tenant migration.
+    register(&t.admin, "tenant-c", "tenant_c").await;
+    let mut deploy = rls_tenancy::connect(t.db.deploy_url())
+        .await
+        .expect("deploy");
+    sqlx::raw_sql("CREATE SCHEMA tenant_c; CREATE TABLE tenant_c.users (in_the_way int)")
+        .execute(&mut deploy)
+        .await
+        .expect("obstacle");
+    register(&t.admin, "tenant-d", "tenant_d").await;
+    let report = migrate_schemas(&REFERENCE_TENANT_MIGRATIONS, &t.decl, &options, 2)
+        .await
+        .expect("run");
+    let outcomes: Vec<(&str, &SchemaOutcome)> = report
+        .schemas
+        .iter()
+        .map(|s| (s.schema.as_str(), &s.outcome))
+        .collect();
+    assert!(
+        matches!(outcomes[0], ("tenant_a", SchemaOutcome::Current)),
+        "{report}"
+    );
+    assert!(
+        matches!(outcomes[1], ("tenant_b", SchemaOutcome::Current)),
+        "{report}"
+    );
+    assert!(
+        matches!(outcomes[2], ("tenant_c", SchemaOutcome::Failed { error }) if error.contains("already exists")),
+        "{report}"
+    );
+    assert!(
+        matches!(outcomes[3], ("tenant_d", SchemaOutcome::Migrated { .. })),
+        "{report}"
+    );
+    assert!(report.has_failures());
+
+    sqlx::raw_sql("DROP TABLE tenant_c.users")
+        .execute(&mut deploy)
+        .await
+        .expect("clear the way");
+    let rerun = migrate_schemas(&REFERENCE_TENANT_MIGRATIONS, &t.decl, &options, 2)
+        .await
+        .expect("rerun");
+    let migrated: Vec<&str> = rerun
+        .schemas
+        .iter()
+        .filter(|s| matches!(s.outcome, SchemaOutcome::Migrated { .. }))
+        .map(|s| s.schema.as_str())
+        .collect();
+    assert_eq!(migrated, ["tenant_c"], "{rerun}");
+    assert!(!rerun.has_failures(), "{rerun}");
+}
+
+fn rls_migrate(args: &[&str], deploy_url: &str) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rls-migrate"))
+        .args(args)
+        .env("DEPLOY_DATABASE_URL", deploy_url)
+        .env_remove("RLS_STRATEGY")
+        .output()
+        .expect("run rls-migrate");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn rls_migrate_with_strategy_schema_migrates_each_tenant_schema_and_exits_1_on_a_failure() {
+    let db = ScratchDatabase::create().await.expect("scratch database");
+    let admin = db.admin_pool().await.expect("admin");
+    let deploy = db.deploy_url().expose_secret().to_owned();
+    let role = db.runtime_role().as_str().to_owned();
+    let args = [
+        "--strategy",
+        "schema",
+        "--runtime-role",
+        &role,
+        "--jobs",
+        "2",
+    ];
+
+    let (code, output) = rls_migrate(&args, &deploy);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("tenant schemas: 0 migrated, 0 already current, 0 failed"),
+        "{output}"
+    );
+
+    register(&admin, "tenant-a", "tenant_a").await;
+    register(&admin, "tenant-c", "tenant_c").await;
+    let mut conn = rls_tenancy::connect(db.deploy_url()).await.expect("deploy");
+    sqlx::raw_sql("CREATE SCHEMA tenant_c; CREATE TABLE tenant_c.users (in_the_way int)")
+        .execute(&mut conn)
+        .await
+        .expect("obstacle");
+    let (code, output) = rls_migrate(&args, &deploy);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("tenant_a: migrated [20261130000001]"),
+        "{output}"
+    );
+    assert!(output.contains("tenant_c: FAILED"), "{output}");
+    let (code, output) = rls_migrate(&["--strategy", "database"], &deploy);
+    assert_eq!(code, 2, "{output}");
+    assert!(output.contains("invalid value 'database'"), "{output}");
+}
