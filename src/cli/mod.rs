@@ -209,14 +209,17 @@ pub struct DeclarationArg {
 }
 
 impl DeclarationArg {
-    /// Reads and parses the declaration.
+    /// Reads and parses the declaration, under `--strategy` when given.
     ///
     /// # Errors
     /// [`crate::DeclarationError`] when the file cannot be read or is malformed.
     ///
     /// ```no_run
-    /// # use rls_tenancy::cli::DeclarationArg;
-    /// let arg = DeclarationArg { path: "policies/tenancy.toml".into() };
+    /// # use rls_tenancy::cli::{DeclarationArg, StrategyArg};
+    /// let arg = DeclarationArg {
+    ///     path: "policies/tenancy.toml".into(),
+    ///     strategy: StrategyArg { strategy: Some(rls_tenancy::Strategy::Schema) },
+    /// };
     /// let decl = arg.load()?;
     /// # Ok::<(), rls_tenancy::DeclarationError>(())
     /// ```
