@@ -14,6 +14,7 @@ use crate::placement::PlacementError;
 use crate::policy::{DeclarationError, IdentError};
 use crate::query::{QueryError, StatementError};
 use crate::resolve::ResolveError;
+use crate::route::RouteError;
 use crate::tenant::TenantError;
 
 /// A `Result` whose error defaults to [`enum@Error`].
@@ -56,6 +57,9 @@ pub enum Error {
     /// The tenant pool or a tenant transaction failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The routing pool could not open.
+    #[error(transparent)]
+    Route(#[from] RouteError),
     /// The scoped builder refused a statement.
     #[error("refused statement: {0}")]
     Query(#[from] QueryError),

@@ -64,6 +64,7 @@ mod placement;
 mod policy;
 mod query;
 mod resolve;
+mod route;
 mod tenant;
 
 #[cfg(feature = "cli")]
@@ -99,6 +100,10 @@ pub use resolve::{
     BaseDomain, HostError, RegistryOptions, ResolveError, TenantHeader, TenantPath, TenantRegistry,
     subdomain_slug,
 };
+pub use route::{
+    Lsn, LsnError, ReplicaStatus, RouteError, RoutedTx, RoutingOptions, RoutingPool, ServedBy,
+    read_at_least, use_primary,
+};
 /// The sea-query this crate builds on, re-exported so expressions match its version.
 pub use sea_query;
 pub use tenant::{
@@ -108,7 +113,7 @@ pub use tenant::{
 #[cfg(feature = "testing")]
 pub use embedded::{
     AdminServer, HarnessError, LocalCluster, REFERENCE_MIGRATIONS, REFERENCE_TENANT_MIGRATIONS,
-    ScratchDatabase,
+    ReplicatedCluster, ScratchDatabase,
 };
 #[cfg(feature = "migrate")]
 pub use migrate::{

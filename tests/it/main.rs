@@ -26,6 +26,7 @@ mod migrate;
 mod privileges;
 mod query;
 mod registry;
+mod replicas;
 mod schema;
 mod seed;
 mod subtasks;
