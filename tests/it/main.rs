@@ -27,5 +27,6 @@ mod privileges;
 mod query;
 mod registry;
 mod seed;
+mod signed;
 mod subtasks;
 mod tx;

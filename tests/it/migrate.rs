@@ -4,7 +4,7 @@ use std::process::Command;
 
 use rls_tenancy::{
     MigrateError, MigrateOptions, MigrateReport, REFERENCE_MIGRATIONS, ScratchDatabase,
-    TenancyDeclaration, migrate_with,
+    TenancyDeclaration, TenantContextMode, migrate_with,
 };
 use sqlx::PgPool;
 
@@ -33,7 +33,9 @@ async fn catalog_snapshot(admin: &PgPool) -> Vec<String> {
 }
 
 fn options(db: &ScratchDatabase) -> MigrateOptions {
-    MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str()).expect("options")
+    MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())
+        .expect("options")
+        .tenant_context(TenantContextMode::Plain)
 }
 
 /// The reference migrations and declaration, as the deploy role.
