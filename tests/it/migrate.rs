@@ -242,13 +242,17 @@ async fn rls_migrate_runs_as_the_deploy_role_and_reports_what_it_did() {
     let db = ScratchDatabase::create().await.expect("scratch database");
     let deploy = db.deploy_url().expose_secret().to_owned();
     let role = db.runtime_role().as_str().to_owned();
-    let (code, first) = rls_migrate(&["--runtime-role", &role], Some(&deploy));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("tenant.key");
+    let key_file = key_file.to_str().expect("utf-8 path");
+    let args = ["--runtime-role", &role, "--tenant-key-file", key_file];
+    let (code, first) = rls_migrate(&args, Some(&deploy));
     assert_eq!(code, 0, "{first}");
     assert!(
         first.contains("applied") && first.contains("installed on"),
         "{first}"
     );
-    let (code, second) = rls_migrate(&["--runtime-role", &role], Some(&deploy));
+    let (code, second) = rls_migrate(&args, Some(&deploy));
     assert_eq!(code, 0, "{second}");
     assert!(
         second.contains("up to date") && second.contains("all in place"),
