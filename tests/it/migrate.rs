@@ -131,11 +131,15 @@ async fn extra_privileges_granted_by_hand_are_taken_back() {
     assert!(!truncate && !update_seq && !update_tenant_col);
 }
 
-fn rls_migrate(args: &[&str], deploy_url: Option<&str>) -> (i32, String) {
+/// Runs the `rls-migrate` binary with `args`, `DEPLOY_DATABASE_URL` set to `deploy_url`
+/// if given and no other setting from the environment; its exit code and output.
+pub fn rls_migrate(args: &[&str], deploy_url: Option<&str>) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rls-migrate"));
     cmd.args(args)
         .env_remove("DEPLOY_DATABASE_URL")
-        .env_remove("RLS_RUNTIME_ROLE");
+        .env_remove("RLS_RUNTIME_ROLE")
+        .env_remove("RLS_TENANT_CONTEXT")
+        .env_remove("RLS_TENANT_KEY_FILE");
     if let Some(url) = deploy_url {
         cmd.env("DEPLOY_DATABASE_URL", url);
     }

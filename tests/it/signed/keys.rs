@@ -2,7 +2,6 @@
 //! rotates and retires them and never prints them.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use rls_tenancy::{
     DbError, MigrateOptions, REFERENCE_MIGRATIONS, ScratchDatabase, TenancyDeclaration, TenantKey,
@@ -129,21 +128,7 @@ async fn a_rotation_accepts_both_keys_until_the_old_one_is_retired() {
 }
 
 fn rls_migrate(args: &[&str], deploy_url: &str) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rls-migrate"))
-        .args(args)
-        .env("DEPLOY_DATABASE_URL", deploy_url)
-        .env_remove("RLS_TENANT_KEY_FILE")
-        .env_remove("RLS_TENANT_CONTEXT")
-        .output()
-        .expect("run rls-migrate");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    crate::migrate::rls_migrate(args, Some(deploy_url))
 }
 
 #[tokio::test]
