@@ -1,7 +1,9 @@
 //! Fixtures shared by the integration tests.
 
 use rls_tenancy::TenancyDeclaration;
-use rls_tenancy::{ScratchDatabase, TenantId, TenantPool, TenantPoolOptions, TenantScope};
+use rls_tenancy::{
+    AdminServer, ScratchDatabase, TenantId, TenantPool, TenantPoolOptions, TenantScope,
+};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -43,7 +45,17 @@ pub struct TwoTenants {
 impl TwoTenants {
     /// With the plain tenant context.
     pub async fn new() -> Self {
-        Self::with(ScratchDatabase::migrated().await.expect("scratch database")).await
+        Self::on(AdminServer::shared().await.expect("server").clone()).await
+    }
+
+    /// The same on `server` (a replicated primary).
+    pub async fn on(server: AdminServer) -> Self {
+        Self::with(
+            ScratchDatabase::migrated_on(server)
+                .await
+                .expect("scratch database"),
+        )
+        .await
     }
 
     /// With the signed tenant context (the database's key in `db.tenant_key()`).
