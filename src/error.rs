@@ -11,7 +11,7 @@ use crate::connect::ConnectError;
 use crate::db::{DbError, Retryable};
 use crate::guard::GuardError;
 use crate::placement::PlacementError;
-use crate::policy::{DeclarationError, IdentError};
+use crate::policy::{DeclarationError, IdentError, TenantKeyError};
 use crate::query::{QueryError, StatementError};
 use crate::resolve::ResolveError;
 use crate::route::RouteError;
@@ -42,6 +42,9 @@ pub enum Error {
     /// A declaration that cannot be used.
     #[error(transparent)]
     Declaration(#[from] DeclarationError),
+    /// A tenant key file that cannot be used.
+    #[error(transparent)]
+    TenantKey(#[from] TenantKeyError),
     /// A bad connection string, or a server that will not answer.
     #[error(transparent)]
     Connect(#[from] ConnectError),

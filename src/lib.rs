@@ -90,7 +90,8 @@ pub use guard::{Finding, GuardError, GuardOptions, GuardReport, RuleId, Severity
 pub use placement::{PlacementError, SchemaName};
 pub use policy::{
     DeclarationError, GlobalTable, Ident, IdentError, POLICY_NAME, Registry, Strategy,
-    TenancyDeclaration, TenantContext, TenantTable, TenantVariable, policy_sql,
+    TenancyDeclaration, TenantContext, TenantContextMode, TenantKey, TenantKeyError, TenantTable,
+    TenantVariable, policy_sql,
 };
 pub use query::{
     ALLOWED_FUNCTIONS, Conflict, CrossTenant, Delete, Filtered, Insert, JoinKind, QueryError,

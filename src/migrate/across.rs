@@ -141,7 +141,8 @@ pub async fn migrate_schemas(
             source,
         })?;
     let schemas = registered_schemas(&pool, decl).await?;
-    let context = TenantContext::new(options.variable.clone(), decl.key_type());
+    let context =
+        TenantContext::new(options.variable.clone(), decl.key_type()).with_mode(options.mode);
     let mut schemas: Vec<SchemaReport> = futures_util::stream::iter(schemas)
         .map(|schema| {
             let (pool, context) = (&pool, &context);

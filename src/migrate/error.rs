@@ -2,7 +2,7 @@
 
 use crate::connect::ConnectError;
 use crate::placement::PlacementError;
-use crate::policy::{DeclarationError, IdentError};
+use crate::policy::{DeclarationError, IdentError, TenantKeyError};
 
 /// Why a migration run failed. Every failure leaves the database as it was: migrations,
 /// policies and grants are applied in one transaction.
@@ -32,6 +32,17 @@ pub enum MigrateError {
     /// A tenant schema name the registry holds or a command names cannot be used.
     #[error(transparent)]
     Placement(#[from] PlacementError),
+
+    /// The tenant key file cannot be used.
+    #[error(transparent)]
+    TenantKey(#[from] TenantKeyError),
+
+    /// The signed tenant context would have no key, or the key to keep was not named.
+    #[error("{reason}")]
+    NoTenantKey {
+        /// What is missing and what to pass.
+        reason: &'static str,
+    },
 
     /// The runtime role named in the options does not exist.
     #[error("role {role:?} does not exist: create it first (see the README's one-time setup SQL)")]
@@ -79,6 +90,8 @@ impl MigrateError {
                 | Self::Placement(_)
                 | Self::MissingRole { .. }
                 | Self::Source { .. }
+                | Self::TenantKey(_)
+                | Self::NoTenantKey { .. }
         )
     }
 }

@@ -29,5 +29,6 @@ mod registry;
 mod replicas;
 mod schema;
 mod seed;
+mod signed;
 mod subtasks;
 mod tx;

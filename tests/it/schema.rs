@@ -9,6 +9,7 @@ use rls_tenancy::{
 };
 use sqlx::{PgConnection, PgPool};
 
+use crate::migrate::rls_migrate;
 use crate::support::{TENANT_TABLES, sqlstate};
 
 /// A migrated database in the schema mode with tenants `tenant-a` (schema `tenant_a`) and
@@ -22,8 +23,11 @@ struct SchemaTenants {
 }
 
 impl SchemaTenants {
+    /// With the signed tenant context, the default.
     async fn new() -> Self {
-        let db = ScratchDatabase::migrated().await.expect("scratch database");
+        let db = ScratchDatabase::migrated_signed()
+            .await
+            .expect("scratch database");
         let admin = db.admin_pool().await.expect("admin pool");
         let decl = TenancyDeclaration::reference()
             .expect("declaration")
@@ -57,9 +61,13 @@ impl SchemaTenants {
 
     /// A schema-mode tenant pool over `raw` (the runtime role's connections).
     async fn pool(&self, raw: PgPool) -> TenantPool {
-        TenantPool::from_pool(raw, TenantPoolOptions::new(self.decl.clone()))
-            .await
-            .expect("schema-mode tenant pool (the guard passes)")
+        let key = self.db.tenant_key().expect("signed").clone();
+        TenantPool::from_pool(
+            raw,
+            TenantPoolOptions::new(self.decl.clone()).tenant_key(key),
+        )
+        .await
+        .expect("schema-mode tenant pool (the guard passes)")
     }
 
     async fn raw_runtime_pool(&self) -> PgPool {
@@ -72,7 +80,9 @@ impl SchemaTenants {
 }
 
 fn deploy_options(db: &ScratchDatabase) -> MigrateOptions {
-    MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str()).expect("options")
+    MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())
+        .expect("options")
+        .tenant_key(db.tenant_key().expect("signed").clone())
 }
 
 async fn register(admin: &PgPool, slug: &str, schema: &str) -> TenantScope {
@@ -343,29 +353,15 @@ async fn a_schema_that_fails_to_migrate_stops_no_other_and_a_rerun_completes_it(
     assert!(!rerun.has_failures(), "{rerun}");
 }
 
-fn rls_migrate(args: &[&str], deploy_url: &str) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rls-migrate"))
-        .args(args)
-        .env("DEPLOY_DATABASE_URL", deploy_url)
-        .env_remove("RLS_STRATEGY")
-        .output()
-        .expect("run rls-migrate");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[tokio::test]
 async fn rls_migrate_with_strategy_schema_migrates_each_tenant_schema_and_exits_1_on_a_failure() {
     let db = ScratchDatabase::create().await.expect("scratch database");
     let admin = db.admin_pool().await.expect("admin");
     let deploy = db.deploy_url().expose_secret().to_owned();
     let role = db.runtime_role().as_str().to_owned();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("tenant.key");
+    let key_file = key_file.to_str().expect("utf-8 path");
     let args = [
         "--strategy",
         "schema",
@@ -373,9 +369,11 @@ async fn rls_migrate_with_strategy_schema_migrates_each_tenant_schema_and_exits_
         &role,
         "--jobs",
         "2",
+        "--tenant-key-file",
+        key_file,
     ];
 
-    let (code, output) = rls_migrate(&args, &deploy);
+    let (code, output) = rls_migrate(&args, Some(&deploy));
     assert_eq!(code, 0, "{output}");
     assert!(
         output.contains("tenant schemas: 0 migrated, 0 already current, 0 failed"),
@@ -389,14 +387,14 @@ async fn rls_migrate_with_strategy_schema_migrates_each_tenant_schema_and_exits_
         .execute(&mut conn)
         .await
         .expect("obstacle");
-    let (code, output) = rls_migrate(&args, &deploy);
+    let (code, output) = rls_migrate(&args, Some(&deploy));
     assert_eq!(code, 1, "{output}");
     assert!(
         output.contains("tenant_a: migrated [20261130000001]"),
         "{output}"
     );
     assert!(output.contains("tenant_c: FAILED"), "{output}");
-    let (code, output) = rls_migrate(&["--strategy", "database"], &deploy);
+    let (code, output) = rls_migrate(&["--strategy", "database"], Some(&deploy));
     assert_eq!(code, 2, "{output}");
     assert!(output.contains("invalid value 'database'"), "{output}");
 }
