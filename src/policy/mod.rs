@@ -6,6 +6,7 @@ mod declaration;
 mod error;
 mod ident;
 mod render;
+mod verify;
 
 pub use context::TenantContext;
 pub use declaration::{GlobalTable, Registry, TenancyDeclaration, TenantTable};
@@ -13,3 +14,4 @@ pub use error::{DeclarationError, IdentError};
 pub(crate) use ident::quote_literal;
 pub use ident::{Ident, TenantVariable};
 pub use render::{POLICY_NAME, policy_sql};
+pub(crate) use verify::verify;
