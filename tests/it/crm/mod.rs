@@ -2,15 +2,17 @@
 //! the whole toolkit: its own migrations and declaration, UUID tenant keys, a registry with
 //! its own column names, a global table and composite foreign keys.
 
+mod builder;
 mod declaration;
 mod history;
+mod isolation;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rls_tenancy::{
-    MigrateOptions, MigrateReport, ScratchDatabase, TenancyDeclaration, migrate_with,
-    migrator_from_dir,
+    MigrateOptions, MigrateReport, ScratchDatabase, TenancyDeclaration, TenantId, TenantPool,
+    TenantPoolOptions, TenantScope, migrate_with, migrator_from_dir,
 };
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -135,4 +137,113 @@ pub fn rls_check(db: &ScratchDatabase, declaration: &Path) -> BinRun {
             declaration.to_str().expect("utf-8 path"),
         ],
     )
+}
+
+/// One org's fixture rows.
+#[derive(Debug, Clone)]
+pub struct Org {
+    pub scope: TenantScope,
+    pub customer: i64,
+    pub invoice: i64,
+}
+
+/// The crm schema migrated as the deploy role (by the library, as `rls-migrate` does), the
+/// currencies EUR and USD, and two orgs, `org-a` (invoice in EUR) and `org-b` (in USD), each
+/// with one customer and one invoice, written as the superuser.
+pub struct Crm {
+    pub db: ScratchDatabase,
+    pub admin: PgPool,
+    pub decl: TenancyDeclaration,
+    pub pool: TenantPool,
+    pub a: Org,
+    pub b: Org,
+}
+
+impl Crm {
+    pub async fn new() -> Self {
+        let db = ScratchDatabase::create().await.expect("scratch database");
+        migrate_crm(&db).await;
+        let admin = db.admin_pool().await.expect("admin pool");
+        sqlx::query(
+            "INSERT INTO crm.currencies (code, name) VALUES ('EUR', 'Euro'), ('USD', 'US dollar')",
+        )
+        .execute(&admin)
+        .await
+        .expect("currencies");
+        let a = insert_org(&admin, "org-a", "EUR").await;
+        let b = insert_org(&admin, "org-b", "USD").await;
+        let decl = crm_declaration();
+        let pool = TenantPool::connect(
+            db.runtime_url(),
+            TenantPoolOptions::new(decl.clone()).max_connections(4),
+        )
+        .await
+        .expect("the guard accepts the crm schema");
+        Self {
+            db,
+            admin,
+            decl,
+            pool,
+            a,
+            b,
+        }
+    }
+
+    /// A plain connection of the runtime role: statements sent on it carry no tenant.
+    pub async fn no_tenant(&self) -> sqlx::PgConnection {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect_with(&self.db.runtime_url().connect_options().expect("options"))
+            .await
+            .expect("runtime connection")
+    }
+}
+
+async fn insert_org(admin: &PgPool, handle: &str, currency: &str) -> Org {
+    let id: uuid::Uuid =
+        sqlx::query_scalar("INSERT INTO crm.orgs (handle, name) VALUES ($1, $1) RETURNING id")
+            .bind(handle)
+            .fetch_one(admin)
+            .await
+            .expect("org");
+    let customer: i64 = sqlx::query_scalar(
+        "INSERT INTO crm.customers (org_id, name, email) VALUES ($1, 'customer of ' || $2, $2 || '@example.test') RETURNING id",
+    )
+    .bind(id)
+    .bind(handle)
+    .fetch_one(admin)
+    .await
+    .expect("customer");
+    let invoice: i64 = sqlx::query_scalar(
+        "INSERT INTO crm.invoices (org_id, customer_id, currency_code, amount_cents) VALUES ($1, $2, $3, 1000) RETURNING id",
+    )
+    .bind(id)
+    .bind(customer)
+    .bind(currency)
+    .fetch_one(admin)
+    .await
+    .expect("invoice");
+    Org {
+        scope: TenantScope::new(
+            TenantId::from_uuid(id).expect("uuid id"),
+            handle.parse().expect("handle"),
+        ),
+        customer,
+        invoice,
+    }
+}
+
+impl Org {
+    /// The org's id as a UUID.
+    pub fn uuid(&self) -> uuid::Uuid {
+        self.scope.id().as_uuid().expect("uuid id")
+    }
+
+    /// The id of this org's row in `table`.
+    pub fn id(&self, table: &str) -> i64 {
+        match table {
+            "customers" => self.customer,
+            "invoices" => self.invoice,
+            other => panic!("not a crm tenant table: {other}"),
+        }
+    }
 }
