@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use rls_tenancy::{DeclarationError, MigrateError, ScratchDatabase, migrate_with};
 
+use crate::support::catalog_snapshot;
+
 use super::{
-    catalog_snapshot, crm_declaration, crm_dir, crm_migrator, migrate_crm, migrate_options,
-    rls_check, rls_migrate,
+    crm_declaration, crm_dir, crm_migrator, migrate_crm, migrate_options, rls_check, rls_migrate,
 };
 
 /// Each mistake: the change to the crm declaration and what the error must say.

@@ -56,17 +56,22 @@ async fn history(admin: &PgPool) -> (Vec<i64>, Vec<String>) {
     (versions, tables)
 }
 
-const FIRST_TWO: [i64; 2] = [20260101000001, 20260101000002];
-const ALL_THREE: [i64; 3] = [20260101000001, 20260101000002, 20260101000003];
-
-#[tokio::test]
-async fn the_applications_sqlx_migrate_run_before_and_after_ours_keeps_working() {
+/// An empty database, its admin and deploy pools, and the crm migrator.
+async fn empty_database() -> (ScratchDatabase, PgPool, PgPool, Migrator) {
     let db = ScratchDatabase::create().await.expect("scratch database");
     let admin = db.admin_pool().await.expect("admin");
     let deploy = PgPool::connect_with(db.deploy_url().connect_options().expect("options"))
         .await
         .expect("deploy pool");
-    let migrator = crm_migrator().await;
+    (db, admin, deploy, crm_migrator().await)
+}
+
+const FIRST_TWO: [i64; 2] = [20260101000001, 20260101000002];
+const ALL_THREE: [i64; 3] = [20260101000001, 20260101000002, 20260101000003];
+
+#[tokio::test]
+async fn the_applications_sqlx_migrate_run_before_and_after_ours_keeps_working() {
+    let (db, admin, deploy, migrator) = empty_database().await;
 
     sqlx_migrate_run(&migrator, &deploy).await;
     let report = migrate_with(&migrator, &crm_declaration(), &migrate_options(&db))
@@ -97,12 +102,7 @@ async fn the_applications_sqlx_migrate_run_before_and_after_ours_keeps_working()
 
 #[tokio::test]
 async fn ours_first_then_the_applications_migrator_finds_everything_applied() {
-    let db = ScratchDatabase::create().await.expect("scratch database");
-    let admin = db.admin_pool().await.expect("admin");
-    let deploy = PgPool::connect_with(db.deploy_url().connect_options().expect("options"))
-        .await
-        .expect("deploy pool");
-    let migrator = crm_migrator().await;
+    let (db, admin, deploy, migrator) = empty_database().await;
 
     let report = migrate_with(&migrator, &crm_declaration(), &migrate_options(&db))
         .await

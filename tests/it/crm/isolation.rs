@@ -4,26 +4,10 @@
 use sqlx::PgConnection;
 
 use super::{Crm, Org};
+use crate::isolation::{Actor, OPS, Op};
 use crate::support::sqlstate;
 
 const TABLES: [&str; 2] = ["customers", "invoices"];
-
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Select,
-    Insert,
-    Update,
-    Delete,
-}
-
-const OPS: [Op; 4] = [Op::Select, Op::Insert, Op::Update, Op::Delete];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Actor {
-    Own,
-    Other,
-    NoTenant,
-}
 
 /// What a statement did: the ids it saw, the rows it touched, or the SQLSTATE it failed with.
 #[derive(Debug, PartialEq, Eq)]
@@ -33,63 +17,53 @@ enum Outcome {
     Refused(Option<String>),
 }
 
-/// Runs `op` on `table` aimed at `target`'s row (or inserting a row for `target`).
+/// Runs `op` on `table` aimed at `target`'s row (or inserting a row for `target`, under its
+/// customer for an invoice). Writes bind the org as `$1` and the row (or customer) as `$2`.
 async fn attempt(conn: &mut PgConnection, table: &str, op: Op, target: &Org) -> Outcome {
-    let (org, id) = (target.uuid(), target.id(table));
-    let result = match (op, table) {
-        (Op::Select, "customers") => sqlx::query_as("SELECT id, org_id FROM crm.customers ORDER BY id")
+    let invoices = table == "invoices";
+    let result = if op == Op::Select {
+        let sql = if invoices {
+            "SELECT id, org_id FROM crm.invoices ORDER BY id"
+        } else {
+            "SELECT id, org_id FROM crm.customers ORDER BY id"
+        };
+        sqlx::query_as(sql)
             .fetch_all(&mut *conn)
             .await
-            .map(Outcome::Seen),
-        (Op::Select, _) => sqlx::query_as("SELECT id, org_id FROM crm.invoices ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await
-            .map(Outcome::Seen),
-        (Op::Insert, "customers") => sqlx::query(
-            "INSERT INTO crm.customers (org_id, name, email) VALUES ($1, 'new', 'new@example.test')",
-        )
-        .bind(org)
-        .execute(&mut *conn)
-        .await
-        .map(|r| Outcome::Affected(r.rows_affected())),
-        (Op::Insert, _) => sqlx::query(
-            "INSERT INTO crm.invoices (org_id, customer_id, currency_code, amount_cents) VALUES ($1, $2, 'EUR', 5)",
-        )
-        .bind(org)
-        .bind(target.customer)
-        .execute(&mut *conn)
-        .await
-        .map(|r| Outcome::Affected(r.rows_affected())),
-        (Op::Update, "customers") => {
-            sqlx::query("UPDATE crm.customers SET name = 'changed' WHERE org_id = $1 AND id = $2")
-                .bind(org)
-                .bind(id)
-                .execute(&mut *conn)
-                .await
-                .map(|r| Outcome::Affected(r.rows_affected()))
-        }
-        (Op::Update, _) => {
-            sqlx::query("UPDATE crm.invoices SET amount_cents = 0 WHERE org_id = $1 AND id = $2")
-                .bind(org)
-                .bind(id)
-                .execute(&mut *conn)
-                .await
-                .map(|r| Outcome::Affected(r.rows_affected()))
-        }
-        (Op::Delete, "customers") => {
-            sqlx::query("DELETE FROM crm.customers WHERE org_id = $1 AND id = $2")
-                .bind(org)
-                .bind(id)
-                .execute(&mut *conn)
-                .await
-                .map(|r| Outcome::Affected(r.rows_affected()))
-        }
-        (Op::Delete, _) => sqlx::query("DELETE FROM crm.invoices WHERE org_id = $1 AND id = $2")
-            .bind(org)
-            .bind(id)
+            .map(Outcome::Seen)
+    } else {
+        let (sql, row) = match (op, invoices) {
+            (Op::Insert, false) => (
+                "INSERT INTO crm.customers (org_id, name, email) VALUES ($1, 'new', 'new' || $2::bigint || '@example.test')",
+                0,
+            ),
+            (Op::Insert, true) => (
+                "INSERT INTO crm.invoices (org_id, customer_id, currency_code, amount_cents) VALUES ($1, $2, 'EUR', 5)",
+                target.customer,
+            ),
+            (Op::Update, false) => (
+                "UPDATE crm.customers SET name = 'changed' WHERE org_id = $1 AND id = $2",
+                target.customer,
+            ),
+            (Op::Update, true) => (
+                "UPDATE crm.invoices SET amount_cents = 0 WHERE org_id = $1 AND id = $2",
+                target.invoice,
+            ),
+            (_, false) => (
+                "DELETE FROM crm.customers WHERE org_id = $1 AND id = $2",
+                target.customer,
+            ),
+            (_, true) => (
+                "DELETE FROM crm.invoices WHERE org_id = $1 AND id = $2",
+                target.invoice,
+            ),
+        };
+        sqlx::query(sql)
+            .bind(target.uuid())
+            .bind(row)
             .execute(&mut *conn)
             .await
-            .map(|r| Outcome::Affected(r.rows_affected())),
+            .map(|r| Outcome::Affected(r.rows_affected()))
     };
     match result {
         Ok(outcome) => outcome,
