@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rls_tenancy::{
-    MigrateOptions, MigrateReport, ScratchDatabase, TenancyDeclaration, TenantId, TenantPool,
-    TenantPoolOptions, TenantScope, migrate_with, migrator_from_dir,
+    MigrateOptions, MigrateReport, ScratchDatabase, TenancyDeclaration, TenantContextMode,
+    TenantId, TenantPool, TenantPoolOptions, TenantScope, migrate_with, migrator_from_dir,
 };
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -36,7 +36,9 @@ pub fn crm_declaration() -> TenancyDeclaration {
 
 /// Options for migrating `db` as its deploy role.
 pub fn migrate_options(db: &ScratchDatabase) -> MigrateOptions {
-    MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str()).expect("options")
+    MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())
+        .expect("options")
+        .tenant_context(TenantContextMode::Plain)
 }
 
 /// The crm migrations and declaration applied to `db`, as the deploy role.
@@ -93,6 +95,8 @@ pub fn rls_migrate(db: &ScratchDatabase, declaration: &Path) -> BinRun {
             migrations.to_str().expect("utf-8 path"),
             "--declaration",
             declaration.to_str().expect("utf-8 path"),
+            "--tenant-context",
+            "plain",
         ],
     )
 }
