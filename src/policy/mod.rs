@@ -9,6 +9,7 @@ mod key;
 mod render;
 mod signed;
 mod strategy;
+mod verify;
 
 pub use context::{TenantContext, TenantContextMode};
 pub use declaration::{GlobalTable, Registry, TenancyDeclaration, TenantTable};
@@ -19,3 +20,4 @@ pub use key::TenantKey;
 pub use render::{POLICY_NAME, policy_sql};
 pub(crate) use signed::{SIGNED_CONTEXT_SQL, owner_signed_entry, signed_context_installed};
 pub use strategy::Strategy;
+pub(crate) use verify::verify;
