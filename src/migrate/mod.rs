@@ -22,6 +22,7 @@ mod bootstrap;
 mod error;
 mod grants;
 mod policies;
+mod registry_notify;
 
 use std::fmt;
 use std::path::Path;
@@ -253,6 +254,7 @@ async fn run(
     }
     let context = TenantContext::new(options.variable.clone(), decl.key_type());
     let policies_installed = policies::install_policies(&mut tx, decl, &context).await?;
+    registry_notify::install_registry_notify(&mut tx, decl).await?;
     grants::grant_runtime(&mut tx, decl, &options.runtime_role).await?;
     tx.commit().await?;
 

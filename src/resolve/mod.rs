@@ -8,6 +8,7 @@
 mod error;
 mod header;
 mod host;
+mod listener;
 mod path;
 mod registry;
 mod scope;
@@ -15,5 +16,6 @@ mod scope;
 pub use error::ResolveError;
 pub use header::TenantHeader;
 pub use host::{BaseDomain, HostError, subdomain_slug};
+pub(crate) use listener::REGISTRY_CHANNEL;
 pub use path::TenantPath;
 pub use registry::{RegistryOptions, TenantRegistry};

@@ -6,8 +6,10 @@
 
 use std::future::Future;
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use rls_tenancy::{TenancyDeclaration, TenantPool, TenantPoolOptions, TenantTx};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::logs::Warnings;
@@ -365,36 +367,46 @@ async fn a_nested_begin_is_a_savepoint() {
 #[tokio::test]
 async fn a_begin_dropped_before_its_answer_is_closed_quietly() {
     let fixture = TwoTenants::new().await;
-    let (pool, raw) = one_connection(&fixture).await;
+    // One connection, handed out without a ping: the first poll of `begin` sends the BEGIN.
+    let raw = PgPoolOptions::new()
+        .max_connections(1)
+        .test_before_acquire(false)
+        .connect_with(fixture.db.runtime_url().connect_options().expect("options"))
+        .await
+        .expect("runtime pool");
+    let pool = TenantPool::from_pool(
+        raw.clone(),
+        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")),
+    )
+    .await
+    .expect("tenant pool");
     let warnings = Warnings::capture();
     let mut tx = pool.begin(&fixture.a.scope).await.expect("tenant A");
     let first = backend_pid(&mut tx).await;
     tx.commit().await.expect("commit");
-    // A client gone mid-BEGIN: the future is polled until the server has run the BEGIN
-    // (its backend is idle in the transaction, the answer unread), then dropped.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while raw.num_idle() != 1 {
+        assert!(Instant::now() < deadline, "the connection never came back");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A client gone mid-BEGIN: `begin` is polled once (it sends the BEGIN), the server runs
+    // it (its backend is idle in the transaction, the answer unread), then it is dropped.
     let mut begin = Box::pin(pool.begin(&fixture.a.scope));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    'sent: loop {
-        let polled = std::future::poll_fn(|cx| Poll::Ready(begin.as_mut().poll(cx))).await;
-        assert!(polled.is_pending(), "BEGIN answered before it was dropped");
-        // Give the server time to run what this poll sent before polling again.
-        for _ in 0..20 {
-            let begun: bool = sqlx::query_scalar(
-                "SELECT count(*) = 1 FROM pg_stat_activity
-                 WHERE pid = $1 AND state = 'idle in transaction' AND query LIKE 'BEGIN%set_config%'",
-            )
-            .bind(first)
-            .fetch_one(&fixture.admin)
-            .await
-            .expect("backend state");
-            if begun {
-                break 'sent;
-            }
+    let polled = std::future::poll_fn(|cx| Poll::Ready(begin.as_mut().poll(cx))).await;
+    assert!(polled.is_pending(), "BEGIN answered without a round trip");
+    loop {
+        let begun: bool = sqlx::query_scalar(
+            "SELECT count(*) = 1 FROM pg_stat_activity
+             WHERE pid = $1 AND state = 'idle in transaction' AND query LIKE 'BEGIN%set_config%'",
+        )
+        .bind(first)
+        .fetch_one(&fixture.admin)
+        .await
+        .expect("backend state");
+        if begun {
+            break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "BEGIN never reached the server"
-        );
+        assert!(Instant::now() < deadline, "BEGIN never reached the server");
     }
     drop(begin);
     // The one connection was closed, not handed back inside tenant A's transaction.
