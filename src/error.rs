@@ -13,6 +13,7 @@ use crate::guard::GuardError;
 use crate::policy::{DeclarationError, IdentError};
 use crate::query::{QueryError, StatementError};
 use crate::resolve::ResolveError;
+use crate::route::RouteError;
 use crate::tenant::TenantError;
 
 /// A `Result` whose error defaults to [`enum@Error`].
@@ -52,6 +53,9 @@ pub enum Error {
     /// The tenant pool or a tenant transaction failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The routing pool could not open.
+    #[error(transparent)]
+    Route(#[from] RouteError),
     /// The scoped builder refused a statement.
     #[error("refused statement: {0}")]
     Query(#[from] QueryError),

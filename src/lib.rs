@@ -62,6 +62,7 @@ pub mod guard;
 mod policy;
 mod query;
 mod resolve;
+mod route;
 mod tenant;
 
 #[cfg(feature = "cli")]
@@ -96,6 +97,10 @@ pub use resolve::{
     BaseDomain, HostError, RegistryOptions, ResolveError, TenantHeader, TenantPath, TenantRegistry,
     subdomain_slug,
 };
+pub use route::{
+    Lsn, LsnError, ReplicaStatus, RouteError, RoutedTx, RoutingOptions, RoutingPool, ServedBy,
+    read_at_least, use_primary,
+};
 /// The sea-query this crate builds on, re-exported so expressions match its version.
 pub use sea_query;
 pub use tenant::{
@@ -104,7 +109,8 @@ pub use tenant::{
 
 #[cfg(feature = "testing")]
 pub use embedded::{
-    AdminServer, HarnessError, LocalCluster, REFERENCE_MIGRATIONS, ScratchDatabase,
+    AdminServer, HarnessError, LocalCluster, REFERENCE_MIGRATIONS, ReplicatedCluster,
+    ScratchDatabase,
 };
 #[cfg(feature = "migrate")]
 pub use migrate::{

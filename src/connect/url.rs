@@ -144,6 +144,29 @@ impl DatabaseUrl {
         }
     }
 
+    /// The same login and database on another port of the same host (a standby, a peer).
+    ///
+    /// ```
+    /// # use rls_tenancy::DatabaseUrl;
+    /// let url: DatabaseUrl = "postgres://app:pw@127.0.0.1:5432/app".parse()?;
+    /// assert_eq!(url.with_port(5433)?.to_string(), "postgres://app:***@127.0.0.1:5433/app");
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConnectError::InvalidUrl`] if the URL has no host to carry a port.
+    pub fn with_port(&self, port: u16) -> Result<Self, ConnectError> {
+        let mut url = self.url.clone();
+        url.set_port(Some(port))
+            .map_err(|()| ConnectError::InvalidUrl {
+                reason: "this URL has no host to carry a port".into(),
+            })?;
+        Ok(Self {
+            url,
+            pooler: self.pooler,
+        })
+    }
+
     /// The same server and database, another user and password.
     ///
     /// ```

@@ -4,6 +4,7 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use nix::unistd::{Uid, User};
 
@@ -30,6 +31,7 @@ pub struct LocalCluster {
     bindir: PathBuf,
     dir: tempfile::TempDir,
     run_as: Option<User>,
+    port: u16,
     admin_url: DatabaseUrl,
 }
 
@@ -45,6 +47,73 @@ impl LocalCluster {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn start() -> Result<Self> {
+        let cluster = Self::prepare()?;
+        let data = cluster.data_dir();
+        cluster.initdb(&data)?;
+        cluster.configure(&data, "shared_buffers = 256MB\n")?;
+        cluster.launch()?;
+        tracing::info!(port = cluster.port, dir = %cluster.dir.path().display(), "started a local PostgreSQL cluster");
+        Ok(cluster)
+    }
+
+    /// Starts a streaming standby of `primary`: a copy taken with `pg_basebackup -R` (which
+    /// writes `primary_conninfo` and `standby.signal`), on a port and in a directory of its
+    /// own, read-only (hot standby). With `apply_delay`, the standby receives the primary's
+    /// WAL at once but replays each commit only that long after it happened
+    /// (`recovery_min_apply_delay`): replication lag on demand, for tests.
+    ///
+    /// # Errors
+    /// [`HarnessError::NoPostgres`] when `pg_basebackup` or the server fails (the message
+    /// quotes them).
+    ///
+    /// ```no_run
+    /// let primary = rls_tenancy::LocalCluster::start()?;
+    /// let lagging = primary.start_standby(Some(std::time::Duration::from_secs(3)))?;
+    /// assert_ne!(lagging.port(), primary.port());
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn start_standby(&self, apply_delay: Option<Duration>) -> Result<Self> {
+        let standby = Self::prepare()?;
+        let data = standby.data_dir();
+        let output = standby
+            .command("pg_basebackup")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-X",
+                "stream",
+                "-R",
+                "-p",
+            ])
+            .arg(self.port.to_string())
+            .arg("-D")
+            .arg(&data)
+            .output()?;
+        if !output.status.success() {
+            return Err(HarnessError::NoPostgres {
+                reason: format!(
+                    "pg_basebackup failed: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            });
+        }
+        let delay = apply_delay.map_or_else(String::new, |delay| {
+            format!("recovery_min_apply_delay = '{}ms'\n", delay.as_millis())
+        });
+        standby.configure(&data, &format!("shared_buffers = 32MB\n{delay}"))?;
+        standby.launch()?;
+        tracing::info!(
+            port = standby.port,
+            primary = self.port,
+            "started a streaming standby"
+        );
+        Ok(standby)
+    }
+
+    /// A directory owned by the server's OS user, a free port, no data yet.
+    fn prepare() -> Result<Self> {
         let bindir = find_bindir().ok_or_else(|| HarnessError::NoPostgres {
             reason: "no initdb/pg_ctl found in $RLS_PG_BINDIR, /usr/lib/postgresql/*/bin or PATH"
                 .into(),
@@ -62,6 +131,8 @@ impl LocalCluster {
         let dir = tempfile::Builder::new().prefix("rls-pg-").tempdir()?;
         let data = dir.path().join("data");
         std::fs::create_dir(&data)?;
+        // The server refuses a data directory others can read.
+        std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         if let Some(user) = &run_as {
             for path in [dir.path(), data.as_path()] {
                 std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))?;
@@ -70,22 +141,39 @@ impl LocalCluster {
         let port = free_port()?;
         let admin_url: DatabaseUrl =
             format!("postgres://postgres@127.0.0.1:{port}/postgres").parse()?;
-        let cluster = Self {
+        Ok(Self {
             bindir,
             dir,
             run_as,
+            port,
             admin_url,
-        };
-        cluster.initdb(&data)?;
-        cluster.configure(&data, port)?;
-        cluster.spawn_watchdog(&data);
-        cluster.pg_ctl(
+        })
+    }
+
+    /// Starts the server, with a watchdog that removes it if this process dies.
+    fn launch(&self) -> Result<()> {
+        let data = self.data_dir();
+        self.spawn_watchdog(&data);
+        self.pg_ctl(
             &data,
             &["start", "-w", "-t", "60", "-l"],
             Some("server.log"),
-        )?;
-        tracing::info!(port, dir = %cluster.dir.path().display(), "started a local PostgreSQL cluster");
-        Ok(cluster)
+        )
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The loopback port the server listens on.
+    ///
+    /// ```no_run
+    /// let cluster = rls_tenancy::LocalCluster::start()?;
+    /// assert!(cluster.admin_url().to_string().contains(&format!(":{}/", cluster.port())));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The superuser URL of this cluster (`postgres://postgres@127.0.0.1:PORT/postgres`).
@@ -124,8 +212,11 @@ impl LocalCluster {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn stop(&self) -> Result<()> {
-        let data = self.dir.path().join("data");
-        self.pg_ctl(&data, &["stop", "-m", "fast", "-w", "-t", "30"], None)
+        self.pg_ctl(
+            &self.data_dir(),
+            &["stop", "-m", "fast", "-w", "-t", "30"],
+            None,
+        )
     }
 
     /// Starts a cluster stopped by [`LocalCluster::stop`] again, on the same port.
@@ -139,9 +230,8 @@ impl LocalCluster {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn resume(&self) -> Result<()> {
-        let data = self.dir.path().join("data");
         self.pg_ctl(
-            &data,
+            &self.data_dir(),
             &["start", "-w", "-t", "60", "-l"],
             Some("server.log"),
         )
@@ -186,11 +276,14 @@ impl LocalCluster {
         }
     }
 
-    fn configure(&self, data: &Path, port: u16) -> Result<()> {
+    /// Appends this cluster's settings to `postgresql.conf` (a standby's copy of the
+    /// primary's file too: the later lines win), then `extra`.
+    fn configure(&self, data: &Path, extra: &str) -> Result<()> {
         let settings = format!(
-            "\n# rls-tenancy throwaway cluster\nlisten_addresses = '127.0.0.1'\nport = {port}\n\
-             unix_socket_directories = '{}'\nmax_connections = 300\nshared_buffers = 256MB\n\
-             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n",
+            "\n# rls-tenancy throwaway cluster\nlisten_addresses = '127.0.0.1'\nport = {}\n\
+             unix_socket_directories = '{}'\nmax_connections = 300\n\
+             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n{extra}",
+            self.port,
             data.display()
         );
         let conf = data.join("postgresql.conf");

@@ -23,6 +23,17 @@ pub enum HarnessError {
         reason: String,
     },
 
+    /// A standby did not replay the primary's WAL in time.
+    #[error(
+        "the standby on port {port} did not replay the primary's writes within {waited_ms} ms; read its server.log in the cluster directory"
+    )]
+    Replication {
+        /// The standby's port.
+        port: u16,
+        /// How long it was waited for.
+        waited_ms: u128,
+    },
+
     /// A server was found but could not be connected to.
     #[error(transparent)]
     Connect(#[from] ConnectError),

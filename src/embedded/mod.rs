@@ -5,11 +5,13 @@
 mod binaries;
 mod cluster;
 mod error;
+mod replication;
 mod scratch;
 mod server;
 
 pub use cluster::LocalCluster;
 pub use error::HarnessError;
 pub(crate) use error::Result;
+pub use replication::ReplicatedCluster;
 pub use scratch::{REFERENCE_MIGRATIONS, ScratchDatabase};
 pub use server::AdminServer;

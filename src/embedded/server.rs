@@ -122,6 +122,12 @@ impl AdminServer {
             .map_err(|e| HarnessError::NoPostgres {
                 reason: format!("the cluster start-up task failed: {e}"),
             })??;
+        Self::over(cluster).await
+    }
+
+    /// The server of a cluster this process started, once it accepts the superuser; the
+    /// cluster is stopped and removed when the last handle goes.
+    pub(crate) async fn over(cluster: LocalCluster) -> Result<Self> {
         let admin_url = cluster.admin_url().clone();
         check_superuser(&admin_url).await?;
         Ok(Self {

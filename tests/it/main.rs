@@ -26,6 +26,7 @@ mod migrate;
 mod privileges;
 mod query;
 mod registry;
+mod replicas;
 mod seed;
 mod subtasks;
 mod tx;

@@ -1,7 +1,9 @@
 //! Fixtures shared by the integration tests.
 
 use rls_tenancy::TenancyDeclaration;
-use rls_tenancy::{ScratchDatabase, TenantId, TenantPool, TenantPoolOptions, TenantScope};
+use rls_tenancy::{
+    AdminServer, ScratchDatabase, TenantId, TenantPool, TenantPoolOptions, TenantScope,
+};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -42,7 +44,14 @@ pub struct TwoTenants {
 
 impl TwoTenants {
     pub async fn new() -> Self {
-        let db = ScratchDatabase::migrated().await.expect("scratch database");
+        Self::on(AdminServer::shared().await.expect("server").clone()).await
+    }
+
+    /// The same on `server` (a replicated primary).
+    pub async fn on(server: AdminServer) -> Self {
+        let db = ScratchDatabase::migrated_on(server)
+            .await
+            .expect("scratch database");
         let admin = db.admin_pool().await.expect("admin pool");
         let a = insert_tenant(&admin, "tenant-a").await;
         let b = insert_tenant(&admin, "tenant-b").await;

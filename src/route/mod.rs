@@ -1,0 +1,26 @@
+//! The route step: which server a tenant transaction runs on. Between placement (where a
+//! tenant's rows live) and the tenant transaction ([`crate::TenantPool`] begins it), it
+//! picks the pool: the primary for writes, a replica for reads, a healthy peer.
+//!
+//! - [`RoutingPool`] wraps a primary [`crate::TenantPool`] and replica pools:
+//!   [`RoutingPool::begin`] writes on the primary, [`RoutingPool::read`] reads on a replica
+//!   round-robin; replicas that lag more than [`RoutingOptions::max_replica_lag`] or whose
+//!   connections fail are skipped, and checked again in the background.
+//! - [`use_primary`] sends a task's reads to the primary, as does an open write
+//!   transaction.
+//! - [`Lsn`]: a WAL position, how far a replica has replayed.
+
+mod error;
+mod lsn;
+mod options;
+mod peer;
+mod pool;
+mod primary;
+mod writes;
+
+pub use error::RouteError;
+pub use lsn::{Lsn, LsnError};
+pub use options::RoutingOptions;
+pub use peer::ReplicaStatus;
+pub use pool::{RoutedTx, RoutingPool, ServedBy};
+pub use primary::{read_at_least, use_primary};

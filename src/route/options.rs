@@ -1,0 +1,136 @@
+//! [`RoutingOptions`]: the replicas of a [`crate::RoutingPool`] and how they are watched.
+
+use std::time::Duration;
+
+use crate::connect::DatabaseUrl;
+use crate::db::TenantPoolOptions;
+
+/// How to open a [`crate::RoutingPool`]: the [`TenantPoolOptions`] every server's pool is
+/// opened with (the guard runs on each), the replica URLs, the most lag a replica may have
+/// and still serve reads, and how often a peer found down is checked again.
+///
+/// ```
+/// use std::time::Duration;
+/// use rls_tenancy::{RoutingOptions, TenancyDeclaration, TenantPoolOptions};
+/// let options = RoutingOptions::new(TenantPoolOptions::new(TenancyDeclaration::reference()?))
+///     .replica("postgres://app_runtime@10.0.0.2/app".parse()?)
+///     .max_replica_lag(Duration::from_secs(5));
+/// assert_eq!(options.replicas().len(), 1);
+/// assert_eq!(options.get_check_interval(), Duration::from_secs(30));
+/// # Ok::<(), rls_tenancy::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RoutingOptions {
+    pub(crate) pool: TenantPoolOptions,
+    pub(crate) replicas: Vec<DatabaseUrl>,
+    pub(crate) max_replica_lag: Option<Duration>,
+    pub(crate) check_interval: Duration,
+    pub(crate) poll_interval: Duration,
+}
+
+impl RoutingOptions {
+    /// No replicas (every read on the primary), no lag limit, peers found down checked
+    /// again after 30 s, replicas' lag and replay position polled every 250 ms.
+    ///
+    /// ```
+    /// # use rls_tenancy::{RoutingOptions, TenancyDeclaration, TenantPoolOptions};
+    /// let options = RoutingOptions::new(TenantPoolOptions::new(TenancyDeclaration::reference()?));
+    /// assert!(options.replicas().is_empty());
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn new(pool: TenantPoolOptions) -> Self {
+        Self {
+            pool,
+            replicas: Vec::new(),
+            max_replica_lag: None,
+            check_interval: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(250),
+        }
+    }
+
+    /// Adds a replica (`--replica-url`, repeatable). It must log in as the primary's role to
+    /// the primary's database; only host and port may differ.
+    ///
+    /// ```
+    /// # use rls_tenancy::{RoutingOptions, TenancyDeclaration, TenantPoolOptions};
+    /// let options = RoutingOptions::new(TenantPoolOptions::new(TenancyDeclaration::reference()?))
+    ///     .replica("postgres://app_runtime@10.0.0.2/app".parse()?)
+    ///     .replica("postgres://app_runtime@10.0.0.3/app".parse()?);
+    /// assert_eq!(options.replicas().len(), 2);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn replica(mut self, url: DatabaseUrl) -> Self {
+        self.replicas.push(url);
+        self
+    }
+
+    /// The replica URLs.
+    ///
+    /// ```
+    /// # use rls_tenancy::{RoutingOptions, TenancyDeclaration, TenantPoolOptions};
+    /// # let options = RoutingOptions::new(TenantPoolOptions::new(TenancyDeclaration::reference()?));
+    /// for url in options.replicas() {
+    ///     println!("{url}"); // password hidden
+    /// }
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn replicas(&self) -> &[DatabaseUrl] {
+        &self.replicas
+    }
+
+    /// Skips replicas lagging more than `lag` behind the primary (`--max-replica-lag`),
+    /// measured on the replica: `now() - pg_last_xact_replay_timestamp()` while it has
+    /// received WAL it has not replayed yet, zero when it has replayed all it received.
+    ///
+    /// ```
+    /// # use rls_tenancy::{RoutingOptions, TenancyDeclaration, TenantPoolOptions};
+    /// let options = RoutingOptions::new(TenantPoolOptions::new(TenancyDeclaration::reference()?))
+    ///     .max_replica_lag(std::time::Duration::from_secs(2));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn max_replica_lag(mut self, lag: Duration) -> Self {
+        self.max_replica_lag = Some(lag);
+        self
+    }
+
+    /// How long a peer found down stays out before it is checked again in the background
+    /// (`--check-interval`, default 30 s, as ProxySQL's `CHECK_INTERVAL`).
+    ///
+    /// ```
+    /// # use rls_tenancy::{RoutingOptions, TenancyDeclaration, TenantPoolOptions};
+    /// let options = RoutingOptions::new(TenantPoolOptions::new(TenancyDeclaration::reference()?))
+    ///     .check_interval(std::time::Duration::from_secs(5));
+    /// assert_eq!(options.get_check_interval().as_secs(), 5);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn check_interval(mut self, interval: Duration) -> Self {
+        self.check_interval = interval;
+        self
+    }
+
+    /// The configured check interval.
+    ///
+    /// ```
+    /// # use rls_tenancy::{RoutingOptions, TenancyDeclaration, TenantPoolOptions};
+    /// let options = RoutingOptions::new(TenantPoolOptions::new(TenancyDeclaration::reference()?));
+    /// assert_eq!(options.get_check_interval().as_secs(), 30);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn get_check_interval(&self) -> Duration {
+        self.check_interval
+    }
+
+    /// How often each replica's lag and replay position are read (default 250 ms): the
+    /// longest a replica that caught up with a pinned write waits to serve it.
+    ///
+    /// ```
+    /// # use rls_tenancy::{RoutingOptions, TenancyDeclaration, TenantPoolOptions};
+    /// let options = RoutingOptions::new(TenantPoolOptions::new(TenancyDeclaration::reference()?))
+    ///     .poll_interval(std::time::Duration::from_millis(100));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+}

@@ -1,0 +1,273 @@
+//! [`Peer`]: one replica server, its pool (opened once the guard accepted it), whether it is
+//! up, and how far it has replayed.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+use super::Lsn;
+use crate::connect::{DatabaseUrl, RedactedUrl};
+use crate::db::{DbError, TenantPool, TenantPoolOptions};
+
+/// The longest one check of a peer (open, connect, poll) may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a replica reports about itself: recovery, lag in milliseconds (NULL: unknown), the
+/// position replayed (a server not in recovery has everything it wrote).
+const POLL: &str = "SELECT pg_is_in_recovery(), \
+     CASE WHEN NOT pg_is_in_recovery() THEN 0 \
+          WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0 \
+          ELSE greatest(0, (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint) END, \
+     (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text";
+
+/// Lag not known (never polled, or the replica has replayed no transaction yet).
+const UNKNOWN: u64 = u64::MAX;
+
+/// One replica server.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    url: DatabaseUrl,
+    pool: OnceLock<TenantPool>,
+    down_since: Mutex<Option<Instant>>,
+    lag_ms: AtomicU64,
+    replayed: AtomicU64,
+    warned_primary: AtomicBool,
+    /// The poller's own connection, outside every pool.
+    monitor: tokio::sync::Mutex<Option<PgConnection>>,
+}
+
+/// Why a peer could not be checked.
+#[derive(Debug)]
+enum CheckFailed {
+    /// Unreachable, or lost: the peer is down.
+    Down(String),
+    /// The guard refused the role on it: never used.
+    Refused(DbError),
+}
+
+/// A replica as the pool sees it, for readiness reports and tests.
+///
+/// ```no_run
+/// # fn demo(pool: rls_tenancy::RoutingPool) {
+/// for replica in pool.replica_status() {
+///     println!("{} up={} lag={:?}", replica.url, replica.up, replica.lag);
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReplicaStatus {
+    /// Its URL, without the password.
+    pub url: RedactedUrl,
+    /// Whether it serves reads (opened, answering, not marked down).
+    pub up: bool,
+    /// Its lag behind the primary when last polled; `None` if unknown.
+    pub lag: Option<Duration>,
+    /// The WAL position it had replayed when last polled.
+    pub replayed: Option<Lsn>,
+}
+
+impl Peer {
+    /// A peer not opened yet: down until its first check succeeds.
+    pub(crate) fn new(url: DatabaseUrl) -> Self {
+        Self {
+            url,
+            pool: OnceLock::new(),
+            down_since: Mutex::new(Some(Instant::now())),
+            lag_ms: AtomicU64::new(UNKNOWN),
+            replayed: AtomicU64::new(0),
+            warned_primary: AtomicBool::new(false),
+            monitor: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Its pool if it may serve a read now: up, lagging no more than `max_lag`, and, for a
+    /// pinned read, replayed past `at_least`.
+    pub(crate) fn usable(
+        &self,
+        max_lag: Option<Duration>,
+        at_least: Option<Lsn>,
+    ) -> Option<&TenantPool> {
+        if self.is_down() {
+            return None;
+        }
+        if let Some(max) = max_lag {
+            let lag = self.lag_ms.load(Ordering::Acquire);
+            if lag == UNKNOWN || u128::from(lag) > max.as_millis() {
+                return None;
+            }
+        }
+        if let Some(lsn) = at_least
+            && self.replayed.load(Ordering::Acquire) < lsn.as_u64()
+        {
+            return None;
+        }
+        self.pool.get()
+    }
+
+    fn is_down(&self) -> bool {
+        self.down_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// A connection to it failed: no reads go to it until a check after `check_interval`
+    /// finds it answering.
+    pub(crate) fn mark_down(&self, why: &dyn std::fmt::Display) {
+        let mut down = self
+            .down_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if down.is_none() {
+            *down = Some(Instant::now());
+            tracing::warn!(replica = %self.url.redacted(), error = %why, "replica marked down: reads go to the other replicas or the primary until it answers a check");
+        }
+    }
+
+    fn mark_up(&self) {
+        let mut down = self
+            .down_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if down.take().is_some() {
+            tracing::info!(replica = %self.url.redacted(), "replica is up: it serves reads");
+        }
+    }
+
+    /// Whether a peer down since a moment is due for a check (`force`: whatever the time).
+    fn due(&self, check_interval: Duration, force: bool) -> bool {
+        match *self
+            .down_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            None => true,
+            Some(since) => force || since.elapsed() >= check_interval,
+        }
+    }
+
+    /// Checks the peer: opens its pool the first time (the guard runs on it), polls its
+    /// recovery state, lag and replay position, and marks it up or down. A peer marked down
+    /// is only checked once `check_interval` has passed since (or when `force`d).
+    ///
+    /// # Errors
+    /// The guard's refusal of the peer's role ([`DbError::Guard`]); unreachable peers are
+    /// not errors (they are marked down, with a warning).
+    pub(crate) async fn check(
+        &self,
+        options: &TenantPoolOptions,
+        check_interval: Duration,
+        force: bool,
+    ) -> Result<(), DbError> {
+        if !self.due(check_interval, force) {
+            return Ok(());
+        }
+        let checked = tokio::time::timeout(CHECK_TIMEOUT, self.check_now(options))
+            .await
+            .unwrap_or_else(|_| Err(CheckFailed::Down("no answer within 2 s".into())));
+        match checked {
+            Ok(()) => {
+                self.mark_up();
+                Ok(())
+            }
+            Err(CheckFailed::Down(why)) => {
+                self.mark_down(&why);
+                Ok(())
+            }
+            Err(CheckFailed::Refused(err)) => {
+                self.mark_down(&"the guard refused its role");
+                Err(err)
+            }
+        }
+    }
+
+    async fn check_now(&self, options: &TenantPoolOptions) -> Result<(), CheckFailed> {
+        if self.pool.get().is_none() {
+            let pool = TenantPool::connect(&self.url, options.clone())
+                .await
+                .map_err(|err| match err {
+                    DbError::Guard(_) => CheckFailed::Refused(err),
+                    other => CheckFailed::Down(other.to_string()),
+                })?;
+            // Only this task opens pools; a lost race would only drop a spare pool.
+            let _ = self.pool.set(pool);
+        }
+        if let Some(pool) = self.pool.get() {
+            // Ends an outage the pool itself noted, so requests are not refused at once.
+            pool.ping(CHECK_TIMEOUT)
+                .await
+                .map_err(|err| CheckFailed::Down(err.to_string()))?;
+        }
+        self.poll()
+            .await
+            .map_err(|err| CheckFailed::Down(err.to_string()))
+    }
+
+    /// Reads recovery state, lag and replay position on the monitor connection.
+    async fn poll(&self) -> Result<(), sqlx::Error> {
+        let mut monitor = self.monitor.lock().await;
+        if monitor.is_none() {
+            let options = self
+                .url
+                .connect_options()
+                .map_err(|e| sqlx::Error::Configuration(e.into()))?;
+            *monitor = Some(PgConnection::connect_with(&options).await?);
+        }
+        let Some(conn) = monitor.as_mut() else {
+            return Ok(());
+        };
+        let polled: Result<(bool, Option<i64>, Option<String>), sqlx::Error> =
+            sqlx::query_as(POLL).fetch_one(&mut *conn).await;
+        let (in_recovery, lag_ms, replayed) = match polled {
+            Ok(row) => row,
+            Err(err) => {
+                *monitor = None;
+                return Err(err);
+            }
+        };
+        if !in_recovery && !self.warned_primary.swap(true, Ordering::AcqRel) {
+            tracing::warn!(replica = %self.url.redacted(), "this replica URL points at a server that is not in recovery (a primary): reads sent there are not replica reads; check --replica-url");
+        }
+        let lag = lag_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .unwrap_or(UNKNOWN);
+        self.lag_ms.store(lag, Ordering::Release);
+        if let Some(lsn) = replayed.and_then(|text| text.parse::<Lsn>().ok()) {
+            self.replayed.store(lsn.as_u64(), Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Polls an up peer; checks a down one when it is due.
+    pub(crate) async fn tick(&self, options: &TenantPoolOptions, check_interval: Duration) {
+        if let Err(err) = self.check(options, check_interval, false).await {
+            tracing::error!(replica = %self.url.redacted(), error = %err, "replica refused: the guard found its role can get around row-level security; it serves no reads");
+        }
+    }
+
+    /// How the peer stands now.
+    pub(crate) fn status(&self) -> ReplicaStatus {
+        let lag = self.lag_ms.load(Ordering::Acquire);
+        let replayed = self.replayed.load(Ordering::Acquire);
+        ReplicaStatus {
+            url: self.url.redacted(),
+            up: !self.is_down() && self.pool.get().is_some(),
+            lag: (lag != UNKNOWN).then(|| Duration::from_millis(lag)),
+            replayed: (replayed != 0).then(|| Lsn::from_u64(replayed)),
+        }
+    }
+
+    /// Closes its pool and monitor connection.
+    pub(crate) async fn close(&self) {
+        if let Some(pool) = self.pool.get() {
+            pool.close().await;
+        }
+        if let Some(conn) = self.monitor.lock().await.take() {
+            let _ = conn.close().await;
+        }
+    }
+}
