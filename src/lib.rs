@@ -87,7 +87,8 @@ pub use error::{Error, Result};
 pub use guard::{Finding, GuardError, GuardOptions, GuardReport, RuleId, Severity};
 pub use policy::{
     DeclarationError, GlobalTable, Ident, IdentError, POLICY_NAME, Registry, TenancyDeclaration,
-    TenantContext, TenantTable, TenantVariable, policy_sql,
+    TenantContext, TenantContextMode, TenantKey, TenantKeyError, TenantTable, TenantVariable,
+    policy_sql,
 };
 pub use query::{
     ALLOWED_FUNCTIONS, Conflict, CrossTenant, Delete, Filtered, Insert, JoinKind, QueryError,

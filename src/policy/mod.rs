@@ -5,11 +5,15 @@ mod context;
 mod declaration;
 mod error;
 mod ident;
+mod key;
 mod render;
+mod signed;
 
-pub use context::TenantContext;
+pub use context::{TenantContext, TenantContextMode};
 pub use declaration::{GlobalTable, Registry, TenancyDeclaration, TenantTable};
-pub use error::{DeclarationError, IdentError};
+pub use error::{DeclarationError, IdentError, TenantKeyError};
 pub(crate) use ident::quote_literal;
 pub use ident::{Ident, TenantVariable};
+pub use key::TenantKey;
 pub use render::{POLICY_NAME, policy_sql};
+pub(crate) use signed::{SIGNED_CONTEXT_SQL, owner_signed_entry, signed_context_installed};

@@ -28,5 +28,6 @@ mod query;
 mod registry;
 mod replicas;
 mod seed;
+mod signed;
 mod subtasks;
 mod tx;

@@ -43,15 +43,32 @@ pub struct TwoTenants {
 }
 
 impl TwoTenants {
+    /// With the plain tenant context.
     pub async fn new() -> Self {
         Self::on(AdminServer::shared().await.expect("server").clone()).await
     }
 
     /// The same on `server` (a replicated primary).
     pub async fn on(server: AdminServer) -> Self {
-        let db = ScratchDatabase::migrated_on(server)
-            .await
-            .expect("scratch database");
+        Self::with(
+            ScratchDatabase::migrated_on(server)
+                .await
+                .expect("scratch database"),
+        )
+        .await
+    }
+
+    /// With the signed tenant context (the database's key in `db.tenant_key()`).
+    pub async fn signed() -> Self {
+        Self::with(
+            ScratchDatabase::migrated_signed()
+                .await
+                .expect("scratch database"),
+        )
+        .await
+    }
+
+    async fn with(db: ScratchDatabase) -> Self {
         let admin = db.admin_pool().await.expect("admin pool");
         let a = insert_tenant(&admin, "tenant-a").await;
         let b = insert_tenant(&admin, "tenant-b").await;
@@ -62,10 +79,19 @@ impl TwoTenants {
     pub async fn runtime_pool(&self, connections: u32) -> TenantPool {
         TenantPool::from_pool(
             self.raw_runtime_pool(connections).await,
-            TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")),
+            self.pool_options(),
         )
         .await
         .expect("tenant pool")
+    }
+
+    /// The reference declaration's pool options, with the database's tenant key if signed.
+    pub fn pool_options(&self) -> TenantPoolOptions {
+        let options = TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"));
+        match self.db.tenant_key() {
+            Some(key) => options.tenant_key(key.clone()),
+            None => options,
+        }
     }
 
     /// A plain sqlx pool of the runtime role: statements sent through it carry no tenant.
