@@ -273,7 +273,9 @@ pub async fn migrator_from_dir(dir: impl AsRef<Path>) -> Result<Migrator> {
 /// # Errors
 /// [`MigrateError::Connect`] (unreachable, refused), [`MigrateError::MissingRole`] (runtime
 /// role absent), [`MigrateError::Migration`] (a migration failed and was rolled back),
-/// [`MigrateError::Declaration`] (a declared table is missing), or a database error.
+/// [`MigrateError::Declaration`] (a declared table or column is missing or of the wrong type;
+/// checked after the migrations, which are rolled back with everything else), or a database
+/// error.
 ///
 /// ```no_run
 /// # use rls_tenancy::{MigrateOptions, TenancyDeclaration, migrate_with, migrator_from_dir};
@@ -349,6 +351,9 @@ async fn run(
             .filter(|v| !applied_before.contains(v))
             .collect();
     }
+    // The declaration is checked against the tables the migrations just created: a name or
+    // type that does not fit rolls back the migrations too.
+    crate::policy::verify(&mut tx, decl).await??;
     let context =
         TenantContext::new(options.variable.clone(), decl.key_type()).with_mode(options.mode);
     let keys = match options.mode {

@@ -8,6 +8,7 @@ mod ident;
 mod key;
 mod render;
 mod signed;
+mod verify;
 
 pub use context::{TenantContext, TenantContextMode};
 pub use declaration::{GlobalTable, Registry, TenancyDeclaration, TenantTable};
@@ -17,3 +18,4 @@ pub use ident::{Ident, TenantVariable};
 pub use key::TenantKey;
 pub use render::{POLICY_NAME, policy_sql};
 pub(crate) use signed::{SIGNED_CONTEXT_SQL, owner_signed_entry, signed_context_installed};
+pub(crate) use verify::verify;

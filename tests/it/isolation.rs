@@ -8,18 +8,18 @@ use sqlx::{Connection, PgConnection};
 use crate::support::{TENANT_TABLES, TenantRows, TwoTenants, sqlstate};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub enum Op {
     Select,
     Insert,
     Update,
     Delete,
 }
 
-const OPS: [Op; 4] = [Op::Select, Op::Insert, Op::Update, Op::Delete];
+pub const OPS: [Op; 4] = [Op::Select, Op::Insert, Op::Update, Op::Delete];
 
 /// Who acts: the tenant whose row is targeted, another tenant, or nobody.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Actor {
+pub enum Actor {
     Own,
     Other,
     NoTenant,

@@ -17,6 +17,7 @@ mod fixture;
 mod logs;
 mod support;
 
+mod crm;
 mod current;
 mod guard;
 mod harness;

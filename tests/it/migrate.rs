@@ -6,31 +6,8 @@ use rls_tenancy::{
     MigrateError, MigrateOptions, MigrateReport, REFERENCE_MIGRATIONS, ScratchDatabase,
     TenancyDeclaration, TenantContextMode, migrate_with,
 };
-use sqlx::PgPool;
 
-/// Everything `rls-migrate` is responsible for, as one comparable snapshot.
-async fn catalog_snapshot(admin: &PgPool) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT format('%s %s rls=%s force=%s acl=%s', 'table', c.oid::regclass, c.relrowsecurity,
-                       c.relforcerowsecurity, c.relacl)
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname = 'app'
-         UNION ALL
-         SELECT format('policy %s oid=%s %s', p.polrelid::regclass, p.oid, p.polname)
-           FROM pg_policy p
-         UNION ALL
-         SELECT format('column %s.%s acl=%s', a.attrelid::regclass, a.attname, a.attacl)
-           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-           JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname = 'app' AND a.attacl IS NOT NULL
-         UNION ALL
-         SELECT format('default %s', d.defaclacl) FROM pg_default_acl d
-         ORDER BY 1",
-    )
-    .fetch_all(admin)
-    .await
-    .expect("snapshot")
-}
+use crate::support::catalog_snapshot;
 
 fn options(db: &ScratchDatabase) -> MigrateOptions {
     MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())

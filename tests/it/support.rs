@@ -165,3 +165,34 @@ pub fn sqlstate<T>(result: &Result<T, sqlx::Error>) -> Option<String> {
         _ => None,
     }
 }
+
+/// Every schema, relation, column privilege, policy (with its oid: a policy dropped and
+/// created again differs) and default privilege of the database outside the system schemas,
+/// as one comparable snapshot: what `rls-migrate` is responsible for.
+pub async fn catalog_snapshot(admin: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT format('schema %s acl=%s', n.nspname, n.nspacl)
+           FROM pg_namespace n
+          WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+         UNION ALL
+         SELECT format('relation %s kind=%s rls=%s force=%s acl=%s', c.oid::regclass, c.relkind,
+                       c.relrowsecurity, c.relforcerowsecurity, c.relacl)
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+         UNION ALL
+         SELECT format('column %s.%s acl=%s', a.attrelid::regclass, a.attname, a.attacl)
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+            AND a.attacl IS NOT NULL
+         UNION ALL
+         SELECT format('policy %s oid=%s %s', p.polrelid::regclass, p.oid, p.polname)
+           FROM pg_policy p
+         UNION ALL
+         SELECT format('default %s', d.defaclacl) FROM pg_default_acl d
+         ORDER BY 1",
+    )
+    .fetch_all(admin)
+    .await
+    .expect("snapshot")
+}
