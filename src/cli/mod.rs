@@ -109,7 +109,9 @@ fn is_usage(err: &Error) -> bool {
         | Error::Ident(_)
         | Error::Declaration(_)
         | Error::Connect(_)
-        | Error::Db(DbError::Connect(_)) => true,
+        | Error::Db(DbError::Connect(_))
+        | Error::TenantKey(_)
+        | Error::Db(DbError::TenantKey(_) | DbError::TenantContext { .. }) => true,
         Error::Placement(err) | Error::Db(DbError::Placement(err)) => {
             !matches!(err, crate::PlacementError::Registry(_))
         }
