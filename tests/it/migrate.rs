@@ -287,6 +287,9 @@ async fn migrator_with_notes(db: &ScratchDatabase) -> sqlx::migrate::Migrator {
     std::fs::create_dir_all(&dir).expect("migrations dir");
     for entry in std::fs::read_dir("migrations").expect("reference migrations") {
         let path = entry.expect("entry").path();
+        if path.is_dir() {
+            continue; // migrations/tenant: the schema mode's tenant migrations
+        }
         std::fs::copy(&path, dir.join(path.file_name().expect("file name"))).expect("copy");
     }
     std::fs::write(
