@@ -9,6 +9,7 @@ use crate::db::DbError;
 use crate::error::Error;
 use crate::guard::GuardError;
 use crate::resolve::ResolveError;
+use crate::route::RouteError;
 
 /// A binary's failure: a flag or environment variable missing, or the toolkit's error.
 ///
@@ -57,6 +58,7 @@ from_toolkit!(
     ResolveError,
     GuardError,
     DbError,
+    RouteError,
     crate::QueryError,
     crate::StatementError,
 );
@@ -110,6 +112,8 @@ fn is_usage(err: &Error) -> bool {
         | Error::Connect(_)
         | Error::Db(DbError::Connect(_)) => true,
         Error::Resolve(err) => !matches!(err, ResolveError::Registry(_)),
+        Error::Route(RouteError::ReplicaMismatch { .. })
+        | Error::Route(RouteError::Primary(DbError::Connect(_))) => true,
         Error::Guard(err) | Error::Db(DbError::Guard(err)) => {
             !matches!(err, GuardError::Refused { .. } | GuardError::Database(_))
         }
