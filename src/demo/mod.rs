@@ -323,13 +323,10 @@ impl Demo {
             .map(|slug| site(&format!("{slug}.{base}")))
             .collect();
         let landing_url = site(base.as_str());
-        let mut state = DemoState::new(
-            AppState::new(pool.clone(), registry, base),
-            tenant_urls.clone(),
-        )
-        .with_limits(options.limits)
-        .with_routing(routing.clone())
-        .with_debug_routing(options.debug_routing);
+        let mut state = DemoState::new(AppState::new(pool, registry, base), tenant_urls.clone())
+            .with_limits(options.limits)
+            .with_routing(routing.clone())
+            .with_debug_routing(options.debug_routing);
         if let Some(pinning) = options.pinning {
             state = state.with_pinning(pinning);
         }

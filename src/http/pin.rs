@@ -349,7 +349,7 @@ async fn pin_writes(
                 response.headers_mut().append(header::SET_COOKIE, value);
             }
             Err(err) => {
-                tracing::error!(error = %err, "the pinning cookie is not a valid header value; check the cookie name")
+                tracing::error!(error = %err, "the pinning cookie is not a valid header value; check the cookie name");
             }
         }
     }
