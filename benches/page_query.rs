@@ -3,8 +3,10 @@
 //! `WHERE account_id = $1` (superuser, no RLS), same connection count, in one run.
 //!
 //! `cargo bench --bench page_query` (env: `BENCH_SECONDS`, default 5 per round;
-//! `BENCH_CONNECTIONS`, default 8). Also compares the plain policy predicate with the
-//! `(SELECT ...)` initplan form.
+//! `BENCH_CONNECTIONS`, default 8). Also compares the signed tenant context (the default:
+//! `rls_tenancy.enter` in the BEGIN message, `rls_tenancy.tenant()` in every policy) with the
+//! plain one on a second database with the same rows, rounds alternating, and the plain
+//! policy predicate with the `(SELECT ...)` initplan form.
 
 #![allow(
     clippy::expect_used,
@@ -141,14 +143,23 @@ async fn main() {
         .execute(&admin)
         .await
         .expect("fixture");
+    let signed_db = ScratchDatabase::migrated_signed()
+        .await
+        .expect("signed scratch database");
+    sqlx::raw_sql(FIXTURE)
+        .execute(&signed_db.admin_pool().await.expect("admin"))
+        .await
+        .expect("fixture");
 
-    let runtime = TenantPool::connect(
-        db.runtime_url(),
-        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
-            .max_connections(connections as u32),
-    )
-    .await
-    .expect("tenant pool");
+    let options = TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
+        .max_connections(connections as u32);
+    let runtime = TenantPool::connect(db.runtime_url(), options.clone())
+        .await
+        .expect("tenant pool");
+    let key = signed_db.tenant_key().expect("signed").clone();
+    let signed = TenantPool::connect(signed_db.runtime_url(), options.tenant_key(key))
+        .await
+        .expect("signed tenant pool");
     let plain = PgPoolOptions::new()
         .max_connections(connections as u32)
         .connect_with(db.admin_url().connect_options().expect("options"))
@@ -160,11 +171,14 @@ async fn main() {
     );
     // Warm both, then alternate so drift on a shared machine hits both sides alike.
     run_rls(&runtime, connections, 1).await;
+    run_rls(&signed, connections, 1).await;
     run_plain(&plain, connections, 1).await;
-    let (mut rls, mut base) = (0.0, 0.0);
-    for _ in 0..2 {
-        rls += run_rls(&runtime, connections, seconds).await / 2.0;
-        base += run_plain(&plain, connections, seconds).await / 2.0;
+    let (mut rls, mut signed_rls, mut base) = (0.0, 0.0, 0.0);
+    let rounds = env_or("BENCH_ROUNDS", 2);
+    for _ in 0..rounds {
+        rls += run_rls(&runtime, connections, seconds).await / rounds as f64;
+        signed_rls += run_rls(&signed, connections, seconds).await / rounds as f64;
+        base += run_plain(&plain, connections, seconds).await / rounds as f64;
     }
     sqlx::raw_sql(INITPLAN_POLICIES)
         .execute(&admin)
@@ -180,6 +194,11 @@ async fn main() {
     println!(
         "tenant transaction + RLS (canonical):       {rls:>8.0} q/s   ratio {:.2}",
         rls / base
+    );
+    println!(
+        "tenant transaction + RLS (signed context):  {signed_rls:>8.0} q/s   ratio {:.2}, {:.3} of the plain context",
+        signed_rls / base,
+        signed_rls / rls
     );
     println!("baseline, second pair:                      {base2:>8.0} q/s");
     println!(

@@ -38,10 +38,16 @@ stop_cluster() {
   fi
 }
 
-# create_scratch_db ADMIN_URL DB PASSWORD BIN: roles DB_deploy and DB_runtime (PASSWORD),
-# database DB owned by the deploy role, migrated by BIN/rls-migrate.
+# create_scratch_db ADMIN_URL DB PASSWORD BIN [CONTEXT]: roles DB_deploy and DB_runtime
+# (PASSWORD), database DB owned by the deploy role, migrated by BIN/rls-migrate with the tenant
+# context CONTEXT (signed, the default, with the key file $work/tenant.key; or plain).
 create_scratch_db() {
-  local admin="$1" name="$2" secret="$3" bindir="$4" host_port
+  local admin="$1" name="$2" secret="$3" bindir="$4" context="${5:-signed}" host_port key_arg=""
+  if [ "$context" = signed ]; then
+    # rls-migrate creates the key file; rls-demo (start_demo) reads it from the environment.
+    export RLS_TENANT_KEY_FILE="$work/tenant.key"
+    key_arg="--tenant-key-file $RLS_TENANT_KEY_FILE"
+  fi
   host_port="127.0.0.1:$(psql "$admin" -Atqc "SELECT current_setting('port')")"
   psql "$admin" -v ON_ERROR_STOP=1 -q \
     -c "CREATE ROLE ${name}_deploy LOGIN PASSWORD '$secret' NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS" \
@@ -50,7 +56,7 @@ create_scratch_db() {
     -c "REVOKE ALL ON DATABASE $name FROM PUBLIC" \
     -c "GRANT CONNECT ON DATABASE $name TO ${name}_runtime"
   RUST_LOG=warn "$bindir/rls-migrate" --database-url "postgres://${name}_deploy:$secret@$host_port/$name" \
-    --runtime-role "${name}_runtime" >/dev/null
+    --runtime-role "${name}_runtime" --tenant-context "$context" $key_arg >/dev/null
 }
 
 # drop_scratch_db ADMIN_URL DB: the database and its roles, quietly (for cleanups).

@@ -10,7 +10,7 @@
 use crate::connect::ConnectError;
 use crate::db::{DbError, Retryable};
 use crate::guard::GuardError;
-use crate::policy::{DeclarationError, IdentError};
+use crate::policy::{DeclarationError, IdentError, TenantKeyError};
 use crate::query::{QueryError, StatementError};
 use crate::resolve::ResolveError;
 use crate::route::RouteError;
@@ -41,6 +41,9 @@ pub enum Error {
     /// A declaration that cannot be used.
     #[error(transparent)]
     Declaration(#[from] DeclarationError),
+    /// A tenant key file that cannot be used.
+    #[error(transparent)]
+    TenantKey(#[from] TenantKeyError),
     /// A bad connection string, or a server that will not answer.
     #[error(transparent)]
     Connect(#[from] ConnectError),

@@ -24,7 +24,7 @@
 //! |---|---|---|
 //! | who | [`TenantId`], [`TenantSlug`], [`TenantScope`], [`TenantRef`], [`spawn`] | a tenant, the task's current tenant |
 //! | declaration | [`TenancyDeclaration`], [`Ident`], [`TenantContext`] | what the schema is |
-//! | resolve | [`TenantRegistry`], [`BaseDomain`], [`TenantHeader`], [`TenantPath`] | the request's tenant |
+//! | resolve | [`TenantRegistry`], [`BaseDomain`], [`TenantDomains`], [`TenantHeader`], [`TenantPath`] | the request's tenant |
 //! | guard | [`guard`] | whether the wall is standing |
 //! | transaction | [`TenantPool`], [`TenantTx`], [`TxOptions`], [`TxTimeouts`], [`TenantPool::retry`] | `BEGIN` + transaction-local settings (tenant, timeouts) in one round trip |
 //! | query | [`TenantScope::select`] and friends, [`Filtered`], [`Returning`], [`Conflict`], [`CrossTenant`] | rows, behind row-level security |
@@ -87,15 +87,16 @@ pub use error::{Error, Result};
 pub use guard::{Finding, GuardError, GuardOptions, GuardReport, RuleId, Severity};
 pub use policy::{
     DeclarationError, GlobalTable, Ident, IdentError, POLICY_NAME, Registry, TenancyDeclaration,
-    TenantContext, TenantTable, TenantVariable, policy_sql,
+    TenantContext, TenantContextMode, TenantKey, TenantKeyError, TenantTable, TenantVariable,
+    policy_sql,
 };
 pub use query::{
     ALLOWED_FUNCTIONS, Conflict, CrossTenant, Delete, Filtered, Insert, JoinKind, QueryError,
     Returning, Scoping, Select, Statement, StatementError, Update,
 };
 pub use resolve::{
-    BaseDomain, HostError, RegistryOptions, ResolveError, TenantHeader, TenantPath, TenantRegistry,
-    subdomain_slug,
+    BaseDomain, HostError, RegistryOptions, ResolveError, TenantDomains, TenantHeader, TenantPath,
+    TenantRegistry, subdomain_slug,
 };
 pub use route::{
     Lsn, LsnError, ReplicaStatus, RouteError, RoutedTx, RoutingOptions, RoutingPool, ServedBy,

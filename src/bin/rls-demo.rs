@@ -2,6 +2,7 @@
 //! database is given.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,6 +26,11 @@ struct Args {
     /// The runtime role's connection URL; without one, an embedded database is started.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+
+    /// The tenant key file `rls-migrate --tenant-key-file` installed, for a database with
+    /// the signed tenant context (the default). Not needed with the embedded database.
+    #[arg(long, env = "RLS_TENANT_KEY_FILE", value_name = "PATH")]
+    tenant_key_file: Option<PathBuf>,
 
     /// The address to listen on.
     #[arg(long, env = "RLS_DEMO_LISTEN", default_value = "127.0.0.1:8080")]
@@ -140,6 +146,9 @@ async fn run(args: Args) -> Result<(), cli::CliError> {
         .filter(|u| !u.trim().is_empty())
     {
         options = options.database_url(cli::database_url(Some(url), "DATABASE_URL")?);
+        if let Some(path) = args.tenant_key_file {
+            options = options.tenant_key_file(path);
+        }
     }
     let demo = Demo::start(options).await?;
     println!("rls-demo listening on http://{}", demo.local_addr());

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rls_tenancy::cli::{self, CliError, DeclarationArg};
-use rls_tenancy::{MigrateOptions, MigrateReport, TenantVariable, migrate_with, migrator_from_dir};
+use rls_tenancy::{
+    MigrateOptions, MigrateReport, TenantContextMode, TenantKey, TenantVariable, migrate_with,
+    migrator_from_dir,
+};
 
 /// Apply your sqlx migrations, install the tenant isolation policies on every tenant table
 /// your declaration names, and grant the runtime role exactly what the declaration says.
@@ -28,6 +31,23 @@ struct Args {
     /// The setting the policies read the tenant id from.
     #[arg(long, env = "RLS_TENANT_VARIABLE", default_value = TenantVariable::DEFAULT)]
     tenant_variable: String,
+
+    /// How the policies learn the tenant: `signed` (the application signs it with the tenant
+    /// key; SQL inside a transaction cannot switch tenants) or `plain` (the policies trust the
+    /// tenant setting; no key).
+    #[arg(long, env = "RLS_TENANT_CONTEXT", default_value = "signed", value_parser = clap::value_parser!(TenantContextMode))]
+    tenant_context: TenantContextMode,
+
+    /// The tenant key file: created there (mode 0600) with a fresh key when absent, and
+    /// its key installed in the database; the application reads the same file. Keys
+    /// installed before stay accepted (a rotation) until --retire-old-keys.
+    #[arg(long, env = "RLS_TENANT_KEY_FILE", value_name = "PATH")]
+    tenant_key_file: Option<PathBuf>,
+
+    /// Removes every installed tenant key but the one in --tenant-key-file: the end of a
+    /// key rotation, once every application reads the new file.
+    #[arg(long, requires = "tenant_key_file")]
+    retire_old_keys: bool,
 
     /// The directory of sqlx migrations to apply (the `sqlx migrate` format).
     #[arg(
@@ -59,7 +79,19 @@ async fn run(args: &Args) -> Result<MigrateReport, CliError> {
     let url = cli::database_url(args.database_url.as_deref(), "DEPLOY_DATABASE_URL")?;
     let declaration = args.declaration.load()?;
     let migrator = migrator_from_dir(&args.migrations).await?;
-    let options = MigrateOptions::new(url, &args.runtime_role)?
-        .tenant_variable(TenantVariable::parse(&args.tenant_variable)?);
+    let mut options = MigrateOptions::new(url, &args.runtime_role)?
+        .tenant_variable(TenantVariable::parse(&args.tenant_variable)?)
+        .tenant_context(args.tenant_context);
+    if let Some(path) = &args.tenant_key_file {
+        let (key, created) =
+            TenantKey::load_or_create(path).map_err(rls_tenancy::MigrateError::from)?;
+        if created {
+            tracing::info!(path = %path.display(), key_id = %key.id(), "created a tenant key file");
+        }
+        options = options.tenant_key(key);
+    }
+    if args.retire_old_keys {
+        options = options.retire_old_keys();
+    }
     Ok(migrate_with(&migrator, &declaration, &options).await?)
 }

@@ -123,6 +123,7 @@ pub(crate) struct BeginPlan {
     options: TxOptions,
     deallocate_all: bool,
     settings: Vec<(String, String)>,
+    calls: Vec<String>,
 }
 
 impl BeginPlan {
@@ -132,6 +133,7 @@ impl BeginPlan {
             options,
             deallocate_all: false,
             settings: Vec::new(),
+            calls: Vec::new(),
         }
     }
 
@@ -147,19 +149,26 @@ impl BeginPlan {
         self.settings.extend(settings);
     }
 
+    /// Adds a call to the `SELECT` after the settings: an SQL expression made by the toolkit
+    /// from validated types (the signed tenant context's `rls_tenancy.enter(...)`).
+    pub(crate) fn call(&mut self, expression: String) {
+        self.calls.push(expression);
+    }
+
     /// The one simple-query message.
     pub(crate) fn sql(&self) -> String {
         let mut begin = self.options.begin_statement();
         if self.deallocate_all {
             begin.push_str("; DEALLOCATE ALL");
         }
-        if self.settings.is_empty() {
+        if self.settings.is_empty() && self.calls.is_empty() {
             return begin;
         }
         let calls: Vec<String> = self
             .settings
             .iter()
             .map(|(name, value)| format!("set_config({name}, {value}, true)"))
+            .chain(self.calls.iter().cloned())
             .collect();
         format!("{begin}; SELECT {}", calls.join(", "))
     }
@@ -189,6 +198,13 @@ mod tests {
         assert_eq!(
             pooled.sql(),
             "BEGIN; DEALLOCATE ALL; SELECT set_config('app.tenant_id', '7', true)"
+        );
+        let mut signed = BeginPlan::new(TxOptions::default());
+        signed.set([("'lock_timeout'".to_owned(), "'2s'".to_owned())]);
+        signed.call("rls_tenancy.enter('app.tenant_id', '7')".to_owned());
+        assert_eq!(
+            signed.sql(),
+            "BEGIN; SELECT set_config('lock_timeout', '2s', true), rls_tenancy.enter('app.tenant_id', '7')"
         );
     }
 }

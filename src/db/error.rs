@@ -2,6 +2,7 @@
 
 use crate::connect::ConnectError;
 use crate::guard::GuardError;
+use crate::policy::TenantKeyError;
 
 /// What can go wrong opening a [`crate::TenantPool`] or running a [`crate::TenantTx`].
 ///
@@ -20,6 +21,18 @@ pub enum DbError {
     /// The guard refused the pool's role, or could not run.
     #[error(transparent)]
     Guard(#[from] GuardError),
+
+    /// The pool's tenant key file cannot be used.
+    #[error(transparent)]
+    TenantKey(#[from] TenantKeyError),
+
+    /// The pool cannot enter its transactions' tenant as the database requires: no key for
+    /// a signed database, a key for a plain one, or a key the database refuses.
+    #[error("the tenant pool cannot open: {reason}")]
+    TenantContext {
+        /// What is wrong and what to do.
+        reason: String,
+    },
 
     /// The database's error.
     #[error("database error: {0}")]

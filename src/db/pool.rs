@@ -1,6 +1,7 @@
 //! [`TenantPool`]: the runtime role's connection pool, which only hands out tenant
 //! transactions.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +14,12 @@ use super::health::{Health, PROBE_TIMEOUT, is_connection_lost};
 use super::{DbError, TenantTx, TxOptions, TxTimeouts};
 use crate::connect::{ConnectError, DatabaseUrl};
 use crate::guard::{self, GuardOptions};
-use crate::policy::{TenancyDeclaration, TenantContext, TenantVariable, quote_literal};
+use crate::policy::{
+    TenancyDeclaration, TenantContext, TenantContextMode, TenantKey, TenantVariable,
+    owner_signed_entry, quote_literal, signed_context_installed,
+};
 use crate::resolve::{RegistryOptions, TenantRegistry};
+use crate::tenant::TenantId;
 use crate::tenant::TenantScope;
 
 /// How to open a [`TenantPool`] for the schema a [`TenancyDeclaration`] describes.
@@ -38,6 +43,27 @@ pub struct TenantPoolOptions {
     timeouts: TxTimeouts,
     variable: TenantVariable,
     guard: GuardSetting,
+    tenant_key: Option<KeySource>,
+}
+
+/// Where the pool gets the key that signs its transactions' tenant.
+#[derive(Debug, Clone)]
+enum KeySource {
+    /// A key the application holds.
+    Key(Arc<TenantKey>),
+    /// A key file, read when the pool opens.
+    File(PathBuf),
+}
+
+/// How the pool's transactions enter their tenant's context.
+#[derive(Debug, Clone)]
+enum Entry {
+    /// `set_config` of the tenant variable: the database has the plain context.
+    Plain,
+    /// `rls_tenancy.enter` with the application's signature.
+    Signed(Arc<TenantKey>),
+    /// `rls_tenancy.enter` signed in the database by the deploy role, which can read the keys.
+    OwnerSigned,
 }
 
 /// How the guard's transaction begins behind a transaction-mode pooler: `DEALLOCATE ALL`
@@ -75,7 +101,51 @@ impl TenantPoolOptions {
             timeouts: TxTimeouts::default(),
             variable: TenantVariable::default(),
             guard,
+            tenant_key: None,
         }
+    }
+
+    /// Signs every transaction's tenant with `key`, the key `rls-migrate --tenant-key-file`
+    /// installed: needed when the database has the signed tenant context (the default).
+    /// Opening the pool checks the key with one signed transaction and fails with
+    /// [`DbError::TenantContext`] when the database does not accept it.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantKey, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).tenant_key(TenantKey::generate());
+    /// assert!(options.signs_tenant());
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn tenant_key(mut self, key: TenantKey) -> Self {
+        self.tenant_key = Some(KeySource::Key(Arc::new(key)));
+        self
+    }
+
+    /// As [`TenantPoolOptions::tenant_key`], with the key read from the key file at `path`
+    /// when the pool opens (`--tenant-key-file`, `RLS_TENANT_KEY_FILE`); an unreadable or
+    /// malformed file fails the opening with [`DbError::TenantKey`].
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?)
+    ///     .tenant_key_file("/etc/myapp/tenant.key");
+    /// assert!(options.signs_tenant());
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn tenant_key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tenant_key = Some(KeySource::File(path.into()));
+        self
+    }
+
+    /// Whether a tenant key was given.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// assert!(!TenantPoolOptions::new(TenancyDeclaration::reference()?).signs_tenant());
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn signs_tenant(&self) -> bool {
+        self.tenant_key.is_some()
     }
 
     /// The most connections the pool opens (default 10).
@@ -244,6 +314,7 @@ pub struct TenantPool {
     pool: PgPool,
     declaration: Arc<TenancyDeclaration>,
     context: TenantContext,
+    entry: Entry,
     timeouts: TxTimeouts,
     release_check: Arc<str>,
     health: Arc<Health>,
@@ -325,6 +396,7 @@ impl TenantPool {
         pooler: bool,
         health: Arc<Health>,
     ) -> Result<Self, DbError> {
+        let entry = Self::entry(&pool, &options).await?;
         match &options.guard {
             GuardSetting::Run(guard_options) => {
                 // Always the pool's own login role: a role override in the options would
@@ -355,16 +427,106 @@ impl TenantPool {
             }
         }
         let release_check = release_check(&options.variable);
-        let context = TenantContext::new(options.variable, options.declaration.key_type());
-        Ok(Self {
+        let mode = match entry {
+            Entry::Plain => TenantContextMode::Plain,
+            Entry::Signed(_) | Entry::OwnerSigned => TenantContextMode::Signed,
+        };
+        let context =
+            TenantContext::new(options.variable, options.declaration.key_type()).with_mode(mode);
+        let tenant_pool = Self {
             pool,
             declaration: Arc::new(options.declaration),
             context,
+            entry,
             timeouts: options.timeouts,
             release_check,
             health,
             pooler,
-        })
+        };
+        if mode == TenantContextMode::Signed {
+            tenant_pool.probe_signed_entry().await?;
+        }
+        Ok(tenant_pool)
+    }
+
+    /// How this pool's transactions will enter their tenant, from the key it was given and
+    /// whether the database has the signed context; refuses a pool that would show empty
+    /// pages (signed database, no key) or trust a key the database ignores (plain database).
+    async fn entry(pool: &PgPool, options: &TenantPoolOptions) -> Result<Entry, DbError> {
+        let key = match &options.tenant_key {
+            None => None,
+            Some(KeySource::Key(key)) => Some(Arc::clone(key)),
+            Some(KeySource::File(path)) => Some(Arc::new(TenantKey::from_file(path)?)),
+        };
+        let mut conn = pool.acquire().await?;
+        let signed = signed_context_installed(&mut conn).await?;
+        drop(conn);
+        match (signed, key) {
+            (true, Some(key)) => Ok(Entry::Signed(key)),
+            (true, None) if matches!(options.guard, GuardSetting::DeployRoleWriter) => {
+                Ok(Entry::OwnerSigned)
+            }
+            (true, None) => Err(DbError::TenantContext {
+                reason: "the database has the signed tenant context and the pool has no tenant key: give it the key file rls-migrate installed (TenantPoolOptions::tenant_key_file, --tenant-key-file or RLS_TENANT_KEY_FILE)".to_owned(),
+            }),
+            (false, Some(_)) => Err(DbError::TenantContext {
+                reason: "the pool was given a tenant key but the database has the plain tenant context: run rls-migrate --tenant-context signed --tenant-key-file with the same file, or open the pool without a key".to_owned(),
+            }),
+            (false, None) => Ok(Entry::Plain),
+        }
+    }
+
+    /// Begins and rolls back one signed transaction, in one message, to check that the
+    /// database accepts this pool's signature (the right key, installed; clocks that agree).
+    async fn probe_signed_entry(&self) -> Result<(), DbError> {
+        let mut plan = BeginPlan::new(TxOptions::default().read_only());
+        if self.pooler {
+            plan.deallocate_all();
+        }
+        let probe = TenantId::new(1).unwrap_or_else(|_| unreachable!("1 is a valid tenant id"));
+        self.enter(&mut plan, probe);
+        let sql = format!(
+            "{}; SELECT rls_tenancy.tenant({}) IS NOT DISTINCT FROM '{}'; ROLLBACK",
+            plan.sql(),
+            quote_literal(self.context.variable().as_str()),
+            probe
+        );
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::raw_sql(AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(err) => {
+                conn.close_on_drop();
+                return Err(match err.as_database_error() {
+                    Some(db) if db.code().as_deref() == Some("28000") => DbError::TenantContext {
+                        reason: db.message().to_owned(),
+                    },
+                    _ => err.into(),
+                });
+            }
+        };
+        let entered = rows
+            .last()
+            .map(|row| sqlx::Row::try_get::<bool, _>(row, 0))
+            .transpose()?;
+        if entered == Some(true) {
+            Ok(())
+        } else {
+            Err(DbError::TenantContext {
+                reason: "a signed transaction did not see its tenant: the installed rls_tenancy functions do not match this version of the toolkit; run rls-migrate".to_owned(),
+            })
+        }
+    }
+
+    /// Adds to `plan` what puts its transaction in `id`'s context.
+    fn enter(&self, plan: &mut BeginPlan, id: TenantId) {
+        match &self.entry {
+            Entry::Plain => plan.set(self.context.settings(id)),
+            Entry::Signed(key) => plan.call(self.context.signed_entry(id, key)),
+            Entry::OwnerSigned => plan.call(owner_signed_entry(&self.context, id)),
+        }
     }
 
     /// Begins a read-write transaction that sees only `scope`'s tenant.
@@ -413,7 +575,7 @@ impl TenantPool {
             plan.deallocate_all();
         }
         plan.set(self.timeouts.settings());
-        plan.set(self.context.settings(scope.id()));
+        self.enter(&mut plan, scope.id());
         let conn = self.acquire().await?;
         let first = self.open_tx(conn, &plan, scope).await;
         let failed = match first {

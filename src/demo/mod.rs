@@ -27,7 +27,7 @@ mod tenants;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::response::IntoResponse;
@@ -51,7 +51,7 @@ use crate::embedded::{AdminServer, REFERENCE_MIGRATIONS, ScratchDatabase};
 use crate::error::Result;
 use crate::http::{AppError, AppState, RequestLimits, Unavailable, WritePinning};
 use crate::migrate::{MigrateOptions, migrate_with};
-use crate::policy::TenancyDeclaration;
+use crate::policy::{TenancyDeclaration, TenantKey};
 use crate::resolve::{BaseDomain, RegistryOptions};
 use crate::route::{RoutingOptions, RoutingPool};
 use crate::tenant::TenantSlug;
@@ -80,6 +80,7 @@ pub struct DemoOptions {
     check_interval: Duration,
     pinning: Option<WritePinning>,
     debug_routing: bool,
+    tenant_key_file: Option<PathBuf>,
 }
 
 impl DemoOptions {
@@ -105,7 +106,23 @@ impl DemoOptions {
             check_interval: Duration::from_secs(30),
             pinning: None,
             debug_routing: false,
+            tenant_key_file: None,
         }
+    }
+
+    /// The tenant key file `rls-migrate --tenant-key-file` installed, for a database given
+    /// with [`DemoOptions::database_url`] that has the signed tenant context. The embedded
+    /// database needs none: the demo makes its own key.
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .tenant_key_file("/etc/rls-demo/tenant.key");
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn tenant_key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tenant_key_file = Some(path.into());
+        self
     }
 
     /// Serve the subtask API's reads from these replicas (`--replica-url`), lagging no more
@@ -291,17 +308,22 @@ impl Demo {
     pub async fn start(options: DemoOptions) -> Result<Self> {
         let listener = TcpListener::bind(options.listen).await?;
         let port = listener.local_addr()?.port();
-        let (runtime_url, embedded_db, embedded_server, slugs) = match options.database_url {
-            Some(url) => (url, None, None, Vec::new()),
-            None => {
-                let (db, server, slugs) = start_embedded().await?;
-                (db.runtime_url().clone(), Some(db), Some(server), slugs)
-            }
-        };
-        let pool_options = TenantPoolOptions::new(TenancyDeclaration::reference()?)
+        let mut pool_options = TenantPoolOptions::new(TenancyDeclaration::reference()?)
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
             .timeouts(options.timeouts);
+        if let Some(path) = options.tenant_key_file {
+            pool_options = pool_options.tenant_key_file(path);
+        }
+        let (runtime_url, embedded_db, embedded_server, slugs) = match options.database_url {
+            Some(url) => (url, None, None, Vec::new()),
+            None => {
+                let key = TenantKey::generate();
+                let (db, server, slugs) = start_embedded(&key).await?;
+                pool_options = pool_options.tenant_key(key);
+                (db.runtime_url().clone(), Some(db), Some(server), slugs)
+            }
+        };
         let mut routing_options = options
             .replicas
             .into_iter()
@@ -525,13 +547,16 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-/// Starts a private cluster, creates the roles and database, migrates it and seeds it with
-/// rls-seed's library.
-async fn start_embedded() -> Result<(ScratchDatabase, AdminServer, Vec<TenantSlug>)> {
+/// Starts a private cluster, creates the roles and database, migrates it with the signed
+/// tenant context and `key`, and seeds it with rls-seed's library.
+async fn start_embedded(
+    key: &TenantKey,
+) -> Result<(ScratchDatabase, AdminServer, Vec<TenantSlug>)> {
     tracing::info!("no DATABASE_URL: starting an embedded PostgreSQL");
     let server = AdminServer::start_local().await?;
     let db = ScratchDatabase::create_on(server.clone()).await?;
-    let options = MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())?;
+    let options = MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())?
+        .tenant_key(key.clone());
     let declaration = TenancyDeclaration::reference()?;
     migrate_with(&REFERENCE_MIGRATIONS, &declaration, &options).await?;
     let slugs = tenants::seed_tenants(db.deploy_url()).await?;

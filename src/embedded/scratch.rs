@@ -11,7 +11,7 @@ use super::Result;
 use crate::connect::{ConnectError, DatabaseUrl, connect as connect_to};
 use crate::migrate::MigrateError;
 use crate::migrate::{Bootstrap, MigrateOptions, bootstrap_sql, migrate_with};
-use crate::policy::{Ident, TenancyDeclaration};
+use crate::policy::{Ident, TenancyDeclaration, TenantContextMode, TenantKey};
 
 /// This repository's reference migrations (`migrations/`), compiled in: the schema the
 /// tests, the benchmarks, the seeder and the demo run on.
@@ -37,6 +37,7 @@ pub struct ScratchDatabase {
     runtime_role: Ident,
     deploy_url: DatabaseUrl,
     runtime_url: DatabaseUrl,
+    tenant_key: Option<TenantKey>,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -107,10 +108,13 @@ impl ScratchDatabase {
             name,
             deploy_role,
             runtime_role,
+            tenant_key: None,
         })
     }
 
-    /// Creates the database and runs [`migrate`] on it as the deploy role.
+    /// Creates the database and runs [`migrate_with`] on it as the deploy role, with the
+    /// plain tenant context (the policies read the tenant setting directly); see
+    /// [`ScratchDatabase::migrated_signed`] for the signed one.
     ///
     /// # Errors
     /// As [`ScratchDatabase::create`] and [`migrate_with`].
@@ -138,10 +142,64 @@ impl ScratchDatabase {
     /// ```
     pub async fn migrated_on(server: AdminServer) -> Result<Self> {
         let db = Self::create_on(server).await?;
-        let options = MigrateOptions::new(db.deploy_url.clone(), db.runtime_role.as_str())?;
+        let options = MigrateOptions::new(db.deploy_url.clone(), db.runtime_role.as_str())?
+            .tenant_context(TenantContextMode::Plain);
         let declaration = TenancyDeclaration::reference().map_err(MigrateError::from)?;
         migrate_with(&REFERENCE_MIGRATIONS, &declaration, &options).await?;
         Ok(db)
+    }
+
+    /// Creates the database and migrates it with the signed tenant context and a fresh
+    /// [`TenantKey`] ([`ScratchDatabase::tenant_key`]), as `rls-migrate` does by default.
+    ///
+    /// # Errors
+    /// As [`ScratchDatabase::create`] and [`migrate_with`].
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPool, TenantPoolOptions};
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// let db = rls_tenancy::ScratchDatabase::migrated_signed().await?;
+    /// let key = db.tenant_key().expect("signed").clone();
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).tenant_key(key);
+    /// let pool = TenantPool::connect(db.runtime_url(), options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn migrated_signed() -> Result<Self> {
+        Self::migrated_signed_on(AdminServer::shared().await?.clone()).await
+    }
+
+    /// [`ScratchDatabase::migrated_signed`] on `server`.
+    ///
+    /// # Errors
+    /// As [`ScratchDatabase::create_on`] and [`migrate_with`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// let server = rls_tenancy::AdminServer::start_local().await?;
+    /// let db = rls_tenancy::ScratchDatabase::migrated_signed_on(server).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn migrated_signed_on(server: AdminServer) -> Result<Self> {
+        let mut db = Self::create_on(server).await?;
+        let key = TenantKey::generate();
+        let options = MigrateOptions::new(db.deploy_url.clone(), db.runtime_role.as_str())?
+            .tenant_key(key.clone());
+        let declaration = TenancyDeclaration::reference().map_err(MigrateError::from)?;
+        migrate_with(&REFERENCE_MIGRATIONS, &declaration, &options).await?;
+        db.tenant_key = Some(key);
+        Ok(db)
+    }
+
+    /// The tenant key the database was migrated with, for a signed database.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// let db = rls_tenancy::ScratchDatabase::migrated().await?;
+    /// assert!(db.tenant_key().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn tenant_key(&self) -> Option<&TenantKey> {
+        self.tenant_key.as_ref()
     }
 
     /// The database's name.

@@ -2,7 +2,7 @@
 
 use super::Finding;
 use crate::connect::ConnectError;
-use crate::policy::IdentError;
+use crate::policy::{DeclarationError, IdentError};
 
 /// What can go wrong when the guard runs. [`GuardError::Refused`] is the guard doing its job
 /// (exit code 1); the rest mean it could not look (exit code 2, or a database error).
@@ -49,6 +49,11 @@ pub enum GuardError {
         /// The missing object.
         what: String,
     },
+
+    /// The declaration names a table or column the database does not have, or has with
+    /// another type.
+    #[error(transparent)]
+    Declaration(#[from] DeclarationError),
 
     /// A server version floor was not of the form `MAJOR.MINOR`.
     #[error(

@@ -195,8 +195,8 @@ impl Ctx<'_> {
 ///
 /// # Errors
 /// [`GuardError::MissingRole`] when the named role does not exist, [`GuardError::MissingSchema`] when
-/// the schema does not, [`GuardError::NotMigrated`] when a declared tenant table is missing, or
-/// the database's error.
+/// the schema does not, [`GuardError::Declaration`] when a declared table or column is missing
+/// or of the wrong type, or the database's error.
 ///
 /// ```no_run
 /// use rls_tenancy::guard::{self, GuardOptions};
@@ -226,6 +226,9 @@ pub async fn check(conn: &mut PgConnection, options: &GuardOptions) -> Result<Gu
         .await?;
     let session =
         Session::read(&mut tx, options.inspected_role(), resolved.schema.as_str()).await?;
+    if resolved.requires_declared_tables {
+        crate::policy::verify(&mut tx, &resolved.declaration).await??;
+    }
     let ctx = Ctx {
         options,
         resolved: &resolved,

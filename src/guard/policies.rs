@@ -14,7 +14,9 @@ use super::catalog::{tenant_tables, with_closure};
 use super::cause::Cause;
 use super::finding::{Finding, RuleId, quote_ident, quote_qualified};
 use super::{GuardError, Result};
-use crate::policy::{Ident, POLICY_NAME};
+use crate::policy::{
+    Ident, POLICY_NAME, TenantContext, TenantContextMode, signed_context_installed,
+};
 
 /// One tenant table with one of its policies (or none): the query's row.
 #[derive(sqlx::FromRow)]
@@ -189,14 +191,22 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
             what: format!("tenant table {}.{missing}", ctx.schema()),
         });
     }
+    // The canonical predicate reads the signed tenant context where the database has it:
+    // then a plain predicate on any table is a door that SQL inside a transaction can open.
+    let mode = if signed_context_installed(&mut *conn).await? {
+        TenantContextMode::Signed
+    } else {
+        TenantContextMode::Plain
+    };
+    let context = ctx.options.tenant_context().with_mode(mode);
     let mut findings = Vec::new();
     for table in &tables {
-        findings.extend(table_findings(ctx, table)?);
+        findings.extend(table_findings(ctx, &context, table)?);
     }
     Ok(findings)
 }
 
-fn table_findings(ctx: &Ctx<'_>, table: &Table) -> Result<Vec<Finding>> {
+fn table_findings(ctx: &Ctx<'_>, context: &TenantContext, table: &Table) -> Result<Vec<Finding>> {
     let name = format!("{}.{}", table.schema, table.name);
     let object = format!("table {name}");
     let table_sql = quote_qualified(&table.schema, &table.name);
@@ -206,10 +216,7 @@ fn table_findings(ctx: &Ctx<'_>, table: &Table) -> Result<Vec<Finding>> {
         .ok_or_else(|| GuardError::NotMigrated {
             what: format!("the tenant column of table {name}"),
         })?;
-    let canonical = ctx
-        .options
-        .tenant_context()
-        .canonical_predicate(&Ident::parse("column", column)?);
+    let canonical = context.canonical_predicate(&Ident::parse("column", column)?);
     let create_policy = format!(
         "CREATE POLICY {POLICY_NAME} ON {table_sql} AS PERMISSIVE FOR ALL TO PUBLIC USING {canonical} WITH CHECK {canonical};"
     );

@@ -6,6 +6,11 @@
 //! owner is a superuser or owns the tables without FORCE, no policy applies. Objects the role
 //! owns itself run with its own rights and are left to the ownership rules.
 //!
+//! The toolkit's own signed tenant context (`rls_tenancy.enter` and `rls_tenancy.tenant`) is
+//! `SECURITY DEFINER` by design: those two functions pass when the owner of the guarded schema
+//! (the deploy role) owns them and their schema, their `search_path` is pinned and they are not
+//! `LEAKPROOF`. A function of the same name anywhere else, or owned by anyone else, is refused.
+//!
 //! The planner may evaluate a `LEAKPROOF` function on rows *before* the policy filters them
 //! (that is what the mark promises it may do safely). A function that raises an error with its
 //! argument, or logs it, then hands other tenants' values to whoever reads the error. Only a
@@ -63,7 +68,17 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
            JOIN pg_catalog.pg_roles o ON o.oid = p.proowner
           CROSS JOIN LATERAL (
                 VALUES ('security definer', p.prosecdef AND s.oid IN (SELECT oid FROM user_schemas)
-                                            AND p.proowner NOT IN (SELECT role FROM roles)),
+                                            AND p.proowner NOT IN (SELECT role FROM roles)
+                                            AND NOT coalesce(s.nspname = 'rls_tenancy'
+                                                     AND p.oid::regprocedure::text IN (
+                                                         'rls_tenancy.enter(text,text,text,bigint,bigint,text)',
+                                                         'rls_tenancy.tenant(text)')
+                                                     AND p.proowner = s.nspowner
+                                                     AND s.nspowner = (SELECT d.nspowner
+                                                                         FROM pg_catalog.pg_namespace d
+                                                                        WHERE d.nspname = $2)
+                                                     AND NOT p.proleakproof
+                                                     AND p.proconfig = ARRAY['search_path=pg_catalog, pg_temp'], false)),
                        ('leakproof', p.proleakproof AND s.nspname <> 'pg_catalog')
           ) AS k(kind, hit)
           WHERE (p.prosecdef OR (p.proleakproof AND s.nspname <> 'pg_catalog'))
@@ -73,6 +88,7 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
           ORDER BY 1, 2, 3, 4"
     ))
     .bind(ctx.role_param())
+    .bind(ctx.schema())
     .fetch_all(&mut *conn)
     .await?;
     let role = ctx.role();

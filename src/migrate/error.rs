@@ -1,7 +1,7 @@
 //! [`MigrateError`]: why `rls-migrate` changed nothing.
 
 use crate::connect::ConnectError;
-use crate::policy::{DeclarationError, IdentError};
+use crate::policy::{DeclarationError, IdentError, TenantKeyError};
 
 /// Why a migration run failed. Every failure leaves the database as it was: migrations,
 /// policies and grants are applied in one transaction.
@@ -27,6 +27,17 @@ pub enum MigrateError {
     /// A role or setting name is not a plain identifier.
     #[error(transparent)]
     Ident(#[from] IdentError),
+
+    /// The tenant key file cannot be used.
+    #[error(transparent)]
+    TenantKey(#[from] TenantKeyError),
+
+    /// The signed tenant context would have no key, or the key to keep was not named.
+    #[error("{reason}")]
+    NoTenantKey {
+        /// What is missing and what to pass.
+        reason: &'static str,
+    },
 
     /// The runtime role named in the options does not exist.
     #[error("role {role:?} does not exist: create it first (see the README's one-time setup SQL)")]
@@ -73,6 +84,8 @@ impl MigrateError {
                 | Self::Ident(_)
                 | Self::MissingRole { .. }
                 | Self::Source { .. }
+                | Self::TenantKey(_)
+                | Self::NoTenantKey { .. }
         )
     }
 }

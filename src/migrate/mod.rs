@@ -22,6 +22,7 @@ mod bootstrap;
 mod error;
 mod grants;
 mod policies;
+mod signed;
 
 use std::fmt;
 use std::path::Path;
@@ -34,12 +35,15 @@ pub use bootstrap::{Bootstrap, bootstrap_sql};
 pub use error::MigrateError;
 
 use crate::connect::{self, DatabaseUrl};
-use crate::policy::{Ident, TenancyDeclaration, TenantContext, TenantVariable};
+use crate::policy::{
+    Ident, TenancyDeclaration, TenantContext, TenantContextMode, TenantKey, TenantVariable,
+};
 
 type Result<T, E = MigrateError> = std::result::Result<T, E>;
 
 /// What a migration run needs besides the migrations and the declaration: the deploy role's
-/// URL, the runtime role to grant, and the tenant setting the policies read.
+/// URL, the runtime role to grant, the tenant setting the policies read, and how they read
+/// it: the signed tenant context (the default, which needs a [`TenantKey`]) or the plain one.
 ///
 /// ```
 /// use rls_tenancy::MigrateOptions;
@@ -53,6 +57,9 @@ pub struct MigrateOptions {
     url: DatabaseUrl,
     runtime_role: Ident,
     variable: TenantVariable,
+    mode: TenantContextMode,
+    tenant_key: Option<TenantKey>,
+    retire_old_keys: bool,
 }
 
 impl MigrateOptions {
@@ -60,7 +67,8 @@ impl MigrateOptions {
     pub const DEFAULT_RUNTIME_ROLE: &'static str = "app_runtime";
 
     /// Options for migrating as the role in `url` and granting `runtime_role`, with the
-    /// tenant variable `app.tenant_id`.
+    /// tenant variable `app.tenant_id` and the signed tenant context (give it a key with
+    /// [`MigrateOptions::tenant_key`] unless the database already has one).
     ///
     /// # Errors
     /// [`crate::IdentError`] when the role name is not a plain identifier.
@@ -77,7 +85,68 @@ impl MigrateOptions {
             url,
             runtime_role: Ident::parse("role", runtime_role)?,
             variable: TenantVariable::default(),
+            mode: TenantContextMode::Signed,
+            tenant_key: None,
+            retire_old_keys: false,
         })
+    }
+
+    /// How the policies learn the tenant (default [`TenantContextMode::Signed`]). Migrating
+    /// a signed database with `Plain` replaces its policies and drops the signed context
+    /// with its keys.
+    ///
+    /// ```
+    /// # use rls_tenancy::{MigrateOptions, TenantContextMode};
+    /// let options = MigrateOptions::new("postgres://d@localhost/app".parse()?, "app_runtime")?
+    ///     .tenant_context(TenantContextMode::Plain);
+    /// assert_eq!(options.mode(), TenantContextMode::Plain);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn tenant_context(mut self, mode: TenantContextMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The tenant context the run installs.
+    ///
+    /// ```
+    /// # use rls_tenancy::{MigrateOptions, TenantContextMode};
+    /// let options = MigrateOptions::new("postgres://d@localhost/app".parse()?, "app_runtime")?;
+    /// assert_eq!(options.mode(), TenantContextMode::Signed);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn mode(&self) -> TenantContextMode {
+        self.mode
+    }
+
+    /// Installs `key` in the signed context when the database does not have it yet. Keys
+    /// installed before stay accepted, so applications still holding the old key keep
+    /// working during a rotation; [`MigrateOptions::retire_old_keys`] ends the rotation.
+    ///
+    /// ```
+    /// # use rls_tenancy::{MigrateOptions, TenantKey};
+    /// let options = MigrateOptions::new("postgres://d@localhost/app".parse()?, "app_runtime")?
+    ///     .tenant_key(TenantKey::generate());
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn tenant_key(mut self, key: TenantKey) -> Self {
+        self.tenant_key = Some(key);
+        self
+    }
+
+    /// Removes every installed key but the one given with [`MigrateOptions::tenant_key`]:
+    /// the end of a key rotation, once every application reads the new key file.
+    ///
+    /// ```
+    /// # use rls_tenancy::{MigrateOptions, TenantKey};
+    /// let options = MigrateOptions::new("postgres://d@localhost/app".parse()?, "app_runtime")?
+    ///     .tenant_key(TenantKey::generate())
+    ///     .retire_old_keys();
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn retire_old_keys(mut self) -> Self {
+        self.retire_old_keys = true;
+        self
     }
 
     /// Uses another tenant setting name in the policies.
@@ -106,13 +175,21 @@ impl MigrateOptions {
     }
 }
 
-/// What a migration run did.
+/// What a migration run did. Keys appear by id only, never the key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MigrateReport {
     /// Versions of the migrations applied by this run.
     pub applied_migrations: Vec<i64>,
     /// Tables whose policy or RLS state was (re)installed by this run.
     pub policies_installed: Vec<String>,
+    /// The tenant context the policies read.
+    pub tenant_context: TenantContextMode,
+    /// The id of the tenant key this run installed, if it was new.
+    pub tenant_key_installed: Option<String>,
+    /// The ids of the tenant keys this run retired.
+    pub tenant_keys_retired: Vec<String>,
+    /// The ids of the tenant keys the database accepts (none in the plain context).
+    pub tenant_keys: Vec<String>,
 }
 
 impl MigrateReport {
@@ -122,7 +199,10 @@ impl MigrateReport {
     /// assert!(rls_tenancy::MigrateReport::default().is_noop());
     /// ```
     pub fn is_noop(&self) -> bool {
-        self.applied_migrations.is_empty() && self.policies_installed.is_empty()
+        self.applied_migrations.is_empty()
+            && self.policies_installed.is_empty()
+            && self.tenant_key_installed.is_none()
+            && self.tenant_keys_retired.is_empty()
     }
 }
 
@@ -141,6 +221,23 @@ impl fmt::Display for MigrateReport {
                 "policies: installed on {}",
                 self.policies_installed.join(", ")
             )?;
+        }
+        match self.tenant_context {
+            TenantContextMode::Signed => {
+                write!(
+                    f,
+                    "tenant context: signed, keys accepted: {}",
+                    self.tenant_keys.join(", ")
+                )?;
+                if let Some(id) = &self.tenant_key_installed {
+                    write!(f, " (installed {id})")?;
+                }
+                if !self.tenant_keys_retired.is_empty() {
+                    write!(f, " (retired {})", self.tenant_keys_retired.join(", "))?;
+                }
+                writeln!(f)?;
+            }
+            TenantContextMode::Plain => writeln!(f, "tenant context: plain")?,
         }
         write!(f, "grants: runtime role privileges reset to DML only")
     }
@@ -175,7 +272,9 @@ pub async fn migrator_from_dir(dir: impl AsRef<Path>) -> Result<Migrator> {
 /// # Errors
 /// [`MigrateError::Connect`] (unreachable, refused), [`MigrateError::MissingRole`] (runtime
 /// role absent), [`MigrateError::Migration`] (a migration failed and was rolled back),
-/// [`MigrateError::Declaration`] (a declared table is missing), or a database error.
+/// [`MigrateError::Declaration`] (a declared table or column is missing or of the wrong type;
+/// checked after the migrations, which are rolled back with everything else), or a database
+/// error.
 ///
 /// ```no_run
 /// # use rls_tenancy::{MigrateOptions, TenancyDeclaration, migrate_with, migrator_from_dir};
@@ -251,14 +350,37 @@ async fn run(
             .filter(|v| !applied_before.contains(v))
             .collect();
     }
-    let context = TenantContext::new(options.variable.clone(), decl.key_type());
+    // The declaration is checked against the tables the migrations just created: a name or
+    // type that does not fit rolls back the migrations too.
+    crate::policy::verify(&mut tx, decl).await??;
+    let context =
+        TenantContext::new(options.variable.clone(), decl.key_type()).with_mode(options.mode);
+    let keys = match options.mode {
+        TenantContextMode::Signed => {
+            signed::install(
+                &mut tx,
+                options.tenant_key.as_ref(),
+                options.retire_old_keys,
+                &options.runtime_role,
+            )
+            .await?
+        }
+        TenantContextMode::Plain => signed::KeyChanges::default(),
+    };
     let policies_installed = policies::install_policies(&mut tx, decl, &context).await?;
+    if options.mode == TenantContextMode::Plain {
+        signed::uninstall(&mut tx).await?;
+    }
     grants::grant_runtime(&mut tx, decl, &options.runtime_role).await?;
     tx.commit().await?;
 
     Ok(MigrateReport {
         applied_migrations,
         policies_installed,
+        tenant_context: options.mode,
+        tenant_key_installed: keys.installed,
+        tenant_keys_retired: keys.retired,
+        tenant_keys: keys.accepted,
     })
 }
 

@@ -60,3 +60,41 @@ pub enum DeclarationError {
         what: String,
     },
 }
+
+/// A tenant key file that cannot be used (see [`crate::TenantKey`]).
+///
+/// ```
+/// use rls_tenancy::{TenantKey, TenantKeyError};
+/// let err = TenantKey::from_file("/nonexistent/tenant.key").unwrap_err();
+/// assert!(err.to_string().contains("/nonexistent/tenant.key"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TenantKeyError {
+    /// The key file could not be read.
+    #[error("cannot read the tenant key file {}: {source}; pass the file rls-migrate --tenant-key-file created (--tenant-key-file or RLS_TENANT_KEY_FILE)", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The key file could not be created.
+    #[error("cannot create the tenant key file {}: {source}; check that its directory exists and is writable", path.display())]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The key file does not hold a key.
+    #[error("the tenant key file {} does not hold a key (64 hexadecimal digits); restore it from your secret store, or let rls-migrate --tenant-key-file create a new one at a fresh path", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+    },
+}

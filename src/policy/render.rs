@@ -30,8 +30,11 @@ pub fn policy_sql(schema: &Ident, table: &TenantTable, context: &TenantContext) 
         .filter(|line| !line.trim_start().starts_with("--"))
         .collect::<Vec<_>>()
         .join("\n");
-    body.replace(":table", &format!("{schema}.{}", table.name))
-        .replace(":column", &table.column.to_string())
-        .replace(":variable", &context.variable().to_string())
-        .replace(":key_type", context.key_type().sql_type())
+    body.replace(
+        ":tenant",
+        &context.tenant_expression(&context.variable().to_string()),
+    )
+    .replace(":table", &format!("{schema}.{}", table.name))
+    .replace(":column", &table.column.to_string())
+    .replace(":key_type", context.key_type().sql_type())
 }

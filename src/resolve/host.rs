@@ -171,13 +171,7 @@ impl fmt::Display for BaseDomain {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn subdomain_slug(host: &str, base: &BaseDomain) -> Result<Option<TenantSlug>, HostError> {
-    screen(host)?;
-    let name = strip_port(host)?;
-    let name = name.strip_suffix('.').unwrap_or(name);
-    check_name(name)?;
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(LabelError::UpperCase.into());
-    }
+    let name = host_name(host)?;
     if name == base.as_str() {
         return Ok(None);
     }
@@ -190,6 +184,19 @@ pub fn subdomain_slug(host: &str, base: &BaseDomain) -> Result<Option<TenantSlug
         return Err(HostError::ExtraLabels { count });
     }
     Ok(Some(tenant_label(left)?))
+}
+
+/// The name part of a request's host, held to the rules of [`subdomain_slug`]: port checked
+/// and stripped, one root dot dropped, no IP literal, no upper case.
+pub(super) fn host_name(host: &str) -> Result<&str, HostError> {
+    screen(host)?;
+    let name = strip_port(host)?;
+    let name = name.strip_suffix('.').unwrap_or(name);
+    check_name(name)?;
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(LabelError::UpperCase.into());
+    }
+    Ok(name)
 }
 
 /// Whole-string checks that hold for any part of a host: length and forbidden characters.

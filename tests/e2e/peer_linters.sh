@@ -62,7 +62,7 @@ as_admin \
   -c "CREATE ROLE $runtime LOGIN PASSWORD '$password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOBYPASSRLS" \
   -c "CREATE DATABASE $base OWNER $deploy"
 RUST_LOG=warn DEPLOY_DATABASE_URL="postgres://$deploy:$password@$hostport/$base" \
-  "$BIN/rls-migrate" --runtime-role "$runtime" >/dev/null
+  "$BIN/rls-migrate" --runtime-role "$runtime" --tenant-key-file "$work/tenant.key" >/dev/null
 
 # A database copied from the migrated one, with the database-level grants rls-migrate expects.
 fresh() {

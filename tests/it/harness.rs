@@ -88,7 +88,8 @@ async fn a_local_cluster_serves_a_migrated_database_and_is_removed_when_dropped(
         .expect("scratch database");
     let options =
         rls_tenancy::MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())
-            .expect("options");
+            .expect("options")
+            .tenant_key(rls_tenancy::TenantKey::generate());
     let declaration = rls_tenancy::TenancyDeclaration::reference().expect("declaration");
     rls_tenancy::migrate_with(&rls_tenancy::REFERENCE_MIGRATIONS, &declaration, &options)
         .await

@@ -8,18 +8,18 @@ use sqlx::{Connection, PgConnection};
 use crate::support::{TENANT_TABLES, TenantRows, TwoTenants, sqlstate};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub enum Op {
     Select,
     Insert,
     Update,
     Delete,
 }
 
-const OPS: [Op; 4] = [Op::Select, Op::Insert, Op::Update, Op::Delete];
+pub const OPS: [Op; 4] = [Op::Select, Op::Insert, Op::Update, Op::Delete];
 
 /// Who acts: the tenant whose row is targeted, another tenant, or nobody.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Actor {
+pub enum Actor {
     Own,
     Other,
     NoTenant,
@@ -229,7 +229,15 @@ async fn assert_fixture_intact(fixture: &TwoTenants) {
 
 #[tokio::test]
 async fn every_table_and_command_is_walled_on_fresh_connections() {
-    let fixture = TwoTenants::new().await;
+    walled_on_fresh_connections(TwoTenants::new().await).await;
+}
+
+#[tokio::test]
+async fn every_table_and_command_is_walled_on_fresh_connections_with_the_signed_context() {
+    walled_on_fresh_connections(TwoTenants::signed().await).await;
+}
+
+async fn walled_on_fresh_connections(fixture: TwoTenants) {
     for table in TENANT_TABLES {
         for op in OPS {
             for actor in [Actor::Own, Actor::Other, Actor::NoTenant] {
@@ -247,15 +255,20 @@ async fn every_table_and_command_is_walled_on_fresh_connections() {
 
 #[tokio::test]
 async fn every_table_and_command_is_walled_on_one_reused_connection() {
-    let fixture = TwoTenants::new().await;
+    walled_on_one_reused_connection(TwoTenants::new().await).await;
+}
+
+#[tokio::test]
+async fn every_table_and_command_is_walled_on_one_reused_connection_with_the_signed_context() {
+    walled_on_one_reused_connection(TwoTenants::signed().await).await;
+}
+
+async fn walled_on_one_reused_connection(fixture: TwoTenants) {
     // One connection shared by the tenant pool and the plain pool: A, B, no tenant, A.
     let raw = fixture.raw_runtime_pool(1).await;
-    let pool = rls_tenancy::TenantPool::from_pool(
-        raw.clone(),
-        rls_tenancy::TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")),
-    )
-    .await
-    .expect("tenant pool");
+    let pool = rls_tenancy::TenantPool::from_pool(raw.clone(), fixture.pool_options())
+        .await
+        .expect("tenant pool");
     let mut pids = Vec::new();
     for table in TENANT_TABLES {
         for op in OPS {

@@ -17,6 +17,7 @@ mod fixture;
 mod logs;
 mod support;
 
+mod crm;
 mod current;
 mod guard;
 mod harness;
@@ -28,5 +29,6 @@ mod query;
 mod registry;
 mod replicas;
 mod seed;
+mod signed;
 mod subtasks;
 mod tx;

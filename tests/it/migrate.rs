@@ -4,36 +4,15 @@ use std::process::Command;
 
 use rls_tenancy::{
     MigrateError, MigrateOptions, MigrateReport, REFERENCE_MIGRATIONS, ScratchDatabase,
-    TenancyDeclaration, migrate_with,
+    TenancyDeclaration, TenantContextMode, migrate_with,
 };
-use sqlx::PgPool;
 
-/// Everything `rls-migrate` is responsible for, as one comparable snapshot.
-async fn catalog_snapshot(admin: &PgPool) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT format('%s %s rls=%s force=%s acl=%s', 'table', c.oid::regclass, c.relrowsecurity,
-                       c.relforcerowsecurity, c.relacl)
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname = 'app'
-         UNION ALL
-         SELECT format('policy %s oid=%s %s', p.polrelid::regclass, p.oid, p.polname)
-           FROM pg_policy p
-         UNION ALL
-         SELECT format('column %s.%s acl=%s', a.attrelid::regclass, a.attname, a.attacl)
-           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-           JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname = 'app' AND a.attacl IS NOT NULL
-         UNION ALL
-         SELECT format('default %s', d.defaclacl) FROM pg_default_acl d
-         ORDER BY 1",
-    )
-    .fetch_all(admin)
-    .await
-    .expect("snapshot")
-}
+use crate::support::catalog_snapshot;
 
 fn options(db: &ScratchDatabase) -> MigrateOptions {
-    MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str()).expect("options")
+    MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())
+        .expect("options")
+        .tenant_context(TenantContextMode::Plain)
 }
 
 /// The reference migrations and declaration, as the deploy role.
@@ -129,11 +108,15 @@ async fn extra_privileges_granted_by_hand_are_taken_back() {
     assert!(!truncate && !update_seq && !update_tenant_col);
 }
 
-fn rls_migrate(args: &[&str], deploy_url: Option<&str>) -> (i32, String) {
+/// Runs the `rls-migrate` binary with `args`, `DEPLOY_DATABASE_URL` set to `deploy_url`
+/// if given and no other setting from the environment; its exit code and output.
+pub fn rls_migrate(args: &[&str], deploy_url: Option<&str>) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rls-migrate"));
     cmd.args(args)
         .env_remove("DEPLOY_DATABASE_URL")
-        .env_remove("RLS_RUNTIME_ROLE");
+        .env_remove("RLS_RUNTIME_ROLE")
+        .env_remove("RLS_TENANT_CONTEXT")
+        .env_remove("RLS_TENANT_KEY_FILE");
     if let Some(url) = deploy_url {
         cmd.env("DEPLOY_DATABASE_URL", url);
     }
@@ -240,13 +223,17 @@ async fn rls_migrate_runs_as_the_deploy_role_and_reports_what_it_did() {
     let db = ScratchDatabase::create().await.expect("scratch database");
     let deploy = db.deploy_url().expose_secret().to_owned();
     let role = db.runtime_role().as_str().to_owned();
-    let (code, first) = rls_migrate(&["--runtime-role", &role], Some(&deploy));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("tenant.key");
+    let key_file = key_file.to_str().expect("utf-8 path");
+    let args = ["--runtime-role", &role, "--tenant-key-file", key_file];
+    let (code, first) = rls_migrate(&args, Some(&deploy));
     assert_eq!(code, 0, "{first}");
     assert!(
         first.contains("applied") && first.contains("installed on"),
         "{first}"
     );
-    let (code, second) = rls_migrate(&["--runtime-role", &role], Some(&deploy));
+    let (code, second) = rls_migrate(&args, Some(&deploy));
     assert_eq!(code, 0, "{second}");
     assert!(
         second.contains("up to date") && second.contains("all in place"),

@@ -43,15 +43,32 @@ pub struct TwoTenants {
 }
 
 impl TwoTenants {
+    /// With the plain tenant context.
     pub async fn new() -> Self {
         Self::on(AdminServer::shared().await.expect("server").clone()).await
     }
 
     /// The same on `server` (a replicated primary).
     pub async fn on(server: AdminServer) -> Self {
-        let db = ScratchDatabase::migrated_on(server)
-            .await
-            .expect("scratch database");
+        Self::with(
+            ScratchDatabase::migrated_on(server)
+                .await
+                .expect("scratch database"),
+        )
+        .await
+    }
+
+    /// With the signed tenant context (the database's key in `db.tenant_key()`).
+    pub async fn signed() -> Self {
+        Self::with(
+            ScratchDatabase::migrated_signed()
+                .await
+                .expect("scratch database"),
+        )
+        .await
+    }
+
+    async fn with(db: ScratchDatabase) -> Self {
         let admin = db.admin_pool().await.expect("admin pool");
         let a = insert_tenant(&admin, "tenant-a").await;
         let b = insert_tenant(&admin, "tenant-b").await;
@@ -62,10 +79,19 @@ impl TwoTenants {
     pub async fn runtime_pool(&self, connections: u32) -> TenantPool {
         TenantPool::from_pool(
             self.raw_runtime_pool(connections).await,
-            TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")),
+            self.pool_options(),
         )
         .await
         .expect("tenant pool")
+    }
+
+    /// The reference declaration's pool options, with the database's tenant key if signed.
+    pub fn pool_options(&self) -> TenantPoolOptions {
+        let options = TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"));
+        match self.db.tenant_key() {
+            Some(key) => options.tenant_key(key.clone()),
+            None => options,
+        }
     }
 
     /// A plain sqlx pool of the runtime role: statements sent through it carry no tenant.
@@ -138,4 +164,35 @@ pub fn sqlstate<T>(result: &Result<T, sqlx::Error>) -> Option<String> {
         Err(sqlx::Error::Database(e)) => e.code().map(|c| c.into_owned()),
         _ => None,
     }
+}
+
+/// Every schema, relation, column privilege, policy (with its oid: a policy dropped and
+/// created again differs) and default privilege of the database outside the system schemas,
+/// as one comparable snapshot: what `rls-migrate` is responsible for.
+pub async fn catalog_snapshot(admin: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT format('schema %s acl=%s', n.nspname, n.nspacl)
+           FROM pg_namespace n
+          WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+         UNION ALL
+         SELECT format('relation %s kind=%s rls=%s force=%s acl=%s', c.oid::regclass, c.relkind,
+                       c.relrowsecurity, c.relforcerowsecurity, c.relacl)
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+         UNION ALL
+         SELECT format('column %s.%s acl=%s', a.attrelid::regclass, a.attname, a.attacl)
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+            AND a.attacl IS NOT NULL
+         UNION ALL
+         SELECT format('policy %s oid=%s %s', p.polrelid::regclass, p.oid, p.polname)
+           FROM pg_policy p
+         UNION ALL
+         SELECT format('default %s', d.defaclacl) FROM pg_default_acl d
+         ORDER BY 1",
+    )
+    .fetch_all(admin)
+    .await
+    .expect("snapshot")
 }

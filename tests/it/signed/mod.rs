@@ -1,0 +1,8 @@
+//! The signed tenant context: SQL running inside tenant A's transaction cannot switch to
+//! tenant B, by any trick; keys, start-up errors and rotation; the guard's exception for the
+//! toolkit's own `SECURITY DEFINER` functions.
+
+mod attacks;
+mod guard;
+mod keys;
+mod replay;
