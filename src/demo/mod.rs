@@ -156,7 +156,7 @@ impl DemoOptions {
     /// use rls_tenancy::http::{PinKey, WritePinning};
     /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
     ///     .pinning(WritePinning::new(PinKey::new(&[7u8; 32])?));
-    /// # Ok::<(), rls_tenancy::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pinning(mut self, pinning: WritePinning) -> Self {
         self.pinning = Some(pinning);
