@@ -28,6 +28,9 @@ use crate::http::{Reply, read};
 
 const BASE: &str = "crm.test";
 
+/// Request headers, name and value.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 /// The caller, as the application's authentication middleware established it.
 #[derive(Debug, Clone)]
 struct User(String);
@@ -215,7 +218,7 @@ async fn every_tenant_source_resolves_a_uuid_org_to_its_own_rows_only() {
     let crm = Crm::new().await;
     let domains = TenantDomains::new([("crm.org-b.example", "org-b")]).expect("domains");
     let id_b = crm.b.scope.id().to_string();
-    let sources: Vec<(&str, TenantSource, &str, Vec<(&str, &str)>)> = vec![
+    let sources: Vec<(&str, TenantSource, &str, Headers)> = vec![
         (
             "subdomain",
             TenantSource::Subdomain,
