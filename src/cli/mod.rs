@@ -108,7 +108,9 @@ fn is_usage(err: &Error) -> bool {
         | Error::Ident(_)
         | Error::Declaration(_)
         | Error::Connect(_)
-        | Error::Db(DbError::Connect(_)) => true,
+        | Error::Db(DbError::Connect(_))
+        | Error::TenantKey(_)
+        | Error::Db(DbError::TenantKey(_) | DbError::TenantContext { .. }) => true,
         Error::Resolve(err) => !matches!(err, ResolveError::Registry(_)),
         Error::Guard(err) | Error::Db(DbError::Guard(err)) => {
             !matches!(err, GuardError::Refused { .. } | GuardError::Database(_))
