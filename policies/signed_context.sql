@@ -91,12 +91,31 @@ BEGIN
 END
 $$;
 
+-- PL/pgSQL, with the token's HMAC written out: its statements' plans are kept for the
+-- session, where an SQL function would be planned again in every statement that calls it.
 CREATE OR REPLACE FUNCTION rls_tenancy.tenant(variable text)
     RETURNS text
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    RETURN (SELECT t.tenant
-              FROM (SELECT nullif(current_setting(variable, true), '') AS tenant) t
-             WHERE sha256(convert_to(current_setting('rls_tenancy.token', true), 'UTF8'))
-                   = sha256(convert_to(encode(rls_tenancy_secret.token(variable, t.tenant), 'hex'), 'UTF8')));
+AS $$
+DECLARE
+    tenant text := nullif(current_setting(variable, true), '');
+    token text := current_setting('rls_tenancy.token', true);
+    expected bytea;
+BEGIN
+    IF tenant IS NULL OR token IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT sha256(k.outer_block || sha256(k.inner_block || convert_to(
+               concat_ws('|', variable, tenant, pg_backend_pid(),
+                         extract(epoch FROM transaction_timestamp()) * 1000000), 'UTF8')))
+      INTO expected
+      FROM rls_tenancy_secret.token_key k;
+    -- Compared as hashes, so the time a comparison takes tells nothing about the token.
+    IF sha256(convert_to(token, 'UTF8')) = sha256(convert_to(encode(expected, 'hex'), 'UTF8')) THEN
+        RETURN tenant;
+    END IF;
+    RETURN NULL;
+END
+$$;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA rls_tenancy FROM PUBLIC;

@@ -110,7 +110,9 @@ fn is_usage(err: &Error) -> bool {
         | Error::Ident(_)
         | Error::Declaration(_)
         | Error::Connect(_)
-        | Error::Db(DbError::Connect(_)) => true,
+        | Error::Db(DbError::Connect(_))
+        | Error::TenantKey(_)
+        | Error::Db(DbError::TenantKey(_) | DbError::TenantContext { .. }) => true,
         Error::Resolve(err) => !matches!(err, ResolveError::Registry(_)),
         Error::Route(RouteError::ReplicaMismatch { .. })
         | Error::Route(RouteError::Primary(DbError::Connect(_))) => true,

@@ -52,4 +52,12 @@ pub enum DbError {
         "no current tenant: run this inside TenantScope::scope(...) (or a task started with rls_tenancy::spawn), or begin with an explicit scope"
     )]
     NoCurrentTenant,
+
+    /// A tenant transaction ended while a savepoint begun inside it
+    /// (`sqlx::Connection::begin(&mut *tx)`) was still open, because its `Transaction` was
+    /// leaked (`std::mem::forget`): nothing was committed and the connection is closed.
+    #[error(
+        "the tenant transaction ended with a savepoint still open, so it was rolled back: commit or roll back (or drop) every transaction begun inside it first"
+    )]
+    SavepointOpen,
 }

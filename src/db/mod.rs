@@ -6,6 +6,7 @@ mod begin;
 mod error;
 mod health;
 mod pool;
+mod release;
 mod retry;
 mod timeouts;
 mod tx;

@@ -11,6 +11,7 @@ use sqlx::{AssertSqlSafe, Connection, Postgres};
 
 use super::begin::BeginPlan;
 use super::health::{Health, PROBE_TIMEOUT, is_connection_lost};
+use super::release::release_check;
 use super::{DbError, TenantTx, TxOptions, TxTimeouts};
 use crate::connect::{ConnectError, DatabaseUrl};
 use crate::guard::{self, GuardOptions};
@@ -426,7 +427,7 @@ impl TenantPool {
                 guard::enforce_writer(&mut conn).await?;
             }
         }
-        let release_check = release_check(&options.variable);
+        let release_check = release_check(&options.variable, pooler);
         let mode = match entry {
             Entry::Plain => TenantContextMode::Plain,
             Entry::Signed(_) | Entry::OwnerSigned => TenantContextMode::Signed,
@@ -800,17 +801,4 @@ impl TenantPool {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// The release check, run in the round trip that ends every tenant transaction (after its
-/// `COMMIT` or `ROLLBACK`, on the same connection): `true` when the tenant variable is unset
-/// (NULL) or reverted to `''`. Anything else was set at session level and would outlive the
-/// transaction, so the connection is closed instead of reused. The variable's name is a
-/// validated setting name, quoted as a literal.
-fn release_check(variable: &TenantVariable) -> Arc<str> {
-    format!(
-        "SELECT coalesce(current_setting({}, true), '') = ''",
-        quote_literal(variable.as_str())
-    )
-    .into()
 }

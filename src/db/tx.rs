@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnection;
-use sqlx::{AssertSqlSafe, Postgres};
+use sqlx::postgres::PgTransactionManager;
+use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr};
+use sqlx_core::transaction::TransactionManager;
 use tracing::Instrument;
 
 use super::DbError;
@@ -20,6 +22,13 @@ use crate::tenant::TenantScope;
 /// the pool carries no tenant, which also makes pgbouncer's transaction mode safe. Dropping a
 /// `TenantTx` without [`TenantTx::commit`] or [`TenantTx::rollback`] closes its connection,
 /// which rolls the transaction back on the server; the connection is not reused.
+///
+/// The transaction ends with a release check in the same message as its `COMMIT` or
+/// `ROLLBACK`: a connection that would carry
+/// anything into its next use (a held cursor, `LISTEN`, a session advisory lock or setting,
+/// a hand-made prepared statement, a temporary table) is closed with a warning.
+///
+/// `sqlx::Connection::begin(&mut *tx)` makes a `SAVEPOINT`, as inside any sqlx transaction.
 ///
 /// It dereferences to [`PgConnection`], so it is the executor for sqlx queries:
 ///
@@ -54,33 +63,40 @@ pub(crate) struct BeginFailed {
 
 impl TenantTx {
     /// Opens a tenant transaction on `conn`: one simple-protocol round trip carrying
-    /// `BEGIN` and every transaction-local setting of `plan`. On failure the connection is
-    /// closed, never reused.
+    /// `BEGIN` and every transaction-local setting of `plan`, through sqlx's transaction
+    /// manager, so that `sqlx::Connection::begin(&mut *tx)` inside makes a `SAVEPOINT`. On
+    /// failure the connection is closed, never reused; so it is when this future is dropped
+    /// before the answer came (a cancelled request), quietly.
     pub(crate) async fn begin(
-        mut conn: PoolConnection<Postgres>,
+        conn: PoolConnection<Postgres>,
         plan: &BeginPlan,
         scope: &TenantScope,
         release_check: Arc<str>,
         pooler: bool,
     ) -> Result<Self, BeginFailed> {
-        let begun = sqlx::raw_sql(AssertSqlSafe(plan.sql()))
-            .execute(&mut *conn)
-            .instrument(tracing::debug_span!("tenant_begin", tenant = %scope.id()))
-            .await;
-        if let Err(error) = begun {
-            conn.close_on_drop();
-            return Err(BeginFailed {
-                connection_lost: is_connection_lost(&error),
-                error,
-            });
-        }
-        Ok(Self {
+        // Open from here on: dropped before the answer, the connection is closed.
+        let mut tx = Self {
             conn,
             scope: scope.clone(),
             release_check,
             open: true,
             pooler,
-        })
+        };
+        let statement = AssertSqlSafe(plan.sql()).into_sql_str();
+        let begun = PgTransactionManager::begin(&mut tx.conn, Some(statement))
+            .instrument(tracing::debug_span!("tenant_begin", tenant = %scope.id()))
+            .await;
+        match begun {
+            Ok(()) => Ok(tx),
+            Err(error) => {
+                tx.open = false;
+                tx.conn.close_on_drop();
+                Err(BeginFailed {
+                    connection_lost: is_connection_lost(&error),
+                    error,
+                })
+            }
+        }
     }
 
     /// The tenant this transaction sees.
@@ -134,22 +150,37 @@ impl TenantTx {
         self.end("ROLLBACK").await
     }
 
-    /// Ends the transaction with `command` and runs the release check in the same
-    /// simple-query message: after the transaction, on the same server connection (a
-    /// pooler forwards one message to one server connection), at no extra round trip.
+    /// Ends the transaction with `command` and runs the release check (`super::release`) in
+    /// the same simple-query message: after the transaction, on the same server connection,
+    /// at no extra round trip. The message ends with a `BEGIN`, which keeps that server
+    /// connection ours behind a pooler and matches the transaction depth sqlx counts; the
+    /// `ROLLBACK` that ends it goes with the pool's release ping. A connection that carries
+    /// anything is closed with a warning naming what it carried.
     async fn end(mut self, command: &'static str) -> Result<(), DbError> {
-        self.open = false;
-        let sql = format!("{command}; {}", self.release_check);
-        let clean: Result<Option<bool>, sqlx::Error> = sqlx::raw_sql(AssertSqlSafe(sql))
+        if PgTransactionManager::get_transaction_depth(&self.conn) != 1 {
+            // A savepoint of `sqlx::Connection::begin` left open (leaked): its depth would
+            // be wrong for the next user. Ending here would also be wrong; closing rolls back.
+            self.open = false;
+            self.conn.close_on_drop();
+            return Err(DbError::SavepointOpen);
+        }
+        let sql = format!("{command}; {}; BEGIN", self.release_check);
+        // Still open while the message is under way: dropped now, the connection is closed.
+        let left: Result<Option<String>, sqlx::Error> = sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_optional(&mut *self.conn)
             .await
             .and_then(|row| row.map(|row| sqlx::Row::try_get(&row, 0)).transpose());
-        match clean {
-            Ok(Some(true)) => Ok(()),
-            Ok(_) => {
-                tracing::error!(
+        self.open = false;
+        match left {
+            Ok(Some(left)) if left.is_empty() => {
+                PgTransactionManager::start_rollback(&mut self.conn);
+                Ok(())
+            }
+            Ok(left) => {
+                tracing::warn!(
                     tenant = %self.scope.id(),
-                    "a connection came back with the tenant set at session level; it is closed, not reused"
+                    left = left.as_deref().unwrap_or("no answer from the release check"),
+                    "a tenant transaction left state on its connection that would outlive it; the connection is closed, not reused"
                 );
                 self.conn.close_on_drop();
                 Ok(())

@@ -7,8 +7,11 @@ use super::MigrateError;
 type Result<T, E = MigrateError> = std::result::Result<T, E>;
 use crate::policy::{Ident, TenancyDeclaration, TenantTable};
 
-/// Resets and grants the runtime role's privileges; revokes `TEMP` on the database and
-/// `CREATE` on the `public` schema from `PUBLIC` where the deploy role owns them.
+/// Resets and grants the runtime role's privileges: nothing on any table of the schema but
+/// what the declaration names (tenant tables: `SELECT`, `DELETE`, column `INSERT` and
+/// `UPDATE`; global tables: `SELECT` only; the registry: `SELECT` on its routing columns),
+/// no default privileges; revokes `TEMP` on the database and `CREATE` on the `public` schema
+/// from `PUBLIC` where the deploy role owns them.
 pub(super) async fn grant_runtime(
     conn: &mut PgConnection,
     decl: &TenancyDeclaration,
@@ -18,13 +21,16 @@ pub(super) async fn grant_runtime(
     let mut sql = vec![
         format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"),
         format!("GRANT USAGE ON SCHEMA {schema} TO {runtime}"),
+        // Closed until declared: every table, view and sequence of the schema starts from
+        // nothing (a table a migration created without a declaration, or one an older
+        // install opened by default privileges, stays closed); the declared ones are opened
+        // below, in the same transaction, so nothing declared is ever closed in between.
+        format!("REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC, {runtime}"),
+        format!("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM PUBLIC, {runtime}"),
     ];
     for table in decl.tenant_tables() {
         let (insertable, updatable) = writable_columns(conn, schema, table).await?;
         let target = format!("{schema}.{}", table.name);
-        sql.push(format!(
-            "REVOKE ALL ON TABLE {target} FROM PUBLIC, {runtime}"
-        ));
         sql.push(format!(
             "GRANT SELECT, DELETE ON TABLE {target} TO {runtime}"
         ));
@@ -43,31 +49,24 @@ pub(super) async fn grant_runtime(
     }
     for table in decl.global_tables() {
         let target = format!("{schema}.{}", table.name);
-        sql.push(format!(
-            "REVOKE ALL ON TABLE {target} FROM PUBLIC, {runtime}"
-        ));
         sql.push(format!("GRANT SELECT ON TABLE {target} TO {runtime}"));
     }
     let registry = decl.registry();
     let registry_table = format!("{schema}.{}", registry.table);
     sql.push(format!(
-        "REVOKE ALL ON TABLE {registry_table} FROM PUBLIC, {runtime}"
-    ));
-    sql.push(format!(
         "GRANT SELECT ({}) ON TABLE {registry_table} TO {runtime}",
         column_list(&registry.readable_columns)
     ));
     sql.push(format!(
-        "REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM PUBLIC, {runtime}"
-    ));
-    sql.push(format!(
         "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {runtime}"
     ));
+    // No default privileges for the runtime role: a table a later migration creates is
+    // unreachable until it is declared. Installs made before this took them back here.
     sql.push(format!(
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {runtime}"
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} REVOKE ALL ON TABLES FROM {runtime}"
     ));
     sql.push(format!(
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT USAGE ON SEQUENCES TO {runtime}"
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} REVOKE ALL ON SEQUENCES FROM {runtime}"
     ));
     sql.push("ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC".to_owned());
     for statement in sql {

@@ -22,6 +22,7 @@ mod bootstrap;
 mod error;
 mod grants;
 mod policies;
+mod registry_notify;
 mod signed;
 
 use std::fmt;
@@ -371,6 +372,7 @@ async fn run(
     if options.mode == TenantContextMode::Plain {
         signed::uninstall(&mut tx).await?;
     }
+    registry_notify::install_registry_notify(&mut tx, decl).await?;
     grants::grant_runtime(&mut tx, decl, &options.runtime_role).await?;
     tx.commit().await?;
 

@@ -13,6 +13,7 @@ use sqlx::query::QueryAs;
 use sqlx::{AssertSqlSafe, PgPool, Postgres};
 
 use super::ResolveError;
+use super::listener::{Caches, Listener};
 use crate::policy::TenancyDeclaration;
 use crate::tenant::{KeyType, TenantId, TenantScope, TenantSlug};
 
@@ -23,8 +24,13 @@ use crate::tenant::{KeyType, TenantId, TenantScope, TenantSlug};
 /// in a separate cache of at most `negative_max_entries` (default 10 000), so a flood of
 /// made-up slugs neither reaches the database on every request nor evicts real tenants.
 ///
-/// A tenant deactivated in the registry keeps resolving for up to `ttl`; one created keeps
-/// answering 404 for up to `negative_ttl`. [`TenantRegistry::invalidate`] ends both early.
+/// A change to the registry (a tenant suspended, resumed, renamed, created or deleted) reaches
+/// every process's cache at once: `rls-migrate` installs a trigger that notifies the changed
+/// slugs, and each registry listens on a connection of its own ([`RegistryOptions::listen`],
+/// on by default). While that listener is down, or behind a transaction-mode pooler (where
+/// `LISTEN` cannot work), a deactivated tenant keeps resolving for up to `ttl` and one created
+/// keeps answering 404 for up to `negative_ttl`. [`TenantRegistry::invalidate`] ends both
+/// early in this process.
 ///
 /// ```
 /// use std::time::Duration;
@@ -37,6 +43,7 @@ pub struct RegistryOptions {
     ttl: Duration,
     negative_max_entries: u64,
     negative_ttl: Duration,
+    listen: bool,
 }
 
 impl Default for RegistryOptions {
@@ -46,6 +53,7 @@ impl Default for RegistryOptions {
             ttl: Duration::from_secs(30),
             negative_max_entries: 10_000,
             negative_ttl: Duration::from_secs(5),
+            listen: true,
         }
     }
 }
@@ -104,6 +112,19 @@ impl RegistryOptions {
         self.negative_ttl = ttl.min(Self::MAX_TTL);
         self
     }
+
+    /// Whether the registry listens for changes notified by the registry's trigger (default
+    /// on): one extra connection per registry, made with the pool's options, which drops
+    /// changed slugs from the caches within moments. Off, only the TTLs expire them.
+    ///
+    /// ```
+    /// # use rls_tenancy::RegistryOptions;
+    /// let ttl_only = RegistryOptions::default().listen(false);
+    /// ```
+    pub fn listen(mut self, listen: bool) -> Self {
+        self.listen = listen;
+        self
+    }
 }
 
 /// Resolves slugs and ids to tenants through the registry, as the runtime role, with a
@@ -128,8 +149,8 @@ pub struct TenantRegistry {
     pool: PgPool,
     pooler: bool,
     lookups: Arc<Lookups>,
-    found: Cache<TenantSlug, TenantScope>,
-    missing: Option<Cache<TenantSlug, ()>>,
+    caches: Caches,
+    listener: Option<Arc<Listener>>,
 }
 
 /// The two lookups, built once from the declaration.
@@ -181,12 +202,18 @@ impl TenantRegistry {
                 .time_to_live(options.negative_ttl)
                 .build()
         });
+        let caches = Caches { found, missing };
+        let listener = if options.listen {
+            Listener::spawn(&pool, caches.clone()).map(Arc::new)
+        } else {
+            None
+        };
         Self {
             pool,
             pooler: false,
             lookups: Arc::new(Lookups::new(decl)),
-            found,
-            missing,
+            caches,
+            listener,
         }
     }
 
@@ -203,6 +230,8 @@ impl TenantRegistry {
     /// ```
     pub fn behind_pooler(mut self) -> Self {
         self.pooler = true;
+        // A transaction-mode pooler cannot carry LISTEN: the TTLs are all there is.
+        self.listener = None;
         self
     }
 
@@ -219,10 +248,15 @@ impl TenantRegistry {
     /// # Ok(()) }
     /// ```
     pub async fn resolve(&self, slug: &TenantSlug) -> Result<TenantScope, ResolveError> {
-        if let Some(scope) = self.found.get(slug) {
+        if let Some(scope) = self.caches.found.get(slug) {
             return Ok(scope);
         }
-        if self.missing.as_ref().is_some_and(|m| m.contains_key(slug)) {
+        if self
+            .caches
+            .missing
+            .as_ref()
+            .is_some_and(|m| m.contains_key(slug))
+        {
             return Err(ResolveError::not_found(slug));
         }
         let row = self
@@ -234,11 +268,11 @@ impl TenantRegistry {
         match row {
             Some(row) => {
                 let scope = self.scope(row)?;
-                self.found.insert(slug.clone(), scope.clone());
+                self.caches.found.insert(slug.clone(), scope.clone());
                 Ok(scope)
             }
             None => {
-                if let Some(missing) = &self.missing {
+                if let Some(missing) = &self.caches.missing {
                     missing.insert(slug.clone(), ());
                 }
                 Err(ResolveError::not_found(slug))
@@ -306,10 +340,23 @@ impl TenantRegistry {
     /// # Ok(()) }
     /// ```
     pub fn invalidate(&self, slug: &TenantSlug) {
-        self.found.invalidate(slug);
-        if let Some(missing) = &self.missing {
-            missing.invalidate(slug);
-        }
+        self.caches.invalidate(slug);
+    }
+
+    /// Whether the registry is listening for registry changes right now (see
+    /// [`RegistryOptions::listen`]): `false` before its listener first connects, while it
+    /// reconnects, behind a pooler, outside a Tokio runtime, or with listening off. For
+    /// readiness checks, metrics and tests.
+    ///
+    /// ```no_run
+    /// # fn demo(registry: rls_tenancy::TenantRegistry) {
+    /// if !registry.is_listening() {
+    ///     println!("registry changes reach this process only by the cache's TTL");
+    /// }
+    /// # }
+    /// ```
+    pub fn is_listening(&self) -> bool {
+        self.listener.as_ref().is_some_and(|l| l.is_listening())
     }
 
     /// How many found tenants the cache holds right now (approximate: the cache evicts
@@ -321,7 +368,7 @@ impl TenantRegistry {
     /// # }
     /// ```
     pub fn cached_tenants(&self) -> u64 {
-        self.found.run_pending_tasks();
-        self.found.entry_count()
+        self.caches.found.run_pending_tasks();
+        self.caches.found.entry_count()
     }
 }

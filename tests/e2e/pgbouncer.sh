@@ -7,11 +7,13 @@
 # 1. creates a scratch database with its own deploy and runtime roles on the PostgreSQL at
 #    $ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres, a superuser; with
 #    ADMIN_URL="" it starts a throwaway cluster of its own), migrates it and seeds 20
-#    tenants, each with its own number of subtasks;
+#    tenants, each with its own number of subtasks, with the signed tenant context (the
+#    default) and a key file that rls-demo reads through RLS_TENANT_KEY_FILE;
 # 2. starts pgbouncer (the distribution's package) on a free loopback port in front of it,
 #    pool_mode = transaction, default_pool_size = 4, nothing else set for the demo's sake;
 # 3. checks that rls-demo without ?pgbouncer=true is refused by pgbouncer (so the traffic
-#    really goes through it), then runs rls-demo with ?pgbouncer=true;
+#    really goes through it) and that without the key file it refuses to start (exit 2),
+#    then runs rls-demo with ?pgbouncer=true: every transaction signs its tenant in its BEGIN;
 # 4. sends 1,200 requests from 16 threads to /api/subtasks on random tenants and pages:
 #    every answer must be a 200 naming its tenant, with that tenant's total and only rows
 #    carrying that tenant's account id;
@@ -169,6 +171,17 @@ sys.exit(1 if failures else 0)
 PY
 }
 
+say "the database has the signed tenant context; without its key file the demo refuses to start"
+[ "$(psql "${ADMIN_URL%/*}/$db" -Atqc "SELECT to_regnamespace('rls_tenancy') IS NOT NULL")" = t ] \
+  || fail "the database was not migrated with the signed tenant context"
+set +e
+env -u RLS_TENANT_KEY_FILE RUST_LOG=error timeout 60 "$bin/rls-demo" --database-url "$runtime_url?pgbouncer=true" \
+  --listen 127.0.0.1:0 --base-domain pgb.test >"$work/nokey.out" 2>"$work/nokey.err"
+nokey_status=$?
+set -e
+[ "$nokey_status" -eq 2 ] && grep -q 'has no tenant key' "$work/nokey.err" \
+  || { cat "$work/nokey.err" >&2; fail "a demo without the tenant key was not refused at start-up (exit $nokey_status)"; }
+
 # A generous acquire timeout: the debug build's SCRAM logins of 16 connections at once are
 # slow, and this test is about correctness through the pooler, not latency.
 demo_flags=(--max-connections 16 --acquire-timeout 10s)
@@ -188,4 +201,4 @@ if grep -q ' ERROR ' "$work/demo.err"; then
   grep ' ERROR ' "$work/demo.err" | head -n 5 >&2
   fail "rls-demo logged errors"
 fi
-say "PASS: 1,600 requests through pgbouncer (transaction mode) on random tenants, all 200 with only their own rows; the demo restarted behind the same pgbouncer"
+say "PASS: 1,600 requests through pgbouncer (transaction mode) on random tenants, signed tenant context, all 200 with only their own rows; the demo restarted behind the same pgbouncer"

@@ -374,7 +374,12 @@ async fn a_dropped_tenant_transaction_rolls_back_and_forgets_the_tenant() {
             .fetch_one(&mut *conn)
             .await
             .expect("setting");
-    assert_ne!(setting, Some(fixture.a.scope.id().to_string()));
+    // The dropped transaction's connection was closed: this is a new one, which has never
+    // had the variable (NULL), so no tenant at all, tenant a's or any other.
+    assert_eq!(
+        setting, None,
+        "the connection after a dropped transaction has a tenant"
+    );
     let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM app.projects WHERE name = 'dropped'")
         .fetch_one(&fixture.admin)
         .await
@@ -388,14 +393,33 @@ async fn junk_tenant_values_never_show_another_tenants_rows() {
     let raw = fixture.raw_runtime_pool(1).await;
     let huge = "9".repeat(40);
     let a_and_b = format!("{},{}", fixture.a.scope.id(), fixture.b.scope.id());
-    for junk in [
-        "", " ", "1 OR 1=1", "0", "-1", &huge, "NULL", "abc", &a_and_b, "1e3", "0x1",
-    ] {
+    let own = fixture.a.scope.id().to_string();
+    // Each value and what the policy must make of it: no rows, or refused with the SQLSTATE
+    // of a value that is not a bigint. Non-decimal spellings (`0x1`, `0o1`, `1_0`) are not
+    // here: PostgreSQL 16+ reads them as integers, so they name a tenant like its decimal id
+    // would; the library only ever writes a `TenantId` in canonical decimal.
+    let cases: [(&str, Result<i64, &str>); 12] = [
+        ("", Ok(0)),
+        ("0", Ok(0)),
+        ("-1", Ok(0)),
+        (" ", Err("22P02")),
+        ("1 OR 1=1", Err("22P02")),
+        ("NULL", Err("22P02")),
+        ("abc", Err("22P02")),
+        (&a_and_b, Err("22P02")),
+        ("1e3", Err("22P02")),
+        ("0x", Err("22P02")),
+        (&huge, Err("22003")),
+        // The control: the same query with a real tenant id sees that tenant's row, so the
+        // cases above are not passing because every query fails or sees nothing.
+        (&own, Ok(1)),
+    ];
+    for (value, expected) in cases {
         for table in TENANT_TABLES {
             let mut conn = raw.acquire().await.expect("connection");
             let mut tx = conn.begin().await.expect("begin");
             sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-                .bind(junk)
+                .bind(value)
                 .execute(&mut *tx)
                 .await
                 .expect("set_config");
@@ -406,9 +430,17 @@ async fn junk_tenant_values_never_show_another_tenants_rows() {
                 _ => "SELECT count(*) FROM app.subtasks",
             };
             let seen: Result<i64, sqlx::Error> = sqlx::query_scalar(sql).fetch_one(&mut *tx).await;
-            // Either the value is refused outright or it matches no tenant: never rows.
-            if let Ok(n) = seen {
-                assert_eq!(n, 0, "{table} showed rows for tenant value {junk:?}");
+            match expected {
+                Ok(n) => assert_eq!(
+                    seen.as_ref().ok(),
+                    Some(&n),
+                    "{table} with tenant value {value:?}: {seen:?}"
+                ),
+                Err(code) => assert_eq!(
+                    sqlstate(&seen).as_deref(),
+                    Some(code),
+                    "{table} with tenant value {value:?}: {seen:?}"
+                ),
             }
         }
     }

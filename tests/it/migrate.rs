@@ -279,3 +279,160 @@ async fn a_failure_after_the_migrations_leaves_nothing_applied() {
         "tables were left without their policies"
     );
 }
+
+/// The reference migrations plus a later one that creates `app.notes`, a table with tenant
+/// rows, in a directory of its own.
+async fn migrator_with_notes(db: &ScratchDatabase) -> sqlx::migrate::Migrator {
+    let dir = std::env::temp_dir().join(format!("rls-later-{}", db.name().as_str()));
+    std::fs::create_dir_all(&dir).expect("migrations dir");
+    for entry in std::fs::read_dir("migrations").expect("reference migrations") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.join(path.file_name().expect("file name"))).expect("copy");
+    }
+    std::fs::write(
+        dir.join("29991231000000_notes.sql"),
+        "CREATE TABLE app.notes (
+             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+             account_id bigint NOT NULL REFERENCES app.accounts (id),
+             body text NOT NULL
+         );",
+    )
+    .expect("later migration");
+    let migrator = rls_tenancy::migrator_from_dir(&dir)
+        .await
+        .expect("migrator");
+    std::fs::remove_dir_all(&dir).expect("remove migrations dir");
+    migrator
+}
+
+/// What the runtime role gets for `statement` on a plain connection with `tenant` set.
+async fn as_runtime(
+    fixture: &crate::support::TwoTenants,
+    tenant: &rls_tenancy::TenantScope,
+    statement: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut conn = fixture
+        .raw_runtime_pool(1)
+        .await
+        .acquire()
+        .await
+        .expect("runtime connection");
+    let mut tx = sqlx::Connection::begin(&mut *conn).await.expect("begin");
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+        .bind(tenant.id().to_string())
+        .execute(&mut *tx)
+        .await
+        .expect("tenant");
+    let rows = sqlx::query_scalar(sqlx::AssertSqlSafe(statement.to_owned()))
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+#[tokio::test]
+async fn a_table_a_later_migration_creates_is_closed_until_declared_then_walled_per_tenant() {
+    let fixture = crate::support::TwoTenants::new().await;
+    let db = &fixture.db;
+    let runtime = db.runtime_role();
+    // An install made by an older rls-migrate: default privileges open every new table.
+    use sqlx::Connection as _;
+    let mut deploy =
+        sqlx::PgConnection::connect_with(&db.deploy_url().connect_options().expect("options"))
+            .await
+            .expect("deploy connection");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {runtime}"
+    )))
+    .execute(&mut deploy)
+    .await
+    .expect("old default privileges");
+    let migrator = migrator_with_notes(db).await;
+
+    // The migration runs; the declaration does not name its table yet.
+    let report = migrate_with(
+        &migrator,
+        &TenancyDeclaration::reference().expect("declaration"),
+        &options(db),
+    )
+    .await
+    .expect("migrate");
+    assert_eq!(report.applied_migrations, [29991231000000]);
+    let a = &fixture.a.scope;
+    let read = as_runtime(&fixture, a, "SELECT body FROM app.notes").await;
+    assert_eq!(
+        crate::support::sqlstate(&read).as_deref(),
+        Some("42501"),
+        "{read:?}"
+    );
+    let write = as_runtime(
+        &fixture,
+        a,
+        &format!(
+            "INSERT INTO app.notes (account_id, body) VALUES ({}, 'x') RETURNING body",
+            a.id()
+        ),
+    )
+    .await;
+    assert_eq!(
+        crate::support::sqlstate(&write).as_deref(),
+        Some("42501"),
+        "{write:?}"
+    );
+    let stale: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_default_acl d, aclexplode(d.defaclacl) x
+          WHERE x.grantee = to_regrole($1)",
+    )
+    .bind(runtime.as_str())
+    .fetch_one(&fixture.admin)
+    .await
+    .expect("default privileges");
+    assert_eq!(stale, 0, "the old default privileges were not revoked");
+
+    // Declared as a tenant table and migrated: open, and walled per tenant.
+    let declared = TenancyDeclaration::parse(
+        &std::fs::read_to_string("policies/tenancy.toml")
+            .expect("declaration")
+            .replace(
+                "[[tenant_table]]\nname = \"subtasks\"",
+                "[[tenant_table]]\nname = \"notes\"\ncolumn = \"account_id\"\n\n[[tenant_table]]\nname = \"subtasks\"",
+            ),
+    )
+    .expect("declaration with notes");
+    assert!(declared.tenant_table("notes").is_some());
+    let report = migrate_with(&migrator, &declared, &options(db))
+        .await
+        .expect("migrate");
+    assert_eq!(report.policies_installed, ["app.notes"]);
+    sqlx::query(
+        "INSERT INTO app.notes (account_id, body) VALUES ($1, 'note of a'), ($2, 'note of b')",
+    )
+    .bind(fixture.a.scope.id().as_i64().expect("bigint id"))
+    .bind(fixture.b.scope.id().as_i64().expect("bigint id"))
+    .execute(&fixture.admin)
+    .await
+    .expect("notes");
+    for (scope, own) in [
+        (&fixture.a.scope, "note of a"),
+        (&fixture.b.scope, "note of b"),
+    ] {
+        let seen = as_runtime(&fixture, scope, "SELECT body FROM app.notes ORDER BY body")
+            .await
+            .expect("declared table is readable");
+        assert_eq!(seen, [own], "tenant {} saw {seen:?}", scope.slug());
+    }
+    let foreign = as_runtime(
+        &fixture,
+        a,
+        &format!(
+            "INSERT INTO app.notes (account_id, body) VALUES ({}, 'planted') RETURNING body",
+            fixture.b.scope.id()
+        ),
+    )
+    .await;
+    assert_eq!(
+        crate::support::sqlstate(&foreign).as_deref(),
+        Some("42501"),
+        "{foreign:?}"
+    );
+}

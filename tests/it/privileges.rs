@@ -94,10 +94,25 @@ async fn copy_from_stdin_into_a_tenant_table_is_refused() {
 async fn drop_owned_by_the_runtime_role_leaves_every_policy_in_place() {
     let fixture = TwoTenants::new().await;
     let mut conn = runtime_connection(&fixture).await;
-    // The runtime role owns nothing, so this may succeed, but it must not remove policies.
-    let _ = sqlx::raw_sql("DROP OWNED BY CURRENT_USER")
+    // The runtime role owns nothing and granted nothing: revoking what it was granted needs
+    // the grantor's rights, so the statement is refused outright and changes nothing.
+    let dropped = sqlx::raw_sql("DROP OWNED BY CURRENT_USER")
         .execute(&mut conn)
         .await;
+    assert_eq!(
+        sqlstate(&dropped).as_deref(),
+        Some("42501"),
+        "DROP OWNED BY the runtime role: {dropped:?}"
+    );
+    let still_granted: bool =
+        sqlx::query_scalar("SELECT has_table_privilege(current_user, 'app.projects', 'SELECT')")
+            .fetch_one(&mut conn)
+            .await
+            .expect("privilege");
+    assert!(
+        still_granted,
+        "DROP OWNED took the runtime role's own grants"
+    );
     let policies: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_policies WHERE schemaname = 'app' AND policyname = 'tenant_isolation'",
     )

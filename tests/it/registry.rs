@@ -1,11 +1,11 @@
 //! Tenant resolution through the registry, against a real database, as the runtime role.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::{
     BaseDomain, HostError, RegistryOptions, ResolveError, Result, ScratchDatabase, TenantPool,
-    TenantPoolOptions, TenantScope, TenantSlug,
+    TenantPoolOptions, TenantRegistry, TenantScope, TenantSlug,
 };
 use sqlx::PgPool;
 
@@ -93,8 +93,10 @@ async fn a_deactivated_tenant_is_cached_until_its_ttl_and_refused_after() -> Res
     let admin = db.admin_pool().await?;
     add_account(&admin, "leaving").await?;
     let pool = runtime_pool(&db).await?;
-    let long = pool.registry(RegistryOptions::default().ttl(Duration::from_secs(3600)));
-    let short = pool.registry(RegistryOptions::default().ttl(Duration::from_millis(20)));
+    // Without the change listener: the TTL is the fallback when it is down.
+    let ttl_only = RegistryOptions::default().listen(false);
+    let long = pool.registry(ttl_only.ttl(Duration::from_secs(3600)));
+    let short = pool.registry(ttl_only.ttl(Duration::from_millis(20)));
     long.resolve(&slug("leaving")).await?;
     short.resolve(&slug("leaving")).await?;
 
@@ -122,9 +124,9 @@ async fn unknown_slugs_are_remembered_briefly_unless_negative_caching_is_off() -
     let db = ScratchDatabase::migrated().await?;
     let admin = db.admin_pool().await?;
     let pool = runtime_pool(&db).await?;
-    let remembering =
-        pool.registry(RegistryOptions::default().negative_ttl(Duration::from_secs(3600)));
-    let forgetting = pool.registry(RegistryOptions::default().negative_ttl(Duration::ZERO));
+    let ttl_only = RegistryOptions::default().listen(false);
+    let remembering = pool.registry(ttl_only.negative_ttl(Duration::from_secs(3600)));
+    let forgetting = pool.registry(ttl_only.negative_ttl(Duration::ZERO));
     assert!(is_not_found(&remembering.resolve(&slug("late")).await));
     assert!(is_not_found(&forgetting.resolve(&slug("late")).await));
 
@@ -283,13 +285,117 @@ async fn an_endless_ttl_is_capped_instead_of_panicking() -> rls_tenancy::Result<
         .ttl(std::time::Duration::MAX)
         .negative_ttl(std::time::Duration::MAX);
     let registry = pool.registry(options);
-    let missing = registry.resolve(&"nobody".parse()?).await;
+    // Both caches take an entry with the capped TTL, and answer from it.
+    let id = add_account(&db.admin_pool().await?, "forever").await?;
+    let found = registry.resolve(&slug("forever")).await?;
+    assert_eq!(found.id().as_i64(), Some(id));
+    assert_eq!(registry.cached_tenants(), 1, "the found tenant is cached");
+    let missing = registry.resolve(&slug("nobody")).await;
+    assert!(is_not_found(&missing), "{missing:?}");
+    registry.invalidate(&slug("forever"));
+    let again = registry.resolve(&slug("forever")).await?;
+    assert_eq!(again.id().as_i64(), Some(id), "read again after invalidate");
+    Ok(())
+}
+
+/// Waits (polling, at most `within`) until `done` holds for every registry.
+async fn within<F, Fut>(within: Duration, what: &str, registries: &[&TenantRegistry], done: F)
+where
+    F: Fn(TenantRegistry) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    for registry in registries {
+        while !done((*registry).clone()).await {
+            assert!(Instant::now() < deadline, "{what} not within {within:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn resolves_to(registry: TenantRegistry, name: &'static str, id: i64) -> bool {
+    registry
+        .resolve(&slug(name))
+        .await
+        .is_ok_and(|scope| scope.id().as_i64() == Some(id))
+}
+
+async fn not_found(registry: TenantRegistry, name: &'static str) -> bool {
+    is_not_found(&registry.resolve(&slug(name)).await)
+}
+
+#[tokio::test]
+async fn registry_changes_reach_every_process_within_a_second() -> Result<()> {
+    let db = ScratchDatabase::migrated().await?;
+    let admin = db.admin_pool().await?;
+    let id = add_account(&admin, "moving").await?;
+    // Two processes: each its own pool and registry. Caches that would trust an answer for
+    // an hour, so only the change notices can make either see a change in time.
+    let hour = RegistryOptions::default()
+        .ttl(Duration::from_secs(3600))
+        .negative_ttl(Duration::from_secs(3600));
+    let (one, two) = (runtime_pool(&db).await?, runtime_pool(&db).await?);
+    let (one, two) = (one.registry(hour), two.registry(hour));
+    let both = [&one, &two];
+    within(
+        Duration::from_secs(10),
+        "listening",
+        &both,
+        |r| async move { r.is_listening() },
+    )
+    .await;
+    within(Duration::ZERO, "resolving", &both, |r| {
+        resolves_to(r, "moving", id)
+    })
+    .await;
     assert!(
-        matches!(
-            missing,
-            Err(rls_tenancy::ResolveError::TenantNotFound { .. })
-        ),
-        "{missing:?}"
+        not_found(one.clone(), "moved").await,
+        "nothing is called moved yet"
     );
+
+    set_active(&admin, "moving", false).await?;
+    within(Duration::from_secs(1), "suspension seen", &both, |r| {
+        not_found(r, "moving")
+    })
+    .await;
+
+    set_active(&admin, "moving", true).await?;
+    within(Duration::from_secs(1), "resumption seen", &both, |r| {
+        resolves_to(r, "moving", id)
+    })
+    .await;
+
+    sqlx::query("UPDATE app.accounts SET slug = 'moved' WHERE id = $1")
+        .bind(id)
+        .execute(&admin)
+        .await?;
+    within(Duration::from_secs(1), "rename seen", &both, |r| async move {
+        not_found(r.clone(), "moving").await && resolves_to(r, "moved", id).await
+    })
+    .await;
+
+    // The listeners' connections die: they come back, and notices work again.
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND query LIKE 'LISTEN%') AS t",
+    )
+    .fetch_one(&admin)
+    .await?;
+    assert_eq!(killed, 2, "one listener per process");
+    within(
+        Duration::from_secs(10),
+        "listening again",
+        &both,
+        |r| async move { r.is_listening() },
+    )
+    .await;
+    sqlx::query("DELETE FROM app.accounts WHERE id = $1")
+        .bind(id)
+        .execute(&admin)
+        .await?;
+    within(Duration::from_secs(1), "deletion seen", &both, |r| {
+        not_found(r, "moved")
+    })
+    .await;
     Ok(())
 }

@@ -288,7 +288,8 @@ cases! {
 
     a_table_that_references_the_registry_is_refused: UnscopedTenantReference <-
         "SET ROLE {deploy};
-         CREATE TABLE app.api_keys (owner bigint NOT NULL REFERENCES app.accounts (id), secret text)" => 1;
+         CREATE TABLE app.api_keys (owner bigint NOT NULL REFERENCES app.accounts (id), secret text);
+         GRANT SELECT ON app.api_keys TO {runtime}" => 1;
     a_table_in_the_public_schema_that_references_a_tenant_table_is_refused: UnscopedTenantReference <-
         "CREATE UNIQUE INDEX tasks_id_everywhere ON app.tasks (id);
          CREATE TABLE public.comments (task_id bigint REFERENCES app.tasks (id), body text);
@@ -706,11 +707,14 @@ const COMMENTS_ON_TASKS: &str = "CREATE UNIQUE INDEX tasks_id_everywhere ON app.
 #[tokio::test]
 async fn a_table_that_references_a_tenant_table_by_id_alone_is_refused_and_really_leaks()
 -> Result<()> {
-    // What the review found: the unique index passes, the table gets the runtime role's
-    // default privileges, and nothing said a word.
+    // What the review found: the unique index passes, the runtime role is granted DML on
+    // the table (by default privileges then, by hand now), and nothing said a word.
     let fx = injected(
         RuleId::UnscopedTenantReference,
-        &format!("SET ROLE {{deploy}}; {COMMENTS_ON_TASKS}"),
+        &format!(
+            "SET ROLE {{deploy}}; {COMMENTS_ON_TASKS}
+             GRANT SELECT, INSERT, UPDATE, DELETE ON app.comments TO {{runtime}}"
+        ),
     )
     .await?;
     let report = fx.check().await?;
@@ -771,7 +775,8 @@ async fn a_table_that_carries_the_tenant_column_under_another_name_is_refused() 
         RuleId::UnscopedTenantReference,
         "SET ROLE {deploy};
          CREATE TABLE app.comments (tenant bigint NOT NULL, task_id bigint NOT NULL, body text,
-             FOREIGN KEY (tenant, task_id) REFERENCES app.tasks (account_id, id))",
+             FOREIGN KEY (tenant, task_id) REFERENCES app.tasks (account_id, id));
+         GRANT SELECT, INSERT, UPDATE, DELETE ON app.comments TO {runtime}",
     )
     .await?;
     let report = fx.check().await?;
@@ -857,7 +862,8 @@ async fn a_declared_global_lookup_table_passes_in_the_library_and_rls_check() ->
         "SET ROLE {deploy};
          CREATE TABLE app.plans (id int PRIMARY KEY, name text NOT NULL);
          ALTER TABLE app.accounts ADD COLUMN plan_id int REFERENCES app.plans (id);
-         ALTER TABLE app.tasks ADD COLUMN plan_id int REFERENCES app.plans (id)",
+         ALTER TABLE app.tasks ADD COLUMN plan_id int REFERENCES app.plans (id);
+         GRANT SELECT ON app.plans TO {runtime}",
     )
     .await?;
     let report = fx.check().await?;

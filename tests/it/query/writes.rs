@@ -76,9 +76,13 @@ async fn an_insert_writes_the_scope_tenant_and_refuses_another() -> Result<()> {
             Expr::val(t.alpha.id().as_i64().expect("bigint id")).add(0),
             Expr::val("computed"),
         ]);
+    let computed = tx.execute(&computed).await;
     assert!(
-        tx.execute(&computed).await.is_err(),
-        "only a plain value may name the tenant"
+        matches!(
+            &computed,
+            Err(StatementError::Refused(QueryError::ForeignTenantValue { column })) if column == "account_id"
+        ),
+        "only a plain value may name the tenant: {computed:?}"
     );
     let same = t
         .alpha

@@ -2,6 +2,7 @@
 //! serialization failures and deadlocks.
 
 mod options;
+mod release;
 mod retry;
 
 use rls_tenancy::{Error, Retryable};

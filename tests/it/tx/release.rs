@@ -1,0 +1,440 @@
+//! Nothing outlives a tenant transaction on a pooled connection: tenant A leaves session state
+//! behind (a held cursor, LISTEN, an advisory lock, a session SET, a hand-made prepared
+//! statement, a temporary table, the tenant variable); the release check closes the connection
+//! with a warning naming it, and tenant B's next transaction on the same one-connection pool
+//! gets a new connection where none of it exists.
+
+use std::future::Future;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use rls_tenancy::{TenancyDeclaration, TenantPool, TenantPoolOptions, TenantTx};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::logs::Warnings;
+use crate::support::{TwoTenants, sqlstate};
+
+/// A tenant pool of one connection over a plain pool (`from_pool`, which the application may
+/// use itself), and that plain pool.
+async fn one_connection(fixture: &TwoTenants) -> (TenantPool, PgPool) {
+    let options = TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"));
+    one_connection_with(fixture, options).await
+}
+
+async fn one_connection_with(
+    fixture: &TwoTenants,
+    options: TenantPoolOptions,
+) -> (TenantPool, PgPool) {
+    let raw = fixture.raw_runtime_pool(1).await;
+    let pool = TenantPool::from_pool(raw.clone(), options)
+        .await
+        .expect("tenant pool");
+    (pool, raw)
+}
+
+/// A one-connection pool whose role may create temporary tables: rls-migrate revokes TEMP
+/// and the guard refuses it, so the guard is skipped; the release check must still hold.
+async fn one_connection_with_temp(fixture: &TwoTenants) -> (TenantPool, PgPool) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "GRANT TEMP ON DATABASE \"{}\" TO \"{}\"",
+        fixture.db.name().as_str(),
+        fixture.db.runtime_role().as_str()
+    )))
+    .execute(&fixture.admin)
+    .await
+    .expect("grant temp");
+    let options =
+        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")).skip_guard();
+    one_connection_with(fixture, options).await
+}
+
+async fn backend_pid(conn: &mut PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+        .expect("backend pid")
+}
+
+/// Tenant A runs `leave` (each a statement that succeeds) in its transaction and commits;
+/// the release check must warn about `kind`. Returns tenant B's transaction on the same
+/// one-connection pool, asserted to be on another backend.
+async fn after_a_leaves(
+    fixture: &TwoTenants,
+    pool: &TenantPool,
+    leave: &[&str],
+    kind: &str,
+) -> TenantTx {
+    let warnings = Warnings::capture();
+    let mut tx = pool.begin(&fixture.a.scope).await.expect("tenant A");
+    let a_pid = backend_pid(&mut tx).await;
+    for statement in leave {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
+            .execute(&mut *tx)
+            .await
+            .unwrap_or_else(|e| panic!("tenant A's {statement:?} failed: {e}"));
+    }
+    tx.commit().await.expect("commit of tenant A");
+    assert_eq!(
+        warnings.count(kind),
+        1,
+        "the release check did not name {kind:?}: {}",
+        warnings.text()
+    );
+    let mut tx = pool.begin(&fixture.b.scope).await.expect("tenant B");
+    assert_ne!(
+        backend_pid(&mut tx).await,
+        a_pid,
+        "the connection tenant A left {kind} on came back to the pool"
+    );
+    tx
+}
+
+#[tokio::test]
+async fn a_held_cursor_over_tenant_a_never_reaches_tenant_b() {
+    let fixture = TwoTenants::new().await;
+    let (pool, _raw) = one_connection(&fixture).await;
+    // The cursor holds tenant A's email: the rows to leak are really there.
+    let mut tx = pool.begin(&fixture.a.scope).await.expect("tenant A");
+    sqlx::raw_sql("DECLARE peek CURSOR FOR SELECT email FROM app.users")
+        .execute(&mut *tx)
+        .await
+        .expect("declare");
+    let held: Vec<String> = sqlx::query_scalar("FETCH ALL FROM peek")
+        .fetch_all(&mut *tx)
+        .await
+        .expect("fetch");
+    assert_eq!(held, ["owner@tenant-a.test"]);
+    tx.rollback().await.expect("rollback");
+
+    let mut tx = after_a_leaves(
+        &fixture,
+        &pool,
+        &["DECLARE leak CURSOR WITH HOLD FOR SELECT email FROM app.users"],
+        "held cursors: leak",
+    )
+    .await;
+    let fetched = sqlx::query_scalar::<_, String>("FETCH ALL FROM leak")
+        .fetch_all(&mut *tx)
+        .await;
+    assert_eq!(
+        sqlstate(&fetched).as_deref(),
+        Some("34000"),
+        "tenant B fetched from tenant A's held cursor: {fetched:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_listen_channel_never_reaches_tenant_b() {
+    let fixture = TwoTenants::new().await;
+    let (pool, _raw) = one_connection(&fixture).await;
+    let mut tx = after_a_leaves(
+        &fixture,
+        &pool,
+        &["LISTEN tenant_a_events"],
+        "LISTEN channels: tenant_a_events",
+    )
+    .await;
+    let channels: Vec<String> = sqlx::query_scalar("SELECT pg_listening_channels()")
+        .fetch_all(&mut *tx)
+        .await
+        .expect("channels");
+    assert!(channels.is_empty(), "tenant B listens on {channels:?}");
+}
+
+#[tokio::test]
+async fn a_session_advisory_lock_never_reaches_tenant_b() {
+    let fixture = TwoTenants::new().await;
+    let (pool, _raw) = one_connection(&fixture).await;
+    let mut tx = after_a_leaves(
+        &fixture,
+        &pool,
+        &["SELECT pg_advisory_lock(4242)"],
+        "advisory locks: 1",
+    )
+    .await;
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .expect("locks");
+    assert_eq!(held, 0, "tenant B holds tenant A's advisory lock");
+}
+
+#[tokio::test]
+async fn session_settings_never_reach_tenant_b() {
+    let fixture = TwoTenants::new().await;
+    let (pool, _raw) = one_connection(&fixture).await;
+    let mut tx = after_a_leaves(
+        &fixture,
+        &pool,
+        &[
+            "SET search_path = pg_catalog",
+            "SET statement_timeout = 0",
+            "SET work_mem = '1GB'",
+        ],
+        "session settings: search_path, statement_timeout, work_mem",
+    )
+    .await;
+    let (path, timeout): (String, String) = sqlx::query_as(
+        "SELECT current_setting('search_path'), current_setting('statement_timeout')",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .expect("settings");
+    assert_ne!(
+        path, "pg_catalog",
+        "tenant B inherited tenant A's search_path"
+    );
+    assert_ne!(
+        timeout, "0",
+        "tenant B inherited tenant A's statement_timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_prepared_statement_made_by_hand_never_reaches_tenant_b() {
+    let fixture = TwoTenants::new().await;
+    let (pool, _raw) = one_connection(&fixture).await;
+    let mut tx = after_a_leaves(
+        &fixture,
+        &pool,
+        &["PREPARE leak AS SELECT email FROM app.users"],
+        "prepared statements: leak",
+    )
+    .await;
+    let executed = sqlx::query_scalar::<_, String>("EXECUTE leak")
+        .fetch_all(&mut *tx)
+        .await;
+    assert_eq!(
+        sqlstate(&executed).as_deref(),
+        Some("26000"),
+        "tenant B executed tenant A's statement: {executed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_temporary_table_of_tenant_a_rows_never_reaches_tenant_b() {
+    let fixture = TwoTenants::new().await;
+    let (pool, _raw) = one_connection_with_temp(&fixture).await;
+    let mut tx = after_a_leaves(
+        &fixture,
+        &pool,
+        &["CREATE TEMP TABLE stash AS SELECT email FROM app.users"],
+        "temporary tables: stash",
+    )
+    .await;
+    let stashed = sqlx::query_scalar::<_, String>("SELECT email FROM pg_temp.stash")
+        .fetch_all(&mut *tx)
+        .await;
+    assert_eq!(
+        sqlstate(&stashed).as_deref(),
+        Some("42P01"),
+        "tenant B read tenant A's stashed rows: {stashed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_variable_set_for_the_session_never_reaches_tenant_b_or_the_plain_pool() {
+    let fixture = TwoTenants::new().await;
+    let (pool, raw) = one_connection(&fixture).await;
+    let set = format!(
+        "SELECT set_config('app.tenant_id', '{}', false)",
+        fixture.a.scope.id()
+    );
+    let tx = after_a_leaves(&fixture, &pool, &[&set], "the tenant variable").await;
+    tx.rollback().await.expect("rollback");
+    // The application's own use of the plain pool sees no tenant, so none of A's rows.
+    let mut conn = raw.acquire().await.expect("plain connection");
+    let emails: Vec<String> = sqlx::query_scalar("SELECT email FROM app.users")
+        .fetch_all(&mut *conn)
+        .await
+        .expect("plain read");
+    assert!(emails.is_empty(), "the plain pool saw {emails:?}");
+}
+
+#[tokio::test]
+async fn a_clean_connection_is_reused_after_state_that_ends_with_the_transaction() {
+    let fixture = TwoTenants::new().await;
+    let (pool, _raw) = one_connection_with_temp(&fixture).await;
+    let warnings = Warnings::capture();
+    let mut tx = pool.begin(&fixture.a.scope).await.expect("tenant A");
+    let a_pid = backend_pid(&mut tx).await;
+    // Transaction-scoped state of every kind: none of it outlives COMMIT.
+    sqlx::raw_sql(
+        "DECLARE c CURSOR FOR SELECT email FROM app.users;
+         SELECT pg_advisory_xact_lock(4242);
+         SET LOCAL search_path = pg_catalog;
+         SET LOCAL work_mem = '1GB';
+         CREATE TEMP TABLE scratch (v int) ON COMMIT DROP;",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect("transaction-scoped state");
+    tx.commit().await.expect("commit");
+    let mut tx = pool.begin(&fixture.b.scope).await.expect("tenant B");
+    assert_eq!(
+        backend_pid(&mut tx).await,
+        a_pid,
+        "a clean connection was closed: {}",
+        warnings.text()
+    );
+    tx.rollback().await.expect("rollback");
+    assert_eq!(warnings.text(), "", "a clean transaction was warned about");
+}
+
+#[tokio::test]
+async fn a_connection_from_connect_is_checked_too() {
+    let fixture = TwoTenants::new().await;
+    let pool = TenantPool::connect(
+        fixture.db.runtime_url(),
+        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
+            .max_connections(1),
+    )
+    .await
+    .expect("tenant pool");
+    let mut tx = after_a_leaves(
+        &fixture,
+        &pool,
+        &["DECLARE leak CURSOR WITH HOLD FOR SELECT email FROM app.users"],
+        "held cursors: leak",
+    )
+    .await;
+    let fetched = sqlx::query_scalar::<_, String>("FETCH ALL FROM leak")
+        .fetch_all(&mut *tx)
+        .await;
+    assert_eq!(sqlstate(&fetched).as_deref(), Some("34000"), "{fetched:?}");
+}
+
+#[tokio::test]
+async fn a_nested_begin_is_a_savepoint() {
+    let fixture = TwoTenants::new().await;
+    let (pool, _raw) = one_connection(&fixture).await;
+    let account = fixture.a.scope.id().as_i64().expect("bigint id");
+    let insert = "INSERT INTO app.projects (account_id, name) VALUES ($1, $2)";
+    let mut tx = pool.begin(&fixture.a.scope).await.expect("tenant A");
+    {
+        let mut savepoint = Connection::begin(&mut *tx).await.expect("savepoint");
+        sqlx::query(insert)
+            .bind(account)
+            .bind("rolled back")
+            .execute(&mut *savepoint)
+            .await
+            .expect("insert in savepoint");
+        savepoint.rollback().await.expect("rollback to savepoint");
+    }
+    {
+        let mut savepoint = Connection::begin(&mut *tx).await.expect("savepoint");
+        sqlx::query(insert)
+            .bind(account)
+            .bind("released")
+            .execute(&mut *savepoint)
+            .await
+            .expect("insert in savepoint");
+        savepoint.commit().await.expect("release savepoint");
+    }
+    // Still tenant A's transaction: the savepoint did not end it.
+    let tenant: String = sqlx::query_scalar("SELECT current_setting('app.tenant_id')")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("tenant");
+    assert_eq!(tenant, fixture.a.scope.id().to_string());
+    let names = |pool: &PgPool| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT name FROM app.projects WHERE name IN ('rolled back', 'released') ORDER BY name",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("names")
+        }
+    };
+    assert!(
+        names(&fixture.admin).await.is_empty(),
+        "releasing the savepoint committed the tenant transaction"
+    );
+    tx.commit().await.expect("commit");
+    assert_eq!(names(&fixture.admin).await, ["released"]);
+    // And the connection is clean and reused: the transaction depth came back to zero.
+    let mut tx = pool.begin(&fixture.b.scope).await.expect("tenant B");
+    let plain = Connection::begin(&mut *tx).await.expect("savepoint in B");
+    plain.rollback().await.expect("rollback to savepoint");
+    tx.commit().await.expect("commit of tenant B");
+}
+
+#[tokio::test]
+async fn a_begin_dropped_before_its_answer_is_closed_quietly() {
+    let fixture = TwoTenants::new().await;
+    // One connection, handed out without a ping: the first poll of `begin` sends the BEGIN.
+    let raw = PgPoolOptions::new()
+        .max_connections(1)
+        .test_before_acquire(false)
+        .connect_with(fixture.db.runtime_url().connect_options().expect("options"))
+        .await
+        .expect("runtime pool");
+    let pool = TenantPool::from_pool(
+        raw.clone(),
+        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration")),
+    )
+    .await
+    .expect("tenant pool");
+    let warnings = Warnings::capture();
+    let mut tx = pool.begin(&fixture.a.scope).await.expect("tenant A");
+    let first = backend_pid(&mut tx).await;
+    tx.commit().await.expect("commit");
+    // A client gone mid-BEGIN: `begin` is polled once (it sends the BEGIN) and is dropped
+    // once the server ran it (its backend idle in the transaction, the answer unread). On a
+    // busy machine the answer may already be there within that one poll: then this attempt
+    // proves nothing, is rolled back, and another is made.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let begin = loop {
+        while raw.num_idle() != 1 {
+            assert!(Instant::now() < deadline, "the connection never came back");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut begin = Box::pin(pool.begin(&fixture.a.scope));
+        match std::future::poll_fn(|cx| Poll::Ready(begin.as_mut().poll(cx))).await {
+            Poll::Pending => break begin,
+            Poll::Ready(answered) => answered
+                .expect("tenant A")
+                .rollback()
+                .await
+                .expect("rollback"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "BEGIN was never caught in flight"
+        );
+    };
+    loop {
+        let begun: bool = sqlx::query_scalar(
+            "SELECT count(*) = 1 FROM pg_stat_activity
+             WHERE pid = $1 AND state = 'idle in transaction' AND query LIKE 'BEGIN%set_config%'",
+        )
+        .bind(first)
+        .fetch_one(&fixture.admin)
+        .await
+        .expect("backend state");
+        if begun {
+            break;
+        }
+        assert!(Instant::now() < deadline, "BEGIN never reached the server");
+    }
+    drop(begin);
+    // The one connection was closed, not handed back inside tenant A's transaction.
+    let mut conn = raw.acquire().await.expect("plain connection");
+    let (pid, tenant): (i32, Option<String>) =
+        sqlx::query_as("SELECT pg_backend_pid(), current_setting('app.tenant_id', true)")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("plain read");
+    assert_ne!(pid, first, "the connection of a cancelled BEGIN was reused");
+    assert_eq!(tenant, None, "a fresh connection has no tenant variable");
+    assert_eq!(
+        warnings.text(),
+        "",
+        "a cancelled BEGIN was logged as a fault"
+    );
+}
