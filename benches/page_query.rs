@@ -5,8 +5,11 @@
 //! `cargo bench --bench page_query` (env: `BENCH_SECONDS`, default 5 per round;
 //! `BENCH_CONNECTIONS`, default 8). Also compares the signed tenant context (the default:
 //! `rls_tenancy.enter` in the BEGIN message, `rls_tenancy.tenant()` in every policy) with the
-//! plain one on a second database with the same rows, rounds alternating, and the plain
-//! policy predicate with the `(SELECT ...)` initplan form.
+//! plain one on a second database with the same rows, rounds alternating, the plain
+//! policy predicate with the `(SELECT ...)` initplan form, and a `bigint` tenant key with a
+//! `uuid` one: the same schema and rows in `app_uuid`, keyed by UUID, declared
+//! `key_type = "uuid"`, policies installed by `install_policies` (plain context, as the
+//! bigint side), rounds alternating with the bigint schema.
 
 #![allow(
     clippy::expect_used,
@@ -19,8 +22,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
-use rls_tenancy::TenancyDeclaration;
-use rls_tenancy::{ScratchDatabase, TenantId, TenantPool, TenantPoolOptions, TenantScope};
+use rls_tenancy::{
+    MigrateOptions, ScratchDatabase, TenancyDeclaration, TenantContextMode, TenantId, TenantPool,
+    TenantPoolOptions, TenantScope, install_policies,
+};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -54,6 +59,57 @@ const FIXTURE: &str = "
         SELECT t.account_id, t.id, md5(t.id::text || '.' || s) FROM app.tasks t, generate_series(1, 10) s;
     ANALYZE;";
 
+/// The page query's tables again, in schema `app_uuid`, keyed by UUID (created by the deploy
+/// role, as a migration would).
+const UUID_SCHEMA: &str = "
+    CREATE SCHEMA app_uuid;
+    CREATE TABLE app_uuid.accounts (
+        id uuid PRIMARY KEY, slug text NOT NULL UNIQUE, name text NOT NULL,
+        is_active boolean NOT NULL DEFAULT true);
+    CREATE TABLE app_uuid.projects (
+        account_id uuid NOT NULL REFERENCES app_uuid.accounts (id),
+        id bigint GENERATED ALWAYS AS IDENTITY, name text NOT NULL, PRIMARY KEY (account_id, id));
+    CREATE TABLE app_uuid.tasks (
+        account_id uuid NOT NULL, id bigint GENERATED ALWAYS AS IDENTITY,
+        project_id bigint NOT NULL, name varchar(200) NOT NULL, PRIMARY KEY (account_id, id),
+        FOREIGN KEY (account_id, project_id) REFERENCES app_uuid.projects (account_id, id));
+    CREATE TABLE app_uuid.subtasks (
+        account_id uuid NOT NULL, id bigint GENERATED ALWAYS AS IDENTITY,
+        task_id bigint NOT NULL, name varchar(200) NOT NULL,
+        is_complete boolean NOT NULL DEFAULT false, PRIMARY KEY (account_id, id),
+        FOREIGN KEY (account_id, task_id) REFERENCES app_uuid.tasks (account_id, id));
+    CREATE INDEX ON app_uuid.tasks (account_id, project_id);
+    CREATE INDEX ON app_uuid.subtasks (account_id, task_id);
+    CREATE INDEX ON app_uuid.subtasks (account_id, name, id);";
+
+/// The same rows as [`FIXTURE`], each tenant's id a UUID derived from its bigint id.
+const UUID_FIXTURE: &str = "
+    INSERT INTO app_uuid.accounts (id, slug, name)
+        SELECT md5(a.id::text)::uuid, a.slug, a.name FROM app.accounts a;
+    INSERT INTO app_uuid.projects (account_id, name)
+        SELECT md5(p.account_id::text)::uuid, p.name FROM app.projects p ORDER BY p.id;
+    INSERT INTO app_uuid.tasks (account_id, project_id, name)
+        SELECT md5(t.account_id::text)::uuid, t.project_id, t.name FROM app.tasks t ORDER BY t.id;
+    INSERT INTO app_uuid.subtasks (account_id, task_id, name)
+        SELECT md5(s.account_id::text)::uuid, s.task_id, s.name FROM app.subtasks s ORDER BY s.id;
+    ANALYZE;";
+
+const UUID_DECLARATION: &str = r#"
+    schema = "app_uuid"
+    key_type = "uuid"
+    [registry]
+    table = "accounts"
+    [[tenant_table]]
+    name = "projects"
+    column = "account_id"
+    [[tenant_table]]
+    name = "tasks"
+    column = "account_id"
+    [[tenant_table]]
+    name = "subtasks"
+    column = "account_id"
+"#;
+
 const INITPLAN_POLICIES: &str = "
     DO $$ DECLARE t text; BEGIN
       FOREACH t IN ARRAY ARRAY['users', 'projects', 'tasks', 'subtasks'] LOOP
@@ -75,18 +131,28 @@ fn random_page() -> (TenantId, i64) {
     (tenant, rng.random_range(0..PAGES) * PER_PAGE)
 }
 
-async fn run_rls(pool: &TenantPool, connections: u64, seconds: u64) -> f64 {
+/// One side of the RLS rounds: a pool, the page query for its schema, and its tenants' ids
+/// (tenant `n` at index `n - 1`).
+struct RlsSide {
+    pool: TenantPool,
+    query: String,
+    tenants: Arc<Vec<TenantId>>,
+}
+
+async fn run_rls(side: &RlsSide, connections: u64, seconds: u64) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let workers: Vec<_> = (0..connections)
         .map(|_| {
-            let (pool, done) = (pool.clone(), done.clone());
+            let (pool, done) = (side.pool.clone(), done.clone());
+            let (query, tenants) = (side.query.clone(), side.tenants.clone());
             tokio::spawn(async move {
                 while Instant::now() < deadline {
                     let (tenant, offset) = random_page();
+                    let tenant = tenants[tenant.as_i64().expect("bigint") as usize - 1];
                     let scope = TenantScope::new(tenant, "bench".parse().expect("slug"));
                     let mut tx = pool.begin(&scope).await.expect("begin");
-                    let rows = sqlx::query(PAGE_RLS)
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(query.as_str()))
                         .bind(PER_PAGE)
                         .bind(offset)
                         .fetch_all(&mut *tx)
@@ -103,6 +169,54 @@ async fn run_rls(pool: &TenantPool, connections: u64, seconds: u64) -> f64 {
         w.await.expect("worker");
     }
     done.load(Ordering::Relaxed) as f64 / seconds as f64
+}
+
+/// The UUID-keyed copy of the schema and data, its policies and grants, and its pool.
+async fn uuid_side(db: &ScratchDatabase, admin: &PgPool, connections: u64) -> RlsSide {
+    let deploy = PgPool::connect_with(db.deploy_url().connect_options().expect("options"))
+        .await
+        .expect("deploy pool");
+    sqlx::raw_sql(UUID_SCHEMA)
+        .execute(&deploy)
+        .await
+        .expect("uuid schema");
+    sqlx::raw_sql(UUID_FIXTURE)
+        .execute(admin)
+        .await
+        .expect("uuid fixture");
+    let decl = TenancyDeclaration::parse(UUID_DECLARATION).expect("declaration");
+    let options = MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())
+        .expect("options")
+        .tenant_context(TenantContextMode::Plain);
+    install_policies(&decl, &options)
+        .await
+        .expect("uuid policies");
+    let tenants: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT md5(a::text)::uuid FROM generate_series(1, $1::bigint) a ORDER BY a",
+    )
+    .bind(ACCOUNTS)
+    .fetch_all(admin)
+    .await
+    .expect("uuid tenants");
+    // The guard judges one declaration per database; the bigint pool was checked already.
+    let pool = TenantPool::connect(
+        db.runtime_url(),
+        TenantPoolOptions::new(decl)
+            .max_connections(connections as u32)
+            .skip_guard(),
+    )
+    .await
+    .expect("uuid tenant pool");
+    RlsSide {
+        pool,
+        query: PAGE_RLS.replace("app.", "app_uuid."),
+        tenants: Arc::new(
+            tenants
+                .into_iter()
+                .map(|id| TenantId::from_uuid(id).expect("uuid"))
+                .collect(),
+        ),
+    }
 }
 
 async fn run_plain(pool: &PgPool, connections: u64, seconds: u64) -> f64 {
@@ -153,13 +267,28 @@ async fn main() {
 
     let options = TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
         .max_connections(connections as u32);
-    let runtime = TenantPool::connect(db.runtime_url(), options.clone())
-        .await
-        .expect("tenant pool");
+    let bigint_ids = Arc::new(
+        (1..=ACCOUNTS)
+            .map(|id| TenantId::new(id).expect("id"))
+            .collect::<Vec<_>>(),
+    );
+    let side = |pool| RlsSide {
+        pool,
+        query: PAGE_RLS.to_owned(),
+        tenants: bigint_ids.clone(),
+    };
+    let runtime = side(
+        TenantPool::connect(db.runtime_url(), options.clone())
+            .await
+            .expect("tenant pool"),
+    );
     let key = signed_db.tenant_key().expect("signed").clone();
-    let signed = TenantPool::connect(signed_db.runtime_url(), options.tenant_key(key))
-        .await
-        .expect("signed tenant pool");
+    let signed = side(
+        TenantPool::connect(signed_db.runtime_url(), options.tenant_key(key))
+            .await
+            .expect("signed tenant pool"),
+    );
+    let uuid = uuid_side(&db, &admin, connections).await;
     let plain = PgPoolOptions::new()
         .max_connections(connections as u32)
         .connect_with(db.admin_url().connect_options().expect("options"))
@@ -172,13 +301,15 @@ async fn main() {
     // Warm both, then alternate so drift on a shared machine hits both sides alike.
     run_rls(&runtime, connections, 1).await;
     run_rls(&signed, connections, 1).await;
+    run_rls(&uuid, connections, 1).await;
     run_plain(&plain, connections, 1).await;
-    let (mut rls, mut signed_rls, mut base) = (0.0, 0.0, 0.0);
+    let (mut rls, mut signed_rls, mut by_uuid, mut base) = (0.0, 0.0, 0.0, 0.0);
     let rounds = env_or("BENCH_ROUNDS", 2);
     for _ in 0..rounds {
         rls += run_rls(&runtime, connections, seconds).await / rounds as f64;
         signed_rls += run_rls(&signed, connections, seconds).await / rounds as f64;
         base += run_plain(&plain, connections, seconds).await / rounds as f64;
+        by_uuid += run_rls(&uuid, connections, seconds).await / rounds as f64;
     }
     sqlx::raw_sql(INITPLAN_POLICIES)
         .execute(&admin)
@@ -199,6 +330,11 @@ async fn main() {
         "tenant transaction + RLS (signed context):  {signed_rls:>8.0} q/s   ratio {:.2}, {:.3} of the plain context",
         signed_rls / base,
         signed_rls / rls
+    );
+    println!(
+        "same, uuid tenant key (app_uuid):           {by_uuid:>8.0} q/s   ratio {:.2}, uuid / bigint {:.3}",
+        by_uuid / base,
+        by_uuid / rls
     );
     println!("baseline, second pair:                      {base2:>8.0} q/s");
     println!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use rls_tenancy::demo::{Demo, DemoOptions, shutdown_signal};
-use rls_tenancy::http::RequestLimits;
+use rls_tenancy::http::{PinKey, RequestLimits, WritePinning};
 use rls_tenancy::{BaseDomain, TxTimeouts, cli};
 
 /// Serve each tenant's subtasks on its own subdomain: http://tenant-1.localhost:8080/.
@@ -68,6 +68,35 @@ struct Args {
     #[arg(long, env = "RLS_DEMO_MAX_IN_FLIGHT", default_value_t = 64)]
     max_in_flight: usize,
 
+    /// A read replica of the database (repeatable; the env variable takes a comma-separated
+    /// list): same role and database as --database-url, another host or port. The subtask
+    /// API reads there, round-robin, unless pinned to the primary by a recent write.
+    #[arg(
+        long = "replica-url",
+        env = "DATABASE_REPLICA_URLS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        requires = "database_url"
+    )]
+    replica_urls: Vec<String>,
+
+    /// Skip replicas lagging further behind the primary than this.
+    #[arg(long, env = "RLS_DEMO_MAX_REPLICA_LAG", value_parser = humantime::parse_duration)]
+    max_replica_lag: Option<Duration>,
+
+    /// How long a replica found down stays out before it is checked again.
+    #[arg(long, env = "RLS_DEMO_CHECK_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    check_interval: Duration,
+
+    /// The key the write-pinning cookie is signed with (at least 32 bytes); without one, a
+    /// key is drawn at start, so pins do not survive a restart.
+    #[arg(long, env = "RLS_DEMO_PIN_KEY", hide_env_values = true)]
+    pin_key: Option<String>,
+
+    /// Name the server that served each subtask API response in `x-served-by`.
+    #[arg(long)]
+    debug_routing: bool,
+
     /// On SIGTERM or SIGINT, how long requests in flight may still run before they are cut.
     #[arg(long, env = "RLS_DEMO_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_timeout: Duration,
@@ -98,7 +127,19 @@ async fn run(args: Args) -> Result<(), cli::CliError> {
                 .idle_in_transaction(args.idle_in_transaction_timeout),
         )
         .limits(limits)
-        .shutdown_timeout(args.shutdown_timeout);
+        .shutdown_timeout(args.shutdown_timeout)
+        .debug_routing(args.debug_routing);
+    let replicas = args
+        .replica_urls
+        .iter()
+        .map(|url| cli::database_url(Some(url), "DATABASE_REPLICA_URLS"))
+        .collect::<Result<Vec<_>, _>>()?;
+    options = options.replicas(replicas, args.max_replica_lag, args.check_interval);
+    if let Some(key) = &args.pin_key {
+        let key = PinKey::new(key.as_bytes())
+            .map_err(|err| cli::CliError::Usage(format!("--pin-key: {err}")))?;
+        options = options.pinning(WritePinning::new(key));
+    }
     if let Some(url) = args
         .database_url
         .as_deref()

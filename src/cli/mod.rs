@@ -9,6 +9,7 @@ use crate::db::DbError;
 use crate::error::Error;
 use crate::guard::GuardError;
 use crate::resolve::ResolveError;
+use crate::route::RouteError;
 
 /// A binary's failure: a flag or environment variable missing, or the toolkit's error.
 ///
@@ -58,6 +59,7 @@ from_toolkit!(
     GuardError,
     DbError,
     crate::PlacementError,
+    RouteError,
     crate::QueryError,
     crate::StatementError,
 );
@@ -116,6 +118,8 @@ fn is_usage(err: &Error) -> bool {
             !matches!(err, crate::PlacementError::Registry(_))
         }
         Error::Resolve(err) => !matches!(err, ResolveError::Registry(_)),
+        Error::Route(RouteError::ReplicaMismatch { .. })
+        | Error::Route(RouteError::Primary(DbError::Connect(_))) => true,
         Error::Guard(err) | Error::Db(DbError::Guard(err)) => {
             !matches!(err, GuardError::Refused { .. } | GuardError::Database(_))
         }

@@ -787,6 +787,17 @@ impl TenantPool {
             .unwrap_or(Err(sqlx::Error::PoolTimedOut.into()))
     }
 
+    /// The server's WAL insert position, as PostgreSQL prints it (`16/B374D848`): at or past
+    /// the end of every transaction committed before the call, even with asynchronous commit
+    /// (`pg_current_wal_lsn()` may lag it then). Simple protocol, no tenant.
+    pub(crate) async fn wal_insert_position(&self) -> Result<String, DbError> {
+        let mut conn = self.acquire().await?;
+        let row = sqlx::raw_sql("SELECT pg_current_wal_insert_lsn()::text")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(sqlx::Row::try_get(&row, 0)?)
+    }
+
     /// Closes every connection.
     ///
     /// ```no_run

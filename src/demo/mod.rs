@@ -19,6 +19,7 @@
 //! ```
 
 mod html;
+mod item;
 mod page;
 mod routes;
 mod subtasks;
@@ -45,13 +46,14 @@ pub use subtasks::{
 pub use tenants::seed_options;
 
 use crate::connect::DatabaseUrl;
-use crate::db::{TenantPool, TenantPoolOptions, TxTimeouts};
+use crate::db::{TenantPoolOptions, TxTimeouts};
 use crate::embedded::{AdminServer, REFERENCE_MIGRATIONS, ScratchDatabase};
 use crate::error::Result;
-use crate::http::{AppError, AppState, RequestLimits, Unavailable};
+use crate::http::{AppError, AppState, RequestLimits, Unavailable, WritePinning};
 use crate::migrate::{MigrateOptions, migrate_with};
 use crate::policy::{TenancyDeclaration, TenantKey};
 use crate::resolve::{BaseDomain, RegistryOptions};
+use crate::route::{RoutingOptions, RoutingPool};
 use crate::tenant::TenantSlug;
 
 /// How to run the demo.
@@ -73,6 +75,11 @@ pub struct DemoOptions {
     timeouts: TxTimeouts,
     limits: RequestLimits,
     shutdown_timeout: Duration,
+    replicas: Vec<DatabaseUrl>,
+    max_replica_lag: Option<Duration>,
+    check_interval: Duration,
+    pinning: Option<WritePinning>,
+    debug_routing: bool,
     tenant_key_file: Option<PathBuf>,
 }
 
@@ -94,6 +101,11 @@ impl DemoOptions {
             timeouts: TxTimeouts::default(),
             limits: RequestLimits::default(),
             shutdown_timeout: Duration::from_secs(10),
+            replicas: Vec::new(),
+            max_replica_lag: None,
+            check_interval: Duration::from_secs(30),
+            pinning: None,
+            debug_routing: false,
             tenant_key_file: None,
         }
     }
@@ -110,6 +122,58 @@ impl DemoOptions {
     /// ```
     pub fn tenant_key_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.tenant_key_file = Some(path.into());
+        self
+    }
+
+    /// Serve the subtask API's reads from these replicas (`--replica-url`), lagging no more
+    /// than `max_lag` if given (`--max-replica-lag`), a replica found down checked again
+    /// after `check_interval` (`--check-interval`). Needs [`DemoOptions::database_url`].
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// use std::time::Duration;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .database_url("postgres://app_runtime:pw@10.0.0.1/app".parse()?)
+    ///     .replicas(vec!["postgres://app_runtime:pw@10.0.0.2/app".parse()?], Some(Duration::from_secs(2)), Duration::from_secs(30));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn replicas(
+        mut self,
+        urls: Vec<DatabaseUrl>,
+        max_lag: Option<Duration>,
+        check_interval: Duration,
+    ) -> Self {
+        self.replicas = urls;
+        self.max_replica_lag = max_lag;
+        self.check_interval = check_interval;
+        self
+    }
+
+    /// The write-pinning cookie (default: [`WritePinning::new`] with a key drawn at start).
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// use rls_tenancy::http::{PinKey, WritePinning};
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .pinning(WritePinning::new(PinKey::new(&[7u8; 32])?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pinning(mut self, pinning: WritePinning) -> Self {
+        self.pinning = Some(pinning);
+        self
+    }
+
+    /// Name the server that served each subtask API response in `x-served-by`
+    /// (`--debug-routing`).
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .debug_routing(true);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn debug_routing(mut self, on: bool) -> Self {
+        self.debug_routing = on;
         self
     }
 
@@ -217,7 +281,7 @@ impl DemoOptions {
 pub struct Demo {
     listener: TcpListener,
     state: DemoState,
-    pool: TenantPool,
+    pool: RoutingPool,
     landing_url: String,
     tenant_urls: Vec<String>,
     shutdown_timeout: Duration,
@@ -260,7 +324,16 @@ impl Demo {
                 (db.runtime_url().clone(), Some(db), Some(server), slugs)
             }
         };
-        let pool = TenantPool::connect(&runtime_url, pool_options).await?;
+        let mut routing_options = options
+            .replicas
+            .into_iter()
+            .fold(RoutingOptions::new(pool_options), RoutingOptions::replica)
+            .check_interval(options.check_interval);
+        if let Some(lag) = options.max_replica_lag {
+            routing_options = routing_options.max_replica_lag(lag);
+        }
+        let routing = RoutingPool::connect(&runtime_url, routing_options).await?;
+        let pool = routing.primary().clone();
         let registry = pool.registry(RegistryOptions::default());
         let base = options.base_domain;
         let site = |host: &str| match port {
@@ -272,15 +345,17 @@ impl Demo {
             .map(|slug| site(&format!("{slug}.{base}")))
             .collect();
         let landing_url = site(base.as_str());
-        let state = DemoState::new(
-            AppState::new(pool.clone(), registry, base),
-            tenant_urls.clone(),
-        )
-        .with_limits(options.limits);
+        let mut state = DemoState::new(AppState::new(pool, registry, base), tenant_urls.clone())
+            .with_limits(options.limits)
+            .with_routing(routing.clone())
+            .with_debug_routing(options.debug_routing);
+        if let Some(pinning) = options.pinning {
+            state = state.with_pinning(pinning);
+        }
         Ok(Self {
             listener,
             state,
-            pool,
+            pool: routing,
             landing_url,
             tenant_urls,
             shutdown_timeout: options.shutdown_timeout,

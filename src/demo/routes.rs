@@ -4,18 +4,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRef, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::extract::{FromRef, Path, Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use super::html;
+use super::item;
 use super::page::PageNumber;
-use super::subtasks::{SUBTASKS_PER_PAGE, subtask_page};
-use crate::http::{AppError, AppState, RequestLimits, Tenant, TenantTxLayer, Tx, health_routes};
+use super::subtasks::{SUBTASKS_PER_PAGE, SubtaskItem, subtask_page};
+use crate::http::{
+    AppError, AppState, PinKey, RequestLimits, Tenant, TenantTxLayer, Tx, WritePinning,
+    health_routes,
+};
+use crate::route::{RoutingPool, ServedBy};
+
+/// The response header naming the server that served a read, with `--debug-routing`.
+const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
 
 /// The demo router's state: the HTTP layer's [`AppState`] and what the landing page shows.
 ///
@@ -30,6 +38,9 @@ pub struct DemoState {
     app: AppState,
     links: Arc<[String]>,
     limits: RequestLimits,
+    routing: RoutingPool,
+    pinning: WritePinning,
+    debug_routing: bool,
 }
 
 impl DemoState {
@@ -43,11 +54,55 @@ impl DemoState {
     /// # }
     /// ```
     pub fn new(app: AppState, links: Vec<String>) -> Self {
+        let routing = RoutingPool::primary_only(app.pool().clone());
         Self {
             app,
             links: links.into(),
             limits: RequestLimits::default(),
+            routing,
+            pinning: WritePinning::new(random_key()),
+            debug_routing: false,
         }
+    }
+
+    /// Routes the subtask API's reads and writes through `routing` (replicas, pinning)
+    /// instead of the primary alone.
+    ///
+    /// ```no_run
+    /// # fn demo(state: rls_tenancy::demo::DemoState, routing: rls_tenancy::RoutingPool) {
+    /// let state = state.with_routing(routing);
+    /// # }
+    /// ```
+    pub fn with_routing(mut self, routing: RoutingPool) -> Self {
+        self.routing = routing;
+        self
+    }
+
+    /// The write-pinning cookie's settings (default: [`WritePinning::new`] with a key drawn
+    /// at start-up, so pins do not survive a restart).
+    ///
+    /// ```no_run
+    /// # fn demo(state: rls_tenancy::demo::DemoState) -> Result<(), rls_tenancy::http::PinKeyError> {
+    /// use rls_tenancy::http::{PinKey, WritePinning};
+    /// let state = state.with_pinning(WritePinning::new(PinKey::new(&[7u8; 32])?).secure(true));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_pinning(mut self, pinning: WritePinning) -> Self {
+        self.pinning = pinning;
+        self
+    }
+
+    /// Whether the subtask API names the server that served it (`x-served-by: primary` or
+    /// `replica`); off by default (`--debug-routing`).
+    ///
+    /// ```no_run
+    /// # fn demo(state: rls_tenancy::demo::DemoState) {
+    /// let state = state.with_debug_routing(true);
+    /// # }
+    /// ```
+    pub fn with_debug_routing(mut self, on: bool) -> Self {
+        self.debug_routing = on;
+        self
     }
 
     /// The request deadline and in-flight bound of the pages (default
@@ -80,6 +135,8 @@ impl FromRef<DemoState> for AppState {
 /// | `GET /` on `<base>` | the landing page, nothing tenant-specific |
 /// | `GET /subtasks?page=N` | the tenant's subtasks by name, 10 a page, as HTML |
 /// | `GET /api/subtasks?page=N` | the same as JSON: `tenant`, `page`, `per_page`, `total`, `items` |
+/// | `GET /api/subtasks/{id}` | one subtask as JSON, read on a replica unless pinned |
+/// | `POST /api/subtasks/{id}/toggle` | flips whether it is done on the primary, returns it, sets the pinning cookie |
 /// | `GET /healthz` | `ok`, on any host: the process is alive |
 /// | `GET /readyz` | `ready`, or a 503 with `Retry-After` while the database does not answer |
 ///
@@ -94,8 +151,11 @@ pub fn router(state: DemoState) -> Router {
         .route("/", get(home))
         .route("/subtasks", get(subtasks_html))
         .route("/api/subtasks", get(subtasks_json))
+        .route("/api/subtasks/{id}", get(subtask_json))
+        .route("/api/subtasks/{id}/toggle", post(toggle_json))
         .fallback(not_found)
         .layer(TenantTxLayer);
+    let pages = state.pinning.clone().apply(pages, state.routing.clone());
     state
         .limits
         .apply(pages)
@@ -139,6 +199,57 @@ async fn subtasks_json(page: PageNumber, mut tx: Tx) -> Result<Response, AppErro
     let mut response = Json(page).into_response();
     private(&mut response);
     Ok(response)
+}
+
+async fn subtask_json(
+    Tenant(scope): Tenant,
+    Path(id): Path<String>,
+    State(state): State<DemoState>,
+) -> Result<Response, AppError> {
+    let id = item::parse_id(&id)?;
+    let mut tx = state.routing.read(&scope).await?;
+    let found = item::find(&mut tx, id).await?;
+    let served_by = tx.served_by();
+    tx.commit().await?;
+    Ok(item_response(found, served_by, state.debug_routing))
+}
+
+async fn toggle_json(
+    Tenant(scope): Tenant,
+    Path(id): Path<String>,
+    State(state): State<DemoState>,
+) -> Result<Response, AppError> {
+    let id = item::parse_id(&id)?;
+    let mut tx = state.routing.begin(&scope).await?;
+    let Some(toggled) = item::toggle(&mut tx, id).await? else {
+        tx.rollback().await?;
+        return Err(AppError::NotFound);
+    };
+    let served_by = tx.served_by();
+    tx.commit().await?;
+    Ok(item_response(Some(toggled), served_by, state.debug_routing))
+}
+
+/// The subtask as JSON, or a 404; with `debug_routing`, the server that served it.
+fn item_response(found: Option<SubtaskItem>, served_by: ServedBy, debug_routing: bool) -> Response {
+    let mut response = match found {
+        Some(item) => Json(item).into_response(),
+        None => AppError::NotFound.into_response(),
+    };
+    private(&mut response);
+    if debug_routing {
+        response
+            .headers_mut()
+            .insert(SERVED_BY, HeaderValue::from_static(served_by.as_str()));
+    }
+    response
+}
+
+/// A pinning key drawn from rand's thread generator (seeded by the operating system).
+fn random_key() -> PinKey {
+    let mut secret = [0u8; 32];
+    rand::fill(&mut secret);
+    PinKey::new(&secret).unwrap_or_else(|_| unreachable!("32 bytes make a key"))
 }
 
 async fn not_found() -> AppError {

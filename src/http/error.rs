@@ -36,6 +36,7 @@ pub const RETRY_AFTER_SECONDS: u64 = 1;
 /// |---|---|
 /// | a malformed `Host` (or several), an invalid tenant slug or id, a bad query parameter | 400, with the reason |
 /// | a malformed `?page=` or one past [`crate::MAX_OFFSET`] | 400 |
+/// | the application's authorization hook refused the caller ([`AppError::Forbidden`]) | 403, generic |
 /// | an unknown or inactive tenant, a path that is not a tenant's, an RLS refusal (SQLSTATE 42501), a builder refusal to write another tenant's row | 404, generic |
 /// | a foreign key that finds no parent (SQLSTATE 23503): a missing or another tenant's parent; also deleting a parent that still has children, which Postgres reports with the same code | 404, generic |
 /// | a duplicate key (23505) or an exclusion clash (23P01) | 409, generic |
@@ -60,6 +61,7 @@ pub const RETRY_AFTER_SECONDS: u64 = 1;
 /// let err = AppError::from("0".parse::<rls_tenancy::TenantId>().unwrap_err());
 /// assert_eq!(err.status(), StatusCode::BAD_REQUEST);
 /// assert_eq!(AppError::NotFound.status(), StatusCode::NOT_FOUND);
+/// assert_eq!(AppError::Forbidden.status(), StatusCode::FORBIDDEN);
 /// let err = AppError::from(Error::Database(sqlx::Error::PoolTimedOut));
 /// assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
 /// let response = axum::response::IntoResponse::into_response(err);
@@ -77,6 +79,11 @@ pub enum AppError {
     /// Nothing here for this client: no such tenant, page or row (or one it may not see).
     #[error("not found")]
     NotFound,
+
+    /// The caller may not act for the tenant the request names (the application's
+    /// [`super::Authorize`] hook said no): a 403 whose body says nothing more.
+    #[error("forbidden")]
+    Forbidden,
 
     /// A failure from the library; [`AppError::status`] decides what it means over HTTP.
     #[error(transparent)]
@@ -135,6 +142,7 @@ impl AppError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Library(err) => library_status(err),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

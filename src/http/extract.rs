@@ -1,22 +1,26 @@
-//! [`Tenant`]: the extractor that resolves the request's host to a [`TenantScope`].
+//! [`Tenant`]: the extractor that resolves the request's tenant to a [`TenantScope`].
 
 use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 
-use super::host::request_host;
 use super::{AppError, AppState};
 use crate::tenant::TenantScope;
 
-/// The tenant a request is for, resolved from the host it was sent to.
+/// The tenant a request is for, resolved from where the state's [`super::TenantSource`] says:
+/// by default the host it was sent to, else a tenant's own domain, a header, a path prefix,
+/// or a [`super::TenantClaim`] the application's authentication put on the request.
 ///
-/// `tenant-1.<base domain>` resolves through the [`crate::TenantRegistry`] to tenant
-/// `tenant-1`. The host is read from the request's own `Host` (or `:authority`) only,
-/// unless the state's [`super::HostSource`] trusts a proxy; it is parsed strictly by
-/// [`crate::subdomain_slug`]. Rejections are [`AppError`]s:
+/// With the default, `tenant-1.<base domain>` resolves through the
+/// [`crate::TenantRegistry`] to tenant `tenant-1`. The host is read from the request's own
+/// `Host` (or `:authority`) only, unless the state's [`super::HostSource`] trusts a proxy;
+/// it is parsed strictly by [`crate::subdomain_slug`]. Rejections are [`AppError`]s:
 ///
-/// - a malformed host, several `Host` headers, or `Host` and `:authority` disagreeing: 400;
+/// - a malformed host, several `Host` headers, or `Host` and `:authority` disagreeing (or a
+///   missing or malformed tenant header or path segment): 400;
 /// - an unknown or inactive tenant: 404;
-/// - the bare base domain (no tenant at all): 404 for `Tenant`, `None` for
+/// - the application's authorization hook ([`AppState::with_authorization`]) refusing the
+///   caller: its answer, a 403 for [`AppError::Forbidden`]; no transaction is opened;
+/// - the bare base domain, or no claim (no tenant at all): 404 for `Tenant`, `None` for
 ///   `Option<Tenant>`, which is how a landing page shares a router with tenant pages.
 ///
 /// The resolution is done once per request and kept in the request's extensions, so
@@ -52,7 +56,8 @@ pub struct Tenant(pub TenantScope);
 #[derive(Debug, Clone)]
 struct Resolved(Option<TenantScope>);
 
-/// Resolves the request's tenant once and remembers it in the request's extensions.
+/// Resolves the request's tenant once, runs the authorization hook on it, and remembers it
+/// in the request's extensions.
 pub(super) async fn resolve(
     parts: &mut Parts,
     state: &AppState,
@@ -60,10 +65,12 @@ pub(super) async fn resolve(
     if let Some(Resolved(scope)) = parts.extensions.get::<Resolved>() {
         return Ok(scope.clone());
     }
-    let host = request_host(parts, state.host_source())?;
-    let scope = TenantScope::from_subdomain(&host, state.base_domain(), state.registry()).await?;
+    let scope = state.tenant_source().resolve(parts, state).await?;
     if let Some(scope) = &scope {
         tracing::Span::current().record("tenant", tracing::field::display(scope.id()));
+        if let Some(hook) = state.authorization() {
+            hook.authorize(parts, scope).await?;
+        }
     }
     parts.extensions.insert(Resolved(scope.clone()));
     Ok(scope)

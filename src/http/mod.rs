@@ -64,17 +64,23 @@
 //! # Ok(()) }
 //! ```
 
+mod authorize;
 mod error;
 mod extract;
 mod host;
 mod limits;
+mod pin;
 mod ready;
+mod source;
 mod state;
 mod tx;
 
+pub use authorize::Authorize;
 pub use error::{AppError, RETRY_AFTER_SECONDS, Unavailable};
 pub use extract::Tenant;
 pub use limits::RequestLimits;
+pub use pin::{PinKey, PinKeyError, PinNext, SameSite, WritePinning, writing_route};
 pub use ready::{health_routes, healthz, readyz};
+pub use source::{TenantClaim, TenantSource};
 pub use state::{AppState, HostSource};
 pub use tx::{TenantTxLayer, TenantTxService, Tx};

@@ -1,8 +1,11 @@
 //! [`AppState`]: what the extractors need from the application, shared by every request.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::TenantSource;
+use super::authorize::{Authorize, DynAuthorize};
 use crate::db::TenantPool;
 use crate::resolve::{BaseDomain, TenantRegistry};
 
@@ -52,7 +55,19 @@ struct Inner {
     registry: TenantRegistry,
     base: BaseDomain,
     host_source: HostSource,
+    tenant_source: TenantSource,
+    authorization: Option<Hook>,
     ready_timeout: Duration,
+}
+
+/// The application's [`Authorize`] hook.
+#[derive(Clone)]
+struct Hook(Arc<dyn DynAuthorize>);
+
+impl fmt::Debug for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Authorize")
+    }
 }
 
 impl AppState {
@@ -70,6 +85,8 @@ impl AppState {
             registry,
             base,
             host_source: HostSource::default(),
+            tenant_source: TenantSource::default(),
+            authorization: None,
             ready_timeout: Duration::from_secs(2),
         }))
     }
@@ -85,6 +102,58 @@ impl AppState {
     pub fn with_host_source(mut self, source: HostSource) -> Self {
         Arc::make_mut(&mut self.0).host_source = source;
         self
+    }
+
+    /// Where the extractors read the request's tenant from (default
+    /// [`TenantSource::Subdomain`]).
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::http::{AppState, TenantSource};
+    /// # fn demo(state: AppState) -> rls_tenancy::Result<()> {
+    /// let state = state.with_tenant_source(TenantSource::Header(rls_tenancy::TenantHeader::new("x-tenant")?));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_tenant_source(mut self, source: TenantSource) -> Self {
+        Arc::make_mut(&mut self.0).tenant_source = source;
+        self
+    }
+
+    /// Where the extractors read the request's tenant from.
+    ///
+    /// ```no_run
+    /// # fn demo(state: rls_tenancy::http::AppState) {
+    /// assert!(matches!(state.tenant_source(), rls_tenancy::http::TenantSource::Subdomain));
+    /// # }
+    /// ```
+    pub fn tenant_source(&self) -> &TenantSource {
+        &self.0.tenant_source
+    }
+
+    /// Runs `hook` on every request once its tenant is resolved, before a transaction
+    /// opens: the application's check that the caller belongs to that tenant. Its `Err` is
+    /// the response (a 403 with [`super::AppError::Forbidden`]).
+    ///
+    /// ```no_run
+    /// # use axum::http::request::Parts;
+    /// # use rls_tenancy::{TenantScope, http::{AppError, AppState, Authorize}};
+    /// struct OnlyAcme;
+    /// impl Authorize for OnlyAcme {
+    ///     async fn authorize(&self, _: &Parts, scope: &TenantScope) -> Result<(), AppError> {
+    ///         if scope.slug().as_str() == "acme" { Ok(()) } else { Err(AppError::Forbidden) }
+    ///     }
+    /// }
+    /// # fn demo(state: AppState) {
+    /// let state = state.with_authorization(OnlyAcme);
+    /// # }
+    /// ```
+    pub fn with_authorization(mut self, hook: impl Authorize) -> Self {
+        Arc::make_mut(&mut self.0).authorization = Some(Hook(Arc::new(hook)));
+        self
+    }
+
+    /// The application's authorization hook, if any.
+    pub(super) fn authorization(&self) -> Option<&dyn DynAuthorize> {
+        self.0.authorization.as_ref().map(|hook| &*hook.0)
     }
 
     /// How long the readiness probe ([`readyz`](super::readyz)) waits for the database

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::peer::{Peer, ReplicaStatus};
 use super::primary::{ReadRule, current};
 use super::writes::{OpenWrites, WriteMark};
-use super::{RouteError, RoutingOptions};
+use super::{Lsn, RouteError, RoutingOptions};
 use crate::connect::DatabaseUrl;
 use crate::db::{DbError, TenantPool, TenantPoolOptions, TenantTx, TxOptions, is_connection_lost};
 use crate::policy::TenancyDeclaration;
@@ -240,6 +240,49 @@ impl RoutingPool {
             served_by: ServedBy::Primary,
             _write: None,
         })
+    }
+
+    /// The primary's current WAL position: a replica that has replayed it has every write
+    /// committed before the call. What the pinning cookie carries after a write.
+    ///
+    /// # Errors
+    /// As [`TenantPool::begin`] when no connection to the primary can be had.
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: rls_tenancy::RoutingPool, scope: rls_tenancy::TenantScope) -> rls_tenancy::Result<()> {
+    /// pool.begin(&scope).await?.commit().await?;
+    /// let written = pool.primary_position().await?;
+    /// let tx = rls_tenancy::read_at_least(written, pool.read(&scope)).await?; // sees the write
+    /// # Ok(()) }
+    /// ```
+    pub async fn primary_position(&self) -> Result<Lsn, DbError> {
+        let text = self.inner.primary.wal_insert_position().await?;
+        text.parse().map_err(|_| DbError::Unavailable {
+            reason: "the primary reported no WAL position",
+        })
+    }
+
+    /// A routing pool with no replicas over `primary`: every transaction on it. The same
+    /// API whether or not replicas are configured.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: rls_tenancy::TenantPool) {
+    /// let routing = rls_tenancy::RoutingPool::primary_only(pool);
+    /// # }
+    /// ```
+    pub fn primary_only(primary: TenantPool) -> Self {
+        let options = RoutingOptions::new(TenantPoolOptions::new(primary.declaration().clone()));
+        Self {
+            inner: Arc::new(Inner {
+                primary,
+                replicas: Vec::new(),
+                next: AtomicUsize::new(0),
+                writes: Arc::default(),
+                options: options.pool,
+                max_lag: None,
+                check_interval: options.check_interval,
+            }),
+        }
     }
 
     /// The primary's pool.

@@ -28,6 +28,9 @@ use crate::http::{Reply, read};
 
 const BASE: &str = "crm.test";
 
+/// Request headers, name and value.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 /// The caller, as the application's authentication middleware established it.
 #[derive(Debug, Clone)]
 struct User(String);
@@ -42,7 +45,11 @@ impl Authorize for Members {
                 .get(user.as_str())
                 .is_some_and(|orgs| orgs.contains(&scope.slug().as_str()))
         });
-        if member { Ok(()) } else { Err(AppError::Forbidden) }
+        if member {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
     }
 }
 
@@ -140,20 +147,39 @@ async fn send(app: &Router, path: &str, headers: &[(&str, &str)]) -> Reply {
 async fn a_header_resolver_with_a_membership_hook_refuses_a_non_member_before_any_transaction() {
     let crm = Crm::new().await;
     let (pool, acquired) = counted_pool(&crm).await;
-    let members = Members(HashMap::from([("alice", vec!["org-a"]), ("bob", vec!["org-b"])]));
+    let members = Members(HashMap::from([
+        ("alice", vec!["org-a"]),
+        ("bob", vec!["org-b"]),
+    ]));
     let state = AppState::new(pool, registry(&crm).await, BASE.parse().expect("base"))
-        .with_tenant_source(TenantSource::Header(TenantHeader::new("x-org").expect("header")))
+        .with_tenant_source(TenantSource::Header(
+            TenantHeader::new("x-org").expect("header"),
+        ))
         .with_authorization(members);
     let app = app(state);
 
-    let member = send(&app, "/customers", &[("x-org", "org-a"), ("authorization", "Bearer alice")]).await;
-    assert_eq!((member.status, member.body.as_str()), (StatusCode::OK, "customer of org-a"));
+    let member = send(
+        &app,
+        "/customers",
+        &[("x-org", "org-a"), ("authorization", "Bearer alice")],
+    )
+    .await;
+    assert_eq!(
+        (member.status, member.body.as_str()),
+        (StatusCode::OK, "customer of org-a")
+    );
     let opened = acquired.load(Ordering::SeqCst);
     assert!(opened >= 1, "the member's request opened a transaction");
 
     for (case, headers) in [
-        ("a member of another org", vec![("x-org", "org-a"), ("authorization", "Bearer bob")]),
-        ("a user of no org", vec![("x-org", "org-b"), ("authorization", "Bearer mallory")]),
+        (
+            "a member of another org",
+            vec![("x-org", "org-a"), ("authorization", "Bearer bob")],
+        ),
+        (
+            "a user of no org",
+            vec![("x-org", "org-b"), ("authorization", "Bearer mallory")],
+        ),
         ("nobody signed in", vec![("x-org", "org-a")]),
     ] {
         let refused = send(&app, "/customers", &headers).await;
@@ -166,9 +192,22 @@ async fn a_header_resolver_with_a_membership_hook_refuses_a_non_member_before_an
         );
     }
 
-    let bob = send(&app, "/customers", &[("x-org", "org-b"), ("authorization", "Bearer bob")]).await;
-    assert_eq!((bob.status, bob.body.as_str()), (StatusCode::OK, "customer of org-b"));
-    let unknown = send(&app, "/customers", &[("x-org", "org-z"), ("authorization", "Bearer bob")]).await;
+    let bob = send(
+        &app,
+        "/customers",
+        &[("x-org", "org-b"), ("authorization", "Bearer bob")],
+    )
+    .await;
+    assert_eq!(
+        (bob.status, bob.body.as_str()),
+        (StatusCode::OK, "customer of org-b")
+    );
+    let unknown = send(
+        &app,
+        "/customers",
+        &[("x-org", "org-z"), ("authorization", "Bearer bob")],
+    )
+    .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{unknown:?}");
     let missing = send(&app, "/customers", &[("authorization", "Bearer bob")]).await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST, "{missing:?}");
@@ -179,12 +218,37 @@ async fn every_tenant_source_resolves_a_uuid_org_to_its_own_rows_only() {
     let crm = Crm::new().await;
     let domains = TenantDomains::new([("crm.org-b.example", "org-b")]).expect("domains");
     let id_b = crm.b.scope.id().to_string();
-    let sources: Vec<(&str, TenantSource, &str, Vec<(&str, &str)>)> = vec![
-        ("subdomain", TenantSource::Subdomain, "/customers", vec![("host", "org-b.crm.test")]),
-        ("full domain", TenantSource::Domain(domains), "/customers", vec![("host", "crm.org-b.example:8443")]),
-        ("header", TenantSource::Header(TenantHeader::new("x-org").expect("header")), "/customers", vec![("x-org", "org-b")]),
-        ("path prefix", TenantSource::PathPrefix(TenantPath::default()), "/t/org-b/customers", vec![]),
-        ("claim by id", TenantSource::Claim, "/customers", vec![("x-claim-org", id_b.as_str())]),
+    let sources: Vec<(&str, TenantSource, &str, Headers)> = vec![
+        (
+            "subdomain",
+            TenantSource::Subdomain,
+            "/customers",
+            vec![("host", "org-b.crm.test")],
+        ),
+        (
+            "full domain",
+            TenantSource::Domain(domains),
+            "/customers",
+            vec![("host", "crm.org-b.example:8443")],
+        ),
+        (
+            "header",
+            TenantSource::Header(TenantHeader::new("x-org").expect("header")),
+            "/customers",
+            vec![("x-org", "org-b")],
+        ),
+        (
+            "path prefix",
+            TenantSource::PathPrefix(TenantPath::default()),
+            "/t/org-b/customers",
+            vec![],
+        ),
+        (
+            "claim by id",
+            TenantSource::Claim,
+            "/customers",
+            vec![("x-claim-org", id_b.as_str())],
+        ),
     ];
     for (case, source, path, headers) in sources {
         let state = AppState::new(
@@ -201,16 +265,22 @@ async fn every_tenant_source_resolves_a_uuid_org_to_its_own_rows_only() {
             "{case}"
         );
     }
-    let claims = app(
-        AppState::new(
-            crm.pool.clone(),
-            crm.pool.registry(RegistryOptions::default()),
-            BASE.parse().expect("base"),
-        )
-        .with_tenant_source(TenantSource::Claim),
-    );
+    let claims = app(AppState::new(
+        crm.pool.clone(),
+        crm.pool.registry(RegistryOptions::default()),
+        BASE.parse().expect("base"),
+    )
+    .with_tenant_source(TenantSource::Claim));
     let unclaimed = send(&claims, "/customers", &[]).await;
-    assert_eq!(unclaimed.status, StatusCode::NOT_FOUND, "no claim is no tenant");
+    assert_eq!(
+        unclaimed.status,
+        StatusCode::NOT_FOUND,
+        "no claim is no tenant"
+    );
     let bigint = send(&claims, "/customers", &[("x-claim-org", "7")]).await;
-    assert_eq!(bigint.status, StatusCode::BAD_REQUEST, "a bigint id on a UUID schema");
+    assert_eq!(
+        bigint.status,
+        StatusCode::BAD_REQUEST,
+        "a bigint id on a UUID schema"
+    );
 }

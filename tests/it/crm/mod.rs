@@ -5,6 +5,7 @@
 mod builder;
 mod declaration;
 mod history;
+mod http;
 mod isolation;
 
 use std::path::{Path, PathBuf};

@@ -55,3 +55,36 @@ fn an_unreachable_database_is_a_connection_error_that_hides_the_password() {
         "the password leaked: {stderr}"
     );
 }
+
+#[test]
+fn a_replica_url_with_another_role_or_database_or_without_a_primary_is_refused() {
+    let primary = "postgres://app_runtime:s3cret@127.0.0.1:1/app";
+    for (replica, what) in [
+        ("postgres://admin:s3cret@127.0.0.1:2/app", "role `admin`"),
+        (
+            "postgres://app_runtime:s3cret@127.0.0.1:2/other",
+            "database `other`",
+        ),
+    ] {
+        let (code, stderr) = run(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            primary,
+            "--replica-url",
+            replica,
+        ]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.contains(what) && stderr.contains("same role and database"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("s3cret"),
+            "the password is hidden: {stderr}"
+        );
+    }
+    let (code, stderr) = run(&["--listen", "127.0.0.1:0", "--replica-url", primary]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--database-url"), "{stderr}");
+}
