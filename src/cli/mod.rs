@@ -111,18 +111,14 @@ fn is_usage(err: &Error) -> bool {
         | Error::Ident(_)
         | Error::Declaration(_)
         | Error::Connect(_)
-        | Error::Db(DbError::Connect(_))
         | Error::TenantKey(_)
-        | Error::Db(DbError::TenantKey(_) | DbError::TenantContext { .. }) => true,
-        Error::Placement(err) | Error::Db(DbError::Placement(err)) => {
-            !matches!(err, crate::PlacementError::Registry(_))
-        }
+        | Error::Route(RouteError::ReplicaMismatch { .. }) => true,
+        // The demo opens its tenant pool through the routing pool: the primary's errors
+        // are judged as the tenant pool's own.
+        Error::Db(err) | Error::Route(RouteError::Primary(err)) => db_is_usage(err),
+        Error::Placement(err) => placement_is_usage(err),
         Error::Resolve(err) => !matches!(err, ResolveError::Registry(_)),
-        Error::Route(RouteError::ReplicaMismatch { .. })
-        | Error::Route(RouteError::Primary(DbError::Connect(_))) => true,
-        Error::Guard(err) | Error::Db(DbError::Guard(err)) => {
-            !matches!(err, GuardError::Refused { .. } | GuardError::Database(_))
-        }
+        Error::Guard(err) => guard_is_usage(err),
         #[cfg(feature = "migrate")]
         Error::Migrate(err) => err.is_usage(),
         #[cfg(feature = "seed")]
@@ -131,6 +127,25 @@ fn is_usage(err: &Error) -> bool {
         Error::Harness(crate::HarnessError::NoPostgres { .. }) => true,
         _ => false,
     }
+}
+
+/// Whether the tenant pool failed on the caller's input or environment (an unreachable
+/// server, a missing or wrong tenant key, a declaration the guard cannot use).
+fn db_is_usage(err: &DbError) -> bool {
+    match err {
+        DbError::Connect(_) | DbError::TenantKey(_) | DbError::TenantContext { .. } => true,
+        DbError::Placement(err) => placement_is_usage(err),
+        DbError::Guard(err) => guard_is_usage(err),
+        _ => false,
+    }
+}
+
+fn placement_is_usage(err: &crate::PlacementError) -> bool {
+    !matches!(err, crate::PlacementError::Registry(_))
+}
+
+fn guard_is_usage(err: &GuardError) -> bool {
+    !matches!(err, GuardError::Refused { .. } | GuardError::Database(_))
 }
 
 /// Prints `err` as one line on stderr and returns its exit code.

@@ -84,6 +84,7 @@ impl SchemaName {
     }
 
     /// The name as a validated identifier.
+    #[cfg(feature = "migrate")]
     pub(crate) fn ident(&self) -> &Ident {
         &self.0
     }

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use super::error::TenantKeyError;
 
 /// HMAC-SHA256's block size: a key is padded to it.
+#[cfg(any(feature = "migrate", test))]
 const BLOCK: usize = 64;
 /// A key's length in bytes (256 bits).
 const KEY_BYTES: usize = 32;
@@ -140,6 +141,7 @@ impl TenantKey {
 
     /// HMAC-SHA256's inner and outer blocks (the key XOR ipad, the key XOR opad), which the
     /// database stores instead of the key: HMAC(m) = SHA-256(outer || SHA-256(inner || m)).
+    #[cfg(any(feature = "migrate", test))]
     pub(crate) fn blocks(&self) -> ([u8; BLOCK], [u8; BLOCK]) {
         let mut inner = [0x36u8; BLOCK];
         let mut outer = [0x5cu8; BLOCK];

@@ -18,6 +18,8 @@ pub(crate) use ident::quote_literal;
 pub use ident::{Ident, TenantVariable};
 pub use key::TenantKey;
 pub use render::{POLICY_NAME, policy_sql};
-pub(crate) use signed::{SIGNED_CONTEXT_SQL, owner_signed_entry, signed_context_installed};
+#[cfg(feature = "migrate")]
+pub(crate) use signed::SIGNED_CONTEXT_SQL;
+pub(crate) use signed::{owner_signed_entry, signed_context_installed};
 pub use strategy::Strategy;
 pub(crate) use verify::verify;

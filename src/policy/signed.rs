@@ -8,6 +8,7 @@ use crate::tenant::TenantId;
 
 /// The schemas, key tables and functions of the signed tenant context, compiled in from
 /// `policies/signed_context.sql`. Idempotent.
+#[cfg(feature = "migrate")]
 pub(crate) const SIGNED_CONTEXT_SQL: &str = include_str!("../../policies/signed_context.sql");
 
 /// The `BEGIN` message's call that enters `id`'s signed context as the deploy role, which can

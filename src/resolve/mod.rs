@@ -18,6 +18,7 @@ pub use domains::TenantDomains;
 pub use error::ResolveError;
 pub use header::TenantHeader;
 pub use host::{BaseDomain, HostError, subdomain_slug};
+#[cfg(feature = "migrate")]
 pub(crate) use listener::REGISTRY_CHANNEL;
 pub use path::TenantPath;
 pub use registry::{RegistryOptions, TenantRegistry};
