@@ -782,9 +782,17 @@ impl TenantPool {
             self.health.mark_up();
             Ok(())
         };
-        tokio::time::timeout(deadline, ping)
-            .await
-            .unwrap_or(Err(sqlx::Error::PoolTimedOut.into()))
+        match tokio::time::timeout(deadline, ping).await {
+            Ok(answered) => answered,
+            Err(_) => {
+                // No answer in time: a refusing server is down (the next requests fail at
+                // once); a merely slow one is not.
+                if self.refuses_connections().await {
+                    self.health.mark_down();
+                }
+                Err(sqlx::Error::PoolTimedOut.into())
+            }
+        }
     }
 
     /// The server's WAL insert position, as PostgreSQL prints it (`16/B374D848`): at or past

@@ -45,7 +45,19 @@ async fn during_an_outage_requests_fail_fast_and_afterwards_they_succeed_without
                 .max_connections(4),
         )
         .await;
-    let app = router(DemoState::new(state(&pool), Vec::new()));
+    let app_state = state(&pool);
+    // The registry's change listener empties the tenant cache when it starts listening:
+    // let it start before the page below caches the tenant, whose lookup during the outage
+    // would otherwise wait for the registry pool's acquire timeout.
+    let listening = Instant::now();
+    while !app_state.registry().is_listening() {
+        assert!(
+            listening.elapsed() < Duration::from_secs(30),
+            "the registry never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let app = router(DemoState::new(app_state, Vec::new()));
     let host = site.alpha.host();
     let (ready, _) = timed(&app, None, "/readyz").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
