@@ -80,7 +80,7 @@ mod migrate;
 #[cfg(feature = "seed")]
 mod seed;
 
-pub use connect::{ConnectError, DatabaseUrl, RedactedUrl, connect};
+pub use connect::{ConnectError, DatabaseHosts, DatabaseUrl, RedactedUrl, connect};
 pub use db::{
     Attempt, AttemptFuture, DEADLOCK_DETECTED, DbError, IsolationLevel, RetryPolicy, Retryable,
     SERIALIZATION_FAILURE, TenantPool, TenantPoolOptions, TenantTx, TxOptions, TxTimeouts,

@@ -24,6 +24,8 @@ use rls_tenancy::{BaseDomain, TxTimeouts, cli};
 #[command(version)]
 struct Args {
     /// The runtime role's connection URL; without one, an embedded database is started.
+    /// Several hosts in libpq's form (postgres://u:p@h1:5432,h2:5433/db): writes go to the
+    /// one not in recovery, and follow a promotion.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
 
@@ -84,7 +86,8 @@ struct Args {
     #[arg(long, env = "RLS_DEMO_MAX_REPLICA_LAG", value_parser = humantime::parse_duration)]
     max_replica_lag: Option<Duration>,
 
-    /// How long a replica found down stays out before it is checked again.
+    /// How long a replica, or a host of the primary, found down stays out before it is
+    /// checked again.
     #[arg(long, env = "RLS_DEMO_CHECK_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     check_interval: Duration,
 
@@ -145,7 +148,8 @@ async fn run(args: Args) -> Result<(), cli::CliError> {
         .as_deref()
         .filter(|u| !u.trim().is_empty())
     {
-        options = options.database_url(cli::database_url(Some(url), "DATABASE_URL")?);
+        // libpq's multi-host form names the primary's hosts: h1:5432,h2:5433.
+        options = options.database_hosts(url.parse()?);
         if let Some(path) = args.tenant_key_file {
             options = options.tenant_key_file(path);
         }

@@ -112,7 +112,7 @@ fn is_usage(err: &Error) -> bool {
         | Error::Declaration(_)
         | Error::Connect(_)
         | Error::TenantKey(_)
-        | Error::Route(RouteError::ReplicaMismatch { .. }) => true,
+        | Error::Route(RouteError::ReplicaMismatch { .. } | RouteError::NoPrimary { .. }) => true,
         // The demo opens its tenant pool through the routing pool: the primary's errors
         // are judged as the tenant pool's own.
         Error::Db(err) | Error::Route(RouteError::Primary(err)) => db_is_usage(err),

@@ -20,6 +20,17 @@ pub enum ConnectError {
         reason: String,
     },
 
+    /// A URL lists several hosts (`postgres://u@h1,h2/db`) where one server is meant: only
+    /// the primary's URL of a [`crate::RoutingPool`] ([`crate::DatabaseHosts`]) takes a
+    /// host list.
+    #[error(
+        "the database URL lists {count} hosts; give one host here (a host list is only taken by the primary's URL of the routing pool, e.g. rls-demo's --database-url)"
+    )]
+    SeveralHosts {
+        /// How many hosts it lists.
+        count: usize,
+    },
+
     /// The server could not be reached or refused the login.
     #[error(
         "cannot connect to {url}: {source}; check that the server is running and the role may log in"

@@ -2,11 +2,13 @@
 //! and opening a single connection with an error that says where it failed.
 
 mod error;
+mod hosts;
 mod url;
 
 use sqlx::{Connection, PgConnection};
 
 pub use error::ConnectError;
+pub use hosts::DatabaseHosts;
 pub use url::{DatabaseUrl, RedactedUrl};
 
 /// Opens one connection to `url`.

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use sqlx::postgres::PgConnectOptions;
 
 use super::ConnectError;
+use super::hosts::HostList;
 
 /// A validated `postgres://` URL. `Display` and `Debug` hide the password, so it is safe in
 /// logs and error messages.
@@ -22,6 +23,8 @@ use super::ConnectError;
 /// let url: DatabaseUrl = "postgres://app:s3cret@127.0.0.1:5432/app".parse()?;
 /// assert_eq!(url.to_string(), "postgres://app:***@127.0.0.1:5432/app");
 /// assert!("mysql://x@y/z".parse::<DatabaseUrl>().is_err());
+/// // One server: a host list is a [`rls_tenancy::DatabaseHosts`].
+/// assert!("postgres://app@h1,h2/app".parse::<DatabaseUrl>().is_err());
 /// # Ok::<(), rls_tenancy::ConnectError>(())
 /// ```
 #[derive(Clone)]
@@ -221,6 +224,11 @@ impl FromStr for DatabaseUrl {
     type Err = ConnectError;
 
     fn from_str(s: &str) -> Result<Self, ConnectError> {
+        if let Some(list) = HostList::find(s).filter(|list| list.count() > 1) {
+            return Err(ConnectError::SeveralHosts {
+                count: list.count(),
+            });
+        }
         let url = url::Url::parse(s).map_err(|e| ConnectError::InvalidUrl {
             reason: e.to_string(),
         })?;

@@ -51,6 +51,7 @@ impl fmt::Display for IsolationLevel {
 pub struct TxOptions {
     isolation: Option<IsolationLevel>,
     read_only: bool,
+    read_write: bool,
 }
 
 impl TxOptions {
@@ -62,6 +63,25 @@ impl TxOptions {
     /// ```
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
+        self.read_write = false;
+        self
+    }
+
+    /// A transaction that says `READ WRITE` in its `BEGIN`: on a server in recovery (a
+    /// standby, a demoted primary) the `BEGIN` itself fails (`0A000`, "cannot set
+    /// transaction read-write mode during recovery"), before anything of the transaction
+    /// ran, so the caller may try another server. It also overrides a
+    /// `default_transaction_read_only` set on the role or database.
+    ///
+    /// ```
+    /// # use rls_tenancy::TxOptions;
+    /// let options = TxOptions::default().read_write();
+    /// assert!(!options.is_read_only());
+    /// assert!(options.read_write().read_only().is_read_only(), "the last one wins");
+    /// ```
+    pub fn read_write(mut self) -> Self {
+        self.read_only = false;
+        self.read_write = true;
         self
     }
 
@@ -105,6 +125,8 @@ impl TxOptions {
         }
         if self.read_only {
             modes.push("READ ONLY".to_owned());
+        } else if self.read_write {
+            modes.push("READ WRITE".to_owned());
         }
         if modes.is_empty() {
             "BEGIN".to_owned()
@@ -192,6 +214,10 @@ mod tests {
             "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY; SELECT set_config('app.tenant_id', '7', true), set_config('search_path', '\"t_7\"', true)"
         );
         assert_eq!(BeginPlan::new(TxOptions::default()).sql(), "BEGIN");
+        assert_eq!(
+            BeginPlan::new(TxOptions::default().read_write()).sql(),
+            "BEGIN READ WRITE"
+        );
         let mut pooled = BeginPlan::new(TxOptions::default());
         pooled.deallocate_all();
         pooled.set([("'app.tenant_id'".to_owned(), "'7'".to_owned())]);

@@ -806,6 +806,21 @@ impl TenantPool {
         Ok(sqlx::Row::try_get(&row, 0)?)
     }
 
+    /// Whether the pool found its server refusing or dropping connections and no connection
+    /// has succeeded since.
+    pub(crate) fn is_down(&self) -> bool {
+        self.health.is_down()
+    }
+
+    /// Opens its future connections to `url` (another host of the same database, whose role
+    /// the guard accepted): how the pool that [`crate::RoutingPool::primary`] hands out
+    /// follows a promotion. Its open connections stay as they are; a dead one is replaced
+    /// at the next `BEGIN`.
+    pub(crate) fn follow(&self, url: &DatabaseUrl) -> Result<(), ConnectError> {
+        self.pool.set_connect_options(url.connect_options()?);
+        Ok(())
+    }
+
     /// Closes every connection.
     ///
     /// ```no_run

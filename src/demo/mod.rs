@@ -45,7 +45,7 @@ pub use subtasks::{
 };
 pub use tenants::seed_options;
 
-use crate::connect::DatabaseUrl;
+use crate::connect::{DatabaseHosts, DatabaseUrl};
 use crate::db::{TenantPoolOptions, TxTimeouts};
 use crate::embedded::{AdminServer, REFERENCE_MIGRATIONS, ScratchDatabase};
 use crate::error::Result;
@@ -67,7 +67,7 @@ use crate::tenant::TenantSlug;
 /// ```
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    database_url: Option<DatabaseUrl>,
+    database_url: Option<DatabaseHosts>,
     listen: SocketAddr,
     base_domain: BaseDomain,
     max_connections: u32,
@@ -186,7 +186,22 @@ impl DemoOptions {
     /// # Ok::<(), rls_tenancy::Error>(())
     /// ```
     pub fn database_url(mut self, url: DatabaseUrl) -> Self {
-        self.database_url = Some(url);
+        self.database_url = Some(url.into());
+        self
+    }
+
+    /// Use this database through several hosts (`--database-url` with libpq's multi-host
+    /// form, `postgres://app_runtime:pw@h1:5432,h2:5433/app`): writes go to the host that
+    /// is primary and follow a promotion (see [`RoutingPool::connect_hosts`]).
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .database_hosts("postgres://app_runtime:pw@10.0.0.1:5432,10.0.0.2:5432/app".parse()?);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn database_hosts(mut self, hosts: DatabaseHosts) -> Self {
+        self.database_url = Some(hosts);
         self
     }
 
@@ -321,7 +336,12 @@ impl Demo {
                 let key = TenantKey::generate();
                 let (db, server, slugs) = start_embedded(&key).await?;
                 pool_options = pool_options.tenant_key(key);
-                (db.runtime_url().clone(), Some(db), Some(server), slugs)
+                (
+                    DatabaseHosts::from(db.runtime_url().clone()),
+                    Some(db),
+                    Some(server),
+                    slugs,
+                )
             }
         };
         let mut routing_options = options
@@ -332,7 +352,7 @@ impl Demo {
         if let Some(lag) = options.max_replica_lag {
             routing_options = routing_options.max_replica_lag(lag);
         }
-        let routing = RoutingPool::connect(&runtime_url, routing_options).await?;
+        let routing = RoutingPool::connect_hosts(&runtime_url, routing_options).await?;
         let pool = routing.primary().clone();
         let registry = pool.registry(RegistryOptions::default());
         let base = options.base_domain;

@@ -237,6 +237,23 @@ impl LocalCluster {
         )
     }
 
+    /// Promotes this standby to a primary (`pg_ctl promote`, waiting until it takes
+    /// writes): a failover, for tests of clients that must follow it.
+    ///
+    /// # Errors
+    /// [`HarnessError::NoPostgres`] when `pg_ctl promote` fails (not a standby, not running).
+    ///
+    /// ```no_run
+    /// let primary = rls_tenancy::LocalCluster::start()?;
+    /// let standby = primary.start_standby(None)?;
+    /// primary.stop()?;
+    /// standby.promote()?;
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn promote(&self) -> Result<()> {
+        self.pg_ctl(&self.data_dir(), &["promote", "-w", "-t", "60"], None)
+    }
+
     fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(self.bindir.join(program));
         if let Some(user) = &self.run_as {

@@ -45,6 +45,24 @@ pub enum RouteError {
         source: DbError,
     },
 
+    /// The guard refused the role on a host of the primary (or could not run there).
+    #[error("the host {host} of the primary was refused: {source}")]
+    PrimaryRefused {
+        /// The host's URL, without its password.
+        host: RedactedUrl,
+        /// The guard's refusal.
+        source: DbError,
+    },
+
+    /// None of the primary's hosts is up and out of recovery (within the failover wait).
+    #[error(
+        "no host of the primary is up and out of recovery: {hosts}; check the servers, or wait for the HA manager to promote one"
+    )]
+    NoPrimary {
+        /// Each host and how it stood (`down`, `in recovery`), without passwords.
+        hosts: String,
+    },
+
     /// The primary could not be opened.
     #[error(transparent)]
     Primary(#[from] DbError),

@@ -7,7 +7,8 @@ use crate::db::TenantPoolOptions;
 
 /// How to open a [`crate::RoutingPool`]: the [`TenantPoolOptions`] every server's pool is
 /// opened with (the guard runs on each), the replica URLs, the most lag a replica may have
-/// and still serve reads, and how often a peer found down is checked again.
+/// and still serve reads, how often a peer found down is checked again, and how long a
+/// write waits for a primary to be found among several hosts.
 ///
 /// ```
 /// use std::time::Duration;
@@ -26,6 +27,7 @@ pub struct RoutingOptions {
     pub(crate) max_replica_lag: Option<Duration>,
     pub(crate) check_interval: Duration,
     pub(crate) poll_interval: Duration,
+    pub(crate) failover_wait: Duration,
 }
 
 impl RoutingOptions {
@@ -45,6 +47,7 @@ impl RoutingOptions {
             max_replica_lag: None,
             check_interval: Duration::from_secs(30),
             poll_interval: Duration::from_millis(250),
+            failover_wait: Duration::from_secs(5),
         }
     }
 
@@ -131,6 +134,23 @@ impl RoutingOptions {
     /// ```
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// With several hosts for the primary ([`crate::DatabaseHosts`]): how long a write
+    /// waits, when no host is primary, for one to be found (the hosts are checked again
+    /// with a growing pause, up to 1 s), before it fails with
+    /// [`crate::DbError::Unavailable`]; and how long opening the pool waits for one.
+    /// Default 5 s. A single primary URL fails at once, as a [`crate::TenantPool`] does.
+    ///
+    /// ```
+    /// # use rls_tenancy::{RoutingOptions, TenancyDeclaration, TenantPoolOptions};
+    /// let options = RoutingOptions::new(TenantPoolOptions::new(TenancyDeclaration::reference()?))
+    ///     .failover_wait(std::time::Duration::from_secs(10));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn failover_wait(mut self, wait: Duration) -> Self {
+        self.failover_wait = wait;
         self
     }
 }

@@ -1,7 +1,8 @@
-//! [`Peer`]: one replica server, its pool (opened once the guard accepted it), whether it is
-//! up, and how far it has replayed.
+//! [`Peer`]: one server (a replica, or a host of the primary), its pool (opened once the
+//! guard accepted it), whether it is up, whether it is in recovery, and how far it has
+//! replayed.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -26,10 +27,26 @@ const POLL: &str = "SELECT pg_is_in_recovery(), \
 /// Lag not known (never polled, or the replica has replayed no transaction yet).
 const UNKNOWN: u64 = u64::MAX;
 
-/// One replica server.
+/// What the last poll said of recovery: not polled yet, not in recovery, in recovery.
+const ROLE_UNKNOWN: u8 = 0;
+const ROLE_PRIMARY: u8 = 1;
+const ROLE_STANDBY: u8 = 2;
+
+/// What a peer is for, which decides what is worth a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PeerKind {
+    /// A replica (`--replica-url`): a server not in recovery is a misconfiguration.
+    Replica,
+    /// A host of the primary: in recovery is expected (a standby that may be promoted).
+    PrimaryHost,
+}
+
+/// One server.
 #[derive(Debug)]
 pub(crate) struct Peer {
     url: DatabaseUrl,
+    kind: PeerKind,
+    role: AtomicU8,
     pool: OnceLock<TenantPool>,
     down_since: Mutex<Option<Instant>>,
     lag_ms: AtomicU64,
@@ -48,7 +65,8 @@ enum CheckFailed {
     Refused(DbError),
 }
 
-/// A replica as the pool sees it, for readiness reports and tests.
+/// A server of a [`crate::RoutingPool`] (a replica, or a host of the primary) as the pool
+/// sees it, for readiness reports and tests.
 ///
 /// ```no_run
 /// # fn demo(pool: rls_tenancy::RoutingPool) {
@@ -68,13 +86,17 @@ pub struct ReplicaStatus {
     pub lag: Option<Duration>,
     /// The WAL position it had replayed when last polled.
     pub replayed: Option<Lsn>,
+    /// Whether it was in recovery (a standby) when last polled; `None` if never polled.
+    pub in_recovery: Option<bool>,
 }
 
 impl Peer {
     /// A peer not opened yet: down until its first check succeeds.
-    pub(crate) fn new(url: DatabaseUrl) -> Self {
+    pub(crate) fn new(url: DatabaseUrl, kind: PeerKind) -> Self {
         Self {
             url,
+            kind,
+            role: AtomicU8::new(ROLE_UNKNOWN),
             pool: OnceLock::new(),
             down_since: Mutex::new(Some(Instant::now())),
             lag_ms: AtomicU64::new(UNKNOWN),
@@ -108,6 +130,41 @@ impl Peer {
         self.pool.get()
     }
 
+    /// Its pool if it may take writes now: up, and not in recovery when last polled.
+    pub(crate) fn usable_as_primary(&self) -> Option<&TenantPool> {
+        if self.is_down() || self.role.load(Ordering::Acquire) != ROLE_PRIMARY {
+            return None;
+        }
+        self.pool.get()
+    }
+
+    /// Its URL.
+    pub(crate) fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// A read-write `BEGIN` found it in recovery: no writes go to it until a poll finds it
+    /// promoted.
+    pub(crate) fn mark_standby(&self) {
+        if self.role.swap(ROLE_STANDBY, Ordering::AcqRel) == ROLE_PRIMARY {
+            tracing::warn!(host = %self.url.redacted(), "this host of the primary is in recovery now (demoted): writes go to the host that is primary");
+        }
+    }
+
+    /// What the last poll found, in words, for an error that says why no host took writes.
+    pub(crate) fn describe(&self) -> String {
+        let state = if self.is_down() {
+            "down"
+        } else {
+            match self.role.load(Ordering::Acquire) {
+                ROLE_PRIMARY => "primary",
+                ROLE_STANDBY => "in recovery",
+                _ => "not checked",
+            }
+        };
+        format!("{} ({state})", self.url.redacted())
+    }
+
     fn is_down(&self) -> bool {
         self.down_since
             .lock()
@@ -124,7 +181,15 @@ impl Peer {
             .unwrap_or_else(PoisonError::into_inner);
         if down.is_none() {
             *down = Some(Instant::now());
-            tracing::warn!(replica = %self.url.redacted(), error = %why, "replica marked down: reads go to the other replicas or the primary until it answers a check");
+            let what = match self.kind {
+                PeerKind::Replica => {
+                    "replica marked down: reads go to the other replicas or the primary until it answers a check"
+                }
+                PeerKind::PrimaryHost => {
+                    "host of the primary marked down: writes go to another host that is primary until it answers a check"
+                }
+            };
+            tracing::warn!(server = %self.url.redacted(), error = %why, "{what}");
         }
     }
 
@@ -134,7 +199,7 @@ impl Peer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if down.take().is_some() {
-            tracing::info!(replica = %self.url.redacted(), "replica is up: it serves reads");
+            tracing::info!(server = %self.url.redacted(), "server is up again: it answered a check");
         }
     }
 
@@ -186,6 +251,14 @@ impl Peer {
     }
 
     async fn check_now(&self, options: &TenantPoolOptions) -> Result<(), CheckFailed> {
+        if self.is_down() {
+            // A peer comes back when it takes a new connection (a draining one still
+            // answers on the connections it has).
+            *self.monitor.lock().await = None;
+        }
+        self.poll()
+            .await
+            .map_err(|err| CheckFailed::Down(err.to_string()))?;
         if self.pool.get().is_none() {
             let pool = TenantPool::connect(&self.url, options.clone())
                 .await
@@ -202,9 +275,7 @@ impl Peer {
                 .await
                 .map_err(|err| CheckFailed::Down(err.to_string()))?;
         }
-        self.poll()
-            .await
-            .map_err(|err| CheckFailed::Down(err.to_string()))
+        Ok(())
     }
 
     /// Reads recovery state, lag and replay position on the monitor connection.
@@ -229,7 +300,18 @@ impl Peer {
                 return Err(err);
             }
         };
-        if !in_recovery && !self.warned_primary.swap(true, Ordering::AcqRel) {
+        self.role.store(
+            if in_recovery {
+                ROLE_STANDBY
+            } else {
+                ROLE_PRIMARY
+            },
+            Ordering::Release,
+        );
+        if self.kind == PeerKind::Replica
+            && !in_recovery
+            && !self.warned_primary.swap(true, Ordering::AcqRel)
+        {
             tracing::warn!(replica = %self.url.redacted(), "this replica URL points at a server that is not in recovery (a primary): reads sent there are not replica reads; check --replica-url");
         }
         let lag = lag_ms
@@ -245,7 +327,7 @@ impl Peer {
     /// Polls an up peer; checks a down one when it is due.
     pub(crate) async fn tick(&self, options: &TenantPoolOptions, check_interval: Duration) {
         if let Err(err) = self.check(options, check_interval, false).await {
-            tracing::error!(replica = %self.url.redacted(), error = %err, "replica refused: the guard found its role can get around row-level security; it serves no reads");
+            tracing::error!(server = %self.url.redacted(), error = %err, "server refused: the guard found its role can get around row-level security; it is never used");
         }
     }
 
@@ -258,6 +340,11 @@ impl Peer {
             up: !self.is_down() && self.pool.get().is_some(),
             lag: (lag != UNKNOWN).then(|| Duration::from_millis(lag)),
             replayed: (replayed != 0).then(|| Lsn::from_u64(replayed)),
+            in_recovery: match self.role.load(Ordering::Acquire) {
+                ROLE_PRIMARY => Some(false),
+                ROLE_STANDBY => Some(true),
+                _ => None,
+            },
         }
     }
 

@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::peer::{Peer, ReplicaStatus};
+use super::failure::{Failed, classify};
+use super::peer::{Peer, PeerKind, ReplicaStatus};
+use super::primaries::Primaries;
 use super::primary::{ReadRule, current};
 use super::writes::{OpenWrites, WriteMark};
 use super::{Lsn, RouteError, RoutingOptions};
-use crate::connect::DatabaseUrl;
-use crate::db::{DbError, TenantPool, TenantPoolOptions, TenantTx, TxOptions, is_connection_lost};
+use crate::connect::{DatabaseHosts, DatabaseUrl};
+use crate::db::{DbError, TenantPool, TenantPoolOptions, TenantTx, TxOptions};
 use crate::policy::TenancyDeclaration;
 use crate::resolve::{RegistryOptions, TenantRegistry};
 use crate::tenant::TenantScope;
@@ -78,7 +80,7 @@ pub struct RoutingPool {
 
 #[derive(Debug)]
 struct Inner {
-    primary: TenantPool,
+    primary: Primaries,
     replicas: Vec<Peer>,
     next: AtomicUsize,
     writes: Arc<OpenWrites>,
@@ -110,11 +112,54 @@ impl RoutingPool {
         primary: &DatabaseUrl,
         options: RoutingOptions,
     ) -> Result<Self, RouteError> {
+        Self::connect_hosts(&DatabaseHosts::from(primary.clone()), options).await
+    }
+
+    /// [`RoutingPool::connect`] with several hosts for the primary (libpq's multi-host URL,
+    /// `postgres://app:pw@h1:5432,h2:5433/app`): each host's pool is opened (the guard runs
+    /// on each), and writes go to the host that is not in recovery, as libpq's
+    /// `target_session_attrs=read-write` chooses; over several if several are (equivalent
+    /// pgbouncer or HAProxy frontends of one primary). A host whose `BEGIN` fails because
+    /// it is gone, draining or in recovery is set aside and another tried (nothing of the
+    /// transaction ran); hosts are polled every [`RoutingOptions::poll_interval`], so a
+    /// promoted standby takes the writes as soon as it is seen out of recovery, and when no
+    /// host is primary a write checks them again for at most
+    /// [`RoutingOptions::failover_wait`]. An unreachable host at start is marked down and
+    /// checked again after the check interval. With one host, as [`RoutingPool::connect`].
+    ///
+    /// # Errors
+    /// As [`RoutingPool::connect`]; [`RouteError::PrimaryRefused`] when the guard refuses
+    /// the role on a host; [`RouteError::NoPrimary`] when no host is primary within the
+    /// failover wait.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{DatabaseHosts, RoutingOptions, RoutingPool, TenancyDeclaration, TenantPoolOptions};
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// let hosts: DatabaseHosts = "postgres://app_runtime@10.0.0.1:5432,10.0.0.2:5432/app".parse()?;
+    /// let options = RoutingOptions::new(TenantPoolOptions::new(TenancyDeclaration::reference()?));
+    /// let pool = RoutingPool::connect_hosts(&hosts, options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_hosts(
+        primary: &DatabaseHosts,
+        options: RoutingOptions,
+    ) -> Result<Self, RouteError> {
         for replica in &options.replicas {
-            same_login(primary, replica)?;
+            same_login(primary.first(), replica)?;
         }
-        let primary_pool = TenantPool::connect(primary, options.pool.clone()).await?;
-        let replicas: Vec<Peer> = options.replicas.iter().cloned().map(Peer::new).collect();
+        let primaries = Primaries::open(
+            primary,
+            &options.pool,
+            options.check_interval,
+            options.failover_wait,
+        )
+        .await?;
+        let replicas: Vec<Peer> = options
+            .replicas
+            .iter()
+            .cloned()
+            .map(|url| Peer::new(url, PeerKind::Replica))
+            .collect();
         for replica in &replicas {
             replica
                 .check(&options.pool, options.check_interval, true)
@@ -125,7 +170,7 @@ impl RoutingPool {
                 })?;
         }
         let inner = Arc::new(Inner {
-            primary: primary_pool,
+            primary: primaries,
             replicas,
             next: AtomicUsize::new(0),
             writes: Arc::default(),
@@ -133,7 +178,7 @@ impl RoutingPool {
             max_lag: options.max_replica_lag,
             check_interval: options.check_interval,
         });
-        if !inner.replicas.is_empty() {
+        if !inner.replicas.is_empty() || inner.primary.has_hosts() {
             tokio::spawn(watch(Arc::downgrade(&inner), options.poll_interval));
         }
         Ok(Self { inner })
@@ -173,7 +218,7 @@ impl RoutingPool {
         scope: &TenantScope,
         options: TxOptions,
     ) -> Result<RoutedTx, DbError> {
-        let tx = self.inner.primary.begin_with(scope, options).await?;
+        let tx = self.inner.primary.begin(scope, options).await?;
         Ok(RoutedTx {
             tx,
             served_by: ServedBy::Primary,
@@ -211,7 +256,7 @@ impl RoutingPool {
             let Some(pool) = peer.usable(self.inner.max_lag, at_least) else {
                 continue;
             };
-            match pool.begin_with(scope, options).await {
+            let err = match pool.begin_with(scope, options).await {
                 Ok(tx) => {
                     return Ok(RoutedTx {
                         tx,
@@ -219,11 +264,14 @@ impl RoutingPool {
                         _write: None,
                     });
                 }
-                Err(err) if server_failed(&err) => peer.mark_down(&err),
-                Err(DbError::Database(sqlx::Error::PoolTimedOut)) => {
+                Err(err) => err,
+            };
+            match classify(&err, pool) {
+                Failed::Server | Failed::NotPrimary => peer.mark_down(&err),
+                Failed::Busy => {
                     tracing::debug!("a replica's pool is busy; trying the next server");
                 }
-                Err(err) => return Err(err),
+                Failed::Request => return Err(err),
             }
         }
         self.read_on_primary(scope, options).await
@@ -234,7 +282,7 @@ impl RoutingPool {
         scope: &TenantScope,
         options: TxOptions,
     ) -> Result<RoutedTx, DbError> {
-        let tx = self.inner.primary.begin_with(scope, options).await?;
+        let tx = self.inner.primary.begin(scope, options).await?;
         Ok(RoutedTx {
             tx,
             served_by: ServedBy::Primary,
@@ -256,7 +304,7 @@ impl RoutingPool {
     /// # Ok(()) }
     /// ```
     pub async fn primary_position(&self) -> Result<Lsn, DbError> {
-        let text = self.inner.primary.wal_insert_position().await?;
+        let text = self.inner.primary.current().wal_insert_position().await?;
         text.parse().map_err(|_| DbError::Unavailable {
             reason: "the primary reported no WAL position",
         })
@@ -274,7 +322,7 @@ impl RoutingPool {
         let options = RoutingOptions::new(TenantPoolOptions::new(primary.declaration().clone()));
         Self {
             inner: Arc::new(Inner {
-                primary,
+                primary: Primaries::One(primary),
                 replicas: Vec::new(),
                 next: AtomicUsize::new(0),
                 writes: Arc::default(),
@@ -285,7 +333,10 @@ impl RoutingPool {
         }
     }
 
-    /// The primary's pool.
+    /// The primary's pool. With several hosts, a pool of its own whose new connections go
+    /// to the host found primary (it follows a promotion; a connection it opened before
+    /// stays on its host until it fails): for reads that need no routing (the registry, a
+    /// readiness probe). Write through [`RoutingPool::begin`], which tries the hosts.
     ///
     /// ```no_run
     /// # async fn demo(pool: rls_tenancy::RoutingPool) -> rls_tenancy::Result<()> {
@@ -293,7 +344,7 @@ impl RoutingPool {
     /// # Ok(()) }
     /// ```
     pub fn primary(&self) -> &TenantPool {
-        &self.inner.primary
+        self.inner.primary.anchor()
     }
 
     /// A [`TenantRegistry`] reading the primary (routing data must be current).
@@ -304,7 +355,7 @@ impl RoutingPool {
     /// # }
     /// ```
     pub fn registry(&self, options: RegistryOptions) -> TenantRegistry {
-        self.inner.primary.registry(options)
+        self.inner.primary.anchor().registry(options)
     }
 
     /// The declaration the pools serve.
@@ -315,7 +366,7 @@ impl RoutingPool {
     /// # }
     /// ```
     pub fn declaration(&self) -> &TenancyDeclaration {
-        self.inner.primary.declaration()
+        self.inner.primary.anchor().declaration()
     }
 
     /// How each replica stands, in the order they were given.
@@ -327,6 +378,18 @@ impl RoutingPool {
     /// ```
     pub fn replica_status(&self) -> Vec<ReplicaStatus> {
         self.inner.replicas.iter().map(Peer::status).collect()
+    }
+
+    /// How each host of the primary stands, in the order given (empty with a single
+    /// primary URL).
+    ///
+    /// ```no_run
+    /// # fn demo(pool: rls_tenancy::RoutingPool) {
+    /// let primaries = pool.primary_status().iter().filter(|h| h.up && h.in_recovery == Some(false)).count();
+    /// # }
+    /// ```
+    pub fn primary_status(&self) -> Vec<ReplicaStatus> {
+        self.inner.primary.status()
     }
 
     /// Closes every pool.
@@ -355,17 +418,7 @@ async fn watch(pool: Weak<Inner>, interval: Duration) {
         for replica in &inner.replicas {
             replica.tick(&inner.options, inner.check_interval).await;
         }
-    }
-}
-
-/// Whether a failed `BEGIN` says the server is gone (refused, dropped, known down) rather
-/// than the request being wrong. Nothing of the transaction ran, so another server may be
-/// tried.
-fn server_failed(err: &DbError) -> bool {
-    match err {
-        DbError::Unavailable { .. } | DbError::Connect(_) => true,
-        DbError::Database(err) => is_connection_lost(err),
-        _ => false,
+        inner.primary.tick().await;
     }
 }
 

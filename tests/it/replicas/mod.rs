@@ -1,6 +1,7 @@
 //! Replica routing on real streaming replication: a primary and standbys on loopback
 //! (`rls_tenancy::ReplicatedCluster`), shared by the tests that do not stop a server.
 
+mod failover;
 mod pinning;
 mod routing;
 
