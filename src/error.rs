@@ -51,6 +51,9 @@ pub enum Error {
     /// A request's tenant could not be resolved.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// A tenant's domain could not be added, removed or read.
+    #[error(transparent)]
+    Domain(#[from] crate::resolve::DomainError),
     /// The guard refused, or could not run.
     #[error(transparent)]
     Guard(#[from] GuardError),

@@ -89,17 +89,18 @@ pub use error::{Error, Result};
 pub use guard::{Finding, GuardError, GuardOptions, GuardReport, RuleId, Severity};
 pub use placement::{PlacementError, SchemaName};
 pub use policy::{
-    DeclarationError, GlobalTable, Ident, IdentError, POLICY_NAME, Registry, Strategy,
-    TenancyDeclaration, TenantContext, TenantContextMode, TenantKey, TenantKeyError, TenantTable,
-    TenantVariable, policy_sql,
+    DeclarationError, DomainsTable, GlobalTable, Ident, IdentError, POLICY_NAME, Registry,
+    Strategy, TenancyDeclaration, TenantContext, TenantContextMode, TenantKey, TenantKeyError,
+    TenantTable, TenantVariable, policy_sql,
 };
 pub use query::{
     ALLOWED_FUNCTIONS, Conflict, CrossTenant, Delete, Filtered, Insert, JoinKind, QueryError,
     Returning, Scoping, Select, Statement, StatementError, Update,
 };
 pub use resolve::{
-    BaseDomain, HostError, RegistryOptions, ResolveError, TenantDomains, TenantHeader, TenantPath,
-    TenantRegistry, subdomain_slug,
+    BaseDomain, DomainError, DomainName, HostError, RegistryOptions, ResolveError, TenantDomain,
+    TenantDomains, TenantHeader, TenantPath, TenantRegistry, add_domain, all_domains,
+    remove_domain, subdomain_slug, tenant_domains,
 };
 pub use route::{
     Lsn, LsnError, ReplicaStatus, RouteError, RoutedTx, RoutingOptions, RoutingPool, ServedBy,

@@ -56,6 +56,7 @@ from_toolkit!(
     crate::DeclarationError,
     crate::ConnectError,
     ResolveError,
+    crate::DomainError,
     GuardError,
     DbError,
     crate::PlacementError,
@@ -118,6 +119,7 @@ fn is_usage(err: &Error) -> bool {
         Error::Db(err) | Error::Route(RouteError::Primary(err)) => db_is_usage(err),
         Error::Placement(err) => placement_is_usage(err),
         Error::Resolve(err) => !matches!(err, ResolveError::Registry(_)),
+        Error::Domain(err) => err.is_usage(),
         Error::Guard(err) => guard_is_usage(err),
         #[cfg(feature = "migrate")]
         Error::Migrate(err) => err.is_usage(),

@@ -70,7 +70,8 @@ pub(super) use with_closure;
 
 /// Continues [`with_closure!`] with `tenant_tables (oid, schema, name, column_name, attnum)`:
 /// the tables of schema `$2` that are declared (names `$3`, columns `$4`, pairwise) or have a
-/// tenant column (any of `$5`), less the registry `$6`; and the tables of every other schema
+/// tenant column (any of `$5`), less the routing tables `$6` (the registry and its domains
+/// table); and the tables of every other schema
 /// that have a tenant column and that the role holds a privilege on, since a copy of tenant
 /// data there leaks just as well. `USAGE` on the schema is not required: a `security_invoker`
 /// view in a schema the role can use reads the table without it.
@@ -94,7 +95,7 @@ macro_rules! tenant_tables {
                      ORDER BY a.attnum LIMIT 1
               ) tc ON true
              WHERE c.relkind IN ('r', 'p')
-               AND NOT (n.nspname = $2 AND c.relname::text = $6)
+               AND NOT (n.nspname = $2 AND c.relname::text = ANY ($6::text[]))
                AND (d.name IS NOT NULL OR tc.attname IS NOT NULL)
                AND (n.nspname = $2
                     OR (NOT (SELECT yes FROM sees_all)

@@ -140,7 +140,7 @@ impl Ctx<'_> {
 
     /// A query over [`catalog::tenant_tables!`] with its parameters `$1` to `$6` bound: the
     /// role, the schema, declared table names, their columns, every tenant column name, and
-    /// the registry table. A family binds its own parameters from `$7` on.
+    /// the routing tables (the registry and its domains table). A family binds its own parameters from `$7` on.
     fn tenant_tables_query<O>(
         &self,
         sql: &'static str,
@@ -159,8 +159,9 @@ impl Ctx<'_> {
     }
 
     /// The parameters `$3` to `$6` of [`catalog::tenant_tables!`]: declared table names, their
-    /// columns, every tenant column name, and the registry table.
-    fn tenant_table_params(&self) -> (Vec<String>, Vec<String>, Vec<String>, String) {
+    /// columns, every tenant column name, and the routing tables (the registry and its
+    /// domains table).
+    fn tenant_table_params(&self) -> (Vec<String>, Vec<String>, Vec<String>, Vec<String>) {
         let decl = &self.resolved.declaration;
         let declared: Vec<_> = if self.resolved.requires_declared_tables {
             decl.tenant_tables().iter().collect()
@@ -184,7 +185,10 @@ impl Ctx<'_> {
                 .map(|t| t.column.as_str().to_owned())
                 .collect(),
             columns,
-            decl.registry().table.as_str().to_owned(),
+            std::iter::once(&decl.registry().table)
+                .chain(decl.registry().domains.iter().map(|d| &d.table))
+                .map(|t| t.as_str().to_owned())
+                .collect(),
         )
     }
 }

@@ -84,7 +84,7 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
         registry AS (
             SELECT c.oid FROM pg_catalog.pg_class c
               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $2 AND c.relname::text = $6
+             WHERE n.nspname = $2 AND c.relname::text = ANY ($6::text[])
         ),
         roots AS (SELECT oid FROM tenant_tables UNION ALL SELECT oid FROM registry),
         globals AS (

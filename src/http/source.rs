@@ -34,6 +34,11 @@ pub enum TenantSource {
     Subdomain,
     /// The whole host, through a map of tenants' own domains.
     Domain(TenantDomains),
+    /// The whole host in the registry's domains table (a tenant's own domain), else
+    /// `slug.<base domain>`: routing by full domain and by subdomain, as the
+    /// schema-per-tenant tools do ([`crate::TenantRegistry::resolve_host`]). A host no
+    /// tenant has is a 404; the bare base domain is no tenant.
+    Host,
     /// A header naming the tenant's slug (`X-Tenant: acme`), for services behind a gateway
     /// that has decided the tenant.
     Header(TenantHeader),
@@ -79,6 +84,12 @@ impl TenantSource {
             Self::Domain(domains) => {
                 let host = request_host(parts, state.host_source())?;
                 Some(registry.resolve(&domains.slug(&host)?).await?)
+            }
+            Self::Host => {
+                let host = request_host(parts, state.host_source())?;
+                registry
+                    .resolve_host(&host, Some(state.base_domain()))
+                    .await?
             }
             Self::Header(header) => {
                 Some(TenantScope::from_header(&parts.headers, header, registry).await?)

@@ -9,7 +9,8 @@ use crate::policy::{Ident, TenancyDeclaration, TenantTable};
 
 /// Resets and grants the runtime role's privileges: nothing on any table of the schema but
 /// what the declaration names (tenant tables: `SELECT`, `DELETE`, column `INSERT` and
-/// `UPDATE`; global tables: `SELECT` only; the registry: `SELECT` on its routing columns),
+/// `UPDATE`; global tables: `SELECT` only; the registry: `SELECT` on its routing columns, and
+/// on its domains table's),
 /// no default privileges; revokes `TEMP` on the database and `CREATE` on the `public` schema
 /// from `PUBLIC` where the deploy role owns them.
 pub(super) async fn grant_runtime(
@@ -29,6 +30,12 @@ pub(super) async fn grant_runtime(
         "GRANT SELECT ({}) ON TABLE {registry_table} TO {runtime}",
         column_list(&registry.readable_columns)
     ));
+    if let Some(domains) = &registry.domains {
+        sql.push(format!(
+            "GRANT SELECT ({}, {}, {}) ON TABLE {schema}.{} TO {runtime}",
+            domains.domain_column, domains.tenant_column, domains.primary_column, domains.table
+        ));
+    }
     // No default privileges for the runtime role: a table a later migration creates is
     // unreachable until it is declared. Installs made before this took them back here.
     sql.push(format!(

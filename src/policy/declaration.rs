@@ -82,6 +82,33 @@ pub struct Registry {
     /// The routing columns the runtime role may `SELECT`: id, slug and active, the schema
     /// column under [`Strategy::Schema`], and any others listed as `readable_columns`.
     pub readable_columns: Vec<Ident>,
+    /// The tenants' own domains (`domains_table`), if the application keeps them.
+    pub domains: Option<DomainsTable>,
+}
+
+/// The table of tenants' own domains (`[registry] domains_table`): one row per full domain
+/// name, naming its tenant by id, at most one of a tenant's domains primary. Routing data
+/// like the registry, in the declaration's schema: the runtime role may read it, never write it.
+///
+/// ```
+/// # use rls_tenancy::TenancyDeclaration;
+/// let decl = TenancyDeclaration::reference()?;
+/// let domains = decl.registry().domains.as_ref().expect("the reference keeps domains");
+/// assert_eq!(domains.table.as_str(), "domains");
+/// assert_eq!(domains.tenant_column.as_str(), "account_id");
+/// # Ok::<(), rls_tenancy::DeclarationError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainsTable {
+    /// The table's name (`domains_table`).
+    pub table: Ident,
+    /// The column holding the domain (`domain_column`, default `domain`).
+    pub domain_column: Ident,
+    /// The column holding the tenant's id (`domain_tenant_column`, default `tenant_id`).
+    pub tenant_column: Ident,
+    /// The boolean column marking a tenant's primary domain (`domain_primary_column`,
+    /// default `is_primary`).
+    pub primary_column: Ident,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +140,26 @@ struct RawRegistry {
     schema_column: String,
     #[serde(default)]
     readable_columns: Vec<String>,
+    #[serde(default)]
+    domains_table: Option<String>,
+    #[serde(default = "default_domain_column")]
+    domain_column: String,
+    #[serde(default = "default_domain_tenant_column")]
+    domain_tenant_column: String,
+    #[serde(default = "default_domain_primary_column")]
+    domain_primary_column: String,
+}
+
+fn default_domain_column() -> String {
+    "domain".into()
+}
+
+fn default_domain_tenant_column() -> String {
+    "tenant_id".into()
+}
+
+fn default_domain_primary_column() -> String {
+    "is_primary".into()
 }
 
 fn default_id_column() -> String {
@@ -286,12 +333,13 @@ impl TenancyDeclaration {
             .map(|t| t.name.as_str())
             .chain(self.global_tables.iter().map(|t| t.name.as_str()))
             .chain(std::iter::once(self.registry.table.as_str()))
+            .chain(self.registry.domains.iter().map(|d| d.table.as_str()))
             .collect();
         names.sort_unstable();
         match names.windows(2).find(|pair| pair[0] == pair[1]) {
             Some(pair) => Err(DeclarationError::Invalid {
                 reason: format!(
-                    "table {:?} is declared more than once: a table is a tenant table, a global table or the registry",
+                    "table {:?} is declared more than once: a table is a tenant table, a global table, the registry or its domains table",
                     pair[0]
                 ),
             }),
@@ -397,6 +445,18 @@ impl Registry {
                 readable_columns.push(column);
             }
         }
+        let domains = raw
+            .domains_table
+            .as_deref()
+            .map(|table| {
+                Ok::<_, DeclarationError>(DomainsTable {
+                    table: Ident::parse("table", table)?,
+                    domain_column: Ident::parse("column", &raw.domain_column)?,
+                    tenant_column: Ident::parse("column", &raw.domain_tenant_column)?,
+                    primary_column: Ident::parse("column", &raw.domain_primary_column)?,
+                })
+            })
+            .transpose()?;
         Ok(Self {
             table: Ident::parse("table", &raw.table)?,
             id_column,
@@ -404,6 +464,7 @@ impl Registry {
             active_column,
             schema_column,
             readable_columns,
+            domains,
         })
     }
 }

@@ -12,7 +12,7 @@ mod strategy;
 mod verify;
 
 pub use context::{TenantContext, TenantContextMode};
-pub use declaration::{GlobalTable, Registry, TenancyDeclaration, TenantTable};
+pub use declaration::{DomainsTable, GlobalTable, Registry, TenancyDeclaration, TenantTable};
 pub use error::{DeclarationError, IdentError, TenantKeyError};
 pub(crate) use ident::quote_literal;
 pub use ident::{Ident, TenantVariable};

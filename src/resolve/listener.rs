@@ -28,10 +28,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub(super) struct Caches {
     pub(super) found: Cache<TenantSlug, TenantScope>,
     pub(super) missing: Option<Cache<TenantSlug, ()>>,
+    /// Full domain → the slug of the tenant that has it (`None`: nobody's). Emptied by every
+    /// notice: domain changes are rare, and a renamed tenant's domains must follow it.
+    pub(super) domains: Cache<String, Option<TenantSlug>>,
 }
 
 impl Caches {
     pub(super) fn invalidate(&self, slug: &TenantSlug) {
+        self.domains.invalidate_all();
         self.found.invalidate(slug);
         if let Some(missing) = &self.missing {
             missing.invalidate(slug);
@@ -39,13 +43,15 @@ impl Caches {
     }
 
     fn invalidate_all(&self) {
+        self.domains.invalidate_all();
         self.found.invalidate_all();
         if let Some(missing) = &self.missing {
             missing.invalidate_all();
         }
     }
 
-    /// A notice's payload: a slug, or anything else (then everything goes).
+    /// A notice's payload: a slug, or anything else (then everything goes, as for a
+    /// changed domain, `domain:<name>`).
     fn heard(&self, payload: &str) {
         match payload.parse::<TenantSlug>() {
             Ok(slug) => self.invalidate(&slug),

@@ -5,6 +5,8 @@
 //! The first step of the request path; it depends only on who a tenant is (`tenant`) and
 //! on the declaration (`policy`).
 
+mod domain;
+mod domain_table;
 mod domains;
 mod error;
 mod header;
@@ -14,6 +16,8 @@ mod path;
 mod registry;
 mod scope;
 
+pub use domain::{DomainError, DomainName};
+pub use domain_table::{TenantDomain, add_domain, all_domains, remove_domain, tenant_domains};
 pub use domains::TenantDomains;
 pub use error::ResolveError;
 pub use header::TenantHeader;

@@ -12,8 +12,9 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
 use sqlx::{AssertSqlSafe, PgPool, Postgres};
 
-use super::ResolveError;
+use super::host::host_name;
 use super::listener::{Caches, Listener};
+use super::{BaseDomain, HostError, ResolveError, subdomain_slug};
 use crate::policy::TenancyDeclaration;
 use crate::tenant::{KeyType, TenantId, TenantScope, TenantSlug};
 
@@ -159,6 +160,8 @@ struct Lookups {
     key_type: KeyType,
     by_slug: String,
     by_id: String,
+    /// Full domain → slug, through the domains table, when the declaration keeps one.
+    by_domain: Option<String>,
 }
 
 impl Lookups {
@@ -172,10 +175,25 @@ impl Lookups {
             table = registry.table,
             active = registry.active_column,
         );
+        let by_domain = registry.domains.as_ref().map(|d| {
+            format!(
+                "SELECT r.{slug}::text FROM {schema}.{domains} d
+                   JOIN {schema}.{table} r ON r.{id} = d.{tenant}
+                  WHERE d.{domain} = $1",
+                slug = registry.slug_column,
+                schema = decl.schema(),
+                domains = d.table,
+                table = registry.table,
+                id = registry.id_column,
+                tenant = d.tenant_column,
+                domain = d.domain_column,
+            )
+        });
         Self {
             key_type: decl.key_type(),
             by_slug: format!("{select}{} = $1", registry.slug_column),
             by_id: format!("{select}{} = $1", registry.id_column),
+            by_domain,
         }
     }
 }
@@ -202,7 +220,20 @@ impl TenantRegistry {
                 .time_to_live(options.negative_ttl)
                 .build()
         });
-        let caches = Caches { found, missing };
+        let domains = Cache::builder()
+            .max_capacity(options.max_entries)
+            .time_to_live(
+                options
+                    .negative_ttl
+                    .max(Duration::from_secs(1))
+                    .min(options.ttl),
+            )
+            .build();
+        let caches = Caches {
+            found,
+            missing,
+            domains,
+        };
         let listener = if options.listen {
             Listener::spawn(&pool, caches.clone()).map(Arc::new)
         } else {
@@ -278,6 +309,82 @@ impl TenantRegistry {
                 Err(ResolveError::not_found(slug))
             }
         }
+    }
+
+    /// The active tenant a request's host names, by full domain or by subdomain, the way
+    /// the schema-per-tenant tools route: the whole host in the domains table first (a
+    /// tenant's own domain, `crm.acme.test`), else `slug.<base>` when a base domain is given.
+    /// `Ok(None)` for the bare base domain (no tenant: the landing page), unless a tenant
+    /// has it as its own domain. The host is held to the strict rules of
+    /// [`subdomain_slug`](super::subdomain_slug); answers are cached like slugs and dropped
+    /// at every registry or domains-table notice.
+    ///
+    /// # Errors
+    /// [`ResolveError::InvalidHost`] for a malformed host (HTTP 400);
+    /// [`ResolveError::TenantNotFound`] for a host no active tenant has (HTTP 404), a host
+    /// outside the base domain included; [`ResolveError::Registry`] when the registry
+    /// cannot be read.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: rls_tenancy::TenantRegistry) -> rls_tenancy::Result<()> {
+    /// let base = "example.com".parse()?;
+    /// let own = registry.resolve_host("crm.acme.test", Some(&base)).await?;
+    /// let sub = registry.resolve_host("acme.example.com:8443", Some(&base)).await?;
+    /// assert_eq!(own.map(|s| s.id()), sub.map(|s| s.id()));
+    /// assert!(registry.resolve_host("example.com", Some(&base)).await?.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub async fn resolve_host(
+        &self,
+        host: &str,
+        base: Option<&BaseDomain>,
+    ) -> Result<Option<TenantScope>, ResolveError> {
+        let name = host_name(host)?;
+        if let Some(slug) = self.domain_slug(name).await? {
+            return Ok(Some(self.resolve(&slug).await?));
+        }
+        let Some(base) = base else {
+            return Err(ResolveError::TenantNotFound {
+                name: name.to_owned(),
+            });
+        };
+        match subdomain_slug(name, base) {
+            Ok(Some(slug)) => Ok(Some(self.resolve(&slug).await?)),
+            Ok(None) => Ok(None),
+            Err(HostError::ForeignDomain | HostError::ExtraLabels { .. }) => {
+                Err(ResolveError::TenantNotFound {
+                    name: name.to_owned(),
+                })
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The slug of the tenant whose own domain `name` is, through the cache.
+    async fn domain_slug(&self, name: &str) -> Result<Option<TenantSlug>, ResolveError> {
+        let Some(sql) = &self.lookups.by_domain else {
+            return Ok(None);
+        };
+        if let Some(slug) = self.caches.domains.get(name) {
+            return Ok(slug);
+        }
+        let query = sqlx::query_scalar(AssertSqlSafe(sql.as_str())).bind(name);
+        let found: Option<String> = if self.pooler {
+            let mut tx = self.pool.begin_with("BEGIN READ ONLY").await?;
+            let found = query.persistent(false).fetch_optional(&mut *tx).await?;
+            tx.commit().await?;
+            found
+        } else {
+            query.fetch_optional(&self.pool).await?
+        };
+        tracing::debug!(
+            domain = name,
+            found = found.is_some(),
+            "tenant domain lookup"
+        );
+        let slug = found.map(|s| s.parse()).transpose()?;
+        self.caches.domains.insert(name.to_owned(), slug.clone());
+        Ok(slug)
     }
 
     /// The active tenant whose id is `id`: how a worker turns a stored tenant reference back

@@ -3,6 +3,7 @@
 
 mod binary;
 mod concurrent;
+mod domains;
 mod embedded;
 mod faults;
 mod hosts;

@@ -1,0 +1,254 @@
+//! The domains table's writes and reads, as the deploy role: [`add_domain`],
+//! [`remove_domain`], [`tenant_domains`], [`all_domains`]. Each runs on the caller's
+//! connection, so `rls-tenant create --domain D` adds the tenant, its schema and its domains
+//! in one transaction; a refusal changes nothing. Every change notifies the registry's
+//! listeners (the trigger `rls-migrate` installs), so running servers route it at once.
+
+use sqlx::{AssertSqlSafe, PgConnection};
+
+use super::{DomainError, DomainName};
+use crate::policy::{DomainsTable, TenancyDeclaration};
+use crate::tenant::TenantSlug;
+
+/// One of a tenant's domains.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TenantDomain {
+    /// The domain.
+    #[serde(serialize_with = "as_str")]
+    pub domain: DomainName,
+    /// Whether it is the tenant's primary domain (the first one added is).
+    pub primary: bool,
+}
+
+fn as_str<S: serde::Serializer>(domain: &DomainName, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(domain.as_str())
+}
+
+fn table(decl: &TenancyDeclaration) -> Result<&DomainsTable, DomainError> {
+    decl.registry()
+        .domains
+        .as_ref()
+        .ok_or(DomainError::NoDomainsTable)
+}
+
+/// Gives tenant `slug` the domain `domain`; the tenant's first domain becomes its primary
+/// one. Returns whether it is primary.
+///
+/// # Errors
+/// [`DomainError::Taken`] when a tenant (this one included) already has the domain,
+/// [`DomainError::UnknownTenant`] when no tenant has the slug,
+/// [`DomainError::NoDomainsTable`] when the declaration keeps no domains, else
+/// [`DomainError::Database`]. Nothing is written then.
+///
+/// ```no_run
+/// # use rls_tenancy::{TenancyDeclaration, add_domain};
+/// # async fn demo(conn: &mut sqlx::PgConnection) -> Result<(), Box<dyn std::error::Error>> {
+/// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+/// let primary = add_domain(conn, &decl, &"acme".parse()?, &"crm.acme.test".parse()?).await?;
+/// # Ok(()) }
+/// ```
+pub async fn add_domain(
+    conn: &mut PgConnection,
+    decl: &TenancyDeclaration,
+    slug: &TenantSlug,
+    domain: &DomainName,
+) -> Result<bool, DomainError> {
+    let domains = table(decl)?;
+    let registry = decl.registry();
+    let (schema, d) = (decl.schema(), &domains.table);
+    let (col, tenant, primary) = (
+        &domains.domain_column,
+        &domains.tenant_column,
+        &domains.primary_column,
+    );
+    let inserted: Option<bool> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "INSERT INTO {schema}.{d} ({col}, {tenant}, {primary})
+         SELECT $1, r.{id}, NOT EXISTS (SELECT 1 FROM {schema}.{d} o
+                                         WHERE o.{tenant} = r.{id} AND o.{primary})
+           FROM {schema}.{registry_table} r WHERE r.{slug_column} = $2
+         ON CONFLICT ({col}) DO NOTHING
+         RETURNING {primary}",
+        id = registry.id_column,
+        registry_table = registry.table,
+        slug_column = registry.slug_column,
+    )))
+    .bind(domain.as_str())
+    .bind(slug.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(primary) = inserted {
+        return Ok(primary);
+    }
+    match owner(conn, decl, domain).await? {
+        Some(owner) => Err(DomainError::Taken {
+            domain: domain.to_string(),
+            owner,
+        }),
+        None => Err(DomainError::UnknownTenant {
+            slug: slug.to_string(),
+        }),
+    }
+}
+
+/// Takes `domain` from whichever tenant has it; returns that tenant's slug. When it was the
+/// primary domain, the first of the tenant's remaining domains (by name) becomes primary.
+///
+/// # Errors
+/// [`DomainError::UnknownDomain`] when no tenant has it, [`DomainError::NoDomainsTable`],
+/// else [`DomainError::Database`].
+///
+/// ```no_run
+/// # use rls_tenancy::{TenancyDeclaration, remove_domain};
+/// # async fn demo(conn: &mut sqlx::PgConnection) -> Result<(), Box<dyn std::error::Error>> {
+/// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+/// let owner = remove_domain(conn, &decl, &"crm.acme.test".parse()?).await?;
+/// println!("removed from {owner}");
+/// # Ok(()) }
+/// ```
+pub async fn remove_domain(
+    conn: &mut PgConnection,
+    decl: &TenancyDeclaration,
+    domain: &DomainName,
+) -> Result<TenantSlug, DomainError> {
+    let domains = table(decl)?;
+    let registry = decl.registry();
+    let (schema, d) = (decl.schema(), &domains.table);
+    let (col, tenant, primary) = (
+        &domains.domain_column,
+        &domains.tenant_column,
+        &domains.primary_column,
+    );
+    let removed: Option<(String, String, bool)> = sqlx::query_as(AssertSqlSafe(format!(
+        "WITH gone AS (DELETE FROM {schema}.{d} WHERE {col} = $1 RETURNING {tenant}, {primary})
+         SELECT r.{slug_column}::text, g.{tenant}::text, g.{primary} FROM gone g
+           JOIN {schema}.{registry_table} r ON r.{id} = g.{tenant}",
+        id = registry.id_column,
+        registry_table = registry.table,
+        slug_column = registry.slug_column,
+    )))
+    .bind(domain.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (slug, tenant_id, was_primary) = removed.ok_or_else(|| DomainError::UnknownDomain {
+        domain: domain.to_string(),
+    })?;
+    if was_primary {
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {schema}.{d} SET {primary} = true
+              WHERE {col} = (SELECT min({col}) FROM {schema}.{d} WHERE {tenant}::text = $1)"
+        )))
+        .bind(&tenant_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    slug.parse().map_err(|_| DomainError::UnknownDomain {
+        domain: domain.to_string(),
+    })
+}
+
+/// The domains of tenant `slug`, primary first, then by name (empty for a tenant without
+/// any, or for a slug no tenant has).
+///
+/// # Errors
+/// [`DomainError::NoDomainsTable`], else [`DomainError::Database`].
+///
+/// ```no_run
+/// # use rls_tenancy::{TenancyDeclaration, tenant_domains};
+/// # async fn demo(conn: &mut sqlx::PgConnection) -> Result<(), Box<dyn std::error::Error>> {
+/// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+/// for d in tenant_domains(conn, &decl, &"acme".parse()?).await? {
+///     println!("{}{}", d.domain, if d.primary { " (primary)" } else { "" });
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn tenant_domains(
+    conn: &mut PgConnection,
+    decl: &TenancyDeclaration,
+    slug: &TenantSlug,
+) -> Result<Vec<TenantDomain>, DomainError> {
+    Ok(all_domains(conn, decl, Some(slug))
+        .await?
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect())
+}
+
+/// Every tenant's domains as `(slug, domain)`, by slug, primary first, then by name; only
+/// `only`'s when given. For `rls-tenant list`.
+///
+/// # Errors
+/// [`DomainError::NoDomainsTable`], else [`DomainError::Database`].
+///
+/// ```no_run
+/// # use rls_tenancy::{TenancyDeclaration, all_domains};
+/// # async fn demo(conn: &mut sqlx::PgConnection) -> Result<(), Box<dyn std::error::Error>> {
+/// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+/// for (slug, d) in all_domains(conn, &decl, None).await? {
+///     println!("{slug}: {}", d.domain);
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn all_domains(
+    conn: &mut PgConnection,
+    decl: &TenancyDeclaration,
+    only: Option<&TenantSlug>,
+) -> Result<Vec<(TenantSlug, TenantDomain)>, DomainError> {
+    let domains = table(decl)?;
+    let registry = decl.registry();
+    let rows: Vec<(String, String, bool)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT r.{slug_column}::text, d.{col}::text, d.{primary}
+           FROM {schema}.{d} d JOIN {schema}.{registry_table} r ON r.{id} = d.{tenant}
+          WHERE $1::text IS NULL OR r.{slug_column} = $1
+          ORDER BY 1, 3 DESC, 2",
+        schema = decl.schema(),
+        d = domains.table,
+        col = domains.domain_column,
+        tenant = domains.tenant_column,
+        primary = domains.primary_column,
+        id = registry.id_column,
+        registry_table = registry.table,
+        slug_column = registry.slug_column,
+    )))
+    .bind(only.map(TenantSlug::as_str))
+    .fetch_all(&mut *conn)
+    .await?;
+    // What the database holds is re-validated; a row that no longer fits the rules is left
+    // out rather than shown as if it routed.
+    Ok(rows
+        .into_iter()
+        .filter_map(|(slug, domain, primary)| {
+            Some((
+                slug.parse().ok()?,
+                TenantDomain {
+                    domain: domain.parse().ok()?,
+                    primary,
+                },
+            ))
+        })
+        .collect())
+}
+
+/// The slug of the tenant that has `domain`, if any.
+async fn owner(
+    conn: &mut PgConnection,
+    decl: &TenancyDeclaration,
+    domain: &DomainName,
+) -> Result<Option<String>, DomainError> {
+    let domains = table(decl)?;
+    let registry = decl.registry();
+    Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT r.{slug_column}::text FROM {schema}.{d} d
+           JOIN {schema}.{registry_table} r ON r.{id} = d.{tenant}
+          WHERE d.{col} = $1",
+        schema = decl.schema(),
+        d = domains.table,
+        col = domains.domain_column,
+        tenant = domains.tenant_column,
+        id = registry.id_column,
+        registry_table = registry.table,
+        slug_column = registry.slug_column,
+    )))
+    .bind(domain.as_str())
+    .fetch_optional(&mut *conn)
+    .await?)
+}
