@@ -29,6 +29,7 @@ pub use error::PlacementError;
 pub use schema_name::SchemaName;
 
 use crate::policy::{Ident, Strategy, TenancyDeclaration, quote_literal};
+use crate::resolve::fetch_routing;
 use crate::tenant::{TenantId, TenantScope};
 
 /// How long a tenant's schema is remembered: a tenant's schema never changes while it
@@ -124,14 +125,7 @@ impl SchemaDirectory {
             Some(int) => query.bind(int),
             None => query.bind(id.as_uuid()),
         };
-        let found: Option<Option<String>> = if self.pooler {
-            let mut tx = self.pool.begin_with("BEGIN READ ONLY").await?;
-            let found = query.persistent(false).fetch_optional(&mut *tx).await?;
-            tx.commit().await?;
-            found
-        } else {
-            query.fetch_optional(&self.pool).await?
-        };
+        let found: Option<Option<String>> = fetch_routing(&self.pool, self.pooler, query).await?;
         let name = found.flatten().ok_or_else(|| PlacementError::NoSchema {
             tenant: id.to_string(),
         })?;

@@ -24,11 +24,59 @@ fn as_str<S: serde::Serializer>(domain: &DomainName, s: S) -> Result<S::Ok, S::E
     s.serialize_str(domain.as_str())
 }
 
-fn table(decl: &TenancyDeclaration) -> Result<&DomainsTable, DomainError> {
-    decl.registry()
-        .domains
-        .as_ref()
-        .ok_or(DomainError::NoDomainsTable)
+/// The domains table's statements, built from the declaration's validated identifiers.
+struct Statements {
+    insert: String,
+    delete: String,
+    promote: String,
+    list: String,
+    owner: String,
+}
+
+impl Statements {
+    fn new(decl: &TenancyDeclaration) -> Result<Self, DomainError> {
+        let DomainsTable {
+            table,
+            domain_column: col,
+            tenant_column: tenant,
+            primary_column: primary,
+        } = decl
+            .registry()
+            .domains
+            .as_ref()
+            .ok_or(DomainError::NoDomainsTable)?;
+        let registry = decl.registry();
+        let schema = decl.schema();
+        let (id, slug) = (&registry.id_column, &registry.slug_column);
+        let d = format!("{schema}.{table}");
+        let r = format!("{schema}.{}", registry.table);
+        let joined = format!("{d} d JOIN {r} r ON r.{id} = d.{tenant}");
+        Ok(Self {
+            insert: format!(
+                "INSERT INTO {d} ({col}, {tenant}, {primary})
+                 SELECT $1, r.{id}, NOT EXISTS (SELECT 1 FROM {d} o
+                                                 WHERE o.{tenant} = r.{id} AND o.{primary})
+                   FROM {r} r WHERE r.{slug} = $2
+                 ON CONFLICT ({col}) DO NOTHING
+                 RETURNING {primary}"
+            ),
+            delete: format!(
+                "WITH gone AS (DELETE FROM {d} WHERE {col} = $1 RETURNING {tenant}, {primary})
+                 SELECT r.{slug}::text, g.{tenant}::text, g.{primary} FROM gone g
+                   JOIN {r} r ON r.{id} = g.{tenant}"
+            ),
+            promote: format!(
+                "UPDATE {d} SET {primary} = true
+                  WHERE {col} = (SELECT min({col}) FROM {d} WHERE {tenant}::text = $1)"
+            ),
+            list: format!(
+                "SELECT r.{slug}::text, d.{col}::text, d.{primary} FROM {joined}
+                  WHERE $1::text IS NULL OR r.{slug} = $1
+                  ORDER BY 1, 3 DESC, 2"
+            ),
+            owner: format!("SELECT r.{slug}::text FROM {joined} WHERE d.{col} = $1"),
+        })
+    }
 }
 
 /// Gives tenant `slug` the domain `domain`; the tenant's first domain becomes its primary
@@ -53,33 +101,20 @@ pub async fn add_domain(
     slug: &TenantSlug,
     domain: &DomainName,
 ) -> Result<bool, DomainError> {
-    let domains = table(decl)?;
-    let registry = decl.registry();
-    let (schema, d) = (decl.schema(), &domains.table);
-    let (col, tenant, primary) = (
-        &domains.domain_column,
-        &domains.tenant_column,
-        &domains.primary_column,
-    );
-    let inserted: Option<bool> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "INSERT INTO {schema}.{d} ({col}, {tenant}, {primary})
-         SELECT $1, r.{id}, NOT EXISTS (SELECT 1 FROM {schema}.{d} o
-                                         WHERE o.{tenant} = r.{id} AND o.{primary})
-           FROM {schema}.{registry_table} r WHERE r.{slug_column} = $2
-         ON CONFLICT ({col}) DO NOTHING
-         RETURNING {primary}",
-        id = registry.id_column,
-        registry_table = registry.table,
-        slug_column = registry.slug_column,
-    )))
-    .bind(domain.as_str())
-    .bind(slug.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
+    let sql = Statements::new(decl)?;
+    let inserted: Option<bool> = sqlx::query_scalar(AssertSqlSafe(sql.insert))
+        .bind(domain.as_str())
+        .bind(slug.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
     if let Some(primary) = inserted {
         return Ok(primary);
     }
-    match owner(conn, decl, domain).await? {
+    let owner: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql.owner))
+        .bind(domain.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    match owner {
         Some(owner) => Err(DomainError::Taken {
             domain: domain.to_string(),
             owner,
@@ -110,36 +145,19 @@ pub async fn remove_domain(
     decl: &TenancyDeclaration,
     domain: &DomainName,
 ) -> Result<TenantSlug, DomainError> {
-    let domains = table(decl)?;
-    let registry = decl.registry();
-    let (schema, d) = (decl.schema(), &domains.table);
-    let (col, tenant, primary) = (
-        &domains.domain_column,
-        &domains.tenant_column,
-        &domains.primary_column,
-    );
-    let removed: Option<(String, String, bool)> = sqlx::query_as(AssertSqlSafe(format!(
-        "WITH gone AS (DELETE FROM {schema}.{d} WHERE {col} = $1 RETURNING {tenant}, {primary})
-         SELECT r.{slug_column}::text, g.{tenant}::text, g.{primary} FROM gone g
-           JOIN {schema}.{registry_table} r ON r.{id} = g.{tenant}",
-        id = registry.id_column,
-        registry_table = registry.table,
-        slug_column = registry.slug_column,
-    )))
-    .bind(domain.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
+    let sql = Statements::new(decl)?;
+    let removed: Option<(String, String, bool)> = sqlx::query_as(AssertSqlSafe(sql.delete))
+        .bind(domain.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
     let (slug, tenant_id, was_primary) = removed.ok_or_else(|| DomainError::UnknownDomain {
         domain: domain.to_string(),
     })?;
     if was_primary {
-        sqlx::query(AssertSqlSafe(format!(
-            "UPDATE {schema}.{d} SET {primary} = true
-              WHERE {col} = (SELECT min({col}) FROM {schema}.{d} WHERE {tenant}::text = $1)"
-        )))
-        .bind(&tenant_id)
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(AssertSqlSafe(sql.promote))
+            .bind(&tenant_id)
+            .execute(&mut *conn)
+            .await?;
     }
     slug.parse().map_err(|_| DomainError::UnknownDomain {
         domain: domain.to_string(),
@@ -193,25 +211,11 @@ pub async fn all_domains(
     decl: &TenancyDeclaration,
     only: Option<&TenantSlug>,
 ) -> Result<Vec<(TenantSlug, TenantDomain)>, DomainError> {
-    let domains = table(decl)?;
-    let registry = decl.registry();
-    let rows: Vec<(String, String, bool)> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT r.{slug_column}::text, d.{col}::text, d.{primary}
-           FROM {schema}.{d} d JOIN {schema}.{registry_table} r ON r.{id} = d.{tenant}
-          WHERE $1::text IS NULL OR r.{slug_column} = $1
-          ORDER BY 1, 3 DESC, 2",
-        schema = decl.schema(),
-        d = domains.table,
-        col = domains.domain_column,
-        tenant = domains.tenant_column,
-        primary = domains.primary_column,
-        id = registry.id_column,
-        registry_table = registry.table,
-        slug_column = registry.slug_column,
-    )))
-    .bind(only.map(TenantSlug::as_str))
-    .fetch_all(&mut *conn)
-    .await?;
+    let sql = Statements::new(decl)?;
+    let rows: Vec<(String, String, bool)> = sqlx::query_as(AssertSqlSafe(sql.list))
+        .bind(only.map(TenantSlug::as_str))
+        .fetch_all(&mut *conn)
+        .await?;
     // What the database holds is re-validated; a row that no longer fits the rules is left
     // out rather than shown as if it routed.
     Ok(rows
@@ -226,29 +230,4 @@ pub async fn all_domains(
             ))
         })
         .collect())
-}
-
-/// The slug of the tenant that has `domain`, if any.
-async fn owner(
-    conn: &mut PgConnection,
-    decl: &TenancyDeclaration,
-    domain: &DomainName,
-) -> Result<Option<String>, DomainError> {
-    let domains = table(decl)?;
-    let registry = decl.registry();
-    Ok(sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT r.{slug_column}::text FROM {schema}.{d} d
-           JOIN {schema}.{registry_table} r ON r.{id} = d.{tenant}
-          WHERE d.{col} = $1",
-        schema = decl.schema(),
-        d = domains.table,
-        col = domains.domain_column,
-        tenant = domains.tenant_column,
-        id = registry.id_column,
-        registry_table = registry.table,
-        slug_column = registry.slug_column,
-    )))
-    .bind(domain.as_str())
-    .fetch_optional(&mut *conn)
-    .await?)
 }

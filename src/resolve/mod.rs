@@ -25,4 +25,5 @@ pub use host::{BaseDomain, HostError, subdomain_slug};
 #[cfg(feature = "migrate")]
 pub(crate) use listener::REGISTRY_CHANNEL;
 pub use path::TenantPath;
+pub(crate) use registry::fetch_routing;
 pub use registry::{RegistryOptions, TenantRegistry};

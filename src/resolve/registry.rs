@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 use sqlx::postgres::PgArguments;
-use sqlx::query::QueryAs;
+use sqlx::query::{QueryAs, QueryScalar};
 use sqlx::{AssertSqlSafe, PgPool, Postgres};
 
 use super::host::host_name;
@@ -369,14 +369,7 @@ impl TenantRegistry {
             return Ok(slug);
         }
         let query = sqlx::query_scalar(AssertSqlSafe(sql.as_str())).bind(name);
-        let found: Option<String> = if self.pooler {
-            let mut tx = self.pool.begin_with("BEGIN READ ONLY").await?;
-            let found = query.persistent(false).fetch_optional(&mut *tx).await?;
-            tx.commit().await?;
-            found
-        } else {
-            query.fetch_optional(&self.pool).await?
-        };
+        let found: Option<String> = fetch_routing(&self.pool, self.pooler, query).await?;
         tracing::debug!(
             domain = name,
             found = found.is_some(),
@@ -478,4 +471,25 @@ impl TenantRegistry {
         self.caches.found.run_pending_tasks();
         self.caches.found.entry_count()
     }
+}
+
+/// Runs a routing-data lookup (registry, domains, schema column): on the pool directly, or
+/// behind a transaction-mode pooler unnamed in a read-only transaction, so its parse and its
+/// execution reach the same server connection.
+pub(crate) async fn fetch_routing<O>(
+    pool: &PgPool,
+    pooler: bool,
+    query: QueryScalar<'_, Postgres, O, PgArguments>,
+) -> Result<Option<O>, sqlx::Error>
+where
+    O: Send + Unpin,
+    (O,): for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    if !pooler {
+        return query.fetch_optional(pool).await;
+    }
+    let mut tx = pool.begin_with("BEGIN READ ONLY").await?;
+    let found = query.persistent(false).fetch_optional(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(found)
 }
