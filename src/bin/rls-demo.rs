@@ -91,6 +91,11 @@ struct Args {
     #[arg(long, env = "RLS_DEMO_CHECK_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     check_interval: Duration,
 
+    /// With several hosts in --database-url: how long a write waits for one of them to be
+    /// found primary (after a failover) before it gets a 503.
+    #[arg(long, env = "RLS_DEMO_FAILOVER_WAIT", default_value = "5s", value_parser = humantime::parse_duration)]
+    failover_wait: Duration,
+
     /// The key the write-pinning cookie is signed with (at least 32 bytes); without one, a
     /// key is drawn at start, so pins do not survive a restart.
     #[arg(long, env = "RLS_DEMO_PIN_KEY", hide_env_values = true)]
@@ -137,7 +142,9 @@ async fn run(args: Args) -> Result<(), cli::CliError> {
         .iter()
         .map(|url| cli::database_url(Some(url), "DATABASE_REPLICA_URLS"))
         .collect::<Result<Vec<_>, _>>()?;
-    options = options.replicas(replicas, args.max_replica_lag, args.check_interval);
+    options = options
+        .replicas(replicas, args.max_replica_lag, args.check_interval)
+        .failover_wait(args.failover_wait);
     if let Some(key) = &args.pin_key {
         let key = PinKey::new(key.as_bytes())
             .map_err(|err| cli::CliError::Usage(format!("--pin-key: {err}")))?;

@@ -78,6 +78,7 @@ pub struct DemoOptions {
     replicas: Vec<DatabaseUrl>,
     max_replica_lag: Option<Duration>,
     check_interval: Duration,
+    failover_wait: Option<Duration>,
     pinning: Option<WritePinning>,
     debug_routing: bool,
     tenant_key_file: Option<PathBuf>,
@@ -104,6 +105,7 @@ impl DemoOptions {
             replicas: Vec::new(),
             max_replica_lag: None,
             check_interval: Duration::from_secs(30),
+            failover_wait: None,
             pinning: None,
             debug_routing: false,
             tenant_key_file: None,
@@ -146,6 +148,21 @@ impl DemoOptions {
         self.replicas = urls;
         self.max_replica_lag = max_lag;
         self.check_interval = check_interval;
+        self
+    }
+
+    /// With several hosts for the primary ([`DemoOptions::database_hosts`]): how long a
+    /// write waits for a host to be found primary (`--failover-wait`; default
+    /// [`RoutingOptions::failover_wait`]'s 5 s).
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .failover_wait(std::time::Duration::from_secs(10));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn failover_wait(mut self, wait: Duration) -> Self {
+        self.failover_wait = Some(wait);
         self
     }
 
@@ -351,6 +368,9 @@ impl Demo {
             .check_interval(options.check_interval);
         if let Some(lag) = options.max_replica_lag {
             routing_options = routing_options.max_replica_lag(lag);
+        }
+        if let Some(wait) = options.failover_wait {
+            routing_options = routing_options.failover_wait(wait);
         }
         let routing = RoutingPool::connect_hosts(&runtime_url, routing_options).await?;
         let pool = routing.primary().clone();

@@ -172,15 +172,14 @@ impl Peer {
             .is_some()
     }
 
-    /// A connection to it failed: no reads go to it until a check after `check_interval`
-    /// finds it answering.
+    /// A connection to it failed: nothing goes to it until a check `check_interval` later
+    /// finds it answering (a failed check starts the interval again).
     pub(crate) fn mark_down(&self, why: &dyn std::fmt::Display) {
         let mut down = self
             .down_since
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if down.is_none() {
-            *down = Some(Instant::now());
+        if down.replace(Instant::now()).is_none() {
             let what = match self.kind {
                 PeerKind::Replica => {
                     "replica marked down: reads go to the other replicas or the primary until it answers a check"

@@ -2,6 +2,7 @@
 //! (`rls_tenancy::ReplicatedCluster`), shared by the tests that do not stop a server.
 
 mod failover;
+mod peers;
 mod pinning;
 mod routing;
 
