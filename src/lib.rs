@@ -90,8 +90,8 @@ pub use guard::{Finding, GuardError, GuardOptions, GuardReport, RuleId, Severity
 pub use placement::{PlacementError, SchemaName};
 pub use policy::{
     DeclarationError, DomainsTable, GlobalTable, Ident, IdentError, POLICY_NAME, Registry,
-    Strategy, TenancyDeclaration, TenantContext, TenantContextMode, TenantKey, TenantKeyError,
-    TenantTable, TenantVariable, policy_sql,
+    StaticTenant, Strategy, TenancyDeclaration, TenantContext, TenantContextMode, TenantKey,
+    TenantKeyError, TenantTable, TenantVariable, policy_sql,
 };
 pub use query::{
     ALLOWED_FUNCTIONS, Conflict, CrossTenant, Delete, Filtered, Insert, JoinKind, QueryError,
@@ -120,8 +120,9 @@ pub use embedded::{
 #[cfg(feature = "migrate")]
 pub use migrate::{
     Bootstrap, MigrateError, MigrateOptions, MigrateReport, SchemaOutcome, SchemaReport,
-    SchemasReport, bootstrap_sql, install_policies, migrate_schemas, migrate_with,
-    migrator_from_dir,
+    SchemaSelection, SchemaSelector, SchemasReport, SelectedSchema, bootstrap_sql,
+    install_policies, migrate_schemas, migrate_selected, migrate_with, migrator_from_dir,
+    select_schemas,
 };
 #[cfg(feature = "seed")]
 pub use seed::{

@@ -1,14 +1,16 @@
 //! `rls-migrate`: apply the application's migrations, install the RLS policies and grant the
 //! runtime role; in the schema mode, the tenant migrations across every tenant schema too.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rls_tenancy::cli::{self, CliError, DeclarationArg};
 use rls_tenancy::{
-    MigrateOptions, Strategy, TenantContextMode, TenantKey, TenantVariable, migrate_schemas,
-    migrate_with, migrator_from_dir,
+    MigrateOptions, SchemaSelector, Strategy, TenantContextMode, TenantKey, TenantVariable,
+    migrate_selected, migrate_with, migrator_from_dir, select_schemas,
 };
 
 /// Apply your sqlx migrations, install the tenant isolation policies on every tenant table
@@ -16,8 +18,9 @@ use rls_tenancy::{
 /// Run as the deploy role. Idempotent.
 ///
 /// With --strategy schema, then apply the tenant migrations to every tenant schema the
-/// registry names, each in its own transaction, in parallel: one schema's failure stops no
-/// other, and a rerun applies only what each schema lacks.
+/// registry names and every static tenant's (or those --schemas selects), each in its own
+/// transaction, in parallel: one schema's failure stops no other, and a rerun applies only
+/// what each schema lacks. A progress bar shows on a terminal.
 ///
 /// Exit codes: 0 ok, 1 a migration or grant failed (nothing half-applied; in the schema mode,
 /// any tenant schema failed), 2 usage, declaration or connection error.
@@ -71,6 +74,12 @@ struct Args {
     )]
     tenant_migrations: PathBuf,
 
+    /// Which schemas to migrate, in the schema mode: all (the shared schema, then every
+    /// tenant's), :shared:, :static:, :dynamic:, an exact schema name, or a domain prefix
+    /// (every tenant one of whose domains, or whose slug, starts with it).
+    #[arg(long, value_name = "SELECTOR", default_value = "all")]
+    schemas: String,
+
     /// How many tenant schemas migrate at once (connections), in the schema mode.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     jobs: u32,
@@ -95,7 +104,7 @@ async fn run(args: &Args) -> Result<bool, CliError> {
     let url = cli::database_url(args.database_url.as_deref(), "DEPLOY_DATABASE_URL")?;
     let declaration = args.declaration.load()?;
     let migrator = migrator_from_dir(&args.migrations).await?;
-    let mut options = MigrateOptions::new(url, &args.runtime_role)?
+    let mut options = MigrateOptions::new(url.clone(), &args.runtime_role)?
         .tenant_variable(TenantVariable::parse(&args.tenant_variable)?)
         .tenant_context(args.tenant_context);
     if let Some(path) = &args.tenant_key_file {
@@ -109,15 +118,59 @@ async fn run(args: &Args) -> Result<bool, CliError> {
     if args.retire_old_keys {
         options = options.retire_old_keys();
     }
-    let tenant_migrator = match declaration.strategy() {
-        Strategy::Schema => Some(migrator_from_dir(&args.tenant_migrations).await?),
-        _ => None,
-    };
-    println!("{}", migrate_with(&migrator, &declaration, &options).await?);
-    let Some(tenant_migrator) = tenant_migrator else {
+    let selector: SchemaSelector = args.schemas.parse()?;
+    if declaration.strategy() != Strategy::Schema {
+        if selector != SchemaSelector::All {
+            return Err(CliError::Usage(format!(
+                "--schemas {selector} needs --strategy schema: the RLS mode has one schema"
+            )));
+        }
+        println!("{}", migrate_with(&migrator, &declaration, &options).await?);
         return Ok(false);
+    }
+    let tenant_migrator = migrator_from_dir(&args.tenant_migrations).await?;
+    // Everything a selector names is known before anything changes; `all` is read after the
+    // shared schema migrated, which may have created the registry.
+    let mut conn = rls_tenancy::connect(&url).await?;
+    let selection = if selector == SchemaSelector::All {
+        println!("{}", migrate_with(&migrator, &declaration, &options).await?);
+        select_schemas(&mut conn, &declaration, &selector).await?
+    } else {
+        let selection = select_schemas(&mut conn, &declaration, &selector).await?;
+        if selection.shared {
+            println!("{}", migrate_with(&migrator, &declaration, &options).await?);
+        }
+        selection
     };
-    let report = migrate_schemas(&tenant_migrator, &declaration, &options, args.jobs).await?;
+    drop(conn);
+    let bar = progress(selection.tenants.len());
+    let report = migrate_selected(
+        &tenant_migrator,
+        &declaration,
+        &options,
+        &selection,
+        args.jobs,
+        &|_| bar.inc(1),
+    )
+    .await?;
+    bar.finish_and_clear();
     println!("{report}");
     Ok(report.has_failures())
+}
+
+/// Schemas done and the time left, on a terminal only (hidden in logs and pipes).
+fn progress(schemas: usize) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr_with_hz(4)
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(schemas as u64), target);
+    // The template is a constant; should it ever fail to parse, the default style remains.
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} schemas · ETA {eta}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
 }

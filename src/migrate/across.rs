@@ -1,15 +1,18 @@
 //! [`migrate_schemas`]: the tenant migrations across every tenant schema, in parallel over a
 //! bounded number of connections, each schema in its own transaction.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 
 use futures_util::StreamExt;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{AssertSqlSafe, Connection, PgPool};
+use sqlx::{Connection, PgPool};
 
 use super::schemas::{SchemaChanges, migrate_schema};
-use super::{MigrateError, MigrateOptions, Result};
+use super::selector::{SchemaSelection, SchemaSelector, select_schemas};
+use super::{MigrateOptions, Result};
 use crate::connect::ConnectError;
 use crate::placement::SchemaName;
 use crate::policy::{TenancyDeclaration, TenantContext};
@@ -106,9 +109,10 @@ impl fmt::Display for SchemasReport {
 }
 
 /// Applies `migrator` (the application's tenant migrations) to every tenant schema the
-/// registry names, as the deploy role in `options`, over at most `jobs` connections. Each
-/// schema migrates in its own transaction: one schema's failure is reported and the others
-/// go on. A rerun applies only what each schema lacks.
+/// registry names and every static tenant's (with its own migrations, if it has them), as
+/// the deploy role in `options`, over at most `jobs` connections. Each schema migrates in its
+/// own transaction: one schema's failure is reported and the others go on. A rerun applies
+/// only what each schema lacks. [`migrate_selected`] migrates a [`SchemaSelection`].
 ///
 /// # Errors
 /// [`MigrateError::Connect`] when the server is unreachable, or a database error reading the
@@ -124,13 +128,58 @@ impl fmt::Display for SchemasReport {
 /// println!("{report}");
 /// # Ok(()) }
 /// ```
-#[tracing::instrument(skip_all, fields(url = %options.url, jobs))]
 pub async fn migrate_schemas(
     migrator: &Migrator,
     decl: &TenancyDeclaration,
     options: &MigrateOptions,
     jobs: u32,
 ) -> Result<SchemasReport> {
+    let mut conn = crate::connect::connect(&options.url).await?;
+    let selection = select_schemas(&mut conn, decl, &SchemaSelector::All).await?;
+    drop(conn);
+    migrate_selected(migrator, decl, options, &selection, jobs, &|_| {}).await
+}
+
+/// Applies the tenant migrations to the tenant schemas of `selection` (its shared flag is
+/// the caller's: [`crate::migrate_with`]), as [`migrate_schemas`] does; a static tenant's
+/// schema with the migrations in its own directory and its own tenant tables. `done` is
+/// called as each schema finishes (a progress bar).
+///
+/// # Errors
+/// As [`migrate_schemas`], and [`MigrateError::Source`] when a static tenant's migrations
+/// directory cannot be read (before any schema is touched).
+///
+/// ```no_run
+/// # use rls_tenancy::{MigrateOptions, TenancyDeclaration, migrate_selected, migrator_from_dir, select_schemas};
+/// # async fn demo(conn: &mut sqlx::PgConnection) -> rls_tenancy::Result<()> {
+/// let tenant_migrations = migrator_from_dir("migrations/tenant").await?;
+/// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?;
+/// let options = MigrateOptions::new("postgres://app_deploy@localhost/app".parse()?, "app_runtime")?;
+/// let selection = select_schemas(conn, &decl, &":static:".parse()?).await?;
+/// let report = migrate_selected(&tenant_migrations, &decl, &options, &selection, 4, &|line| {
+///     eprintln!("{}", line.schema);
+/// }).await?;
+/// # Ok(()) }
+/// ```
+#[tracing::instrument(skip_all, fields(url = %options.url, jobs, schemas = selection.tenants.len()))]
+pub async fn migrate_selected(
+    migrator: &Migrator,
+    decl: &TenancyDeclaration,
+    options: &MigrateOptions,
+    selection: &SchemaSelection,
+    jobs: u32,
+    done: &(dyn Fn(&SchemaReport) + Sync),
+) -> Result<SchemasReport> {
+    let mut own = HashMap::new();
+    for tenant in selection
+        .tenants
+        .iter()
+        .filter_map(|t| t.static_tenant.as_ref())
+    {
+        if let Some(dir) = &tenant.migrations {
+            own.insert(tenant.name.clone(), super::migrator_from_dir(dir).await?);
+        }
+    }
     let jobs = jobs.max(1);
     let pool = PgPoolOptions::new()
         .max_connections(jobs)
@@ -140,14 +189,21 @@ pub async fn migrate_schemas(
             url: options.url.redacted(),
             source,
         })?;
-    let schemas = registered_schemas(&pool, decl).await?;
     let context =
         TenantContext::new(options.variable.clone(), decl.key_type()).with_mode(options.mode);
-    let mut schemas: Vec<SchemaReport> = futures_util::stream::iter(schemas)
-        .map(|schema| {
-            let (pool, context) = (&pool, &context);
+    let mut schemas: Vec<SchemaReport> = futures_util::stream::iter(&selection.tenants)
+        .map(|selected| {
+            let (pool, context, own) = (&pool, &context, &own);
             async move {
-                let outcome = match migrate_one(pool, migrator, decl, &schema, context, options).await {
+                let schema = &selected.schema;
+                let (migrator, decl) = match &selected.static_tenant {
+                    Some(tenant) => (
+                        own.get(&tenant.name).unwrap_or(migrator),
+                        Cow::Owned(decl.for_static_tenant(tenant)),
+                    ),
+                    None => (migrator, Cow::Borrowed(decl)),
+                };
+                let outcome = match migrate_one(pool, migrator, &decl, schema, context, options).await {
                     Ok(changes) if changes == SchemaChanges::default() => SchemaOutcome::Current,
                     Ok(changes) => SchemaOutcome::Migrated {
                         applied: changes.applied,
@@ -159,10 +215,12 @@ pub async fn migrate_schemas(
                         }
                     }
                 };
-                SchemaReport {
+                let line = SchemaReport {
                     schema: schema.as_str().to_owned(),
                     outcome,
-                }
+                };
+                done(&line);
+                line
             }
         })
         .buffer_unordered(jobs as usize)
@@ -195,21 +253,4 @@ async fn migrate_one(
     .await?;
     tx.commit().await?;
     Ok(changes)
-}
-
-/// Every tenant schema the registry names, validated.
-async fn registered_schemas(pool: &PgPool, decl: &TenancyDeclaration) -> Result<Vec<SchemaName>> {
-    let registry = decl.registry();
-    let names: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT {column} FROM {schema}.{table} WHERE {column} IS NOT NULL ORDER BY 1",
-        column = registry.schema_column,
-        schema = decl.schema(),
-        table = registry.table,
-    )))
-    .fetch_all(pool)
-    .await?;
-    names
-        .iter()
-        .map(|name| SchemaName::parse(name, decl.schema()).map_err(MigrateError::from))
-        .collect()
 }

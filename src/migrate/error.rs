@@ -33,6 +33,24 @@ pub enum MigrateError {
     #[error(transparent)]
     Placement(#[from] PlacementError),
 
+    /// `--schemas` names no selector this tool knows.
+    #[error(
+        "unknown schema selector {selector:?}: use all, :shared:, :static:, :dynamic:, a schema name or a domain prefix"
+    )]
+    UnknownSelector {
+        /// What was given, truncated for display.
+        selector: String,
+    },
+
+    /// `--schemas` names a schema, slug or domain prefix nothing matches.
+    #[error(
+        "no schema, tenant slug or domain matches {selector:?}: check the name (rls-tenant list shows them)"
+    )]
+    NoSchemaMatches {
+        /// The name given.
+        selector: String,
+    },
+
     /// The tenant key file cannot be used.
     #[error(transparent)]
     TenantKey(#[from] TenantKeyError),
@@ -88,6 +106,8 @@ impl MigrateError {
                 | Self::Declaration(_)
                 | Self::Ident(_)
                 | Self::Placement(_)
+                | Self::UnknownSelector { .. }
+                | Self::NoSchemaMatches { .. }
                 | Self::MissingRole { .. }
                 | Self::Source { .. }
                 | Self::TenantKey(_)

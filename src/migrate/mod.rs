@@ -25,6 +25,7 @@ mod grants;
 mod policies;
 mod registry_notify;
 mod schemas;
+mod selector;
 mod signed;
 
 use std::fmt;
@@ -34,9 +35,10 @@ use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnection;
 
-pub use across::{SchemaOutcome, SchemaReport, SchemasReport, migrate_schemas};
+pub use across::{SchemaOutcome, SchemaReport, SchemasReport, migrate_schemas, migrate_selected};
 pub use bootstrap::{Bootstrap, bootstrap_sql};
 pub use error::MigrateError;
+pub use selector::{SchemaSelection, SchemaSelector, SelectedSchema, select_schemas};
 
 use crate::connect::{self, DatabaseUrl};
 use crate::policy::{
@@ -377,6 +379,7 @@ async fn run(
         signed::uninstall(&mut tx).await?;
     }
     registry_notify::install_registry_notify(&mut tx, decl).await?;
+    register_static_tenants(&mut tx, decl).await?;
     grants::grant_runtime(&mut tx, decl, &options.runtime_role).await?;
     tx.commit().await?;
 
@@ -388,6 +391,37 @@ async fn run(
         tenant_keys_retired: keys.retired,
         tenant_keys: keys.accepted,
     })
+}
+
+/// Gives each static tenant its registry row (slug and schema; the registry's other columns
+/// take their defaults), so it has a tenant id for the database wall and is placed like any
+/// tenant. Under the schema strategy only; a row that exists keeps its id and gets the
+/// declared schema.
+async fn register_static_tenants(conn: &mut PgConnection, decl: &TenancyDeclaration) -> Result<()> {
+    if decl.strategy() != crate::Strategy::Schema || decl.static_tenants().is_empty() {
+        return Ok(());
+    }
+    let registry = decl.registry();
+    let (slugs, schemas): (Vec<&str>, Vec<&str>) = decl
+        .static_tenants()
+        .iter()
+        .map(|t| (t.name.as_str(), t.schema.as_str()))
+        .unzip();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {schema}.{table} ({slug}, {column})
+         SELECT * FROM unnest($1::text[], $2::text[])
+         ON CONFLICT ({slug}) DO UPDATE SET {column} = EXCLUDED.{column}
+          WHERE {table}.{column} IS DISTINCT FROM EXCLUDED.{column}",
+        schema = decl.schema(),
+        table = registry.table,
+        slug = registry.slug_column,
+        column = registry.schema_column,
+    )))
+    .bind(slugs)
+    .bind(schemas)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 async fn applied_versions(conn: &mut PgConnection, table: &str) -> Result<Vec<i64>> {

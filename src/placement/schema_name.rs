@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::PlacementError;
-use crate::policy::Ident;
+use crate::policy::{Ident, is_reserved_schema};
 use crate::tenant::TenantSlug;
 
 /// The name of a tenant's own schema: a plain identifier (lowercase ASCII letters, digits,
@@ -41,11 +41,7 @@ impl SchemaName {
     pub fn parse(input: &str, shared: &Ident) -> Result<Self, PlacementError> {
         let ident = Ident::parse("schema name", input)?;
         let name = ident.as_str();
-        if name == "public"
-            || name == "information_schema"
-            || name.starts_with("pg_")
-            || name == shared.as_str()
-        {
+        if is_reserved_schema(name, shared) {
             return Err(PlacementError::ReservedSchemaName {
                 name: name.to_owned(),
             });

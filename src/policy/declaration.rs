@@ -1,12 +1,13 @@
 //! The declaration of a schema's tenancy, read from a `tenancy.toml`
 //! (this repository's own is `policies/tenancy.toml`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::{DeclarationError, Ident, Strategy};
-use crate::tenant::KeyType;
+use crate::resolve::DomainName;
+use crate::tenant::{KeyType, TenantSlug};
 
 /// Everything the toolkit needs to know about an application's schema: where its tables
 /// live, the type of its tenant keys, the registry that resolves tenants, which tables hold
@@ -46,6 +47,55 @@ pub struct TenancyDeclaration {
     tenant_tables: Vec<TenantTable>,
     global_tables: Vec<GlobalTable>,
     strategy: Strategy,
+    static_tenants: Vec<StaticTenant>,
+}
+
+/// A tenant the declaration names (`[[static_tenant]]`), as pgschemas' static tenants: a
+/// landing site on `example.com`, a blog on `blog.example.com` and `help.example.com`.
+/// Served in the schema mode only. `rls-migrate` keeps a registry row for it (so it has a
+/// tenant id for the database wall, and its schema in the schema column) and migrates its
+/// schema with its own migrations directory when it has one (its own tables, declared in its
+/// own `[[static_tenant.tenant_table]]`), else with the tenant migrations. Its domains route
+/// to it before the domains table is asked; the axum integration can give it a `Router`
+/// of its own.
+///
+/// ```
+/// # use rls_tenancy::TenancyDeclaration;
+/// let decl = TenancyDeclaration::parse(r#"
+///     schema = "app"
+///     strategy = "schema"
+///     [registry]
+///     table = "accounts"
+///     [[tenant_table]]
+///     name = "notes"
+///     column = "account_id"
+///     [[static_tenant]]
+///     name = "blog"
+///     schema = "blog"
+///     domains = ["blog.example.com", "help.example.com"]
+///     migrations = "migrations/static/blog"
+///     [[static_tenant.tenant_table]]
+///     name = "posts"
+///     column = "account_id"
+/// "#)?;
+/// let blog = &decl.static_tenants()[0];
+/// assert_eq!(blog.schema.as_str(), "blog");
+/// assert_eq!(decl.static_tenant_of_domain("help.example.com").map(|t| t.name.as_str()), Some("blog"));
+/// assert_eq!(decl.for_static_tenant(blog).tenant_tables()[0].name.as_str(), "posts");
+/// # Ok::<(), rls_tenancy::DeclarationError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticTenant {
+    /// Its name, a slug: its registry row's slug.
+    pub name: TenantSlug,
+    /// Its schema (not `public`, `information_schema`, `pg_*` or the shared schema).
+    pub schema: Ident,
+    /// The full domains it is served on.
+    pub domains: Vec<DomainName>,
+    /// Its own migrations directory, if it has its own set of tables.
+    pub migrations: Option<PathBuf>,
+    /// Its own tenant tables (with its own migrations); empty: the declaration's.
+    pub tenant_tables: Vec<TenantTable>,
 }
 
 /// A table whose rows each belong to one tenant.
@@ -124,6 +174,21 @@ struct RawDeclaration {
     global_table: Vec<RawGlobalTable>,
     #[serde(default)]
     strategy: Strategy,
+    #[serde(default)]
+    static_tenant: Vec<RawStaticTenant>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStaticTenant {
+    name: String,
+    schema: String,
+    #[serde(default)]
+    domains: Vec<String>,
+    #[serde(default)]
+    migrations: Option<PathBuf>,
+    #[serde(default)]
+    tenant_table: Vec<RawTenantTable>,
 }
 
 #[derive(Deserialize)]
@@ -256,16 +321,7 @@ impl TenancyDeclaration {
         if raw.tenant_table.is_empty() {
             return Err(invalid("no [[tenant_table]] is declared".into()));
         }
-        let tenant_tables = raw
-            .tenant_table
-            .iter()
-            .map(|t| {
-                Ok(TenantTable {
-                    name: Ident::parse("table", &t.name)?,
-                    column: Ident::parse("column", &t.column)?,
-                })
-            })
-            .collect::<Result<Vec<_>, DeclarationError>>()?;
+        let tenant_tables = tenant_tables(&raw.tenant_table)?;
         let global_tables = raw
             .global_table
             .iter()
@@ -276,15 +332,23 @@ impl TenancyDeclaration {
             })
             .collect::<Result<Vec<_>, DeclarationError>>()?;
         let registry = Registry::from_raw(&raw.registry)?;
+        let schema = Ident::parse("schema", &raw.schema)?;
+        let static_tenants = raw
+            .static_tenant
+            .iter()
+            .map(|t| StaticTenant::from_raw(t, &schema))
+            .collect::<Result<Vec<_>, DeclarationError>>()?;
         let decl = Self {
-            schema: Ident::parse("schema", &raw.schema)?,
+            schema,
             key_type: raw.key_type,
             registry,
             tenant_tables,
             global_tables,
             strategy: Strategy::Rls,
+            static_tenants,
         };
         decl.refuse_duplicate_tables()?;
+        decl.refuse_shared_static_names()?;
         Ok(decl.with_strategy(raw.strategy))
     }
 
@@ -345,6 +409,69 @@ impl TenancyDeclaration {
             }),
             None => Ok(()),
         }
+    }
+
+    /// Static tenants may not share a name, a schema or a domain.
+    fn refuse_shared_static_names(&self) -> Result<(), DeclarationError> {
+        let mut seen = std::collections::HashSet::new();
+        for t in &self.static_tenants {
+            let names = [
+                format!("name {}", t.name),
+                format!("schema {}", t.schema.as_str()),
+            ];
+            let domains = t.domains.iter().map(|d| format!("domain {d}"));
+            for what in names.into_iter().chain(domains) {
+                if !seen.insert(what.clone()) {
+                    return Err(DeclarationError::Invalid {
+                        reason: format!(
+                            "static tenants share the {what}: give each its own name, schema and domains"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The static tenants (`[[static_tenant]]`), in declaration order.
+    ///
+    /// ```
+    /// # use rls_tenancy::TenancyDeclaration;
+    /// assert!(TenancyDeclaration::reference()?.static_tenants().is_empty());
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
+    /// ```
+    pub fn static_tenants(&self) -> &[StaticTenant] {
+        &self.static_tenants
+    }
+
+    /// The static tenant served on `domain`, if any.
+    ///
+    /// ```
+    /// # use rls_tenancy::TenancyDeclaration;
+    /// assert!(TenancyDeclaration::reference()?.static_tenant_of_domain("example.com").is_none());
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
+    /// ```
+    pub fn static_tenant_of_domain(&self, domain: &str) -> Option<&StaticTenant> {
+        self.static_tenants
+            .iter()
+            .find(|t| t.domains.iter().any(|d| d.as_str() == domain))
+    }
+
+    /// The declaration a static tenant's schema is migrated, protected and granted with: this
+    /// one, with the static tenant's own tenant tables when it declares any.
+    ///
+    /// ```
+    /// # use rls_tenancy::TenancyDeclaration;
+    /// let decl = TenancyDeclaration::reference()?;
+    /// # let _ = &decl;
+    /// # Ok::<(), rls_tenancy::DeclarationError>(())
+    /// ```
+    pub fn for_static_tenant(&self, tenant: &StaticTenant) -> TenancyDeclaration {
+        let mut decl = self.clone();
+        if !tenant.tenant_tables.is_empty() {
+            decl.tenant_tables = tenant.tenant_tables.clone();
+        }
+        decl
     }
 
     /// The schema that holds the application's tables.
@@ -426,6 +553,57 @@ impl TenancyDeclaration {
     pub fn global_table(&self, name: &str) -> Option<&GlobalTable> {
         self.global_tables.iter().find(|t| t.name.as_str() == name)
     }
+}
+
+fn tenant_tables(raw: &[RawTenantTable]) -> Result<Vec<TenantTable>, DeclarationError> {
+    raw.iter()
+        .map(|t| {
+            Ok(TenantTable {
+                name: Ident::parse("table", &t.name)?,
+                column: Ident::parse("column", &t.column)?,
+            })
+        })
+        .collect()
+}
+
+impl StaticTenant {
+    fn from_raw(raw: &RawStaticTenant, shared: &Ident) -> Result<Self, DeclarationError> {
+        let invalid = |reason: String| DeclarationError::Invalid { reason };
+        let name: TenantSlug = raw
+            .name
+            .parse()
+            .map_err(|e| invalid(format!("static tenant {:?}: {e}", raw.name)))?;
+        let schema = Ident::parse("schema", &raw.schema)?;
+        if is_reserved_schema(schema.as_str(), shared) {
+            return Err(invalid(format!(
+                "static tenant {name}: schema name {:?} is reserved (public, information_schema, pg_* and the shared schema hold no tenant): choose another",
+                schema.as_str()
+            )));
+        }
+        let domains = raw
+            .domains
+            .iter()
+            .map(|d| {
+                DomainName::parse(d).map_err(|e| invalid(format!("static tenant {name}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            name,
+            schema,
+            domains,
+            migrations: raw.migrations.clone(),
+            tenant_tables: tenant_tables(&raw.tenant_table)?,
+        })
+    }
+}
+
+/// Whether `name` may not be a tenant's schema: `public`, `information_schema`, a `pg_*`
+/// schema, or the shared schema.
+pub(crate) fn is_reserved_schema(name: &str, shared: &Ident) -> bool {
+    name == "public"
+        || name == "information_schema"
+        || name.starts_with("pg_")
+        || name == shared.as_str()
 }
 
 impl Registry {

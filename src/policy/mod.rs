@@ -12,7 +12,10 @@ mod strategy;
 mod verify;
 
 pub use context::{TenantContext, TenantContextMode};
-pub use declaration::{DomainsTable, GlobalTable, Registry, TenancyDeclaration, TenantTable};
+pub(crate) use declaration::is_reserved_schema;
+pub use declaration::{
+    DomainsTable, GlobalTable, Registry, StaticTenant, TenancyDeclaration, TenantTable,
+};
 pub use error::{DeclarationError, IdentError, TenantKeyError};
 pub(crate) use ident::quote_literal;
 pub use ident::{Ident, TenantVariable};

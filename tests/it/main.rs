@@ -31,6 +31,7 @@ mod registry;
 mod replicas;
 mod schema;
 mod seed;
+mod selectors;
 mod signed;
 mod subtasks;
 mod tx;
