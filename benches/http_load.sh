@@ -62,21 +62,8 @@ if [ -z "$ADMIN_URL" ]; then
 fi
 psql "$ADMIN_URL" -Atqc 'SELECT 1' >/dev/null || fail "cannot log in as a superuser with ADMIN_URL (password not shown)"
 
-# CPU accounting from /proc, in clock ticks. PostgreSQL's share is the postmaster's own
-# time, its reaped children's (cutime/cstime: backends that ended) and its live children's.
-tick_hz="$(getconf CLK_TCK)"
-stat_fields() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null; }   # fields from 3 (state) on
-cpu_of() { stat_fields "$1" | awk '{print $12 + $13}'; }          # utime + stime
-pg_cpu() {
-  local total children
-  total="$(stat_fields "$postmaster" | awk '{print $12 + $13 + $14 + $15}')"
-  children="$(ps -o pid= --ppid "$postmaster" | while read -r pid; do cpu_of "$pid"; done | awk '{t += $1} END {print t + 0}')"
-  echo $(( total + children ))
-}
 machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
-postmaster="$(head -n 1 "$(psql "$ADMIN_URL" -Atqc 'SHOW data_directory')/postmaster.pid" 2>/dev/null || true)"
-[ -n "$postmaster" ] && [ -r "/proc/$postmaster/stat" ] \
-  || fail "PostgreSQL must run on this machine, with its data directory readable, for the CPU figures"
+find_postmaster "$ADMIN_URL"
 
 say "building the release binaries"
 cargo build --quiet --release --bin rls-demo --bin rls-migrate

@@ -93,3 +93,24 @@ stop_demo() {
   fi
   demo_pid=""
 }
+
+# CPU accounting from /proc, in clock ticks (tick_hz a second). PostgreSQL's share is the
+# postmaster's own time, its reaped children's (cutime/cstime: backends that ended) and its
+# live children's.
+tick_hz="$(getconf CLK_TCK)"
+stat_fields() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null; }   # fields from 3 (state) on
+cpu_of() { stat_fields "$1" | awk '{print $12 + $13}'; }          # utime + stime
+pg_cpu() {
+  local total children
+  total="$(stat_fields "$postmaster" | awk '{print $12 + $13 + $14 + $15}')"
+  children="$(ps -o pid= --ppid "$postmaster" | while read -r pid; do cpu_of "$pid"; done | awk '{t += $1} END {print t + 0}')"
+  echo $(( total + children ))
+}
+
+# find_postmaster ADMIN_URL: sets postmaster, the pid pg_cpu reads, or fails (PostgreSQL must
+# run on this machine with its data directory readable).
+find_postmaster() {
+  postmaster="$(head -n 1 "$(psql "$1" -Atqc 'SHOW data_directory')/postmaster.pid" 2>/dev/null || true)"
+  [ -n "$postmaster" ] && [ -r "/proc/$postmaster/stat" ] \
+    || fail "PostgreSQL must run on this machine, with its data directory readable, for the CPU figures"
+}

@@ -80,9 +80,9 @@ async fn sql_inside_a_tenant_transaction_cannot_switch_to_another_tenant() {
         format!("SET LOCAL app.tenant_id = '{b}'"),
         "RESET app.tenant_id".to_owned(),
         "RESET ALL".to_owned(),
-        // A's own valid token, carried over to B.
+        // A guess at the secret setting enter() leaves, with B's value.
         format!(
-            "SELECT set_config('rls_tenancy.token', current_setting('rls_tenancy.token'), true), set_config('app.tenant_id', '{b}', true)"
+            "SELECT set_config('rls_tenancy.c' || repeat('0', 64), 'app.tenant_id|{b}', true), set_config('app.tenant_id', '{b}', true)"
         ),
         format!("SAVEPOINT s; SELECT set_config('app.tenant_id', '{b}', true)"),
         format!(
@@ -161,7 +161,7 @@ async fn switching_role_or_reading_the_keys_is_refused() {
             "42501",
         ),
         (
-            "SELECT rls_tenancy_secret.token('app.tenant_id', '1')".to_owned(),
+            "SELECT rls_tenancy_secret.entered_setting()".to_owned(),
             "42501",
         ),
     ] {
@@ -215,7 +215,7 @@ async fn calling_the_check_functions_with_guesses_never_yields_another_tenant() 
     }
     // tenant() with any variable name answers A's tenant or nothing.
     let mut tx = pool.begin(&fixture.a.scope).await.expect("A's transaction");
-    for variable in ["app.tenant_id", "rls_tenancy.token", "app.other"] {
+    for variable in ["app.tenant_id", "rls_tenancy.c", "app.other"] {
         sqlx::raw_sql(AssertSqlSafe(format!(
             "SELECT set_config('{variable}', '{b}', true)"
         )))

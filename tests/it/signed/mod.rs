@@ -3,6 +3,7 @@
 //! toolkit's own `SECURITY DEFINER` functions.
 
 mod attacks;
+mod entered;
 mod guard;
 mod keys;
 mod replay;
