@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+
 use rls_tenancy::demo::{Demo, DemoOptions, shutdown_signal};
 use rls_tenancy::http::{PinKey, RequestLimits, WritePinning};
 use rls_tenancy::{BaseDomain, TxTimeouts, cli};
@@ -108,12 +109,18 @@ struct Args {
     /// On SIGTERM or SIGINT, how long requests in flight may still run before they are cut.
     #[arg(long, env = "RLS_DEMO_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_timeout: Duration,
+
+    #[command(flatten)]
+    strategy: cli::StrategyArg,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     cli::init_tracing();
-    let args = Args::parse();
+    let args: Args = match cli::parse_args("rls-demo") {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => cli::report_error("rls-demo", &e),
@@ -136,7 +143,8 @@ async fn run(args: Args) -> Result<(), cli::CliError> {
         )
         .limits(limits)
         .shutdown_timeout(args.shutdown_timeout)
-        .debug_routing(args.debug_routing);
+        .debug_routing(args.debug_routing)
+        .strategy(args.strategy.strategy.unwrap_or_default());
     let replicas = args
         .replica_urls
         .iter()

@@ -65,14 +65,8 @@ struct Args {
     )]
     migrations: PathBuf,
 
-    /// The schema mode's tenant migrations, applied to each tenant schema.
-    #[arg(
-        long,
-        env = "RLS_TENANT_MIGRATIONS",
-        value_name = "DIR",
-        default_value = "migrations/tenant"
-    )]
-    tenant_migrations: PathBuf,
+    #[command(flatten)]
+    tenant_migrations: cli::TenantMigrationsArg,
 
     /// Which schemas to migrate, in the schema mode: all (the shared schema, then every
     /// tenant's), :shared:, :static:, :dynamic:, an exact schema name, or a domain prefix
@@ -128,7 +122,7 @@ async fn run(args: &Args) -> Result<bool, CliError> {
         println!("{}", migrate_with(&migrator, &declaration, &options).await?);
         return Ok(false);
     }
-    let tenant_migrator = migrator_from_dir(&args.tenant_migrations).await?;
+    let tenant_migrator = migrator_from_dir(&args.tenant_migrations.path).await?;
     // Everything a selector names is known before anything changes; `all` is read after the
     // shared schema migrated, which may have created the registry.
     let mut conn = rls_tenancy::connect(&url).await?;

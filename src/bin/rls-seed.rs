@@ -3,11 +3,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rls_tenancy::{SeedLevel, SeedOptions, cli, seed};
+use rls_tenancy::cli::{self, StrategyArg};
+use rls_tenancy::{MigrateOptions, SeedLevel, SeedOptions, Strategy, migrator_from_dir, seed};
 
 /// Create fake accounts (tenant-0, tenant-1, …) with users, projects, tasks and subtasks,
 /// each account in its own tenant transaction so the RLS policies vet every row. Run as the
 /// deploy role. The same --seed gives the same data.
+///
+/// With --strategy schema each account gets a schema of its own (tenant_0, tenant_1, …),
+/// created and migrated with --tenant-migrations in the account's transaction.
 ///
 /// Exit codes: 0 ok, 1 loading failed (committed accounts are whole), 2 usage, connection,
 /// or accounts already present.
@@ -67,6 +71,17 @@ struct Args {
     /// Generate and write everything, then roll it back.
     #[arg(long)]
     rollback: bool,
+
+    #[command(flatten)]
+    strategy: StrategyArg,
+
+    #[command(flatten)]
+    tenant_migrations: cli::TenantMigrationsArg,
+
+    /// The role the application connects as: granted DML on each new account's schema
+    /// (schema strategy).
+    #[arg(long, env = "RLS_RUNTIME_ROLE", default_value = MigrateOptions::DEFAULT_RUNTIME_ROLE)]
+    runtime_role: String,
 }
 
 impl Args {
@@ -101,24 +116,16 @@ impl Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     cli::init_tracing();
-    let args = match Args::try_parse() {
+    let args: Args = match cli::parse_args("rls-seed") {
         Ok(args) => args,
-        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
-        Err(e) => {
-            // One line, like every other error; `--help` has the usage.
-            let message = e.to_string();
-            let line: Vec<&str> = message
-                .lines()
-                .take_while(|l| !l.starts_with("Usage:"))
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
-                .collect();
-            eprintln!("rls-seed: {} (see rls-seed --help)", line.join(" "));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let options = args.options();
     let run = async {
+        let mut options = args.options();
+        if args.strategy.strategy == Some(Strategy::Schema) {
+            let migrator = migrator_from_dir(&args.tenant_migrations.path).await?;
+            options = options.in_tenant_schemas(&migrator, &args.runtime_role);
+        }
         options.validate()?;
         let url = cli::database_url(args.database_url.as_deref(), "DEPLOY_DATABASE_URL")?;
         Ok::<_, cli::CliError>(seed(&url, &options).await?)

@@ -150,6 +150,43 @@ fn guard_is_usage(err: &GuardError) -> bool {
     !matches!(err, GuardError::Refused { .. } | GuardError::Database(_))
 }
 
+/// Parses the command line into `T`; a usage error (an unknown flag, a bad value such as
+/// `--strategy database`) is printed as one line naming `program`, and gives exit code 2.
+/// `--help` and `--version` print and exit as clap does.
+///
+/// ```no_run
+/// use clap::Parser;
+/// #[derive(Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     strategy: rls_tenancy::cli::StrategyArg,
+/// }
+/// let args: Args = match rls_tenancy::cli::parse_args("rls-demo") {
+///     Ok(args) => args,
+///     Err(code) => std::process::exit(if code == std::process::ExitCode::from(2) { 2 } else { 1 }),
+/// };
+/// ```
+///
+/// # Errors
+/// Exit code 2 once the line is printed.
+pub fn parse_args<T: clap::Parser>(program: &str) -> Result<T, ExitCode> {
+    match T::try_parse() {
+        Ok(args) => Ok(args),
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            let message = e.to_string();
+            let line: Vec<&str> = message
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                .collect();
+            eprintln!("{program}: {} (see {program} --help)", line.join(" "));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 /// Prints `err` as one line on stderr and returns its exit code.
 ///
 /// ```
@@ -277,4 +314,31 @@ pub struct StrategyArg {
     /// per tenant) [default: the declaration's, else rls].
     #[arg(long = "strategy", env = "RLS_STRATEGY", value_name = "rls|schema")]
     pub strategy: Option<crate::Strategy>,
+}
+
+/// The schema strategy's tenant migrations directory, shared by the binaries that apply them:
+/// `--tenant-migrations DIR` (env `RLS_TENANT_MIGRATIONS`, default `migrations/tenant`).
+///
+/// ```
+/// use clap::Parser;
+/// use rls_tenancy::cli::TenantMigrationsArg;
+/// #[derive(Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     tenant_migrations: TenantMigrationsArg,
+/// }
+/// let args = Args::parse_from(["prog"]);
+/// assert_eq!(args.tenant_migrations.path.to_str(), Some("migrations/tenant"));
+/// ```
+#[derive(Debug, Clone, clap::Args)]
+pub struct TenantMigrationsArg {
+    /// The schema mode's tenant migrations, applied to each tenant schema.
+    #[arg(
+        id = "tenant_migrations",
+        long = "tenant-migrations",
+        env = "RLS_TENANT_MIGRATIONS",
+        value_name = "DIR",
+        default_value = "migrations/tenant"
+    )]
+    pub path: std::path::PathBuf,
 }

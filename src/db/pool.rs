@@ -16,6 +16,8 @@ use super::{DbError, TenantTx, TxOptions, TxTimeouts};
 use crate::connect::{ConnectError, DatabaseUrl};
 use crate::guard::{self, GuardOptions};
 use crate::placement::Placement;
+#[cfg(feature = "seed")]
+use crate::placement::{SchemaName, search_path};
 use crate::policy::{
     TenancyDeclaration, TenantContext, TenantContextMode, TenantKey, TenantVariable,
     owner_signed_entry, quote_literal, signed_context_installed,
@@ -437,6 +439,7 @@ impl TenantPool {
         let context =
             TenantContext::new(options.variable, options.declaration.key_type()).with_mode(mode);
         let placement = Placement::new(pool.clone(), &options.declaration, pooler);
+        placement.check().await?;
         let tenant_pool = Self {
             placement,
             pool,
@@ -577,13 +580,7 @@ impl TenantPool {
         scope: &TenantScope,
         options: TxOptions,
     ) -> Result<TenantTx, DbError> {
-        let mut plan = BeginPlan::new(options);
-        if self.pooler {
-            plan.deallocate_all();
-        }
-        plan.set(self.timeouts.settings());
-        self.enter(&mut plan, scope.id());
-        plan.set(self.placement.settings(scope).await?);
+        let plan = self.plan(options, scope, self.placement.settings(scope).await?);
         let conn = self.acquire().await?;
         let first = self.open_tx(conn, &plan, scope).await;
         let failed = match first {
@@ -601,6 +598,48 @@ impl TenantPool {
         })
     }
 
+    /// The `BEGIN` round trip of a transaction for `scope`, with `placement`'s settings.
+    fn plan(
+        &self,
+        options: TxOptions,
+        scope: &TenantScope,
+        placement: Vec<(String, String)>,
+    ) -> BeginPlan {
+        let mut plan = BeginPlan::new(options);
+        if self.pooler {
+            plan.deallocate_all();
+        }
+        plan.set(self.timeouts.settings());
+        self.enter(&mut plan, scope.id());
+        plan.set(placement);
+        plan
+    }
+
+    /// Begins a read-write transaction for `scope` with `search_path` set to `schema` (then
+    /// the shared schema), named by the caller instead of read from the registry: how the
+    /// seeder creates a tenant, its schema and its rows in that tenant's one transaction,
+    /// before the registry row naming the schema is committed.
+    #[cfg(feature = "seed")]
+    pub(crate) async fn begin_in_schema(
+        &self,
+        scope: &TenantScope,
+        schema: &SchemaName,
+    ) -> Result<TenantTx, DbError> {
+        let placement = vec![search_path(schema, self.declaration.schema())];
+        let plan = self.plan(TxOptions::default(), scope, placement);
+        let conn = self.acquire().await?;
+        self.open_tx(conn, &plan, scope)
+            .await
+            .map_err(|failed| failed.error.into())
+    }
+
+    /// How this pool's transactions enter their tenant's context (the variable, the key
+    /// type, plain or signed): what the policies of a schema the seeder creates must read.
+    #[cfg(feature = "seed")]
+    pub(crate) fn context(&self) -> &TenantContext {
+        &self.context
+    }
+
     /// Begins `plan` on `conn`; a success shows the database is up.
     async fn open_tx(
         &self,
@@ -614,6 +653,7 @@ impl TenantPool {
             scope,
             Arc::clone(&self.release_check),
             self.pooler,
+            Arc::clone(&self.declaration),
         )
         .await?;
         self.health.mark_up();

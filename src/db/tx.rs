@@ -13,6 +13,7 @@ use tracing::Instrument;
 use super::DbError;
 use super::begin::BeginPlan;
 use super::health::is_connection_lost;
+use crate::policy::TenancyDeclaration;
 use crate::tenant::TenantScope;
 
 /// A transaction in which the database sees exactly one tenant.
@@ -51,6 +52,8 @@ pub struct TenantTx {
     open: bool,
     /// Behind a transaction-mode pooler: statements must be unnamed.
     pooler: bool,
+    /// The declaration of the pool the transaction came from.
+    declaration: Arc<TenancyDeclaration>,
 }
 
 /// Why [`TenantTx::begin`] failed, and whether the connection was lost before anything of
@@ -73,6 +76,7 @@ impl TenantTx {
         scope: &TenantScope,
         release_check: Arc<str>,
         pooler: bool,
+        declaration: Arc<TenancyDeclaration>,
     ) -> Result<Self, BeginFailed> {
         // Open from here on: dropped before the answer, the connection is closed.
         let mut tx = Self {
@@ -81,6 +85,7 @@ impl TenantTx {
             release_check,
             open: true,
             pooler,
+            declaration,
         };
         let statement = AssertSqlSafe(plan.sql()).into_sql_str();
         let begun = PgTransactionManager::begin(&mut tx.conn, Some(statement))
@@ -109,6 +114,28 @@ impl TenantTx {
     /// ```
     pub fn scope(&self) -> &TenantScope {
         &self.scope
+    }
+
+    /// The declaration of the pool this transaction came from: what the scoped builder
+    /// needs to name the tenant's tables (qualified by the shared schema under
+    /// [`crate::Strategy::Rls`], unqualified under [`crate::Strategy::Schema`], where the
+    /// transaction's `search_path` names the tenant's schema).
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: rls_tenancy::TenantPool, scope: rls_tenancy::TenantScope) -> rls_tenancy::Result<()> {
+    /// let mut tx = pool.begin(&scope).await?;
+    /// let select = scope.select(tx.declaration()).from("projects").columns(["name"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn declaration(&self) -> &TenancyDeclaration {
+        &self.declaration
+    }
+
+    /// [`TenantTx::declaration`], shared: for a caller that builds statements while it
+    /// borrows the transaction mutably to run them.
+    #[cfg(feature = "demo")]
+    pub(crate) fn shared_declaration(&self) -> Arc<TenancyDeclaration> {
+        Arc::clone(&self.declaration)
     }
 
     /// Whether the library's statements may be named and cached on the connection: not

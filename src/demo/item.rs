@@ -1,27 +1,42 @@
 //! One subtask by id, and the demo's write: toggling whether it is done.
 
-use sqlx::postgres::PgConnection;
+use std::sync::LazyLock;
 
 use super::subtasks::SubtaskItem;
+use crate::db::TenantTx;
 use crate::http::AppError;
+use crate::policy::Strategy;
 
 /// The subtask the `subject` statement yields, with its task's and project's names; the
-/// tenant transaction's row-level security decides which rows exist.
+/// tenant transaction's row-level security decides which rows exist. `{t}` stands for the
+/// tenant tables' qualification: `app.` under the RLS strategy, nothing under the schema
+/// strategy (the transaction's `search_path` names the tenant's schema).
 macro_rules! with_names {
     ($subject:literal) => {
         concat!(
             "WITH subject AS (",
             $subject,
             ") SELECT s.id, s.account_id, s.name, s.is_complete, t.name, p.name FROM subject s \
-             JOIN app.tasks t ON t.account_id = s.account_id AND t.id = s.task_id \
-             JOIN app.projects p ON p.account_id = t.account_id AND p.id = t.project_id"
+             JOIN {t}tasks t ON t.account_id = s.account_id AND t.id = s.task_id \
+             JOIN {t}projects p ON p.account_id = t.account_id AND p.id = t.project_id"
         )
     };
 }
 
-const FIND: &str = with_names!("SELECT * FROM app.subtasks WHERE id = $1");
+const FIND: &str = with_names!("SELECT * FROM {t}subtasks WHERE id = $1");
 const TOGGLE: &str =
-    with_names!("UPDATE app.subtasks SET is_complete = NOT is_complete WHERE id = $1 RETURNING *");
+    with_names!("UPDATE {t}subtasks SET is_complete = NOT is_complete WHERE id = $1 RETURNING *");
+
+/// `FIND` and `TOGGLE` for each strategy.
+static STATEMENTS: LazyLock<[[String; 2]; 2]> = LazyLock::new(|| {
+    [FIND, TOGGLE].map(|sql| [sql.replace("{t}", "app."), sql.replace("{t}", "")])
+});
+
+/// Statement `which` (0: find, 1: toggle) for the transaction's strategy.
+fn statement(tx: &TenantTx, which: usize) -> &'static str {
+    let in_schema = usize::from(tx.declaration().strategy() == Strategy::Schema);
+    STATEMENTS[which][in_schema].as_str()
+}
 
 type Row = (i64, i64, String, bool, String, String);
 
@@ -50,21 +65,23 @@ pub(super) fn parse_id(raw: &str) -> Result<i64, AppError> {
 }
 
 /// The subtask `id` of the transaction's tenant, if it has one.
-pub(super) async fn find(
-    conn: &mut PgConnection,
-    id: i64,
-) -> Result<Option<SubtaskItem>, AppError> {
-    let row: Option<Row> = sqlx::query_as(FIND).bind(id).fetch_optional(conn).await?;
+pub(super) async fn find(tx: &mut TenantTx, id: i64) -> Result<Option<SubtaskItem>, AppError> {
+    let sql = statement(tx, 0);
+    let row: Option<Row> = sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
     Ok(row.map(item))
 }
 
 /// Flips whether the subtask `id` is done and returns it as it is now, if the
 /// transaction's tenant has it.
-pub(super) async fn toggle(
-    conn: &mut PgConnection,
-    id: i64,
-) -> Result<Option<SubtaskItem>, AppError> {
-    let row: Option<Row> = sqlx::query_as(TOGGLE).bind(id).fetch_optional(conn).await?;
+pub(super) async fn toggle(tx: &mut TenantTx, id: i64) -> Result<Option<SubtaskItem>, AppError> {
+    let sql = statement(tx, 1);
+    let row: Option<Row> = sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
     Ok(row.map(item))
 }
 

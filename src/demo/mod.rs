@@ -3,7 +3,8 @@
 //! [`Demo::start`] connects to the database given as the runtime role or, with none given,
 //! starts an embedded PostgreSQL (a throwaway cluster from the local server binaries),
 //! creates the deploy and runtime roles, migrates, and seeds five tenants with the seed
-//! library ([`seed_options`]: `tenant-0` .. `tenant-4`, the same data every time). Then
+//! library ([`seed_options`]: `tenant-0` .. `tenant-4`, the same data every time; under
+//! [`DemoOptions::strategy`] `schema`, each in its own schema, `tenant_0` .. `tenant_4`). Then
 //! [`Demo::serve`] answers until its shutdown future completes; the embedded cluster is
 //! stopped and removed afterwards.
 //!
@@ -47,11 +48,13 @@ pub use tenants::seed_options;
 
 use crate::connect::{DatabaseHosts, DatabaseUrl};
 use crate::db::{TenantPoolOptions, TxTimeouts};
-use crate::embedded::{AdminServer, REFERENCE_MIGRATIONS, ScratchDatabase};
+use crate::embedded::{
+    AdminServer, REFERENCE_MIGRATIONS, REFERENCE_TENANT_MIGRATIONS, ScratchDatabase,
+};
 use crate::error::Result;
 use crate::http::{AppError, AppState, RequestLimits, Unavailable, WritePinning};
 use crate::migrate::{MigrateOptions, migrate_with};
-use crate::policy::{TenancyDeclaration, TenantKey};
+use crate::policy::{Strategy, TenancyDeclaration, TenantKey};
 use crate::resolve::{BaseDomain, RegistryOptions};
 use crate::route::{RoutingOptions, RoutingPool};
 use crate::tenant::TenantSlug;
@@ -82,6 +85,7 @@ pub struct DemoOptions {
     pinning: Option<WritePinning>,
     debug_routing: bool,
     tenant_key_file: Option<PathBuf>,
+    strategy: Strategy,
 }
 
 impl DemoOptions {
@@ -109,7 +113,23 @@ impl DemoOptions {
             pinning: None,
             debug_routing: false,
             tenant_key_file: None,
+            strategy: Strategy::Rls,
         }
+    }
+
+    /// Where the tenants' rows live (`--strategy`, default [`Strategy::Rls`]). Under
+    /// [`Strategy::Schema`] each tenant's pages come from its own schema; the embedded
+    /// database is then migrated for it and seeded with a schema per tenant.
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .strategy(rls_tenancy::Strategy::Schema);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
     }
 
     /// The tenant key file `rls-migrate --tenant-key-file` installed, for a database given
@@ -340,7 +360,8 @@ impl Demo {
     pub async fn start(options: DemoOptions) -> Result<Self> {
         let listener = TcpListener::bind(options.listen).await?;
         let port = listener.local_addr()?.port();
-        let mut pool_options = TenantPoolOptions::new(TenancyDeclaration::reference()?)
+        let declaration = TenancyDeclaration::reference()?.with_strategy(options.strategy);
+        let mut pool_options = TenantPoolOptions::new(declaration.clone())
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
             .timeouts(options.timeouts);
@@ -351,7 +372,7 @@ impl Demo {
             Some(url) => (url, None, None, Vec::new()),
             None => {
                 let key = TenantKey::generate();
-                let (db, server, slugs) = start_embedded(&key).await?;
+                let (db, server, slugs) = start_embedded(&key, &declaration).await?;
                 pool_options = pool_options.tenant_key(key);
                 (
                     DatabaseHosts::from(db.runtime_url().clone()),
@@ -587,19 +608,25 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-/// Starts a private cluster, creates the roles and database, migrates it with the signed
-/// tenant context and `key`, and seeds it with rls-seed's library.
+/// Starts a private cluster, creates the roles and database, migrates it for `declaration`
+/// with the signed tenant context and `key`, and seeds it with rls-seed's library (under the
+/// schema strategy, a schema per tenant).
 async fn start_embedded(
     key: &TenantKey,
+    declaration: &TenancyDeclaration,
 ) -> Result<(ScratchDatabase, AdminServer, Vec<TenantSlug>)> {
     tracing::info!("no DATABASE_URL: starting an embedded PostgreSQL");
     let server = AdminServer::start_local().await?;
     let db = ScratchDatabase::create_on(server.clone()).await?;
     let options = MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())?
         .tenant_key(key.clone());
-    let declaration = TenancyDeclaration::reference()?;
-    migrate_with(&REFERENCE_MIGRATIONS, &declaration, &options).await?;
-    let slugs = tenants::seed_tenants(db.deploy_url()).await?;
+    migrate_with(&REFERENCE_MIGRATIONS, declaration, &options).await?;
+    let mut seeding = seed_options();
+    if declaration.strategy() == Strategy::Schema {
+        seeding =
+            seeding.in_tenant_schemas(&REFERENCE_TENANT_MIGRATIONS, db.runtime_role().as_str());
+    }
+    let slugs = tenants::seed_tenants(db.deploy_url(), &seeding).await?;
     tracing::info!(tenants = slugs.len(), "embedded database ready");
     Ok((db, server, slugs))
 }

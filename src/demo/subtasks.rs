@@ -1,8 +1,6 @@
 //! The demo's one view as a library function: a page of a tenant's subtasks, each with its
 //! task and project, through the scoped builder.
 
-use std::sync::OnceLock;
-
 use sea_query::{Asterisk, Expr, ExprTrait, Order};
 
 use crate::db::TenantTx;
@@ -53,16 +51,6 @@ pub struct SubtaskPage {
     pub items: Vec<SubtaskItem>,
 }
 
-/// The built-in declaration, parsed once.
-fn builtin() -> Result<&'static TenancyDeclaration> {
-    static DECLARATION: OnceLock<TenancyDeclaration> = OnceLock::new();
-    if let Some(decl) = DECLARATION.get() {
-        return Ok(decl);
-    }
-    let decl = TenancyDeclaration::reference()?;
-    Ok(DECLARATION.get_or_init(|| decl))
-}
-
 /// The offset of `page`, or a 400 [`AppError`].
 fn offset(page: u32, per_page: u32) -> Result<u64> {
     let invalid = || {
@@ -81,25 +69,28 @@ fn offset(page: u32, per_page: u32) -> Result<u64> {
 }
 
 /// How many subtasks the tenant has.
-fn total_query(scope: &TenantScope) -> Result<Select<'static, TenantScope>> {
-    Ok(scope
-        .select(builtin()?)
+fn total_query<'d>(decl: &'d TenancyDeclaration, scope: &TenantScope) -> Select<'d, TenantScope> {
+    scope
+        .select(decl)
         .from("subtasks")
-        .expr(Expr::col(Asterisk).count()))
+        .expr(Expr::col(Asterisk).count())
 }
 
-/// The page query [`subtask_page`] sends, for inspection and for benchmarks that replay it:
-/// the page's rows, each carrying the tenant's total from a scalar sub-select (run once per
-/// statement), so a page costs one round trip.
+/// The page query [`subtask_page`] sends for `decl`'s tenant tables, for inspection and for
+/// benchmarks that replay it: the page's rows, each carrying the tenant's total from a scalar
+/// sub-select (run once per statement), so a page costs one round trip. Under the schema
+/// strategy the tables are named unqualified: the tenant transaction's `search_path` names
+/// the tenant's schema.
 ///
 /// # Errors
 /// a 400 [`AppError`] for a page before 1, a page size outside `1..=100`, or a page
 /// starting past row 100 000.
 ///
 /// ```
-/// use rls_tenancy::{TenantId, TenantScope, demo::subtask_page_query};
+/// use rls_tenancy::{Strategy, TenancyDeclaration, TenantId, TenantScope, demo::subtask_page_query};
 /// let scope = TenantScope::new(TenantId::new(7)?, "acme".parse()?);
-/// let (sql, _) = subtask_page_query(&scope, 3, 10)?.build()?;
+/// let decl = TenancyDeclaration::reference()?;
+/// let (sql, _) = subtask_page_query(&decl, &scope, 3, 10)?.build()?;
 /// assert_eq!(
 ///     sql,
 ///     concat!(
@@ -111,19 +102,23 @@ fn total_query(scope: &TenantScope) -> Result<Select<'static, TenantScope>> {
 ///         r#"WHERE "s"."account_id" = $4 ORDER BY "s"."name" ASC, "s"."id" ASC LIMIT $5 OFFSET $6"#,
 ///     )
 /// );
-/// assert!(subtask_page_query(&scope, 0, 10).is_err());
+/// assert!(subtask_page_query(&decl, &scope, 0, 10).is_err());
+/// let in_schemas = decl.with_strategy(Strategy::Schema);
+/// let (sql, _) = subtask_page_query(&in_schemas, &scope, 3, 10)?.build()?;
+/// assert!(sql.contains(r#"FROM "subtasks" AS "s" INNER JOIN "tasks" AS "t""#), "{sql}");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn subtask_page_query(
+pub fn subtask_page_query<'d>(
+    decl: &'d TenancyDeclaration,
     scope: &TenantScope,
     page: u32,
     per_page: u32,
-) -> Result<Select<'static, TenantScope>> {
+) -> Result<Select<'d, TenantScope>> {
     let offset = offset(page, per_page)?;
     let same_tenant =
         |a: &'static str, b: &'static str| Expr::col((a, "account_id")).equals((b, "account_id"));
     Ok(scope
-        .select(builtin()?)
+        .select(decl)
         .from_as("subtasks", "s")
         .join_as(
             JoinKind::Inner,
@@ -145,7 +140,7 @@ pub fn subtask_page_query(
         ])
         .expr_as(Expr::col(("t", "name")), "task_name")
         .expr_as(Expr::col(("p", "name")), "project_name")
-        .expr_subquery_as(total_query(scope)?, "total")
+        .expr_subquery_as(total_query(decl, scope), "total")
         .order_by(("s", "name"), Order::Asc)
         .order_by(("s", "id"), Order::Asc)
         .limit(per_page.into())
@@ -153,7 +148,9 @@ pub fn subtask_page_query(
 }
 
 /// Page `page` (from 1) of the transaction's tenant's subtasks, `per_page` to a page, ordered
-/// by name then id, each with its task's and project's names; and the tenant's total.
+/// by name then id, each with its task's and project's names; and the tenant's total. The
+/// tables are named as the transaction's pool's declaration says ([`TenantTx::declaration`]),
+/// so the same call serves either strategy.
 ///
 /// # Errors
 /// a 400 [`AppError`] (nothing is sent) for a page before 1, a page size outside
@@ -170,12 +167,17 @@ pub fn subtask_page_query(
 /// ```
 pub async fn subtask_page(tx: &mut TenantTx, page: u32, per_page: u32) -> Result<SubtaskPage> {
     let scope = tx.scope().clone();
-    let query = subtask_page_query(&scope, page, per_page)?;
+    let decl = tx.shared_declaration();
+    let query = subtask_page_query(&decl, &scope, page, per_page)?;
     let rows: Vec<(i64, i64, String, bool, String, String, i64)> = tx.fetch_all(&query).await?;
     let total = match rows.first() {
         Some(row) => row.6,
         // Past the last page no row carries the total: ask for it alone.
-        None => tx.fetch_one::<(i64,), _>(&total_query(&scope)?).await?.0,
+        None => {
+            tx.fetch_one::<(i64,), _>(&total_query(&decl, &scope))
+                .await?
+                .0
+        }
     };
     let items = rows
         .into_iter()

@@ -37,10 +37,13 @@ pub fn seed_options() -> SeedOptions {
         .progress(false)
 }
 
-/// Seeds the demo's tenants through the deploy role at `deploy_url` and returns their slugs,
-/// in order.
-pub(super) async fn seed_tenants(deploy_url: &DatabaseUrl) -> Result<Vec<TenantSlug>> {
-    let report = seed(deploy_url, &seed_options()).await?;
+/// Seeds the demo's tenants through the deploy role at `deploy_url` with `options` (the
+/// [`seed_options`], perhaps in tenant schemas) and returns their slugs, in order.
+pub(super) async fn seed_tenants(
+    deploy_url: &DatabaseUrl,
+    options: &SeedOptions,
+) -> Result<Vec<TenantSlug>> {
+    let report = seed(deploy_url, options).await?;
     tracing::info!(
         accounts = report.accounts,
         users = report.users,

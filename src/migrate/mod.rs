@@ -38,6 +38,8 @@ use sqlx::postgres::PgConnection;
 pub use across::{SchemaOutcome, SchemaReport, SchemasReport, migrate_schemas, migrate_selected};
 pub use bootstrap::{Bootstrap, bootstrap_sql};
 pub use error::MigrateError;
+#[cfg(feature = "seed")]
+pub(crate) use schemas::migrate_schema;
 pub use selector::{SchemaSelection, SchemaSelector, SelectedSchema, select_schemas};
 
 use crate::connect::{self, DatabaseUrl};

@@ -16,7 +16,7 @@ type Result<T, E = MigrateError> = std::result::Result<T, E>;
 
 /// What migrating one tenant schema did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct SchemaChanges {
+pub(crate) struct SchemaChanges {
     /// Versions applied by this run.
     pub(super) applied: Vec<i64>,
     /// Tables whose policy was (re)installed by this run.
@@ -32,7 +32,7 @@ pub(super) struct SchemaChanges {
 /// [`MigrateError::Migration`] when a migration fails or an applied one was changed since;
 /// [`MigrateError::Declaration`] when a declared tenant table is missing from the schema;
 /// else the database's error. The caller rolls back.
-pub(super) async fn migrate_schema(
+pub(crate) async fn migrate_schema(
     conn: &mut PgConnection,
     migrator: &Migrator,
     decl: &TenancyDeclaration,

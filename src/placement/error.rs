@@ -36,6 +36,16 @@ pub enum PlacementError {
         tenant: String,
     },
 
+    /// The pool's role may not read the registry's schema column: the database was not
+    /// migrated for the schema strategy.
+    #[error(
+        "the database is not migrated for the schema strategy: this role may not read the registry's schema column {column}; run rls-migrate --strategy schema"
+    )]
+    NotMigrated {
+        /// The registry's schema column, qualified.
+        column: String,
+    },
+
     /// The registry could not be read.
     #[error("cannot read the tenant's schema from the registry: {0}")]
     Registry(#[from] sqlx::Error),

@@ -59,6 +59,15 @@ impl Placement {
         }
     }
 
+    /// Checks, when a pool opens, that its role can find tenants' places: in the schema
+    /// mode, that it may read the registry's schema column.
+    pub(crate) async fn check(&self) -> Result<(), PlacementError> {
+        match self {
+            Placement::Shared => Ok(()),
+            Placement::Schema(directory) => directory.check().await,
+        }
+    }
+
     /// The transaction-local settings that put `scope` in its place: none in the RLS mode,
     /// `search_path` in the schema mode.
     pub(crate) async fn settings(
@@ -89,6 +98,9 @@ pub(crate) struct SchemaDirectory {
     pool: PgPool,
     pooler: bool,
     shared: Ident,
+    /// The registry table, qualified and quoted, and its schema column.
+    registry: String,
+    column: Ident,
     lookup: String,
     cache: Cache<TenantId, SchemaName>,
 }
@@ -107,11 +119,40 @@ impl SchemaDirectory {
             pool,
             pooler,
             shared: decl.schema().clone(),
+            registry: format!("{}.{}", decl.schema(), registry.table),
+            column: registry.schema_column.clone(),
             lookup,
             cache: Cache::builder()
                 .max_capacity(SCHEMA_CACHE_ENTRIES)
                 .time_to_live(SCHEMA_TTL)
                 .build(),
+        }
+    }
+
+    /// Refuses a role that may not read the registry's schema column (a database migrated
+    /// for the RLS strategy only): every request would fail on it.
+    async fn check(&self) -> Result<(), PlacementError> {
+        let query = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                             WHERE a.attrelid = to_regclass($1) AND a.attname = $2
+                               AND NOT a.attisdropped
+                               AND has_column_privilege(a.attrelid, a.attnum, 'SELECT'))",
+        )
+        .bind(&self.registry)
+        .bind(self.column.as_str());
+        let readable: bool = if self.pooler {
+            let mut tx = self.pool.begin_with("BEGIN READ ONLY").await?;
+            let readable = query.persistent(false).fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            readable
+        } else {
+            query.fetch_one(&self.pool).await?
+        };
+        match readable {
+            true => Ok(()),
+            false => Err(PlacementError::NotMigrated {
+                column: format!("{}.{}", self.registry, self.column),
+            }),
         }
     }
 

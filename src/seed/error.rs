@@ -89,6 +89,15 @@ pub enum SeedError {
         what: String,
     },
 
+    /// `--strategy schema` on a database migrated for the RLS strategy only.
+    #[error(
+        "the database is not migrated for the schema strategy ({what}): run rls-migrate --strategy schema first"
+    )]
+    NotMigratedForSchemas {
+        /// What is missing.
+        what: String,
+    },
+
     /// The server could not be reached, or the URL is wrong.
     #[error(transparent)]
     Connect(#[from] ConnectError),
@@ -100,6 +109,14 @@ pub enum SeedError {
     /// A generated id or slug was refused (a bug in the generator).
     #[error(transparent)]
     Tenant(#[from] TenantError),
+
+    /// A tenant schema could not be brought up to date (`--strategy schema`).
+    #[error(transparent)]
+    Migrate(#[from] crate::migrate::MigrateError),
+
+    /// A tenant schema's name was refused (`--strategy schema`).
+    #[error(transparent)]
+    Placement(#[from] crate::placement::PlacementError),
 
     /// The loading pool or a tenant transaction failed.
     #[error(transparent)]
@@ -137,6 +154,7 @@ impl SeedError {
                 | Self::Mismatch { .. }
                 | Self::Role { .. }
                 | Self::NotMigrated { .. }
+                | Self::NotMigratedForSchemas { .. }
                 | Self::Connect(_)
                 | Self::Declaration(_)
         )

@@ -15,36 +15,80 @@
 //! without a round trip, accounts can be loaded in parallel in any order, and the same seed
 //! on a fresh database gives the same ids.
 
-use sqlx::PgConnection;
+use std::sync::LazyLock;
+
+use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::Result;
 use super::generate::{AccountCounts, AccountRows, IdBases};
 use super::preflight::{REGISTRY, TENANT_TABLES};
 use crate::db::TenantTx;
+use crate::placement::SchemaName;
 
-/// One account, all tables, one round trip. `$1` is the account id.
-const INSERT_ACCOUNT: &str = "
+/// One account, all tables, one round trip, under the RLS strategy. `$1` is the account id.
+static INSERT_ACCOUNT: LazyLock<String> = LazyLock::new(|| insert_account_sql(false));
+
+/// The same under the schema strategy: the tenant tables unqualified (the transaction's
+/// `search_path` names the account's schema), the registry row naming the schema (`$25`),
+/// and each table's identity moved past the ids used, which count from 1 in each schema.
+static INSERT_ACCOUNT_IN_SCHEMA: LazyLock<String> = LazyLock::new(|| insert_account_sql(true));
+
+fn insert_account_sql(in_schema: bool) -> String {
+    let (tables, schema_column, schema_value) = match in_schema {
+        false => ("app.", "", ""),
+        true => ("", ", schema_name", ", $25"),
+    };
+    let subtasks = format!(
+        "INSERT INTO {tables}subtasks (account_id, id, task_id, name, is_complete, details) OVERRIDING SYSTEM VALUE
+SELECT $1, s.* FROM unnest($20::bigint[], $21::bigint[], $22::text[], $23::boolean[], $24::text[]) AS s"
+    );
+    let last = match in_schema {
+        false => subtasks,
+        true => format!(
+            "subtasks AS (
+    {subtasks}
+)
+SELECT {}",
+            [("users", 5), ("projects", 12), ("tasks", 15), ("subtasks", 20)]
+                .map(|(table, ids)| format!(
+                    "setval(pg_get_serial_sequence('{table}', 'id'), greatest(cardinality(${ids}::bigint[]), 1), cardinality(${ids}::bigint[]) > 0)"
+                ))
+                .join(", ")
+        ),
+    };
+    let separator = if in_schema { ", " } else { "\n" };
+    format!(
+        "
 WITH account AS (
-    INSERT INTO app.accounts (id, slug, name, created_at) OVERRIDING SYSTEM VALUE
-    VALUES ($1, $2, $3, $4)
+    INSERT INTO app.accounts (id, slug, name, created_at{schema_column}) OVERRIDING SYSTEM VALUE
+    VALUES ($1, $2, $3, $4{schema_value})
 ), users AS (
-    INSERT INTO app.users (account_id, id, email, first_name, last_name, password, is_active, date_joined)
+    INSERT INTO {tables}users (account_id, id, email, first_name, last_name, password, is_active, date_joined)
     OVERRIDING SYSTEM VALUE
     SELECT $1, u.* FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::boolean[], $11::timestamptz[]) AS u
 ), projects AS (
-    INSERT INTO app.projects (account_id, id, name, details) OVERRIDING SYSTEM VALUE
+    INSERT INTO {tables}projects (account_id, id, name, details) OVERRIDING SYSTEM VALUE
     SELECT $1, p.* FROM unnest($12::bigint[], $13::text[], $14::text[]) AS p
 ), tasks AS (
-    INSERT INTO app.tasks (account_id, id, project_id, name, is_complete, details) OVERRIDING SYSTEM VALUE
+    INSERT INTO {tables}tasks (account_id, id, project_id, name, is_complete, details) OVERRIDING SYSTEM VALUE
     SELECT $1, t.* FROM unnest($15::bigint[], $16::bigint[], $17::text[], $18::boolean[], $19::text[]) AS t
-)
-INSERT INTO app.subtasks (account_id, id, task_id, name, is_complete, details) OVERRIDING SYSTEM VALUE
-SELECT $1, s.* FROM unnest($20::bigint[], $21::bigint[], $22::text[], $23::boolean[], $24::text[]) AS s";
+){separator}{last}"
+    )
+}
 
-/// Writes one account inside its tenant transaction (the caller commits or rolls back).
-pub(super) async fn insert_account(tx: &mut TenantTx, rows: &AccountRows) -> Result<()> {
+/// Writes one account inside its tenant transaction (the caller commits or rolls back); under
+/// the schema strategy, into `schema`, which the transaction's `search_path` names.
+pub(super) async fn insert_account(
+    tx: &mut TenantTx,
+    rows: &AccountRows,
+    schema: Option<&SchemaName>,
+) -> Result<()> {
     let (u, p, t, s) = (&rows.users, &rows.projects, &rows.tasks, &rows.subtasks);
-    sqlx::query(INSERT_ACCOUNT)
+    let statement = match schema {
+        None => INSERT_ACCOUNT.as_str(),
+        Some(_) => INSERT_ACCOUNT_IN_SCHEMA.as_str(),
+    };
+    let query = sqlx::query(AssertSqlSafe(statement))
         .bind(rows.id)
         .bind(&rows.slug)
         .bind(&rows.name)
@@ -68,9 +112,11 @@ pub(super) async fn insert_account(tx: &mut TenantTx, rows: &AccountRows) -> Res
         .bind(&s.parent_ids)
         .bind(&s.names)
         .bind(&s.is_complete)
-        .bind(&s.details)
-        .execute(&mut **tx)
-        .await?;
+        .bind(&s.details);
+    match schema {
+        None => query.execute(&mut **tx).await?,
+        Some(schema) => query.bind(schema.as_str()).execute(&mut **tx).await?,
+    };
     Ok(())
 }
 

@@ -40,8 +40,8 @@ mod report;
 
 use std::time::Instant;
 
-use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{AssertSqlSafe, Connection};
 
 pub(crate) use error::Result;
 pub use error::SeedError;
@@ -88,11 +88,15 @@ pub async fn seed(url: &DatabaseUrl, options: &SeedOptions) -> Result<SeedReport
     let mut control = connect(url, &connect_options).await?;
     preflight::check_migrated(&mut control).await?;
     preflight::check_role(&mut control).await?;
+    if let Some(schemas) = &plan.schemas {
+        preflight::check_schema_strategy(&mut control, &schemas.runtime_role).await?;
+    }
 
     let generator = Generator::new(plan.seed, plan.distribution);
     let existing = preflight::existing_indexes(&mut control, plan.accounts).await?;
     // The seeding path: the deploy role, one tenant transaction per account.
-    let warm_up = pipeline::loading_pool(&connect_options, plan.jobs).await?;
+    let in_schemas = plan.schemas.is_some();
+    let warm_up = pipeline::loading_pool(&connect_options, plan.jobs, in_schemas).await?;
     if let (Some(first), Some(last)) = (existing.first(), existing.last()) {
         if !plan.resume {
             return Err(SeedError::Conflict {
@@ -102,7 +106,7 @@ pub async fn seed(url: &DatabaseUrl, options: &SeedOptions) -> Result<SeedReport
                 last: Generator::slug(*last),
             });
         }
-        verify_resumable(&mut control, &warm_up, &generator, *first).await?;
+        verify_resumable(&mut control, &warm_up, &generator, *first, in_schemas).await?;
     }
 
     let todo: Vec<(u64, AccountCounts)> = (0..plan.accounts)
@@ -111,11 +115,17 @@ pub async fn seed(url: &DatabaseUrl, options: &SeedOptions) -> Result<SeedReport
         .collect();
     let mut total = AccountCounts::default();
     todo.iter().for_each(|(_, counts)| total.add(counts));
-    let base = load::reserve_ids(&mut control, todo.len() as u64, &total).await?;
+    // Under the schema strategy only the registry's ids are shared; each schema's count from 1.
+    let shared = if in_schemas {
+        &AccountCounts::default()
+    } else {
+        &total
+    };
+    let base = load::reserve_ids(&mut control, todo.len() as u64, shared).await?;
     drop(control);
 
     let progress = Progress::new(todo.len() as u64, plan.progress);
-    let accounts = assign_ids(&todo, base);
+    let accounts = assign_ids(&todo, base, in_schemas);
     let result = pipeline::load_all(
         warm_up,
         &connect_options,
@@ -148,12 +158,26 @@ async fn connect(url: &DatabaseUrl, options: &PgConnectOptions) -> Result<PgConn
     })
 }
 
-/// Gives each account to load its slice of the reserved id blocks, in index order.
-fn assign_ids(todo: &[(u64, AccountCounts)], base: IdBases) -> Vec<(u64, IdBases)> {
+/// Gives each account to load its slice of the reserved id blocks, in index order; in its
+/// own schema (`in_schemas`), its tenant rows' ids count from 1.
+fn assign_ids(
+    todo: &[(u64, AccountCounts)],
+    base: IdBases,
+    in_schemas: bool,
+) -> Vec<(u64, IdBases)> {
     let mut next = base;
     todo.iter()
         .map(|(index, counts)| {
-            let ids = next;
+            let ids = match in_schemas {
+                false => next,
+                true => IdBases {
+                    account: next.account,
+                    user: 1,
+                    project: 1,
+                    task: 1,
+                    subtask: 1,
+                },
+            };
             next.account += 1;
             next.user += counts.users as i64;
             next.project += counts.projects as i64;
@@ -171,6 +195,7 @@ async fn verify_resumable(
     tenants: &TenantPool,
     generator: &Generator,
     index: u64,
+    in_schemas: bool,
 ) -> Result<()> {
     let slug = Generator::slug(index);
     let (id, name): (i64, String) =
@@ -191,12 +216,15 @@ async fn verify_resumable(
     }
     let scope = TenantScope::new(TenantId::new(id)?, slug.parse()?);
     let mut tx = tenants.begin(&scope).await?;
-    let (users, projects, tasks, subtasks): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM app.users), (SELECT count(*) FROM app.projects),
-                (SELECT count(*) FROM app.tasks), (SELECT count(*) FROM app.subtasks)",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    // In its own schema, the tables are the ones the transaction's search_path names.
+    let tables = if in_schemas { "" } else { "app." };
+    let (users, projects, tasks, subtasks): (i64, i64, i64, i64) =
+        sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT (SELECT count(*) FROM {tables}users), (SELECT count(*) FROM {tables}projects),
+                    (SELECT count(*) FROM {tables}tasks), (SELECT count(*) FROM {tables}subtasks)"
+        )))
+        .fetch_one(&mut *tx)
+        .await?;
     tx.rollback().await?;
     let found = [users, projects, tasks, subtasks].map(|n| n as u64);
     let planned = expected.counts();

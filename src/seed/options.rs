@@ -1,7 +1,13 @@
 //! [`SeedOptions`]: what `rls-seed` was asked for, as given; [`SeedPlan`]: the same, checked.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use sqlx::migrate::Migrator;
+
 use super::profile::{Distribution, SeedLevel, SeedProfile};
 use super::{Result, SeedError};
+use crate::policy::Ident;
 
 /// The most connections `--jobs` may open.
 const MAX_JOBS: i64 = 64;
@@ -22,7 +28,7 @@ const MAX_JOBS: i64 = 64;
 /// assert!(SeedOptions::new(0).validate().is_err());
 /// assert!(SeedOptions::new(5).min(SeedLevel::Users, 9).validate().is_err()); // 9 > 5
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SeedOptions {
     accounts: i64,
     seed: u64,
@@ -32,6 +38,23 @@ pub struct SeedOptions {
     resume: bool,
     rollback: bool,
     progress: bool,
+    schemas: Option<SchemaSeeding>,
+}
+
+/// The schema strategy's part of [`SeedOptions`]: each account in a schema of its own.
+#[derive(Debug, Clone)]
+struct SchemaSeeding {
+    migrations: Arc<Migrator>,
+    runtime_role: String,
+}
+
+/// The schema strategy's part of a [`SeedPlan`], checked.
+#[derive(Debug, Clone)]
+pub(crate) struct SchemaPlan {
+    /// The tenant migrations applied to each new tenant schema.
+    pub(crate) migrations: Arc<Migrator>,
+    /// The role granted DML on each new tenant schema's tables.
+    pub(crate) runtime_role: Ident,
 }
 
 /// Validated options.
@@ -44,6 +67,8 @@ pub(crate) struct SeedPlan {
     pub(crate) resume: bool,
     pub(crate) rollback: bool,
     pub(crate) progress: bool,
+    /// `Some` under the schema strategy.
+    pub(crate) schemas: Option<SchemaPlan>,
 }
 
 impl SeedOptions {
@@ -70,6 +95,7 @@ impl SeedOptions {
             resume: false,
             rollback: false,
             progress: false,
+            schemas: None,
         }
     }
 
@@ -155,6 +181,43 @@ impl SeedOptions {
         self
     }
 
+    /// Seeds under the schema strategy (`rls-seed --strategy schema`): each account gets a
+    /// schema of its own (its slug with `-` written `_`: `tenant-0` in `tenant_0`), created
+    /// and brought up to date with `tenant_migrations`, its policies installed and
+    /// `runtime_role` granted DML on its tables, all in the account's own tenant transaction
+    /// together with its registry row and its rows: an account is whole, schema included, or
+    /// absent. The rows are the same as under the RLS strategy but for their ids, which
+    /// count from 1 in each schema.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{SeedOptions, migrator_from_dir, seed};
+    /// # async fn demo(url: rls_tenancy::DatabaseUrl) -> rls_tenancy::Result<()> {
+    /// let tenant_migrations = migrator_from_dir("migrations/tenant").await?;
+    /// let options = SeedOptions::new(2000).in_tenant_schemas(&tenant_migrations, "app_runtime");
+    /// let report = seed(&url, &options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn in_tenant_schemas(mut self, tenant_migrations: &Migrator, runtime_role: &str) -> Self {
+        let migrations = Migrator {
+            migrations: Cow::Owned(tenant_migrations.iter().cloned().collect()),
+            ..Migrator::DEFAULT
+        };
+        self.schemas = Some(SchemaSeeding {
+            migrations: Arc::new(migrations),
+            runtime_role: runtime_role.to_owned(),
+        });
+        self
+    }
+
+    /// Whether [`SeedOptions::in_tenant_schemas`] was given.
+    ///
+    /// ```
+    /// assert!(!rls_tenancy::SeedOptions::new(5).seeds_tenant_schemas());
+    /// ```
+    pub fn seeds_tenant_schemas(&self) -> bool {
+        self.schemas.is_some()
+    }
+
     /// Checks the options without connecting.
     ///
     /// # Errors
@@ -204,6 +267,21 @@ impl SeedOptions {
             resume: self.resume,
             rollback: self.rollback,
             progress: self.progress,
+            schemas: self.schemas.as_ref().map(SchemaSeeding::plan).transpose()?,
+        })
+    }
+}
+
+impl SchemaSeeding {
+    fn plan(&self) -> Result<SchemaPlan> {
+        let runtime_role =
+            Ident::parse("role", &self.runtime_role).map_err(|e| SeedError::InvalidOption {
+                option: "--runtime-role",
+                reason: e.to_string(),
+            })?;
+        Ok(SchemaPlan {
+            migrations: Arc::clone(&self.migrations),
+            runtime_role,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! `--jobs` connections drain it, each account in its own tenant transaction.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::{Mutex, mpsc};
@@ -10,11 +11,13 @@ use tokio::task::JoinSet;
 use super::SeedReport;
 use super::generate::{AccountRows, Generator, IdBases};
 use super::load;
-use super::options::SeedPlan;
+use super::options::{SchemaPlan, SeedPlan};
 use super::progress::Progress;
 use super::{Result, SeedError};
-use crate::db::{TenantPool, TenantPoolOptions};
-use crate::policy::TenancyDeclaration;
+use crate::db::{TenantPool, TenantPoolOptions, TxTimeouts};
+use crate::migrate::migrate_schema;
+use crate::placement::SchemaName;
+use crate::policy::{Strategy, TenancyDeclaration};
 use crate::tenant::{TenantId, TenantScope};
 
 /// Tasks to load before the loading connections are replaced (see [`load_all`]).
@@ -23,13 +26,30 @@ const WARM_UP_TASKS: u64 = 1_000;
 /// A pool of `jobs` connections for tenant transactions, as the seeding role.
 ///
 /// This is the explicit cross-tenant path: the deploy role, one tenant at a time.
-pub(super) async fn loading_pool(options: &PgConnectOptions, jobs: u32) -> Result<TenantPool> {
+///
+/// Under the schema strategy each account's transaction also creates its schema and tables;
+/// their foreign keys to the registry lock it (`SHARE ROW EXCLUSIVE`) until the account
+/// commits, so the accounts' transactions take turns there, and wait longer for a lock than
+/// a request would.
+pub(super) async fn loading_pool(
+    options: &PgConnectOptions,
+    jobs: u32,
+    in_schemas: bool,
+) -> Result<TenantPool> {
     let pool = PgPoolOptions::new()
         .max_connections(jobs)
         .connect_lazy_with(options.clone());
-    let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).deploy_role_writer();
-    Ok(TenantPool::from_pool(pool, options).await?)
+    let declaration = TenancyDeclaration::reference()?;
+    let options = match in_schemas {
+        false => TenantPoolOptions::new(declaration),
+        true => TenantPoolOptions::new(declaration.with_strategy(Strategy::Schema))
+            .timeouts(TxTimeouts::default().lock(SCHEMA_LOCK_TIMEOUT)),
+    };
+    Ok(TenantPool::from_pool(pool, options.deploy_role_writer()).await?)
 }
+
+/// How long an account's transaction waits for the registry's lock under the schema strategy.
+const SCHEMA_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Loads `accounts` in two phases. A backend plans each foreign-key check once and keeps the
 /// plan for life; planned while the tables are nearly empty, the check of a subtask's task
@@ -60,7 +80,7 @@ pub(super) async fn load_all(
     warm_up.close().await;
     let mut report = warm?;
     if !rest.is_empty() {
-        let main = loading_pool(options, plan.jobs).await?;
+        let main = loading_pool(options, plan.jobs, plan.schemas.is_some()).await?;
         let loaded = run(&main, generator.clone(), rest, plan, progress).await;
         main.close().await;
         report.merge(&loaded?);
@@ -90,13 +110,13 @@ async fn run(
     let mut loaders = JoinSet::new();
     for _ in 0..plan.jobs {
         let (receiver, tenants) = (Arc::clone(&receiver), tenants.clone());
-        let (progress, rollback) = (progress.clone(), plan.rollback);
+        let (progress, schemas, rollback) = (progress.clone(), plan.schemas.clone(), plan.rollback);
         loaders.spawn(async move {
             let mut report = SeedReport::default();
             loop {
                 let next = receiver.lock().await.recv().await;
                 let Some(rows) = next else { break };
-                load_one(&tenants, &rows, rollback).await?;
+                load_one(&tenants, &rows, schemas.as_ref(), rollback).await?;
                 let counts = rows.counts();
                 progress.account_done(counts.rows());
                 report.add_account(&counts);
@@ -125,10 +145,35 @@ async fn run(
     failure.map_or(Ok(report), Err)
 }
 
-async fn load_one(tenants: &TenantPool, rows: &AccountRows, rollback: bool) -> Result<()> {
+/// Loads one account in its own tenant transaction; under the schema strategy, creates and
+/// migrates its schema first, in the same transaction.
+async fn load_one(
+    tenants: &TenantPool,
+    rows: &AccountRows,
+    schemas: Option<&SchemaPlan>,
+    rollback: bool,
+) -> Result<()> {
     let scope = TenantScope::new(TenantId::new(rows.id)?, rows.slug.parse()?);
-    let mut tx = tenants.begin(&scope).await?;
-    load::insert_account(&mut tx, rows).await?;
+    let (mut tx, schema) = match schemas {
+        None => (tenants.begin(&scope).await?, None),
+        Some(plan) => {
+            let decl = tenants.declaration();
+            let schema = SchemaName::for_slug(scope.slug(), decl.schema())?;
+            let mut tx = tenants.begin_in_schema(&scope, &schema).await?;
+            let context = tenants.context();
+            migrate_schema(
+                &mut tx,
+                &plan.migrations,
+                decl,
+                &schema,
+                context,
+                &plan.runtime_role,
+            )
+            .await?;
+            (tx, Some(schema))
+        }
+    };
+    load::insert_account(&mut tx, rows, schema.as_ref()).await?;
     if rollback {
         Ok(tx.rollback().await?)
     } else {

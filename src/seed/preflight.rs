@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use sqlx::PgConnection;
 
 use super::{Result, SeedError};
+use crate::policy::Ident;
 
 /// The registry and the tenant tables rls-seed writes, in the reference schema.
 pub(super) const REGISTRY: &str = "app.accounts";
@@ -96,4 +97,54 @@ pub(super) async fn existing_indexes(
         .filter_map(|slug| slug.strip_prefix("tenant-")?.parse::<u64>().ok())
         .filter(|index| *index < accounts)
         .collect())
+}
+
+/// Under the schema strategy: refuses a database whose registry cannot name a tenant's schema
+/// to the runtime role (`rls-migrate --strategy schema` grants that), a runtime role that does
+/// not exist (each new schema's tables are granted to it), and a role that may not create
+/// schemas.
+pub(super) async fn check_schema_strategy(conn: &mut PgConnection, runtime: &Ident) -> Result<()> {
+    let runtime_exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)")
+            .bind(runtime.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+    if !runtime_exists {
+        return Err(SeedError::InvalidOption {
+            option: "--runtime-role",
+            reason: format!(
+                "role {runtime} does not exist: name the role the application connects as (rls-migrate's --runtime-role)"
+            ),
+        });
+    }
+    let (has_column, runtime_reads, may_create): (bool, bool, bool) = sqlx::query_as(
+        "SELECT a.attname IS NOT NULL,
+                a.attname IS NOT NULL AND has_column_privilege($1, a.attrelid, a.attnum, 'SELECT'),
+                has_database_privilege(current_database(), 'CREATE')
+           FROM (SELECT 1) AS one
+           LEFT JOIN pg_catalog.pg_attribute a
+                  ON a.attrelid = to_regclass($2) AND a.attname = 'schema_name' AND NOT a.attisdropped",
+    )
+    .bind(runtime.as_str())
+    .bind(REGISTRY)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !has_column || !runtime_reads {
+        return Err(SeedError::NotMigratedForSchemas {
+            what: match has_column {
+                false => format!("{REGISTRY} has no schema_name column"),
+                true => format!("role {runtime} may not read {REGISTRY}.schema_name"),
+            },
+        });
+    }
+    if !may_create {
+        let role: String = sqlx::query_scalar("SELECT current_user::text")
+            .fetch_one(&mut *conn)
+            .await?;
+        return Err(SeedError::Role {
+            role,
+            reason: "it may not create schemas in this database, and the schema strategy gives each account its own".into(),
+        });
+    }
+    Ok(())
 }

@@ -2,8 +2,9 @@
 # End-to-end test in a real browser: run rls-demo in embedded mode, open two tenants' pages
 # in headless Chromium, and check that each shows its own subtasks (the ones its
 # /api/subtasks JSON lists) and none of the other tenant's. Then stop the demo with SIGINT
-# and check the embedded cluster's directory is gone. (That names which are markup are shown
-# as text is checked byte for byte by tests/it/http/pages.rs; the demo's data is rls-seed's.)
+# and check the embedded cluster's directory is gone. The same again with --strategy schema
+# (each tenant's rows in its own schema). (That names which are markup are shown as text is
+# checked byte for byte by tests/it/http/pages.rs; the demo's data is rls-seed's.)
 #
 #   tests/e2e/browser.sh            # exit 0 on success, non-zero on any failure
 #
@@ -48,25 +49,6 @@ say "building rls-demo"
 cargo build --quiet --bin rls-demo
 demo="$CARGO_TARGET_DIR/debug/rls-demo"
 
-say "starting rls-demo (embedded PostgreSQL) on a free loopback port"
-# Port 0: the kernel picks a free port, and the demo prints the URLs with it.
-env -u DATABASE_URL RUST_LOG=warn "$demo" --listen 127.0.0.1:0 --base-domain localhost \
-  >"$work/demo.out" 2>"$work/demo.err" &
-demo_pid=$!
-
-port=""
-for _ in $(seq 1 120); do
-  kill -0 "$demo_pid" 2>/dev/null || { cat "$work/demo.err" >&2; fail "rls-demo exited during start-up"; }
-  port="$(sed -n 's#^rls-demo listening on http://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$work/demo.out")"
-  if [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; then break; fi
-  sleep 0.5
-done
-[ -n "$port" ] || fail "rls-demo did not start within 60 s"
-cluster_dir="$(sed -n 's#^embedded PostgreSQL in \(.*\) (removed on Ctrl-C)$#\1#p' "$work/demo.out")"
-[ -n "$cluster_dir" ] && [ -d "$cluster_dir" ] || fail "no embedded cluster directory reported"
-say "rls-demo is up on port $port, cluster in $cluster_dir"
-grep -q "^open http://tenant-1.localhost:$port/$" "$work/demo.out" || fail "tenant-1's URL was not printed"
-
 chromium_run() {
   local profile
   profile="$(mktemp -d -p "$work" chromium-XXXXXX)"
@@ -75,20 +57,44 @@ chromium_run() {
     "$@" 2>>"$work/chromium.err"
 }
 
-for tenant in tenant-1 tenant-2; do
-  url="http://$tenant.localhost:$port"
-  curl -sf --resolve "$tenant.localhost:$port:127.0.0.1" "$url/api/subtasks" >"$work/$tenant.json" \
-    || fail "GET $url/api/subtasks failed"
-  say "opening $url/subtasks in chromium"
-  chromium_run --dump-dom "$url/subtasks" >"$work/$tenant.html" || fail "chromium could not load $url/subtasks"
-done
+# One pass of the demo in embedded mode: MODE names it, the remaining arguments go to
+# rls-demo. Starts it, checks tenant-1's and tenant-2's pages, stops it with SIGINT.
+demo_pass() {
+  local mode="$1"
+  shift
+  say "$mode: starting rls-demo (embedded PostgreSQL) on a free loopback port"
+  # Port 0: the kernel picks a free port, and the demo prints the URLs with it.
+  env -u DATABASE_URL RUST_LOG=warn "$demo" --listen 127.0.0.1:0 --base-domain localhost "$@" \
+    >"$work/demo.out" 2>"$work/demo.err" &
+  demo_pid=$!
 
-say "comparing each page with its tenant's JSON and with the other tenant's"
-python3 - "$work" <<'PY' || fail "a page does not show exactly its own tenant's rows"
+  port=""
+  for _ in $(seq 1 120); do
+    kill -0 "$demo_pid" 2>/dev/null || { cat "$work/demo.err" >&2; fail "rls-demo exited during start-up"; }
+    port="$(sed -n 's#^rls-demo listening on http://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$work/demo.out")"
+    if [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; then break; fi
+    sleep 0.5
+  done
+  [ -n "$port" ] || fail "rls-demo did not start within 60 s"
+  cluster_dir="$(sed -n 's#^embedded PostgreSQL in \(.*\) (removed on Ctrl-C)$#\1#p' "$work/demo.out")"
+  [ -n "$cluster_dir" ] && [ -d "$cluster_dir" ] || fail "no embedded cluster directory reported"
+  say "$mode: rls-demo is up on port $port, cluster in $cluster_dir"
+  grep -q "^open http://tenant-1.localhost:$port/$" "$work/demo.out" || fail "tenant-1's URL was not printed"
+
+  for tenant in tenant-1 tenant-2; do
+    url="http://$tenant.localhost:$port"
+    curl -sf --resolve "$tenant.localhost:$port:127.0.0.1" "$url/api/subtasks" >"$work/$mode-$tenant.json" \
+      || fail "GET $url/api/subtasks failed"
+    say "$mode: opening $url/subtasks in chromium"
+    chromium_run --dump-dom "$url/subtasks" >"$work/$mode-$tenant.html" || fail "chromium could not load $url/subtasks"
+  done
+
+  say "$mode: comparing each page with its tenant's JSON and with the other tenant's"
+python3 - "$work" "$mode" <<'PY' || fail "a page does not show exactly its own tenant's rows"
 import json, sys
 from html.parser import HTMLParser
 
-work = sys.argv[1]
+work, mode = sys.argv[1], sys.argv[2]
 
 class Rows(HTMLParser):
     """Collects the subtask-name cells and the account id of every row."""
@@ -111,9 +117,9 @@ class Rows(HTMLParser):
 
 pages = {}
 for tenant in ("tenant-1", "tenant-2"):
-    api = json.load(open(f"{work}/{tenant}.json"))
+    api = json.load(open(f"{work}/{mode}-{tenant}.json"))
     rows = Rows()
-    rows.feed(open(f"{work}/{tenant}.html", encoding="utf-8").read())
+    rows.feed(open(f"{work}/{mode}-{tenant}.html", encoding="utf-8").read())
     pages[tenant] = (api, rows)
 
 ok = True
@@ -132,25 +138,30 @@ for me, other in (("tenant-1", "tenant-2"), ("tenant-2", "tenant-1")):
         "no row of the other tenant": not (set(rows.names) & foreign) and other_id not in rows.accounts,
     }
     for what, passed in checks.items():
-        print(f"e2e: {me}: {what}: {'ok' if passed else 'FAILED'}")
+        print(f"e2e: {mode}: {me}: {what}: {'ok' if passed else 'FAILED'}")
         ok &= passed
     if not ok:
         print(f"e2e: {me} page rows: {rows.names}\ne2e: {me} API rows: {expected}", file=sys.stderr)
 sys.exit(0 if ok else 1)
 PY
+  if [ "$mode" = rls ]; then
+    say "screenshot of tenant-1's page: $screenshot"
+    chromium_run --screenshot="$screenshot" --window-size=1200,900 --hide-scrollbars \
+      "http://tenant-1.localhost:$port/subtasks" >/dev/null || fail "chromium could not take a screenshot"
+    [ -s "$screenshot" ] || fail "the screenshot is empty"
+  fi
 
-say "screenshot of tenant-1's page: $screenshot"
-chromium_run --screenshot="$screenshot" --window-size=1200,900 --hide-scrollbars \
-  "http://tenant-1.localhost:$port/subtasks" >/dev/null || fail "chromium could not take a screenshot"
-[ -s "$screenshot" ] || fail "the screenshot is empty"
+  say "$mode: stopping rls-demo with SIGINT"
+  kill -INT "$demo_pid"
+  status=0
+  for _ in $(seq 1 60); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$demo_pid" 2>/dev/null && fail "rls-demo did not stop within 30 s of SIGINT"
+  wait "$demo_pid" || status=$?
+  demo_pid=""
+  [ "$status" -eq 0 ] || { cat "$work/demo.err" >&2; fail "rls-demo exited with status $status"; }
+  [ ! -e "$cluster_dir" ] || fail "the embedded cluster directory $cluster_dir is still there"
+}
 
-say "stopping rls-demo with SIGINT"
-kill -INT "$demo_pid"
-status=0
-for _ in $(seq 1 60); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.5; done
-kill -0 "$demo_pid" 2>/dev/null && fail "rls-demo did not stop within 30 s of SIGINT"
-wait "$demo_pid" || status=$?
-demo_pid=""
-[ "$status" -eq 0 ] || { cat "$work/demo.err" >&2; fail "rls-demo exited with status $status"; }
-[ ! -e "$cluster_dir" ] || fail "the embedded cluster directory $cluster_dir is still there"
-say "PASS: each tenant's page shows its own rows only; the embedded cluster was removed"
+demo_pass rls
+demo_pass schema --strategy schema
+say "PASS: each tenant's page shows its own rows only, in the RLS and the schema strategy; the embedded cluster was removed"

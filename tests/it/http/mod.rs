@@ -10,6 +10,7 @@ mod hosts;
 mod limits;
 mod outage;
 mod pages;
+mod schemas;
 mod shutdown;
 mod socket;
 mod tx;

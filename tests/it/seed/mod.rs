@@ -5,6 +5,7 @@ mod cli;
 mod data;
 mod interruption;
 mod isolation;
+mod schemas;
 
 use rls_tenancy::{ScratchDatabase, SeedOptions, SeedReport, seed};
 use sqlx::PgPool;
