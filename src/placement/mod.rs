@@ -140,17 +140,9 @@ impl SchemaDirectory {
         )
         .bind(&self.registry)
         .bind(self.column.as_str());
-        let readable: bool = if self.pooler {
-            let mut tx = self.pool.begin_with("BEGIN READ ONLY").await?;
-            let readable = query.persistent(false).fetch_one(&mut *tx).await?;
-            tx.commit().await?;
-            readable
-        } else {
-            query.fetch_one(&self.pool).await?
-        };
-        match readable {
-            true => Ok(()),
-            false => Err(PlacementError::NotMigrated {
+        match fetch_routing(&self.pool, self.pooler, query).await? {
+            Some(true) => Ok(()),
+            _ => Err(PlacementError::NotMigrated {
                 column: format!("{}.{}", self.registry, self.column),
             }),
         }
