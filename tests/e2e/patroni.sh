@@ -38,7 +38,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-PG_BINDIR="${PG_BINDIR:-/usr/lib/postgresql/15/bin}"
+# Patroni 3.0 knows PostgreSQL up to 15: the distribution's 15 if installed, else the newest.
+PG_BINDIR="${PG_BINDIR:-$({ ls -d /usr/lib/postgresql/15/bin; ls -d /usr/lib/postgresql/*/bin | sort -rV; } 2>/dev/null | head -n 1)}"
 LOAD_BEFORE="${LOAD_BEFORE:-5}"
 LOAD_AFTER="${LOAD_AFTER:-10}"
 TTL="${TTL:-10}"
