@@ -31,7 +31,7 @@
 #
 # Env: CARGO_TARGET_DIR, PG_BINDIR (default /usr/lib/postgresql/15/bin), LOAD_BEFORE (5),
 # LOAD_AFTER (10), TTL (Patroni's leader key TTL, 10), SYNC_STRICT (true), LIMIT (the whole
-# run's bound in seconds, 300). Needs patroni, etcd, psql, curl and python3; installs the
+# run's bound in seconds, 300), KEEP (keep the temporary directory and its logs). Needs patroni, etcd, psql, curl and python3; installs the
 # patroni and etcd-server packages with apt-get when running as root and they are missing.
 # Everything stays on 127.0.0.1 (ports other than 5432) and is removed at the end.
 set -euo pipefail
@@ -39,7 +39,10 @@ cd "$(dirname "$0")/../.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 # Patroni 3.0 knows PostgreSQL up to 15: the distribution's 15 if installed, else the newest.
-PG_BINDIR="${PG_BINDIR:-$({ ls -d /usr/lib/postgresql/15/bin; ls -d /usr/lib/postgresql/*/bin | sort -rV; } 2>/dev/null | head -n 1)}"
+if [ -z "${PG_BINDIR:-}" ]; then
+  PG_BINDIR=/usr/lib/postgresql/15/bin
+  [ -d "$PG_BINDIR" ] || PG_BINDIR="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+fi
 LOAD_BEFORE="${LOAD_BEFORE:-5}"
 LOAD_AFTER="${LOAD_AFTER:-10}"
 TTL="${TTL:-10}"
@@ -117,7 +120,7 @@ cleanup() {
     pgrep -u "$pg_user" -f -- "$work/" >/dev/null 2>&1 || break
     sleep 0.25
   done
-  rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then say "kept $work (KEEP)"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
