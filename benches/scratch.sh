@@ -59,6 +59,21 @@ create_scratch_db() {
     --runtime-role "${name}_runtime" --tenant-context "$context" $key_arg >/dev/null
 }
 
+# seed_tenants DB_URL TENANTS COUNT: accounts tenant-1 .. tenant-TENANTS, one project and one
+# task each, and COUNT subtasks per tenant (an SQL expression of the tenant's slug, a.slug;
+# every second one done), written as the superuser in DB_URL.
+seed_tenants() {
+  psql "$1" -v ON_ERROR_STOP=1 -q <<SQL
+INSERT INTO app.accounts (slug, name) SELECT 'tenant-' || a, 'Account ' || a FROM generate_series(1, $2) a;
+INSERT INTO app.projects (account_id, name) SELECT id, 'project of ' || slug FROM app.accounts;
+INSERT INTO app.tasks (account_id, project_id, name) SELECT account_id, id, 'task ' || id FROM app.projects;
+INSERT INTO app.subtasks (account_id, task_id, name, is_complete)
+    SELECT t.account_id, t.id, a.slug || ' subtask ' || s, s % 2 = 0
+    FROM app.tasks t JOIN app.accounts a ON a.id = t.account_id,
+         LATERAL generate_series(1, $3) s;
+SQL
+}
+
 # drop_scratch_db ADMIN_URL DB: the database and its roles, quietly (for cleanups).
 drop_scratch_db() {
   psql "$1" -q -c "DROP DATABASE IF EXISTS $2 WITH (FORCE)" \

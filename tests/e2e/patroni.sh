@@ -285,14 +285,7 @@ say "leader $first_leader; $(cluster_lines | awk '{printf "%s %s on %s; ", $1, $
 admin_url="postgres://postgres@127.0.0.1:${pg_port[$first_leader]}/postgres"
 say "through the leader: roles, database $db, migration, $TENANTS tenants of $SUBTASKS_PER_TENANT subtasks"
 create_scratch_db "$admin_url" "$db" "$password" "$bin"
-psql "${admin_url%/*}/$db" -v ON_ERROR_STOP=1 -q <<SQL
-INSERT INTO app.accounts (slug, name) SELECT 'tenant-' || a, 'Account ' || a FROM generate_series(1, $TENANTS) a;
-INSERT INTO app.projects (account_id, name) SELECT id, 'project of ' || slug FROM app.accounts;
-INSERT INTO app.tasks (account_id, project_id, name) SELECT account_id, id, 'task ' || id FROM app.projects;
-INSERT INTO app.subtasks (account_id, task_id, name, is_complete)
-    SELECT t.account_id, t.id, 'subtask ' || s, s % 3 = 0
-    FROM app.tasks t, generate_series(1, $SUBTASKS_PER_TENANT) s;
-SQL
+seed_tenants "${admin_url%/*}/$db" "$TENANTS" "$SUBTASKS_PER_TENANT"
 psql "${admin_url%/*}/$db" -Atq -F ' ' \
   -c "SELECT s.id, a.slug, s.account_id, s.is_complete FROM app.subtasks s JOIN app.accounts a ON a.id = s.account_id ORDER BY s.id" \
   >"$work/before.txt"
