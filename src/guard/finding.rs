@@ -192,6 +192,11 @@ rules! {
     /// The tenant variable is preset for the role, the database, or the session.
     TenantVariablePreset = "tenant-variable-preset", Refuse,
         "the tenant variable is never preset outside a tenant transaction";
+    /// In the schema mode, `search_path` is preset for the role or the database (`ALTER
+    /// ROLE/DATABASE ... SET`): outside a tenant transaction, unqualified names would reach
+    /// the schema it names.
+    SearchPathPreset = "search-path-preset", Refuse,
+        "in the schema mode, search_path is never preset for the role or the database";
     /// A unique index on a tenant table lacks the tenant column while the role can write its
     /// columns: a duplicate-key error tells one tenant what another has.
     UniqueWithoutTenant = "unique-without-tenant", Refuse,

@@ -25,7 +25,7 @@
 //! | views and functions | `view-not-security-invoker`, `security-definer-function`, `leakproof-function` (outside `pg_catalog`) |
 //! | materialized views | `materialized-view-readable` (over anything but declared global tables) |
 //! | default privileges | `default-privilege` (refused rights, or PUBLIC access to every new table) |
-//! | settings | `tenant-variable-preset` |
+//! | settings | `tenant-variable-preset`, `search-path-preset` (the schema mode: `search_path` set by `ALTER ROLE/DATABASE ... SET`) |
 //! | constraints | `unique-without-tenant`, `foreign-key-without-tenant` |
 //! | tables outside row-level security, in any schema | `unscoped-tenant-reference`, `foreign-table-readable`, `trigger-writes-unscoped-table`, `undeclared-table-readable` |
 //! | triggers on tenant tables | `trigger-notifies`, `security-definer-function` (trigger functions need no `EXECUTE`) |
@@ -81,6 +81,7 @@ mod privileges;
 mod registry;
 mod report;
 mod roles;
+mod search_path;
 mod settings;
 mod triggers;
 mod unscoped;
@@ -248,6 +249,7 @@ pub async fn check(conn: &mut PgConnection, options: &GuardOptions) -> Result<Gu
     findings.extend(matviews::check(&mut tx, &ctx).await?);
     findings.extend(defaults::check(&mut tx, &ctx).await?);
     findings.extend(settings::check(&mut tx, &ctx).await?);
+    findings.extend(search_path::check(&mut tx, &ctx).await?);
     findings.extend(constraints::check(&mut tx, &ctx).await?);
     findings.extend(unscoped::check(&mut tx, &ctx).await?);
     findings.extend(triggers::check(&mut tx, &ctx).await?);

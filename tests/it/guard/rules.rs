@@ -90,6 +90,14 @@ fn declaring_global(names: &[&str]) -> Result<TenancyDeclaration> {
     Ok(TenancyDeclaration::parse(&text)?)
 }
 
+/// The guard's options for the reference declaration in the schema mode.
+fn schema_options() -> GuardOptions {
+    let decl = TenancyDeclaration::reference()
+        .expect("declaration")
+        .with_strategy(rls_tenancy::Strategy::Schema);
+    GuardOptions::new(decl).min_server_versions(Vec::new())
+}
+
 /// Version floors above every release of every major: the server is always below them.
 fn floors_above_every_release() -> Result<GuardOptions> {
     let floors = (10..=40)
@@ -277,6 +285,25 @@ cases! {
         "ALTER DATABASE {db} SET app.tenant_id = '1'";
     a_tenant_preset_for_the_role_in_the_database_is_refused: TenantVariablePreset <-
         "ALTER ROLE {runtime} IN DATABASE {db} SET app.tenant_id = '1'";
+
+    // The schema mode (section 4 of issue 11): no search_path preset, and the ownership,
+    // CREATE and row-level security rules hold in tenant schemas and the shared one alike.
+    a_search_path_preset_for_the_role_is_refused_in_the_schema_mode: SearchPathPreset <-
+        "ALTER ROLE {runtime} SET search_path = tenant_a, app", with schema_options();
+    a_search_path_preset_for_the_database_is_refused_in_the_schema_mode: SearchPathPreset <-
+        "ALTER DATABASE {db} SET search_path = tenant_a, app", with schema_options();
+    a_search_path_preset_for_the_role_in_the_database_is_refused_in_the_schema_mode: SearchPathPreset <-
+        "ALTER ROLE {runtime} IN DATABASE {db} SET search_path = tenant_a", with schema_options();
+    a_tenant_schema_owned_by_the_runtime_role_is_refused: OwnsSchema <-
+        "CREATE SCHEMA tenant_x AUTHORIZATION {runtime}", with schema_options();
+    create_on_a_tenant_schema_is_refused: SchemaCreate <-
+        "CREATE SCHEMA tenant_x; GRANT USAGE, CREATE ON SCHEMA tenant_x TO {runtime}", with schema_options();
+    an_unprotected_table_in_a_tenant_schema_is_refused: RlsDisabled <-
+        "CREATE SCHEMA tenant_x; GRANT USAGE ON SCHEMA tenant_x TO {runtime};
+         CREATE TABLE tenant_x.users (LIKE app.users);
+         GRANT SELECT ON tenant_x.users TO {runtime}", with schema_options();
+    an_unprotected_tenant_table_in_the_shared_schema_is_refused_in_the_schema_mode: RlsDisabled <-
+        "ALTER TABLE app.projects DISABLE ROW LEVEL SECURITY", with schema_options();
 
     // Constraints.
     a_unique_index_without_the_tenant_column_is_refused: UniqueWithoutTenant <-
@@ -1018,6 +1045,21 @@ async fn a_server_below_the_version_floor_warns_and_rls_check_passes() -> Result
         )
         .await?;
     assert!(at_floor.findings().is_empty(), "{at_floor}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_search_path_preset_is_left_alone_in_the_rls_mode_and_refused_by_rls_check_in_the_schema_mode()
+-> Result<()> {
+    let fx = stays_quiet("ALTER ROLE {runtime} SET search_path = app").await?;
+    let run = rls_check_as_runtime(fx.db(), &["--strategy", "schema"]).await?;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stdout.contains("[search-path-preset]"), "{run:?}");
+    assert!(
+        run.stdout.contains("RESET search_path;"),
+        "the fix: {}",
+        run.stdout
+    );
     Ok(())
 }
 
