@@ -68,6 +68,22 @@ macro_rules! with_closure {
 }
 pub(super) use with_closure;
 
+/// Continues [`with_closure!`]: the settings of `pg_db_role_setting` that apply to the
+/// inspected role (or every role) in this database (or every database), one row per
+/// `name=value` as `cfg`, with `d` the database and `r` the role (both NULL for "all").
+macro_rules! role_settings {
+    () => {
+        "
+           FROM pg_catalog.pg_db_role_setting s
+           LEFT JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
+           LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
+           CROSS JOIN LATERAL unnest(s.setconfig) cfg
+          WHERE (s.setdatabase = 0 OR d.datname = current_database())
+            AND (s.setrole = 0 OR s.setrole IN (SELECT oid FROM target))"
+    };
+}
+pub(super) use role_settings;
+
 /// Continues [`with_closure!`] with `tenant_tables (oid, schema, name, column_name, attnum)`:
 /// the tables of schema `$2` that are declared (names `$3`, columns `$4`, pairwise) or have a
 /// tenant column (any of `$5`), less the routing tables `$6` (the registry and its domains

@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 
 use super::Ctx;
 use super::Result;
-use super::catalog::with_closure;
+use super::catalog::{role_settings, with_closure};
 use super::finding::{Finding, RuleId, quote_ident};
 
 #[derive(sqlx::FromRow)]
@@ -28,13 +28,9 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
         "SELECT 'catalog' AS origin,
                 CASE WHEN s.setdatabase = 0 THEN NULL ELSE d.datname::text END AS database,
                 CASE WHEN s.setrole = 0 THEN NULL ELSE r.rolname::text END AS role,
-                substr(cfg, strpos(cfg, '=') + 1) AS value, NULL::text AS source
-           FROM pg_catalog.pg_db_role_setting s
-           LEFT JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
-           LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
-           CROSS JOIN LATERAL unnest(s.setconfig) cfg
-          WHERE (s.setdatabase = 0 OR d.datname = current_database())
-            AND (s.setrole = 0 OR s.setrole IN (SELECT oid FROM target))
+                substr(cfg, strpos(cfg, '=') + 1) AS value, NULL::text AS source",
+        role_settings!(),
+        "
             AND lower(split_part(cfg, '=', 1)) = lower($2)
             AND substr(cfg, strpos(cfg, '=') + 1) <> ''
          UNION ALL
