@@ -73,6 +73,7 @@ mod pin;
 mod ready;
 mod source;
 mod state;
+mod static_tenants;
 mod tx;
 
 pub use authorize::Authorize;
@@ -83,4 +84,5 @@ pub use pin::{PinKey, PinKeyError, PinNext, SameSite, WritePinning, writing_rout
 pub use ready::{health_routes, healthz, readyz};
 pub use source::{TenantClaim, TenantSource};
 pub use state::{AppState, HostSource};
+pub use static_tenants::route_static_tenants;
 pub use tx::{TenantTxLayer, TenantTxService, Tx};

@@ -84,6 +84,7 @@ impl Statements {
 ///
 /// # Errors
 /// [`DomainError::Taken`] when a tenant (this one included) already has the domain,
+/// [`DomainError::StaticDomain`] when a static tenant of the declaration has it,
 /// [`DomainError::UnknownTenant`] when no tenant has the slug,
 /// [`DomainError::NoDomainsTable`] when the declaration keeps no domains, else
 /// [`DomainError::Database`]. Nothing is written then.
@@ -102,6 +103,12 @@ pub async fn add_domain(
     domain: &DomainName,
 ) -> Result<bool, DomainError> {
     let sql = Statements::new(decl)?;
+    if let Some(tenant) = decl.static_tenant_of_domain(domain.as_str()) {
+        return Err(DomainError::StaticDomain {
+            domain: domain.to_string(),
+            tenant: tenant.name.to_string(),
+        });
+    }
     let inserted: Option<bool> = sqlx::query_scalar(AssertSqlSafe(sql.insert))
         .bind(domain.as_str())
         .bind(slug.as_str())

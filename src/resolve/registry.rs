@@ -4,6 +4,7 @@
 //! has no row-level security and the runtime role may read only its routing columns.
 //! Resolving a tenant therefore needs no tenant and never switches the database wall off.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -162,6 +163,8 @@ struct Lookups {
     by_id: String,
     /// Full domain → slug, through the domains table, when the declaration keeps one.
     by_domain: Option<String>,
+    /// The static tenants' domains → their names, from the declaration.
+    static_domains: HashMap<String, TenantSlug>,
 }
 
 impl Lookups {
@@ -194,6 +197,15 @@ impl Lookups {
             by_slug: format!("{select}{} = $1", registry.slug_column),
             by_id: format!("{select}{} = $1", registry.id_column),
             by_domain,
+            static_domains: decl
+                .static_tenants()
+                .iter()
+                .flat_map(|t| {
+                    t.domains
+                        .iter()
+                        .map(|d| (d.as_str().to_owned(), t.name.clone()))
+                })
+                .collect(),
         }
     }
 }
@@ -312,8 +324,9 @@ impl TenantRegistry {
     }
 
     /// The active tenant a request's host names, by full domain or by subdomain, the way
-    /// the schema-per-tenant tools route: the whole host in the domains table first (a
-    /// tenant's own domain, `crm.acme.test`), else `slug.<base>` when a base domain is given.
+    /// the schema-per-tenant tools route: a static tenant's domain (the declaration's
+    /// `[[static_tenant]]`) first, then the whole host in the domains table (a tenant's own
+    /// domain, `crm.acme.test`), else `slug.<base>` when a base domain is given.
     /// `Ok(None)` for the bare base domain (no tenant: the landing page), unless a tenant
     /// has it as its own domain. The host is held to the strict rules of
     /// [`subdomain_slug`](super::subdomain_slug); answers are cached like slugs and dropped
@@ -340,6 +353,9 @@ impl TenantRegistry {
         base: Option<&BaseDomain>,
     ) -> Result<Option<TenantScope>, ResolveError> {
         let name = host_name(host)?;
+        if let Some(slug) = self.lookups.static_domains.get(name) {
+            return Ok(Some(self.resolve(slug).await?));
+        }
         if let Some(slug) = self.domain_slug(name).await? {
             return Ok(Some(self.resolve(&slug).await?));
         }

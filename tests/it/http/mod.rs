@@ -13,6 +13,7 @@ mod pages;
 mod schemas;
 mod shutdown;
 mod socket;
+mod static_tenants;
 mod tx;
 
 use axum::Router;
