@@ -8,23 +8,36 @@ use std::net::SocketAddr;
 
 use rls_tenancy::demo::{DemoState, router};
 use rls_tenancy::http::TenantSource;
-use rls_tenancy::{DomainName, TenancyDeclaration, add_domain, remove_domain};
+use rls_tenancy::{DomainName, TenancyDeclaration, TenantRegistry, add_domain, remove_domain};
 
 use super::socket::raw_get;
 use super::{Seeded, Site, state};
 
-/// Polls `GET /api/subtasks` on `host` until it answers `status`; at most ~20 s, then the
-/// last answer is returned for the caller to assert on (no timing is asserted).
-async fn eventually(addr: SocketAddr, host: &str, status: u16) -> (u16, String) {
-    let mut reply = raw_get(addr, "/api/subtasks", &[host]).await;
+/// Polls `GET path` on `host` until it answers `status`; at most ~20 s, then the last
+/// answer is returned for the caller to assert on (no timing is asserted).
+pub async fn eventually(addr: SocketAddr, path: &str, host: &str, status: u16) -> (u16, String) {
+    let mut reply = raw_get(addr, path, &[host]).await;
     for _ in 0..200 {
         if reply.0 == status {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        reply = raw_get(addr, "/api/subtasks", &[host]).await;
+        reply = raw_get(addr, path, &[host]).await;
     }
     reply
+}
+
+/// Waits (at most ~20 s) for `registry` to listen for changes, and asserts it does.
+pub async fn until_listening(registry: &TenantRegistry) {
+    let mut listening = registry.is_listening();
+    for _ in 0..200 {
+        if listening {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        listening = registry.is_listening();
+    }
+    assert!(listening, "the registry listens for changes");
 }
 
 fn assert_serves(reply: &(u16, String), me: &Seeded, other: &Seeded) {
@@ -107,15 +120,7 @@ async fn tenants_are_routed_by_their_own_domain_and_by_subdomain() {
     }
 
     // Changes reach the running server through the registry's notices.
-    let mut listening = registry.is_listening();
-    for _ in 0..200 {
-        if listening {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        listening = registry.is_listening();
-    }
-    assert!(listening, "the registry listens for changes");
+    until_listening(&registry).await;
     let bravo_own = format!("bravo-corp.test:{port}");
     assert_eq!(raw_get(addr, "/api/subtasks", &[&bravo_own]).await.0, 404);
     add_domain(
@@ -127,21 +132,24 @@ async fn tenants_are_routed_by_their_own_domain_and_by_subdomain() {
     .await
     .expect("domain");
     assert_serves(
-        &eventually(addr, &bravo_own, 200).await,
+        &eventually(addr, "/api/subtasks", &bravo_own, 200).await,
         &site.bravo,
         &site.alpha,
     );
     remove_domain(&mut deploy, &decl, &domain("alpha-corp.test"))
         .await
         .expect("remove");
-    assert_eq!(eventually(addr, &alpha_own, 404).await.0, 404);
+    assert_eq!(
+        eventually(addr, "/api/subtasks", &alpha_own, 404).await.0,
+        404
+    );
     sqlx::query("UPDATE app.accounts SET is_active = false WHERE slug = $1")
         .bind(site.bravo.slug)
         .execute(&site.admin)
         .await
         .expect("suspend");
     assert_eq!(
-        eventually(addr, &bravo_own, 404).await.0,
+        eventually(addr, "/api/subtasks", &bravo_own, 404).await.0,
         404,
         "a suspended tenant's domain"
     );

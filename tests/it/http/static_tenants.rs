@@ -3,8 +3,6 @@
 //! (`route_static_tenants`), `blog` from its own tables; dynamic tenants, by their own domain
 //! or by subdomain, share the default router; unknown hosts and the shared schema are 404.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::routing::get;
 use rls_tenancy::http::{
@@ -15,6 +13,7 @@ use rls_tenancy::{
     TenantPoolOptions, add_domain,
 };
 
+use super::domains::{eventually, until_listening};
 use super::socket::raw_get;
 use crate::migrate::rls_migrate;
 use crate::selectors::static_declaration;
@@ -45,19 +44,6 @@ async fn blog_page(mut tx: Tx) -> Result<String, AppError> {
         "blog: {}",
         names(&mut tx, "SELECT title FROM posts ORDER BY title").await?
     ))
-}
-
-/// Polls `GET /` on `host` until it answers `status` (at most ~20 s; no timing asserted).
-async fn eventually(addr: SocketAddr, host: &str, status: u16) -> u16 {
-    let mut got = raw_get(addr, "/", &[host]).await.0;
-    for _ in 0..200 {
-        if got == status {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        got = raw_get(addr, "/", &[host]).await.0;
-    }
-    got
 }
 
 #[tokio::test]
@@ -177,20 +163,12 @@ async fn static_tenants_have_their_own_router_and_tables_and_dynamic_ones_share_
     }
 
     // A suspended tenant's domain stops routing.
-    let mut listening = registry.is_listening();
-    for _ in 0..200 {
-        if listening {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        listening = registry.is_listening();
-    }
-    assert!(listening, "the registry listens for changes");
+    until_listening(&registry).await;
     sqlx::query("UPDATE app.accounts SET is_active = false WHERE slug = 'tenant-a'")
         .execute(&admin)
         .await
         .expect("suspend");
-    assert_eq!(eventually(addr, "crm.acme.test", 404).await, 404);
+    assert_eq!(eventually(addr, "/", "crm.acme.test", 404).await.0, 404);
     assert_eq!(raw_get(addr, "/", &["tenant-a.example.com"]).await.0, 404);
     assert_eq!(
         raw_get(addr, "/", &["tenant-b.example.com"]).await.1,
