@@ -76,6 +76,10 @@ pub enum Error {
     #[cfg(feature = "migrate")]
     #[error(transparent)]
     Migrate(#[from] crate::migrate::MigrateError),
+    /// A tenant lifecycle command's failure (feature `migrate`).
+    #[cfg(feature = "migrate")]
+    #[error(transparent)]
+    Lifecycle(#[from] crate::lifecycle::LifecycleError),
     /// Seeding failed.
     #[cfg(feature = "seed")]
     #[error(transparent)]

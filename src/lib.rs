@@ -76,6 +76,8 @@ mod embedded;
 #[cfg(feature = "axum")]
 pub mod http;
 #[cfg(feature = "migrate")]
+mod lifecycle;
+#[cfg(feature = "migrate")]
 mod migrate;
 #[cfg(feature = "seed")]
 mod seed;
@@ -116,6 +118,11 @@ pub use tenant::{
 pub use embedded::{
     AdminServer, HarnessError, LocalCluster, REFERENCE_MIGRATIONS, REFERENCE_TENANT_MIGRATIONS,
     ReplicatedCluster, ScratchDatabase,
+};
+#[cfg(feature = "migrate")]
+pub use lifecycle::{
+    DropPlan, LifecycleError, NewTenant, RunOutcome, RunReport, TenantLifecycle, TenantRecord,
+    TenantRun, TenantSelector, list_text,
 };
 #[cfg(feature = "migrate")]
 pub use migrate::{

@@ -65,7 +65,7 @@ from_toolkit!(
     crate::StatementError,
 );
 #[cfg(feature = "migrate")]
-from_toolkit!(crate::MigrateError);
+from_toolkit!(crate::MigrateError, crate::LifecycleError);
 #[cfg(feature = "seed")]
 from_toolkit!(crate::SeedError);
 #[cfg(feature = "testing")]
@@ -123,6 +123,8 @@ fn is_usage(err: &Error) -> bool {
         Error::Guard(err) => guard_is_usage(err),
         #[cfg(feature = "migrate")]
         Error::Migrate(err) => err.is_usage(),
+        #[cfg(feature = "migrate")]
+        Error::Lifecycle(err) => err.is_usage(),
         #[cfg(feature = "seed")]
         Error::Seed(err) => err.is_usage(),
         #[cfg(feature = "testing")]

@@ -54,7 +54,7 @@ pub(super) async fn grant_runtime(
 /// Grants the runtime role DML on `decl`'s tenant tables in `schema` (the declaration's own,
 /// or a tenant's schema in the schema mode), and `USAGE` on the schema and its sequences,
 /// after closing every table and sequence of the schema; in one round trip.
-pub(super) async fn grant_tenant_tables(
+pub(crate) async fn grant_tenant_tables(
     conn: &mut PgConnection,
     schema: &Ident,
     decl: &TenancyDeclaration,

@@ -21,10 +21,10 @@
 mod across;
 mod bootstrap;
 mod error;
-mod grants;
+pub(crate) mod grants;
 mod policies;
 mod registry_notify;
-mod schemas;
+pub(crate) mod schemas;
 mod selector;
 mod signed;
 
@@ -62,11 +62,11 @@ type Result<T, E = MigrateError> = std::result::Result<T, E>;
 /// ```
 #[derive(Debug, Clone)]
 pub struct MigrateOptions {
-    url: DatabaseUrl,
-    runtime_role: Ident,
-    variable: TenantVariable,
-    mode: TenantContextMode,
-    tenant_key: Option<TenantKey>,
+    pub(crate) url: DatabaseUrl,
+    pub(crate) runtime_role: Ident,
+    pub(crate) variable: TenantVariable,
+    pub(crate) mode: TenantContextMode,
+    pub(crate) tenant_key: Option<TenantKey>,
     retire_old_keys: bool,
 }
 

@@ -11,6 +11,7 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use super::{MigrateError, grants, policies};
 use crate::placement::{SchemaName, search_path};
 use crate::policy::{Ident, TenancyDeclaration, TenantContext};
+use crate::policy::{policy_sql, quote_literal};
 
 type Result<T, E = MigrateError> = std::result::Result<T, E>;
 
@@ -40,16 +41,10 @@ pub(crate) async fn migrate_schema(
     context: &TenantContext,
     runtime: &Ident,
 ) -> Result<SchemaChanges> {
-    let (path, value) = search_path(schema, decl.schema());
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema};
-         SELECT set_config({path}, {value}, true);
-         CREATE TABLE IF NOT EXISTS {schema}._rls_migrations (
-             version      bigint PRIMARY KEY,
-             description  text NOT NULL,
-             checksum     bytea NOT NULL,
-             installed_on timestamptz NOT NULL DEFAULT now()
-         )"
+    sqlx::raw_sql(AssertSqlSafe(schema_prologue(
+        schema,
+        decl,
+        "IF NOT EXISTS ",
     )))
     .execute(&mut *conn)
     .await?;
@@ -82,6 +77,60 @@ pub(crate) async fn migrate_schema(
     let policies = policies::install_policies(conn, schema.ident(), decl, context).await?;
     grants::grant_tenant_tables(conn, schema.ident(), decl, runtime).await?;
     Ok(SchemaChanges { applied, policies })
+}
+
+/// A new tenant schema in one script, for the caller's transaction: the schema, the tenant
+/// migrations with `search_path` set to it (transaction-locally), their records in its
+/// `_rls_migrations`, and the policies on `decl`'s tenant tables; what [`migrate_schema`]
+/// would do to a schema that does not exist yet, in one round trip (the grants follow, as
+/// [`grants::grant_tenant_tables`]). Fails on a schema that exists.
+pub(crate) fn new_schema_script(
+    migrator: &Migrator,
+    decl: &TenancyDeclaration,
+    schema: &SchemaName,
+    context: &TenantContext,
+) -> String {
+    let mut script = vec![schema_prologue(schema, decl, "")];
+    let mut records = Vec::new();
+    for migration in migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+    {
+        script.push(migration.sql.as_str().to_owned());
+        records.push(format!(
+            "({}, {}, '\\x{}'::bytea)",
+            migration.version,
+            quote_literal(&migration.description),
+            hex::encode(&migration.checksum),
+        ));
+    }
+    if !records.is_empty() {
+        script.push(format!(
+            "INSERT INTO {schema}._rls_migrations (version, description, checksum) VALUES {}",
+            records.join(", ")
+        ));
+    }
+    for table in decl.tenant_tables() {
+        script.push(policy_sql(schema.ident(), table, context));
+    }
+    // A migration may end in a comment: each part ends on a line of its own.
+    script.join("\n;\n")
+}
+
+/// Creates `schema` (`if_not_exists`: `""` or `"IF NOT EXISTS "`), points `search_path` at it
+/// for the rest of the transaction and creates its migration records table.
+fn schema_prologue(schema: &SchemaName, decl: &TenancyDeclaration, if_not_exists: &str) -> String {
+    let (path, value) = search_path(schema, decl.schema());
+    format!(
+        "CREATE SCHEMA {if_not_exists}{schema};
+         SELECT set_config({path}, {value}, true);
+         CREATE TABLE {if_not_exists}{schema}._rls_migrations (
+             version      bigint PRIMARY KEY,
+             description  text NOT NULL,
+             checksum     bytea NOT NULL,
+             installed_on timestamptz NOT NULL DEFAULT now()
+         )"
+    )
 }
 
 /// The up-migrations of `migrator` that `recorded` lacks, in order; an applied migration

@@ -24,6 +24,7 @@ mod guard;
 mod harness;
 mod http;
 mod isolation;
+mod lifecycle;
 mod migrate;
 mod privileges;
 mod query;

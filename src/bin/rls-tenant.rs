@@ -1,0 +1,237 @@
+//! `rls-tenant`: the tenant lifecycle (create, list, suspend/resume, rename, drop, run SQL per
+//! tenant) in both strategies.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use rls_tenancy::cli::{self, CliError, DeclarationArg};
+use rls_tenancy::{
+    MigrateOptions, NewTenant, Strategy, TenantContextMode, TenantKey, TenantLifecycle,
+    TenantSelector, TenantSlug, TenantVariable, list_text, migrator_from_dir,
+};
+
+/// Create, list, suspend, resume, rename and drop tenants, and run SQL in each tenant's
+/// context. Run as the deploy role.
+///
+/// In the RLS mode a tenant is a registry row; in the schema mode (--strategy schema) also a
+/// schema of its own, made with the tenant migrations, policies and grants in the same
+/// transaction as its registry row.
+///
+/// Exit codes: 0 ok, 1 failed (nothing half-done; for `run`, the SQL failed in some
+/// tenant), 2 usage, connection, unknown or taken names, drop without --yes.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The deploy role's connection URL.
+    #[arg(long, env = "DEPLOY_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+
+    /// The role the application connects as; a new tenant schema grants it DML only.
+    #[arg(long, env = "RLS_RUNTIME_ROLE", default_value = MigrateOptions::DEFAULT_RUNTIME_ROLE)]
+    runtime_role: String,
+
+    /// The setting the policies read the tenant id from (as given to rls-migrate).
+    #[arg(long, env = "RLS_TENANT_VARIABLE", default_value = TenantVariable::DEFAULT)]
+    tenant_variable: String,
+
+    /// How the policies learn the tenant, as given to rls-migrate: `signed` or `plain`.
+    #[arg(long, env = "RLS_TENANT_CONTEXT", default_value = "signed", value_parser = clap::value_parser!(TenantContextMode))]
+    tenant_context: TenantContextMode,
+
+    /// The tenant key file rls-migrate wrote: `run` and an RLS-mode `drop` sign their
+    /// tenant transactions with it (signed context).
+    #[arg(long, env = "RLS_TENANT_KEY_FILE", value_name = "PATH")]
+    tenant_key_file: Option<PathBuf>,
+
+    /// The schema mode's tenant migrations, applied to each new tenant schema.
+    #[arg(
+        long,
+        env = "RLS_TENANT_MIGRATIONS",
+        value_name = "DIR",
+        default_value = "migrations/tenant"
+    )]
+    tenant_migrations: PathBuf,
+
+    #[command(flatten)]
+    declaration: DeclarationArg,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a tenant (in the schema mode: its schema, tables, policies and grants too).
+    Create {
+        /// The new tenant's slug.
+        slug: String,
+        /// Its display name (the registry's `name` column, when it has one) [default: the slug].
+        #[arg(long)]
+        name: Option<String>,
+        /// Its schema in the schema mode [default: the slug with `-` written `_`].
+        #[arg(long, value_name = "NAME")]
+        schema: Option<String>,
+    },
+    /// List the tenants: slug, id, schema, state, domains.
+    List {
+        /// text (columns) or json.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Stop serving a tenant at once (its requests get 404); its data stays.
+    Suspend {
+        /// The tenant's slug.
+        slug: String,
+    },
+    /// Serve a suspended tenant again.
+    Resume {
+        /// The tenant's slug.
+        slug: String,
+    },
+    /// Give a tenant a new slug (its id and schema stay).
+    Rename {
+        /// The tenant's slug.
+        slug: String,
+        /// The new slug.
+        new: String,
+    },
+    /// Drop a tenant: its schema (schema mode) or its rows (RLS mode), and its registry row.
+    Drop {
+        /// The tenant's slug.
+        slug: String,
+        /// Really drop; without it, say what would be dropped and exit 2.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Run SQL as the deploy role in each selected tenant's context, one transaction each.
+    Run {
+        /// `all`, or a comma-separated list of tenant slugs.
+        #[arg(long, value_name = "SELECTOR")]
+        tenants: String,
+        /// The SQL to run.
+        #[arg(
+            short = 'c',
+            long = "command",
+            value_name = "SQL",
+            conflicts_with = "file",
+            required_unless_present = "file"
+        )]
+        command: Option<String>,
+        /// A file of SQL to run.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    cli::init_tracing();
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(failed) if failed => ExitCode::from(1),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => cli::report_error("rls-tenant", &e),
+    }
+}
+
+/// Runs the command and prints its result; `true` when `run` failed in some tenant.
+async fn run(args: &Args) -> Result<bool, CliError> {
+    let url = cli::database_url(args.database_url.as_deref(), "DEPLOY_DATABASE_URL")?;
+    let declaration = args.declaration.load()?;
+    let mut options = MigrateOptions::new(url, &args.runtime_role)?
+        .tenant_variable(TenantVariable::parse(&args.tenant_variable)?)
+        .tenant_context(args.tenant_context);
+    if let Some(path) = &args.tenant_key_file {
+        options = options
+            .tenant_key(TenantKey::from_file(path).map_err(rls_tenancy::MigrateError::from)?);
+    }
+    let creates_schema = matches!(args.command, Command::Create { .. })
+        && declaration.strategy() == Strategy::Schema;
+    let mut lifecycle = TenantLifecycle::connect(declaration, options).await?;
+    if creates_schema {
+        lifecycle = lifecycle.tenant_migrations(migrator_from_dir(&args.tenant_migrations).await?);
+    }
+    let failed = command(&lifecycle, &args.command).await;
+    lifecycle.close().await;
+    failed
+}
+
+async fn command(lifecycle: &TenantLifecycle, command: &Command) -> Result<bool, CliError> {
+    match command {
+        Command::Create { slug, name, schema } => {
+            let mut new = NewTenant::new(slug.parse()?);
+            if let Some(name) = name {
+                new = new.name(name);
+            }
+            if let Some(schema) = schema {
+                new = new.schema(schema);
+            }
+            let tenant = lifecycle.create(&new).await?;
+            match &tenant.schema {
+                Some(schema) => println!(
+                    "created tenant {} (id {}, schema {schema})",
+                    tenant.slug, tenant.id
+                ),
+                None => println!("created tenant {} (id {})", tenant.slug, tenant.id),
+            }
+        }
+        Command::List { format } => {
+            let tenants = lifecycle.list().await?;
+            match format {
+                Format::Text => print!("{}", list_text(&tenants)),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&tenants)
+                        .map_err(|e| CliError::Usage(format!("cannot write JSON: {e}")))?
+                ),
+            }
+        }
+        Command::Suspend { slug } => {
+            let tenant = lifecycle.suspend(&slug.parse()?).await?;
+            println!("suspended tenant {}: its requests get 404", tenant.slug);
+        }
+        Command::Resume { slug } => {
+            let tenant = lifecycle.resume(&slug.parse()?).await?;
+            println!("resumed tenant {}", tenant.slug);
+        }
+        Command::Rename { slug, new } => {
+            let new: TenantSlug = new.parse()?;
+            lifecycle.rename(&slug.parse()?, &new).await?;
+            println!("renamed tenant {slug} to {new}");
+        }
+        Command::Drop { slug, yes } => {
+            let slug: TenantSlug = slug.parse()?;
+            if !yes {
+                let plan = lifecycle.drop_plan(&slug).await?;
+                return Err(CliError::Usage(format!(
+                    "refusing to drop without --yes; it would drop {plan}"
+                )));
+            }
+            println!("dropped {}", lifecycle.drop_tenant(&slug).await?);
+        }
+        Command::Run {
+            tenants,
+            command,
+            file,
+        } => {
+            let selector: TenantSelector = tenants.parse()?;
+            let sql = match (command, file) {
+                (Some(sql), _) => sql.clone(),
+                (None, Some(path)) => std::fs::read_to_string(path)
+                    .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?,
+                (None, None) => return Err(CliError::Usage("give -c SQL or -f FILE".to_owned())),
+            };
+            let report = lifecycle.run(&selector, &sql).await?;
+            println!("{report}");
+            return Ok(report.has_failures());
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,209 @@
+//! [`TenantLifecycle::create`]: a new tenant, whole or not at all.
+
+use sqlx::{AssertSqlSafe, PgConnection};
+
+use super::{LifecycleError, Result, TenantLifecycle, TenantRecord, slug_conflict};
+use crate::migrate::{grants, schemas};
+use crate::placement::SchemaName;
+use crate::policy::Strategy;
+use crate::tenant::TenantSlug;
+
+/// What [`TenantLifecycle::create`] makes: a slug, and optionally a display name (for a
+/// registry with a `name` column; default the slug) and, in the schema mode, the schema name
+/// (default the slug with `-` written `_`).
+///
+/// ```
+/// use rls_tenancy::NewTenant;
+/// let new = NewTenant::new("acme".parse()?).name("Acme Corp").schema("acme_corp");
+/// assert_eq!(new.slug().as_str(), "acme");
+/// # Ok::<(), rls_tenancy::TenantError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    slug: TenantSlug,
+    name: Option<String>,
+    schema: Option<String>,
+}
+
+impl NewTenant {
+    /// A tenant with slug `slug` and the defaults.
+    ///
+    /// ```
+    /// # use rls_tenancy::NewTenant;
+    /// let new = NewTenant::new("acme".parse()?);
+    /// # Ok::<(), rls_tenancy::TenantError>(())
+    /// ```
+    pub fn new(slug: TenantSlug) -> Self {
+        Self {
+            slug,
+            name: None,
+            schema: None,
+        }
+    }
+
+    /// The display name written to the registry's `name` column, when it has one.
+    ///
+    /// ```
+    /// # use rls_tenancy::NewTenant;
+    /// let new = NewTenant::new("acme".parse()?).name("Acme Corp");
+    /// # Ok::<(), rls_tenancy::TenantError>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The schema the tenant gets in the schema mode, instead of the one named after its
+    /// slug; validated as a [`SchemaName`] when the tenant is created.
+    ///
+    /// ```
+    /// # use rls_tenancy::NewTenant;
+    /// let new = NewTenant::new("7up".parse()?).schema("seven_up");
+    /// # Ok::<(), rls_tenancy::TenantError>(())
+    /// ```
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// The slug.
+    ///
+    /// ```
+    /// # use rls_tenancy::NewTenant;
+    /// assert_eq!(NewTenant::new("acme".parse()?).slug().as_str(), "acme");
+    /// # Ok::<(), rls_tenancy::TenantError>(())
+    /// ```
+    pub fn slug(&self) -> &TenantSlug {
+        &self.slug
+    }
+}
+
+impl TenantLifecycle {
+    /// Creates a tenant in one transaction: in the RLS mode its registry row; in the schema
+    /// mode also its schema with the tenant migrations applied and recorded, the policies on
+    /// its tenant tables and the runtime role's grants, so that `rls-migrate` finds it
+    /// current. Nothing is written when any part fails.
+    ///
+    /// # Errors
+    /// [`LifecycleError::SlugTaken`], [`LifecycleError::SchemaTaken`],
+    /// [`LifecycleError::Placement`] for a reserved or malformed schema name,
+    /// [`LifecycleError::NoTenantMigrations`] in the schema mode without tenant migrations;
+    /// a database error (a failing migration) rolls everything back.
+    #[tracing::instrument(skip_all, fields(slug = new.slug.as_str()))]
+    pub async fn create(&self, new: &NewTenant) -> Result<TenantRecord> {
+        let shared = self.decl.schema();
+        let schema = match self.decl.strategy() {
+            Strategy::Schema => Some(match &new.schema {
+                Some(name) => SchemaName::parse(name, shared)?,
+                None => SchemaName::for_slug(&new.slug, shared)?,
+            }),
+            _ => None,
+        };
+        let migrator = match schema {
+            Some(_) => Some(
+                self.tenant_migrator
+                    .as_ref()
+                    .ok_or(LifecycleError::NoTenantMigrations)?,
+            ),
+            None => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        self.check_free(&mut tx, &new.slug, schema.as_ref()).await?;
+        let id = self.insert(&mut tx, new, schema.as_ref()).await?;
+        if let (Some(schema), Some(migrator)) = (&schema, migrator) {
+            let script = schemas::new_schema_script(migrator, &self.decl, schema, &self.context);
+            sqlx::raw_sql(AssertSqlSafe(script))
+                .execute(&mut *tx)
+                .await?;
+            grants::grant_tenant_tables(
+                &mut tx,
+                schema.ident(),
+                &self.decl,
+                &self.options.runtime_role,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        tracing::info!(id, "created the tenant");
+        Ok(TenantRecord {
+            id: self.decl.key_type().parse_id(&id)?,
+            slug: new.slug.clone(),
+            schema: schema.map(|s| s.as_str().to_owned()),
+            domains: Vec::new(),
+            active: true,
+        })
+    }
+
+    /// Refuses a slug another tenant has, and a schema that exists or another tenant names.
+    async fn check_free(
+        &self,
+        conn: &mut PgConnection,
+        slug: &TenantSlug,
+        schema: Option<&SchemaName>,
+    ) -> Result<()> {
+        if self.slug_taken(conn, slug).await? {
+            return Err(LifecycleError::SlugTaken {
+                slug: slug.to_string(),
+            });
+        }
+        let Some(schema) = schema else {
+            return Ok(());
+        };
+        let registry = self.decl.registry();
+        let sql = format!(
+            "SELECT to_regnamespace($1) IS NOT NULL
+                    OR EXISTS (SELECT 1 FROM {shared}.{table} WHERE {column} = $2)",
+            shared = self.decl.schema(),
+            table = registry.table,
+            column = registry.schema_column,
+        );
+        let taken: bool = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(schema.to_string())
+            .bind(schema.as_str())
+            .fetch_one(conn)
+            .await?;
+        if taken {
+            return Err(LifecycleError::SchemaTaken {
+                schema: schema.as_str().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The registry row; its id as text.
+    async fn insert(
+        &self,
+        conn: &mut PgConnection,
+        new: &NewTenant,
+        schema: Option<&SchemaName>,
+    ) -> Result<String> {
+        let registry = self.decl.registry();
+        let mut columns = vec![registry.slug_column.to_string()];
+        let mut values = vec![new.slug.as_str().to_owned()];
+        if let Some(schema) = schema {
+            columns.push(registry.schema_column.to_string());
+            values.push(schema.as_str().to_owned());
+        }
+        if self.has_name {
+            columns.push("name".to_owned());
+            values.push(new.name.clone().unwrap_or_else(|| new.slug.to_string()));
+        }
+        let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO {shared}.{table} ({columns}) VALUES ({placeholders}) RETURNING {id}::text",
+            shared = self.decl.schema(),
+            table = registry.table,
+            columns = columns.join(", "),
+            placeholders = placeholders.join(", "),
+            id = registry.id_column,
+        );
+        let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
+        for value in values {
+            query = query.bind(value);
+        }
+        query
+            .fetch_one(conn)
+            .await
+            .map_err(|e| slug_conflict(e, &new.slug))
+    }
+}

@@ -1,0 +1,122 @@
+//! [`LifecycleError`]: what `rls-tenant` refuses or fails on.
+
+use crate::connect::ConnectError;
+use crate::db::DbError;
+use crate::migrate::MigrateError;
+use crate::placement::PlacementError;
+use crate::tenant::TenantError;
+
+/// A tenant lifecycle command's failure. The variants for bad input (a taken slug or schema,
+/// an unknown tenant, a missing schema, a malformed name) are refused before anything is
+/// written; [`LifecycleError::is_usage`] tells them from failures of the work.
+///
+/// ```
+/// use rls_tenancy::LifecycleError;
+/// let err = LifecycleError::TenantNotFound { slug: "acme".into() };
+/// assert_eq!(err.to_string(), "no tenant acme: `rls-tenant list` shows the tenants");
+/// assert!(err.is_usage());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleError {
+    /// No tenant has that slug.
+    #[error("no tenant {slug}: `rls-tenant list` shows the tenants")]
+    TenantNotFound {
+        /// The slug asked for.
+        slug: String,
+    },
+
+    /// Another tenant has that slug.
+    #[error("tenant slug {slug} is taken: pick another slug")]
+    SlugTaken {
+        /// The slug asked for.
+        slug: String,
+    },
+
+    /// A schema of that name exists already (another tenant's, or not a tenant's at all).
+    #[error("schema {schema} exists already: pick another slug, or give --schema a free name")]
+    SchemaTaken {
+        /// The schema name.
+        schema: String,
+    },
+
+    /// A tenant the registry names has no schema in the database.
+    #[error(
+        "tenant {slug} is registered with schema {schema}, which does not exist: run `rls-migrate --strategy schema` to create it"
+    )]
+    SchemaMissing {
+        /// The tenant's slug.
+        slug: String,
+        /// The schema its registry row names.
+        schema: String,
+    },
+
+    /// A tenant the registry holds without a schema name, in the schema mode.
+    #[error(
+        "tenant {slug} has no schema in the registry: set its schema column, or drop and create it again"
+    )]
+    NoSchema {
+        /// The tenant's slug.
+        slug: String,
+    },
+
+    /// The schema mode's create needs the tenant migrations.
+    #[error("creating a tenant schema needs the tenant migrations: pass --tenant-migrations DIR")]
+    NoTenantMigrations,
+
+    /// The tenant selector names nothing usable.
+    #[error("invalid tenant selector {selector:?}: {reason}")]
+    InvalidSelector {
+        /// The selector given.
+        selector: String,
+        /// Why it is refused.
+        reason: String,
+    },
+
+    /// A malformed slug or tenant id.
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+
+    /// A malformed or reserved schema name.
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+
+    /// The server could not be reached.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+
+    /// The tenant migrations could not be read or applied.
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+
+    /// A tenant transaction could not be opened.
+    #[error(transparent)]
+    Db(#[from] DbError),
+
+    /// The database refused the work; the transaction was rolled back.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl LifecycleError {
+    /// Whether the error is the caller's input or environment (exit code 2) rather than a
+    /// failure of the work (exit code 1).
+    ///
+    /// ```
+    /// use rls_tenancy::LifecycleError;
+    /// assert!(LifecycleError::SlugTaken { slug: "acme".into() }.is_usage());
+    /// assert!(!LifecycleError::Database(sqlx::Error::PoolClosed).is_usage());
+    /// ```
+    pub fn is_usage(&self) -> bool {
+        match self {
+            LifecycleError::Migrate(err) => err.is_usage(),
+            LifecycleError::Placement(err) => !matches!(err, PlacementError::Registry(_)),
+            LifecycleError::Db(err) => matches!(
+                err,
+                DbError::Connect(_) | DbError::TenantKey(_) | DbError::TenantContext { .. }
+            ),
+            LifecycleError::Database(_) => false,
+            _ => true,
+        }
+    }
+}
