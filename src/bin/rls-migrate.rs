@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rls_tenancy::cli::{self, CliError, DeclarationArg};
+use rls_tenancy::cli::{self, CliError, DeclarationArg, DeployArgs};
 use rls_tenancy::{
-    MigrateOptions, SchemaSelector, Strategy, TenantContextMode, TenantKey, TenantVariable,
-    migrate_selected, migrate_with, migrator_from_dir, select_schemas,
+    SchemaSelector, Strategy, TenantKey, migrate_selected, migrate_with, migrator_from_dir,
+    select_schemas,
 };
 
 /// Apply your sqlx migrations, install the tenant isolation policies on every tenant table
@@ -27,23 +27,8 @@ use rls_tenancy::{
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// The deploy role's connection URL (owns the schema).
-    #[arg(long, env = "DEPLOY_DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
-
-    /// The role the application connects as; it is granted DML only.
-    #[arg(long, env = "RLS_RUNTIME_ROLE", default_value = MigrateOptions::DEFAULT_RUNTIME_ROLE)]
-    runtime_role: String,
-
-    /// The setting the policies read the tenant id from.
-    #[arg(long, env = "RLS_TENANT_VARIABLE", default_value = TenantVariable::DEFAULT)]
-    tenant_variable: String,
-
-    /// How the policies learn the tenant: `signed` (the application signs it with the tenant
-    /// key; SQL inside a transaction cannot switch tenants) or `plain` (the policies trust the
-    /// tenant setting; no key).
-    #[arg(long, env = "RLS_TENANT_CONTEXT", default_value = "signed", value_parser = clap::value_parser!(TenantContextMode))]
-    tenant_context: TenantContextMode,
+    #[command(flatten)]
+    deploy: DeployArgs,
 
     /// The tenant key file: created there (mode 0600) with a fresh key when absent, and
     /// its key installed in the database; the application reads the same file. Keys
@@ -95,12 +80,10 @@ async fn main() -> ExitCode {
 
 /// Migrates, prints the reports; `true` when a tenant schema failed.
 async fn run(args: &Args) -> Result<bool, CliError> {
-    let url = cli::database_url(args.database_url.as_deref(), "DEPLOY_DATABASE_URL")?;
+    let url = args.deploy.url()?;
     let declaration = args.declaration.load()?;
     let migrator = migrator_from_dir(&args.migrations).await?;
-    let mut options = MigrateOptions::new(url.clone(), &args.runtime_role)?
-        .tenant_variable(TenantVariable::parse(&args.tenant_variable)?)
-        .tenant_context(args.tenant_context);
+    let mut options = args.deploy.options()?;
     if let Some(path) = &args.tenant_key_file {
         let (key, created) =
             TenantKey::load_or_create(path).map_err(rls_tenancy::MigrateError::from)?;

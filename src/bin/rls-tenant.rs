@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use rls_tenancy::cli::{self, CliError, DeclarationArg};
+use rls_tenancy::cli::{self, CliError, DeclarationArg, DeployArgs};
 use rls_tenancy::{
-    MigrateOptions, NewTenant, Strategy, TenantContextMode, TenantKey, TenantLifecycle,
-    TenantSelector, TenantSlug, TenantVariable, list_text, migrator_from_dir,
+    NewTenant, Strategy, TenantKey, TenantLifecycle, TenantSelector, TenantSlug, list_text,
+    migrator_from_dir,
 };
 
 /// Create, list, suspend, resume, rename and drop tenants, and run SQL in each tenant's
@@ -23,35 +23,16 @@ use rls_tenancy::{
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// The deploy role's connection URL.
-    #[arg(long, env = "DEPLOY_DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
-
-    /// The role the application connects as; a new tenant schema grants it DML only.
-    #[arg(long, env = "RLS_RUNTIME_ROLE", default_value = MigrateOptions::DEFAULT_RUNTIME_ROLE)]
-    runtime_role: String,
-
-    /// The setting the policies read the tenant id from (as given to rls-migrate).
-    #[arg(long, env = "RLS_TENANT_VARIABLE", default_value = TenantVariable::DEFAULT)]
-    tenant_variable: String,
-
-    /// How the policies learn the tenant, as given to rls-migrate: `signed` or `plain`.
-    #[arg(long, env = "RLS_TENANT_CONTEXT", default_value = "signed", value_parser = clap::value_parser!(TenantContextMode))]
-    tenant_context: TenantContextMode,
+    #[command(flatten)]
+    deploy: DeployArgs,
 
     /// The tenant key file rls-migrate wrote: `run` and an RLS-mode `drop` sign their
     /// tenant transactions with it (signed context).
     #[arg(long, env = "RLS_TENANT_KEY_FILE", value_name = "PATH")]
     tenant_key_file: Option<PathBuf>,
 
-    /// The schema mode's tenant migrations, applied to each new tenant schema.
-    #[arg(
-        long,
-        env = "RLS_TENANT_MIGRATIONS",
-        value_name = "DIR",
-        default_value = "migrations/tenant"
-    )]
-    tenant_migrations: PathBuf,
+    #[command(flatten)]
+    tenant_migrations: cli::TenantMigrationsArg,
 
     #[command(flatten)]
     declaration: DeclarationArg,
@@ -143,11 +124,8 @@ async fn main() -> ExitCode {
 
 /// Runs the command and prints its result; `true` when `run` failed in some tenant.
 async fn run(args: &Args) -> Result<bool, CliError> {
-    let url = cli::database_url(args.database_url.as_deref(), "DEPLOY_DATABASE_URL")?;
     let declaration = args.declaration.load()?;
-    let mut options = MigrateOptions::new(url, &args.runtime_role)?
-        .tenant_variable(TenantVariable::parse(&args.tenant_variable)?)
-        .tenant_context(args.tenant_context);
+    let mut options = args.deploy.options()?;
     if let Some(path) = &args.tenant_key_file {
         options = options
             .tenant_key(TenantKey::from_file(path).map_err(rls_tenancy::MigrateError::from)?);
@@ -156,7 +134,8 @@ async fn run(args: &Args) -> Result<bool, CliError> {
         && declaration.strategy() == Strategy::Schema;
     let mut lifecycle = TenantLifecycle::connect(declaration, options).await?;
     if creates_schema {
-        lifecycle = lifecycle.tenant_migrations(migrator_from_dir(&args.tenant_migrations).await?);
+        lifecycle =
+            lifecycle.tenant_migrations(migrator_from_dir(&args.tenant_migrations.path).await?);
     }
     let failed = command(&lifecycle, &args.command).await;
     lifecycle.close().await;

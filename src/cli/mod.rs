@@ -344,3 +344,65 @@ pub struct TenantMigrationsArg {
     )]
     pub path: std::path::PathBuf,
 }
+
+/// The deploy role's flags `rls-migrate` and `rls-tenant` share: `--database-url` (env
+/// `DEPLOY_DATABASE_URL`), `--runtime-role`, `--tenant-variable` and `--tenant-context`, which
+/// must be the same for both (a new tenant schema gets the policies and grants `rls-migrate`
+/// installs).
+///
+/// ```
+/// use clap::Parser;
+/// use rls_tenancy::cli::DeployArgs;
+/// #[derive(Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     deploy: DeployArgs,
+/// }
+/// let args = Args::parse_from(["prog", "--database-url", "postgres://d@localhost/app", "--tenant-context", "plain"]);
+/// let options = args.deploy.options()?;
+/// assert_eq!(options.mode(), rls_tenancy::TenantContextMode::Plain);
+/// assert_eq!(options.runtime_role().as_str(), "app_runtime");
+/// # Ok::<(), rls_tenancy::cli::CliError>(())
+/// ```
+#[cfg(feature = "migrate")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeployArgs {
+    /// The deploy role's connection URL (owns the schema).
+    #[arg(long, env = "DEPLOY_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// The role the application connects as; it is granted DML only.
+    #[arg(long, env = "RLS_RUNTIME_ROLE", default_value = crate::MigrateOptions::DEFAULT_RUNTIME_ROLE)]
+    pub runtime_role: String,
+
+    /// The setting the policies read the tenant id from.
+    #[arg(long, env = "RLS_TENANT_VARIABLE", default_value = crate::TenantVariable::DEFAULT)]
+    pub tenant_variable: String,
+
+    /// How the policies learn the tenant: `signed` (the application signs it with the tenant
+    /// key; SQL inside a transaction cannot switch tenants) or `plain` (the policies trust the
+    /// tenant setting; no key).
+    #[arg(long, env = "RLS_TENANT_CONTEXT", default_value = "signed", value_parser = clap::value_parser!(crate::TenantContextMode))]
+    pub tenant_context: crate::TenantContextMode,
+}
+
+#[cfg(feature = "migrate")]
+impl DeployArgs {
+    /// The deploy URL.
+    ///
+    /// # Errors
+    /// As [`database_url`].
+    pub fn url(&self) -> Result<crate::DatabaseUrl, CliError> {
+        database_url(self.database_url.as_deref(), "DEPLOY_DATABASE_URL")
+    }
+
+    /// The migration options the flags give (no tenant key: the caller adds its own).
+    ///
+    /// # Errors
+    /// As [`database_url`]; [`crate::IdentError`] for a malformed role or variable name.
+    pub fn options(&self) -> Result<crate::MigrateOptions, CliError> {
+        Ok(crate::MigrateOptions::new(self.url()?, &self.runtime_role)?
+            .tenant_variable(crate::TenantVariable::parse(&self.tenant_variable)?)
+            .tenant_context(self.tenant_context))
+    }
+}

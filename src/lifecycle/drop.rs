@@ -3,10 +3,11 @@
 
 use std::fmt;
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::{Result, TenantLifecycle, TenantRecord, bind_id};
 use crate::policy::Strategy;
+use crate::tenant::TenantId;
 
 /// What dropping a tenant removes.
 ///
@@ -85,14 +86,6 @@ impl TenantLifecycle {
     #[tracing::instrument(skip_all, fields(slug = slug.as_str()))]
     pub async fn drop_tenant(&self, slug: &crate::TenantSlug) -> Result<DropPlan> {
         let plan = self.drop_plan(slug).await?;
-        let registry = self.decl.registry();
-        let delete_registry_row = format!(
-            "DELETE FROM {shared}.{table} WHERE {id}::text = $1",
-            shared = self.decl.schema(),
-            table = registry.table,
-            id = registry.id_column,
-        );
-        let id = plan.tenant.id.to_string();
         match &plan.tenant.schema {
             Some(_) => {
                 let schema = self.existing_schema(&plan.tenant).await?;
@@ -100,10 +93,7 @@ impl TenantLifecycle {
                 sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(AssertSqlSafe(delete_registry_row))
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await?;
+                self.delete_registry_row(&mut tx, plan.tenant.id).await?;
                 tx.commit().await?;
             }
             None => {
@@ -120,15 +110,27 @@ impl TenantLifecycle {
                         .execute(&mut *tx)
                         .await?;
                 }
-                sqlx::query(AssertSqlSafe(delete_registry_row))
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await?;
+                self.delete_registry_row(&mut tx, plan.tenant.id).await?;
                 tx.commit().await?;
                 pool.close().await;
             }
         }
-        tracing::info!(id, "dropped the tenant");
+        tracing::info!(id = %plan.tenant.id, "dropped the tenant");
         Ok(plan)
+    }
+
+    /// Deletes the tenant's registry row (its domains go with it, by the foreign key).
+    async fn delete_registry_row(&self, conn: &mut PgConnection, id: TenantId) -> Result<()> {
+        let registry = self.decl.registry();
+        let sql = format!(
+            "DELETE FROM {shared}.{table} WHERE {id} = $1",
+            shared = self.decl.schema(),
+            table = registry.table,
+            id = registry.id_column,
+        );
+        bind_id(sqlx::query(AssertSqlSafe(sql)), id)
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 }

@@ -40,7 +40,6 @@ mod record;
 mod run;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 
 pub use create::NewTenant;
@@ -49,7 +48,6 @@ pub use error::LifecycleError;
 pub use record::{TenantRecord, list_text};
 pub use run::{RunOutcome, RunReport, TenantRun, TenantSelector};
 
-use crate::connect::ConnectError;
 use crate::db::{TenantPool, TenantPoolOptions, TxTimeouts};
 use crate::migrate::MigrateOptions;
 use crate::placement::SchemaName;
@@ -83,14 +81,7 @@ impl TenantLifecycle {
     /// [`LifecycleError::Connect`] when the server is unreachable; a database error when the
     /// registry cannot be read.
     pub async fn connect(decl: TenancyDeclaration, options: MigrateOptions) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .connect_with(options.url.connect_options()?)
-            .await
-            .map_err(|source| ConnectError::Unreachable {
-                url: options.url.redacted(),
-                source,
-            })?;
+        let pool = options.pool(2).await?;
         let registry = decl.registry();
         let table = format!("{}.{}", decl.schema(), registry.table);
         let has_name: bool = sqlx::query_scalar(
@@ -111,8 +102,7 @@ impl TenantLifecycle {
             slug = registry.slug_column,
             active = registry.active_column,
         );
-        let context =
-            TenantContext::new(options.variable.clone(), decl.key_type()).with_mode(options.mode);
+        let context = options.context(&decl);
         Ok(Self {
             pool,
             decl,

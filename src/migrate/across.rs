@@ -7,13 +7,11 @@ use std::fmt;
 
 use futures_util::StreamExt;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgPool};
 
 use super::schemas::{SchemaChanges, migrate_schema};
 use super::selector::{SchemaSelection, SchemaSelector, select_schemas};
 use super::{MigrateOptions, Result};
-use crate::connect::ConnectError;
 use crate::placement::SchemaName;
 use crate::policy::{TenancyDeclaration, TenantContext};
 
@@ -181,16 +179,8 @@ pub async fn migrate_selected(
         }
     }
     let jobs = jobs.max(1);
-    let pool = PgPoolOptions::new()
-        .max_connections(jobs)
-        .connect_with(options.url.connect_options()?)
-        .await
-        .map_err(|source| ConnectError::Unreachable {
-            url: options.url.redacted(),
-            source,
-        })?;
-    let context =
-        TenantContext::new(options.variable.clone(), decl.key_type()).with_mode(options.mode);
+    let pool = options.pool(jobs).await?;
+    let context = options.context(decl);
     let mut schemas: Vec<SchemaReport> = futures_util::stream::iter(&selection.tenants)
         .map(|selected| {
             let (pool, context, own) = (&pool, &context, &own);

@@ -170,6 +170,26 @@ impl MigrateOptions {
         self
     }
 
+    /// A pool of at most `connections` of the deploy role's connections.
+    pub(crate) async fn pool(
+        &self,
+        connections: u32,
+    ) -> Result<sqlx::PgPool, connect::ConnectError> {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(connections)
+            .connect_with(self.url.connect_options()?)
+            .await
+            .map_err(|source| connect::ConnectError::Unreachable {
+                url: self.url.redacted(),
+                source,
+            })
+    }
+
+    /// The tenant context the policies of `decl`'s tables read, as these options install it.
+    pub(crate) fn context(&self, decl: &TenancyDeclaration) -> TenantContext {
+        TenantContext::new(self.variable.clone(), decl.key_type()).with_mode(self.mode)
+    }
+
     /// The role that is granted DML.
     ///
     /// ```
