@@ -52,6 +52,17 @@ pub enum DbError {
         reason: &'static str,
     },
 
+    /// The connection was lost while a write transaction's `COMMIT` was under way
+    /// ([`crate::RoutedTx::commit`]): the server may have committed it or not. The library
+    /// never sends it again; check whether the write took effect before repeating it.
+    #[error(
+        "the connection was lost during COMMIT, so the write may or may not have been committed: check before repeating it ({source})"
+    )]
+    CommitOutcomeUnknown {
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+
     /// `TenantPool::begin_current` in a task that has no current tenant.
     #[error(
         "no current tenant: run this inside TenantScope::scope(...) (or a task started with rls_tenancy::spawn), or begin with an explicit scope"

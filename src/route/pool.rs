@@ -13,7 +13,7 @@ use super::primary::{ReadRule, current};
 use super::writes::{OpenWrites, WriteMark};
 use super::{Lsn, RouteError, RoutingOptions};
 use crate::connect::{DatabaseHosts, DatabaseUrl};
-use crate::db::{DbError, TenantPool, TenantPoolOptions, TenantTx, TxOptions};
+use crate::db::{DbError, TenantPool, TenantPoolOptions, TenantTx, TxOptions, is_connection_lost};
 use crate::policy::TenancyDeclaration;
 use crate::resolve::{RegistryOptions, TenantRegistry};
 use crate::tenant::TenantScope;
@@ -222,7 +222,7 @@ impl RoutingPool {
         Ok(RoutedTx {
             tx,
             served_by: ServedBy::Primary,
-            _write: Some(self.inner.writes.open()),
+            write: Some(self.inner.writes.open()),
         })
     }
 
@@ -261,7 +261,7 @@ impl RoutingPool {
                     return Ok(RoutedTx {
                         tx,
                         served_by: ServedBy::Replica,
-                        _write: None,
+                        write: None,
                     });
                 }
                 Err(err) => err,
@@ -286,7 +286,7 @@ impl RoutingPool {
         Ok(RoutedTx {
             tx,
             served_by: ServedBy::Primary,
-            _write: None,
+            write: None,
         })
     }
 
@@ -455,7 +455,7 @@ pub struct RoutedTx {
     tx: TenantTx,
     served_by: ServedBy,
     /// For a write transaction: keeps the task's reads on the primary while it lives.
-    _write: Option<WriteMark>,
+    write: Option<WriteMark>,
 }
 
 impl RoutedTx {
@@ -470,10 +470,13 @@ impl RoutedTx {
         self.served_by
     }
 
-    /// Commits (see [`TenantTx::commit`]).
+    /// Commits (see [`TenantTx::commit`]). Never sent twice: when the connection is lost
+    /// while a write transaction's `COMMIT` is under way (its server stopped, a failover),
+    /// the outcome is unknown and the error says so.
     ///
     /// # Errors
-    /// As [`TenantTx::commit`].
+    /// [`DbError::CommitOutcomeUnknown`] for a write transaction whose connection was lost
+    /// during `COMMIT`; else as [`TenantTx::commit`].
     ///
     /// ```no_run
     /// # async fn demo(pool: rls_tenancy::RoutingPool, scope: rls_tenancy::TenantScope) -> rls_tenancy::Result<()> {
@@ -481,7 +484,13 @@ impl RoutedTx {
     /// # Ok(()) }
     /// ```
     pub async fn commit(self) -> Result<(), DbError> {
-        self.tx.commit().await
+        let writing = self.write.is_some();
+        match self.tx.commit().await {
+            Err(DbError::Database(source)) if writing && is_connection_lost(&source) => {
+                Err(DbError::CommitOutcomeUnknown { source })
+            }
+            done => done,
+        }
     }
 
     /// Rolls back (see [`TenantTx::rollback`]).

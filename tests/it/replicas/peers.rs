@@ -322,3 +322,46 @@ async fn a_replica_url_pointing_at_a_primary_is_used_with_a_warning() {
         "a real standby is not warned about"
     );
 }
+
+#[tokio::test]
+async fn a_write_whose_connection_is_lost_during_commit_is_not_sent_again_and_says_so() {
+    let shared = shared().await;
+    let fixture = two_tenants(&shared.cluster, &[]).await;
+    let pool = routing_pool(&fixture, options(&fixture, &[])).await;
+    let mut tx = pool.begin(&fixture.a.scope).await.expect("write");
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut **tx)
+        .await
+        .expect("pid");
+    sqlx::query("UPDATE app.subtasks SET name = 'maybe written' WHERE id = $1")
+        .bind(fixture.a.subtask)
+        .execute(&mut **tx)
+        .await
+        .expect("update");
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 10000)")
+        .bind(pid)
+        .fetch_one(&fixture.admin)
+        .await
+        .expect("terminate the write's backend");
+    assert!(ended);
+    let committed = tx.commit().await;
+    assert!(
+        matches!(committed, Err(DbError::CommitOutcomeUnknown { .. })),
+        "{committed:?}"
+    );
+    let name: String = sqlx::query_scalar("SELECT name FROM app.subtasks WHERE id = $1")
+        .bind(fixture.a.subtask)
+        .fetch_one(&fixture.admin)
+        .await
+        .expect("read back");
+    assert_eq!(
+        name, "subtask of tenant-a",
+        "the lost transaction was not sent again on another connection"
+    );
+    pool.begin(&fixture.a.scope)
+        .await
+        .expect("the pool carries on")
+        .commit()
+        .await
+        .expect("commit");
+}
