@@ -1,5 +1,6 @@
-//! The tenant registry (`accounts`): routing data without row-level security by design, so
-//! the role may `SELECT` its declared routing columns and nothing else.
+//! The tenant registry (`accounts`) and its domains table: routing data without row-level
+//! security by design, so the role may `SELECT` their declared routing columns and nothing
+//! else.
 
 use sqlx::PgConnection;
 
@@ -26,6 +27,42 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
         .iter()
         .map(|c| c.as_str())
         .collect();
+    let mut findings = check_table(
+        conn,
+        ctx,
+        registry.table.as_str(),
+        &readable,
+        "the tenant registry",
+    )
+    .await?;
+    if let Some(domains) = &registry.domains {
+        let readable = [
+            domains.domain_column.as_str(),
+            domains.tenant_column.as_str(),
+            domains.primary_column.as_str(),
+        ];
+        findings.extend(
+            check_table(
+                conn,
+                ctx,
+                domains.table.as_str(),
+                &readable,
+                "the registry's domains table",
+            )
+            .await?,
+        );
+    }
+    Ok(findings)
+}
+
+/// The grants on routing table `name` beyond `SELECT` on its `readable` columns.
+async fn check_table(
+    conn: &mut PgConnection,
+    ctx: &Ctx<'_>,
+    name: &str,
+    readable: &[&str],
+    kind: &str,
+) -> Result<Vec<Finding>> {
     let rows: Vec<Grant> = sqlx::query_as(with_closure!(
         ",
         registry AS (
@@ -57,12 +94,12 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
     ))
     .bind(ctx.role_param())
     .bind(ctx.schema())
-    .bind(registry.table.as_str())
-    .bind(&readable)
+    .bind(name)
+    .bind(readable)
     .fetch_all(&mut *conn)
     .await?;
-    let table = format!("{}.{}", ctx.schema(), registry.table.as_str());
-    let table_sql = quote_qualified(ctx.schema(), registry.table.as_str());
+    let table = format!("{}.{name}", ctx.schema());
+    let table_sql = quote_qualified(ctx.schema(), name);
     let allowed = readable.join(", ");
     Ok(rows
         .iter()
@@ -93,7 +130,7 @@ pub(super) async fn check(conn: &mut PgConnection, ctx: &Ctx<'_>) -> Result<Vec<
                 RuleId::RegistryPrivilege,
                 format!("table {table}"),
                 format!(
-                    "{} has {what} of the tenant registry {table}, which has no row-level security: only SELECT on {allowed} is allowed",
+                    "{} has {what} of {kind} {table}, which has no row-level security: only SELECT on {allowed} is allowed",
                     membership.holder()
                 ),
                 format!(

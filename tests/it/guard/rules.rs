@@ -191,6 +191,8 @@ cases! {
         "GRANT SELECT (name) ON app.accounts TO {runtime}" => 1;
     reading_every_registry_column_is_refused: RegistryPrivilege <- "GRANT SELECT ON app.accounts TO PUBLIC";
     writing_the_registry_is_refused: RegistryPrivilege <- "GRANT INSERT ON app.accounts TO {runtime}";
+    writing_the_domains_table_is_refused: RegistryPrivilege <-
+        "GRANT INSERT, UPDATE ON app.domains TO {runtime}";
 
     // Row-level security and policies.
     a_tenant_table_without_row_level_security_is_refused: RlsDisabled <-
