@@ -53,6 +53,9 @@ enum Command {
         /// Its schema in the schema mode [default: the slug with `-` written `_`].
         #[arg(long, value_name = "NAME")]
         schema: Option<String>,
+        /// A domain of its own (repeatable; the first is its primary).
+        #[arg(long = "domain", value_name = "DOMAIN")]
+        domains: Vec<String>,
     },
     /// List the tenants: slug, id, schema, state, domains.
     List {
@@ -77,6 +80,9 @@ enum Command {
         /// The new slug.
         new: String,
     },
+    /// Add or remove a tenant's own domain (routed at once).
+    #[command(subcommand)]
+    Domain(DomainCommand),
     /// Drop a tenant: its schema (schema mode) or its rows (RLS mode), and its registry row.
     Drop {
         /// The tenant's slug.
@@ -102,6 +108,22 @@ enum Command {
         /// A file of SQL to run.
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DomainCommand {
+    /// Give a tenant a domain (its primary when it is the first).
+    Add {
+        /// The tenant's slug.
+        slug: String,
+        /// The domain, e.g. crm.acme.example.
+        domain: String,
+    },
+    /// Take a domain from whichever tenant has it.
+    Remove {
+        /// The domain.
+        domain: String,
     },
 }
 
@@ -144,8 +166,16 @@ async fn run(args: &Args) -> Result<bool, CliError> {
 
 async fn command(lifecycle: &TenantLifecycle, command: &Command) -> Result<bool, CliError> {
     match command {
-        Command::Create { slug, name, schema } => {
+        Command::Create {
+            slug,
+            name,
+            schema,
+            domains,
+        } => {
             let mut new = NewTenant::new(slug.parse()?);
+            for domain in domains {
+                new = new.domain(domain.parse()?);
+            }
             if let Some(name) = name {
                 new = new.name(name);
             }
@@ -184,6 +214,20 @@ async fn command(lifecycle: &TenantLifecycle, command: &Command) -> Result<bool,
             let new: TenantSlug = new.parse()?;
             lifecycle.rename(&slug.parse()?, &new).await?;
             println!("renamed tenant {slug} to {new}");
+        }
+        Command::Domain(DomainCommand::Add { slug, domain }) => {
+            let tenant = lifecycle
+                .add_domain(&slug.parse()?, &domain.parse()?)
+                .await?;
+            println!(
+                "tenant {} has domains {}",
+                tenant.slug,
+                tenant.domains.join(", ")
+            );
+        }
+        Command::Domain(DomainCommand::Remove { domain }) => {
+            let tenant = lifecycle.remove_domain(&domain.parse()?).await?;
+            println!("removed {domain} from tenant {}", tenant.slug);
         }
         Command::Drop { slug, yes } => {
             let slug: TenantSlug = slug.parse()?;

@@ -6,6 +6,7 @@ use super::{LifecycleError, Result, TenantLifecycle, TenantRecord, slug_conflict
 use crate::migrate::{grants, schemas};
 use crate::placement::SchemaName;
 use crate::policy::Strategy;
+use crate::resolve::{DomainName, add_domain};
 use crate::tenant::TenantSlug;
 
 /// What [`TenantLifecycle::create`] makes: a slug, and optionally a display name (for a
@@ -23,6 +24,7 @@ pub struct NewTenant {
     slug: TenantSlug,
     name: Option<String>,
     schema: Option<String>,
+    domains: Vec<DomainName>,
 }
 
 impl NewTenant {
@@ -38,6 +40,7 @@ impl NewTenant {
             slug,
             name: None,
             schema: None,
+            domains: Vec::new(),
         }
     }
 
@@ -66,6 +69,19 @@ impl NewTenant {
         self
     }
 
+    /// A domain of the tenant's own (the first one given is its primary), added in the same
+    /// transaction; a domain another tenant has refuses the whole create.
+    ///
+    /// ```
+    /// # use rls_tenancy::NewTenant;
+    /// let new = NewTenant::new("acme".parse()?).domain("acme.example".parse()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn domain(mut self, domain: DomainName) -> Self {
+        self.domains.push(domain);
+        self
+    }
+
     /// The slug.
     ///
     /// ```
@@ -87,7 +103,8 @@ impl TenantLifecycle {
     /// # Errors
     /// [`LifecycleError::SlugTaken`], [`LifecycleError::SchemaTaken`],
     /// [`LifecycleError::Placement`] for a reserved or malformed schema name,
-    /// [`LifecycleError::NoTenantMigrations`] in the schema mode without tenant migrations;
+    /// [`LifecycleError::NoTenantMigrations`] in the schema mode without tenant migrations,
+    /// [`LifecycleError::Domain`] for a domain another tenant has (or a static tenant's);
     /// a database error (a failing migration) rolls everything back.
     #[tracing::instrument(skip_all, fields(slug = new.slug.as_str()))]
     pub async fn create(&self, new: &NewTenant) -> Result<TenantRecord> {
@@ -123,13 +140,16 @@ impl TenantLifecycle {
             )
             .await?;
         }
+        for domain in &new.domains {
+            add_domain(&mut tx, &self.decl, &new.slug, domain).await?;
+        }
         tx.commit().await?;
         tracing::info!(id, "created the tenant");
         Ok(TenantRecord {
             id: self.decl.key_type().parse_id(&id)?,
             slug: new.slug.clone(),
             schema: schema.map(|s| s.as_str().to_owned()),
-            domains: Vec::new(),
+            domains: new.domains.iter().map(ToString::to_string).collect(),
             active: true,
         })
     }

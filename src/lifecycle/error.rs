@@ -4,6 +4,7 @@ use crate::connect::ConnectError;
 use crate::db::DbError;
 use crate::migrate::MigrateError;
 use crate::placement::PlacementError;
+use crate::resolve::DomainError;
 use crate::tenant::TenantError;
 
 /// A tenant lifecycle command's failure. The variants for bad input (a taken slug or schema,
@@ -73,6 +74,10 @@ pub enum LifecycleError {
         reason: String,
     },
 
+    /// A domain refused (taken, malformed, a static tenant's) or unknown.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+
     /// A malformed slug or tenant id.
     #[error(transparent)]
     Tenant(#[from] TenantError),
@@ -110,6 +115,7 @@ impl LifecycleError {
     pub fn is_usage(&self) -> bool {
         match self {
             LifecycleError::Migrate(err) => err.is_usage(),
+            LifecycleError::Domain(err) => err.is_usage(),
             LifecycleError::Placement(err) => !matches!(err, PlacementError::Registry(_)),
             LifecycleError::Db(err) => matches!(
                 err,

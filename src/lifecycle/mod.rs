@@ -39,6 +39,8 @@ mod error;
 mod record;
 mod run;
 
+use std::collections::HashMap;
+
 use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, PgPool};
 
@@ -52,6 +54,7 @@ use crate::db::{TenantPool, TenantPoolOptions, TxTimeouts};
 use crate::migrate::MigrateOptions;
 use crate::placement::SchemaName;
 use crate::policy::{Strategy, TenancyDeclaration, TenantContext};
+use crate::resolve::{self as domain_table, DomainName};
 use crate::tenant::TenantSlug;
 
 type Result<T, E = LifecycleError> = std::result::Result<T, E>;
@@ -139,7 +142,14 @@ impl TenantLifecycle {
         let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter().map(|row| self.record(row)).collect()
+        let mut domains = self.domains(None).await?;
+        rows.into_iter()
+            .map(|row| {
+                let mut record = self.record(row)?;
+                record.domains = domains.remove(&record.slug).unwrap_or_default();
+                Ok(record)
+            })
+            .collect()
     }
 
     /// The tenant whose slug is `slug`.
@@ -159,7 +169,54 @@ impl TenantLifecycle {
         let row = row.ok_or_else(|| LifecycleError::TenantNotFound {
             slug: slug.to_string(),
         })?;
-        self.record(row)
+        let mut record = self.record(row)?;
+        record.domains = self
+            .domains(Some(slug))
+            .await?
+            .remove(slug)
+            .unwrap_or_default();
+        Ok(record)
+    }
+
+    /// Gives the tenant `domain` (its primary when it is the first); running servers route
+    /// it at once.
+    ///
+    /// # Errors
+    /// [`LifecycleError::Domain`] for a domain another tenant has, a static tenant's, an
+    /// unknown tenant, or a declaration without a domains table.
+    pub async fn add_domain(&self, slug: &TenantSlug, domain: &DomainName) -> Result<TenantRecord> {
+        let mut conn = self.pool.acquire().await?;
+        domain_table::add_domain(&mut conn, &self.decl, slug, domain).await?;
+        self.find(slug).await
+    }
+
+    /// Takes `domain` from whichever tenant has it (another of its domains becomes the
+    /// primary); returns that tenant.
+    ///
+    /// # Errors
+    /// [`LifecycleError::Domain`] for a domain no tenant has, or a declaration without a
+    /// domains table.
+    pub async fn remove_domain(&self, domain: &DomainName) -> Result<TenantRecord> {
+        let mut conn = self.pool.acquire().await?;
+        let slug = domain_table::remove_domain(&mut conn, &self.decl, domain).await?;
+        self.find(&slug).await
+    }
+
+    /// Each tenant's domains (of `only`, when given), primary first; none without a domains
+    /// table.
+    async fn domains(&self, only: Option<&TenantSlug>) -> Result<HashMap<TenantSlug, Vec<String>>> {
+        let mut domains: HashMap<TenantSlug, Vec<String>> = HashMap::new();
+        if self.decl.registry().domains.is_none() {
+            return Ok(domains);
+        }
+        let mut conn = self.pool.acquire().await?;
+        for (slug, domain) in domain_table::all_domains(&mut conn, &self.decl, only).await? {
+            domains
+                .entry(slug)
+                .or_default()
+                .push(domain.domain.to_string());
+        }
+        Ok(domains)
     }
 
     /// Stops serving the tenant: its requests get 404 in every running server at once (the

@@ -88,7 +88,16 @@ impl<'a> Binary<'a> {
 
 async fn end_to_end(t: &Tenants, strategy: &'static str) -> TestResult {
     let bin = Binary::new(&t.db, strategy);
-    let created = bin.ok(&["create", "acme", "--name", "Acme Corp"]);
+    let created = bin.ok(&[
+        "create",
+        "acme",
+        "--name",
+        "Acme Corp",
+        "--domain",
+        "acme.example",
+        "--domain",
+        "www.acme.example",
+    ]);
     assert!(created.starts_with("created tenant acme (id "), "{created}");
     bin.ok(&["create", "globex"]);
 
@@ -102,7 +111,9 @@ async fn end_to_end(t: &Tenants, strategy: &'static str) -> TestResult {
     assert_eq!(slugs, ["acme", "globex"]);
     let acme = &listed[0];
     assert!(
-        acme["id"].is_i64() && acme["active"] == true && acme["domains"] == serde_json::json!([]),
+        acme["id"].is_i64()
+            && acme["active"] == true
+            && acme["domains"] == serde_json::json!(["acme.example", "www.acme.example"]),
         "{acme}"
     );
     let schema = if strategy == "schema" {
@@ -111,6 +122,15 @@ async fn end_to_end(t: &Tenants, strategy: &'static str) -> TestResult {
         Value::Null
     };
     assert_eq!(acme["schema"], schema);
+
+    bin.ok(&["domain", "remove", "www.acme.example"]);
+    bin.ok(&["domain", "add", "globex", "www.acme.example"]);
+    let listed: Value = serde_json::from_str(&bin.ok(&["list", "--format", "json"]))?;
+    assert_eq!(listed[0]["domains"], serde_json::json!(["acme.example"]));
+    assert_eq!(
+        listed[1]["domains"],
+        serde_json::json!(["www.acme.example"])
+    );
 
     bin.ok(&["suspend", "acme"]);
     let text = bin.ok(&["list"]);
@@ -174,8 +194,19 @@ async fn bad_input_exits_2_with_one_line_naming_it_and_changes_nothing() -> Test
     sqlx::raw_sql("DROP SCHEMA globex CASCADE")
         .execute(&t.admin)
         .await?;
+    bin.ok(&["domain", "add", "acme", "acme.example"]);
     let before = t.snapshot().await;
-    let cases: [(&[&str], &str); 11] = [
+    let cases: [(&[&str], &str); 15] = [
+        (
+            &["create", "fresh", "--domain", "acme.example"],
+            "acme.example",
+        ),
+        (
+            &["create", "fresh", "--domain", "not a domain"],
+            "not a domain",
+        ),
+        (&["domain", "add", "acme", "acme.example"], "acme.example"),
+        (&["domain", "remove", "nobody.example"], "nobody.example"),
         (&["create", "acme"], "acme"),
         (&["create", "fresh", "--schema", "public"], "public"),
         (&["create", "fresh", "--schema", "pg_catalog"], "pg_catalog"),

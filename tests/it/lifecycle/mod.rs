@@ -70,10 +70,13 @@ impl Tenants {
             .expect("runtime pool (the guard passes)")
     }
 
-    /// Everything a lifecycle command may change: the catalog and the registry rows.
+    /// Everything a lifecycle command may change: the catalog, the registry and domains rows.
     pub async fn snapshot(&self) -> (Vec<String>, Vec<String>) {
         let registry: Vec<String> = sqlx::query_scalar(
-            "SELECT format('%s %s %s %s', id, slug, is_active, schema_name) FROM app.accounts ORDER BY id",
+            "SELECT format('%s %s %s %s', id, slug, is_active, schema_name) FROM app.accounts
+             UNION ALL
+             SELECT format('domain %s %s %s', domain, account_id, is_primary) FROM app.domains
+             ORDER BY 1",
         )
         .fetch_all(&self.admin)
         .await
