@@ -9,7 +9,10 @@
 //! policy predicate with the `(SELECT ...)` initplan form, and a `bigint` tenant key with a
 //! `uuid` one: the same schema and rows in `app_uuid`, keyed by UUID, declared
 //! `key_type = "uuid"`, policies installed by `install_policies` (plain context, as the
-//! bigint side), rounds alternating with the bigint schema.
+//! bigint side), rounds alternating with the bigint schema. And the schema strategy against
+//! the RLS strategy on the same rows: the signed database's 200 tenants copied each into a
+//! schema of its own (`tenant_N`, created by `migrate_schemas`), the same page query with the
+//! tables unqualified through a schema-mode pool, rounds alternating with the signed RLS side.
 
 #![allow(
     clippy::expect_used,
@@ -23,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use rand::RngExt;
 use rls_tenancy::{
-    MigrateOptions, ScratchDatabase, TenancyDeclaration, TenantContextMode, TenantId, TenantPool,
-    TenantPoolOptions, TenantScope, install_policies,
+    MigrateOptions, REFERENCE_TENANT_MIGRATIONS, ScratchDatabase, Strategy, TenancyDeclaration,
+    TenantContextMode, TenantId, TenantPool, TenantPoolOptions, TenantScope, install_policies,
+    migrate_schemas,
 };
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -219,6 +223,60 @@ async fn uuid_side(db: &ScratchDatabase, admin: &PgPool, connections: u64) -> Rl
     }
 }
 
+/// The signed database's rows again, each tenant's in its own schema, and a schema-mode pool.
+async fn schema_side(
+    db: &ScratchDatabase,
+    connections: u64,
+    tenants: Arc<Vec<TenantId>>,
+) -> RlsSide {
+    let admin = db.admin_pool().await.expect("admin");
+    let key = db.tenant_key().expect("signed").clone();
+    let decl = TenancyDeclaration::reference()
+        .expect("declaration")
+        .with_strategy(Strategy::Schema);
+    let options = MigrateOptions::new(db.deploy_url().clone(), db.runtime_role().as_str())
+        .expect("options")
+        .tenant_key(key.clone());
+    install_policies(&decl, &options)
+        .await
+        .expect("schema-mode grants");
+    sqlx::raw_sql("UPDATE app.accounts SET schema_name = 'tenant_' || id")
+        .execute(&admin)
+        .await
+        .expect("schema names");
+    migrate_schemas(&REFERENCE_TENANT_MIGRATIONS, &decl, &options, 4)
+        .await
+        .expect("tenant schemas");
+    for id in 1..=ACCOUNTS {
+        let copy = format!(
+            "INSERT INTO tenant_{id}.projects (account_id, id, name, details) OVERRIDING SYSTEM VALUE
+                 SELECT account_id, id, name, details FROM app.projects WHERE account_id = {id};
+             INSERT INTO tenant_{id}.tasks (account_id, id, project_id, name, is_complete, details) OVERRIDING SYSTEM VALUE
+                 SELECT account_id, id, project_id, name, is_complete, details FROM app.tasks WHERE account_id = {id};
+             INSERT INTO tenant_{id}.subtasks (account_id, id, task_id, name, is_complete, details) OVERRIDING SYSTEM VALUE
+                 SELECT account_id, id, task_id, name, is_complete, details FROM app.subtasks WHERE account_id = {id};
+             ANALYZE tenant_{id}.projects, tenant_{id}.tasks, tenant_{id}.subtasks;"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(copy))
+            .execute(&admin)
+            .await
+            .expect("copy a tenant's rows");
+    }
+    let pool = TenantPool::connect(
+        db.runtime_url(),
+        TenantPoolOptions::new(decl)
+            .max_connections(connections as u32)
+            .tenant_key(key),
+    )
+    .await
+    .expect("schema-mode tenant pool");
+    RlsSide {
+        pool,
+        query: PAGE_RLS.replace("app.", ""),
+        tenants,
+    }
+}
+
 async fn run_plain(pool: &PgPool, connections: u64, seconds: u64) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -289,6 +347,7 @@ async fn main() {
             .expect("signed tenant pool"),
     );
     let uuid = uuid_side(&db, &admin, connections).await;
+    let in_schemas = schema_side(&signed_db, connections, bigint_ids.clone()).await;
     let plain = PgPoolOptions::new()
         .max_connections(connections as u32)
         .connect_with(db.admin_url().connect_options().expect("options"))
@@ -310,6 +369,12 @@ async fn main() {
         signed_rls += run_rls(&signed, connections, seconds).await / rounds as f64;
         base += run_plain(&plain, connections, seconds).await / rounds as f64;
         by_uuid += run_rls(&uuid, connections, seconds).await / rounds as f64;
+    }
+    run_rls(&in_schemas, connections, 1).await;
+    let (mut by_schema, mut signed2) = (0.0, 0.0);
+    for _ in 0..rounds {
+        signed2 += run_rls(&signed, connections, seconds).await / rounds as f64;
+        by_schema += run_rls(&in_schemas, connections, seconds).await / rounds as f64;
     }
     sqlx::raw_sql(INITPLAN_POLICIES)
         .execute(&admin)
@@ -340,5 +405,10 @@ async fn main() {
     println!(
         "tenant transaction + RLS (initplan form):   {initplan:>8.0} q/s   ratio {:.2}",
         initplan / base2
+    );
+    println!("RLS strategy (signed), second pair:         {signed2:>8.0} q/s");
+    println!(
+        "schema strategy, same rows (signed):        {by_schema:>8.0} q/s   schema / RLS {:.3}",
+        by_schema / signed2
     );
 }

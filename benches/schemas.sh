@@ -4,8 +4,12 @@
 #   2. adding one column across the N schemas: `rls-migrate --strategy schema` with one more
 #      tenant migration against psql running the same DDL for the same N schemas from one
 #      script (one statement, one commit per schema, as rls-migrate commits per schema);
-#   3. `rls-migrate --strategy schema` with nothing to apply.
-# Prints the times and the ratio. A figure, not a test: nothing here asserts.
+#   3. `rls-migrate --strategy schema` with nothing to apply;
+#   4. one server connection's memory as it runs the demo's page query in 1, 500, 1000 and
+#      all N schemas (relation cache growth): the backend's memory contexts and its RssAnon;
+#   5. `rls-seed --accounts N` against `rls-seed --strategy schema --accounts N` on two fresh
+#      databases (SEED_ACCOUNTS, default N; SEED_ACCOUNTS=0 skips it).
+# Prints the times and the ratios. A figure, not a test: nothing here asserts.
 #
 #   benches/schemas.sh                 # 2000 tenant schemas
 #   TENANTS=200 benches/schemas.sh     # quicker
@@ -25,7 +29,8 @@ case "$ADMIN_URL" in
 esac
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rls-tenancy/target}"
 
-cargo build --release --quiet --bin rls-migrate
+SEED_ACCOUNTS="${SEED_ACCOUNTS:-$TENANTS}"
+cargo build --release --quiet --bin rls-migrate --bin rls-seed
 BIN="$CARGO_TARGET_DIR/release"
 
 tag="rls_schemas_$$"
@@ -33,6 +38,8 @@ deploy="${tag}_deploy"
 runtime="${tag}_runtime"
 password="$(head -c 32 /dev/urandom | md5sum | cut -c1-24)"
 db="${tag}_db"
+seed_rls="${tag}_seed_rls"
+seed_schema="${tag}_seed_schema"
 work="$(mktemp -d)"
 server="${ADMIN_URL%/*}"
 hostport="${server#*@}"
@@ -41,6 +48,7 @@ as_admin() { psql "$ADMIN_URL" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 cleanup() {
   as_admin -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
+    -c "DROP DATABASE IF EXISTS $seed_rls WITH (FORCE)" -c "DROP DATABASE IF EXISTS $seed_schema WITH (FORCE)" \
     -c "DROP ROLE IF EXISTS $runtime" -c "DROP ROLE IF EXISTS $deploy" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -91,8 +99,57 @@ start="$(now)"
 migrate --tenant-migrations "$work/tenant"
 noop_seconds="$(echo "$(now) - $start" | bc)"
 
+echo "== one connection runs the page query in each of the $TENANTS schemas: its memory"
+{
+  echo "SELECT 0, sum(total_bytes) / 1024, substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') from 'RssAnon:\s+(\d+) kB') FROM pg_backend_memory_contexts;"
+  n=0
+  while read -r schema; do
+    n=$((n + 1))
+    echo "SELECT count(*) FROM (SELECT s.id FROM $schema.subtasks s JOIN $schema.tasks t ON t.account_id = s.account_id AND t.id = s.task_id JOIN $schema.projects p ON p.account_id = t.account_id AND p.id = t.project_id ORDER BY s.name, s.id LIMIT 10) AS page;"
+    case "$n" in 1 | 500 | 1000 | "$TENANTS")
+      echo "SELECT $n, sum(total_bytes) / 1024, substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') from 'RssAnon:\s+(\d+) kB') FROM pg_backend_memory_contexts;" ;;
+    esac
+  done < <(psql "$deploy_url" -X -Atq -c "SELECT quote_ident(schema_name) FROM app.accounts ORDER BY id")
+} >"$work/touch.sql"
+# As the superuser (it may read its own /proc status); the relation cache fills the same way.
+psql "${server}/${db}" -X -Atq -F ' ' -v ON_ERROR_STOP=1 -f "$work/touch.sql" | awk 'NF == 3' >"$work/memory.txt"
+
+if [ "$SEED_ACCOUNTS" -gt 0 ]; then
+  for target in "$seed_rls" "$seed_schema"; do
+    as_admin -c "CREATE DATABASE $target OWNER $deploy" -c "REVOKE ALL ON DATABASE $target FROM PUBLIC" \
+      -c "GRANT CONNECT ON DATABASE $target TO $runtime"
+  done
+  RUST_LOG=warn DEPLOY_DATABASE_URL="postgres://$deploy:$password@$hostport/$seed_rls" "$BIN/rls-migrate" \
+    --runtime-role "$runtime" --tenant-key-file "$work/tenant.key" >/dev/null
+  RUST_LOG=warn DEPLOY_DATABASE_URL="postgres://$deploy:$password@$hostport/$seed_schema" "$BIN/rls-migrate" \
+    --strategy schema --runtime-role "$runtime" --tenant-key-file "$work/tenant.key" >/dev/null
+  echo "== rls-seed --accounts $SEED_ACCOUNTS (RLS strategy)"
+  start="$(now)"
+  RUST_LOG=warn DEPLOY_DATABASE_URL="postgres://$deploy:$password@$hostport/$seed_rls" \
+    "$BIN/rls-seed" --accounts "$SEED_ACCOUNTS" | tr '\n' ' '
+  seed_rls_seconds="$(echo "$(now) - $start" | bc)"
+  echo
+  echo "== rls-seed --strategy schema --accounts $SEED_ACCOUNTS (a schema per account)"
+  start="$(now)"
+  RUST_LOG=warn DEPLOY_DATABASE_URL="postgres://$deploy:$password@$hostport/$seed_schema" \
+    "$BIN/rls-seed" --strategy schema --runtime-role "$runtime" --accounts "$SEED_ACCOUNTS" | tr '\n' ' '
+  seed_schema_seconds="$(echo "$(now) - $start" | bc)"
+  echo
+fi
+
 printf '\n%-52s %8.2f s\n' "rls-migrate: create $TENANTS tenant schemas" "$create_seconds"
 printf '%-52s %8.2f s\n' "rls-migrate: add one column across $TENANTS schemas" "$add_seconds"
 printf '%-52s %8.2f s\n' "psql: the same DDL, same schemas, one script" "$psql_seconds"
 printf '%-52s %8.2f x\n' "ratio rls-migrate / psql" "$(echo "$add_seconds / $psql_seconds" | bc -l)"
 printf '%-52s %8.2f s\n' "rls-migrate: nothing to apply ($TENANTS schemas)" "$noop_seconds"
+
+echo
+echo "one connection's memory after the page query in K schemas (memory contexts, RssAnon):"
+while read -r k contexts anon; do
+  printf '  %5d schemas: %8d kB in memory contexts, %8d kB RssAnon\n' "$k" "$contexts" "$anon"
+done <"$work/memory.txt"
+if [ "$SEED_ACCOUNTS" -gt 0 ]; then
+  printf '\n%-52s %8.2f s\n' "rls-seed --accounts $SEED_ACCOUNTS (RLS)" "$seed_rls_seconds"
+  printf '%-52s %8.2f s\n' "rls-seed --strategy schema --accounts $SEED_ACCOUNTS" "$seed_schema_seconds"
+  printf '%-52s %8.2f x\n' "ratio schema / RLS" "$(echo "$seed_schema_seconds / $seed_rls_seconds" | bc -l)"
+fi

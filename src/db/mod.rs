@@ -6,6 +6,7 @@ mod begin;
 mod error;
 mod health;
 mod pool;
+mod recycle;
 mod release;
 mod retry;
 mod timeouts;

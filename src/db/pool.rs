@@ -11,6 +11,7 @@ use sqlx::{AssertSqlSafe, Connection, Postgres};
 
 use super::begin::BeginPlan;
 use super::health::{Health, PROBE_TIMEOUT, is_connection_lost};
+use super::recycle::Recycler;
 use super::release::release_check;
 use super::{DbError, TenantTx, TxOptions, TxTimeouts};
 use crate::connect::{ConnectError, DatabaseUrl};
@@ -19,7 +20,7 @@ use crate::placement::Placement;
 #[cfg(feature = "seed")]
 use crate::placement::{SchemaName, search_path};
 use crate::policy::{
-    TenancyDeclaration, TenantContext, TenantContextMode, TenantKey, TenantVariable,
+    Strategy, TenancyDeclaration, TenantContext, TenantContextMode, TenantKey, TenantVariable,
     owner_signed_entry, quote_literal, signed_context_installed,
 };
 use crate::resolve::{RegistryOptions, TenantRegistry};
@@ -48,6 +49,7 @@ pub struct TenantPoolOptions {
     variable: TenantVariable,
     guard: GuardSetting,
     tenant_key: Option<KeySource>,
+    recycle_after: usize,
 }
 
 /// Where the pool gets the key that signs its transactions' tenant.
@@ -106,7 +108,41 @@ impl TenantPoolOptions {
             variable: TenantVariable::default(),
             guard,
             tenant_key: None,
+            recycle_after: Self::DEFAULT_RECYCLE_AFTER,
         }
+    }
+
+    /// The default of [`TenantPoolOptions::recycle_after`]: 500 tenants, about 17 MB of
+    /// relation cache per connection in the reference schema (BENCHMARKS.md).
+    pub const DEFAULT_RECYCLE_AFTER: usize = 500;
+
+    /// Under [`crate::Strategy::Schema`], closes a connection on release once it has served
+    /// more than `tenants` distinct tenants (default [`Self::DEFAULT_RECYCLE_AFTER`]): a
+    /// server connection caches every relation it opened for life, so one that serves every
+    /// tenant schema grows with their number; the pool opens a fresh one when it needs it.
+    /// The RLS mode has one set of tables and recycles nothing.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?).recycle_after(200);
+    /// assert_eq!(options.get_recycle_after(), 200);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn recycle_after(mut self, tenants: usize) -> Self {
+        self.recycle_after = tenants.max(1);
+        self
+    }
+
+    /// The configured [`TenantPoolOptions::recycle_after`].
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?);
+    /// assert_eq!(options.get_recycle_after(), TenantPoolOptions::DEFAULT_RECYCLE_AFTER);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn get_recycle_after(&self) -> usize {
+        self.recycle_after
     }
 
     /// Signs every transaction's tenant with `key`, the key `rls-migrate --tenant-key-file`
@@ -324,6 +360,7 @@ pub struct TenantPool {
     health: Arc<Health>,
     pooler: bool,
     placement: Placement,
+    recycler: Option<Arc<Recycler>>,
 }
 
 impl TenantPool {
@@ -440,8 +477,13 @@ impl TenantPool {
             TenantContext::new(options.variable, options.declaration.key_type()).with_mode(mode);
         let placement = Placement::new(pool.clone(), &options.declaration, pooler);
         placement.check().await?;
+        let recycler = match options.declaration.strategy() {
+            Strategy::Schema => Some(Arc::new(Recycler::new(options.recycle_after))),
+            Strategy::Rls => None,
+        };
         let tenant_pool = Self {
             placement,
+            recycler,
             pool,
             declaration: Arc::new(options.declaration),
             context,
@@ -654,6 +696,7 @@ impl TenantPool {
             Arc::clone(&self.release_check),
             self.pooler,
             Arc::clone(&self.declaration),
+            self.recycler.clone(),
         )
         .await?;
         self.health.mark_up();

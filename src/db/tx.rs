@@ -4,8 +4,8 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgConnection;
 use sqlx::postgres::PgTransactionManager;
+use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr};
 use sqlx_core::transaction::TransactionManager;
 use tracing::Instrument;
@@ -13,6 +13,7 @@ use tracing::Instrument;
 use super::DbError;
 use super::begin::BeginPlan;
 use super::health::is_connection_lost;
+use super::recycle::Recycler;
 use crate::policy::TenancyDeclaration;
 use crate::tenant::TenantScope;
 
@@ -54,6 +55,9 @@ pub struct TenantTx {
     pooler: bool,
     /// The declaration of the pool the transaction came from.
     declaration: Arc<TenancyDeclaration>,
+    /// Under the schema strategy: counts the tenants each connection served, and says when
+    /// to close one (the release check then also returns the server process id).
+    recycler: Option<Arc<Recycler>>,
 }
 
 /// Why [`TenantTx::begin`] failed, and whether the connection was lost before anything of
@@ -77,6 +81,7 @@ impl TenantTx {
         release_check: Arc<str>,
         pooler: bool,
         declaration: Arc<TenancyDeclaration>,
+        recycler: Option<Arc<Recycler>>,
     ) -> Result<Self, BeginFailed> {
         // Open from here on: dropped before the answer, the connection is closed.
         let mut tx = Self {
@@ -86,6 +91,7 @@ impl TenantTx {
             open: true,
             pooler,
             declaration,
+            recycler,
         };
         let statement = AssertSqlSafe(plan.sql()).into_sql_str();
         let begun = PgTransactionManager::begin(&mut tx.conn, Some(statement))
@@ -191,19 +197,35 @@ impl TenantTx {
             self.conn.close_on_drop();
             return Err(DbError::SavepointOpen);
         }
-        let sql = format!("{command}; {}; BEGIN", self.release_check);
+        let sql = match self.recycler {
+            None => format!("{command}; {}; BEGIN", self.release_check),
+            Some(_) => format!(
+                "{command}; SELECT ({}), pg_backend_pid(); BEGIN",
+                self.release_check
+            ),
+        };
         // Still open while the message is under way: dropped now, the connection is closed.
-        let left: Result<Option<String>, sqlx::Error> = sqlx::raw_sql(AssertSqlSafe(sql))
+        let answer = sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_optional(&mut *self.conn)
             .await
-            .and_then(|row| row.map(|row| sqlx::Row::try_get(&row, 0)).transpose());
+            .and_then(|row| {
+                let left = row
+                    .as_ref()
+                    .map(|row| sqlx::Row::try_get::<String, _>(row, 0))
+                    .transpose()?;
+                Ok((left, row))
+            });
         self.open = false;
-        match left {
-            Ok(Some(left)) if left.is_empty() => {
-                PgTransactionManager::start_rollback(&mut self.conn);
+        match answer {
+            Ok((Some(left), row)) if left.is_empty() => {
+                if self.recycled(row.as_ref()) {
+                    self.conn.close_on_drop();
+                } else {
+                    PgTransactionManager::start_rollback(&mut self.conn);
+                }
                 Ok(())
             }
-            Ok(left) => {
+            Ok((left, _)) => {
                 tracing::warn!(
                     tenant = %self.scope.id(),
                     left = left.as_deref().unwrap_or("no answer from the release check"),
@@ -216,6 +238,27 @@ impl TenantTx {
                 self.conn.close_on_drop();
                 Err(error.into())
             }
+        }
+    }
+
+    /// Whether the connection has now served more distinct tenants than the pool lets one
+    /// serve (schema strategy; `row` is the release check's, with the server process id).
+    fn recycled(&self, row: Option<&PgRow>) -> bool {
+        let (Some(recycler), Some(row)) = (&self.recycler, row) else {
+            return false;
+        };
+        match sqlx::Row::try_get::<i32, _>(row, 1) {
+            Ok(pid) => {
+                let recycle = recycler.served(pid, self.scope.id());
+                if recycle {
+                    tracing::debug!(
+                        pid,
+                        "the connection served its share of tenant schemas; closing it"
+                    );
+                }
+                recycle
+            }
+            Err(_) => false,
         }
     }
 }

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, PgPool};
 
+use super::current::current_schemas;
 use super::schemas::{SchemaChanges, migrate_schema};
 use super::selector::{SchemaSelection, SchemaSelector, select_schemas};
 use super::{MigrateOptions, Result};
@@ -181,11 +182,38 @@ pub async fn migrate_selected(
     let jobs = jobs.max(1);
     let pool = options.pool(jobs).await?;
     let context = options.context(decl);
+    // Dynamic tenants' schemas that are current already, read in a few statements for all of
+    // them: a rerun with nothing to do opens no transaction per schema.
+    let dynamic: Vec<&SchemaName> = selection
+        .tenants
+        .iter()
+        .filter(|t| t.static_tenant.is_none())
+        .map(|t| &t.schema)
+        .collect();
+    let mut conn = pool.acquire().await?;
+    let current = current_schemas(
+        &mut conn,
+        migrator,
+        decl,
+        &dynamic,
+        &context,
+        &options.runtime_role,
+    )
+    .await?;
+    drop(conn);
     let mut schemas: Vec<SchemaReport> = futures_util::stream::iter(&selection.tenants)
         .map(|selected| {
-            let (pool, context, own) = (&pool, &context, &own);
+            let (pool, context, own, current) = (&pool, &context, &own, &current);
             async move {
                 let schema = &selected.schema;
+                if selected.static_tenant.is_none() && current.contains(schema.as_str()) {
+                    let line = SchemaReport {
+                        schema: schema.as_str().to_owned(),
+                        outcome: SchemaOutcome::Current,
+                    };
+                    done(&line);
+                    return line;
+                }
                 let (migrator, decl) = match &selected.static_tenant {
                     Some(tenant) => (
                         own.get(&tenant.name).unwrap_or(migrator),

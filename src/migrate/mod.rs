@@ -20,6 +20,7 @@
 
 mod across;
 mod bootstrap;
+mod current;
 mod error;
 pub(crate) mod grants;
 mod policies;

@@ -12,11 +12,11 @@ use crate::policy::{
 
 /// What the database holds for one tenant table, read from the catalogs.
 #[derive(sqlx::FromRow)]
-struct TableState {
-    rls_enabled: bool,
-    rls_forced: bool,
+pub(super) struct TableState {
+    pub(super) rls_enabled: bool,
+    pub(super) rls_forced: bool,
     /// Each policy as `name|permissive|cmd|roles|qual|with_check`.
-    policies: Vec<String>,
+    pub(super) policies: Vec<String>,
 }
 
 /// Makes the RLS state of every tenant table `decl` names, in `schema` (the declaration's
@@ -94,7 +94,12 @@ async fn table_state(
     })
 }
 
-fn is_canonical(state: &TableState, table: &TenantTable, context: &TenantContext) -> bool {
+/// Whether `table`'s state is what [`install_policies`] would make it.
+pub(super) fn is_canonical(
+    state: &TableState,
+    table: &TenantTable,
+    context: &TenantContext,
+) -> bool {
     let predicate = context.canonical_predicate(&table.column);
     let expected = format!("{POLICY_NAME}|PERMISSIVE|ALL|{{public}}|{predicate}|{predicate}");
     state.rls_enabled && state.rls_forced && state.policies == [expected]

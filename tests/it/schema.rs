@@ -398,3 +398,33 @@ async fn rls_migrate_with_strategy_schema_migrates_each_tenant_schema_and_exits_
     assert_eq!(code, 2, "{output}");
     assert!(output.contains("invalid value 'database'"), "{output}");
 }
+
+#[tokio::test]
+async fn a_connection_that_served_more_tenants_than_the_limit_is_closed_on_release() {
+    let t = SchemaTenants::new().await;
+    let raw = t.raw_runtime_pool().await;
+    let key = t.db.tenant_key().expect("signed").clone();
+    let pool = TenantPool::from_pool(
+        raw,
+        TenantPoolOptions::new(t.decl.clone())
+            .tenant_key(key)
+            .recycle_after(1),
+    )
+    .await
+    .expect("schema-mode tenant pool");
+    let mut served = Vec::new();
+    for scope in [&t.a, &t.a, &t.b, &t.a] {
+        let mut tx = pool.begin(scope).await.expect("begin");
+        served.push(backend_pid(&mut tx).await);
+        tx.commit().await.expect("commit");
+    }
+    assert_eq!(served[1], served[0], "tenant A again: the same connection");
+    assert_eq!(
+        served[2], served[0],
+        "tenant B on it too: its second tenant"
+    );
+    assert_ne!(
+        served[3], served[0],
+        "past one tenant the connection was closed on release, and A gets a fresh one"
+    );
+}
