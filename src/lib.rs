@@ -53,8 +53,9 @@
 //!
 //! The default features are everything the repository's binaries and tests need. A library
 //! user turns them off and picks: `axum` (the [`http`] integration), `migrate`
-//! ([`migrate_with`], [`install_policies`]), `seed` (fake tenant data), `testing` (the
-//! embedded PostgreSQL harness), `cli` (what the binaries share), `demo` (the showcase).
+//! ([`migrate_with`], [`install_policies`], the tenant lifecycle [`TenantLifecycle`]), `seed`
+//! (fake tenant data), `testing` (the embedded PostgreSQL harness), `cli` (what the binaries
+//! share), `demo` (the showcase).
 
 mod connect;
 mod db;
