@@ -1,11 +1,14 @@
 //! One subtask by id, and the demo's write: toggling whether it is done.
 
+use std::future::Future;
 use std::sync::LazyLock;
 
 use super::subtasks::SubtaskItem;
-use crate::db::TenantTx;
+use crate::db::{DbError, TenantTx, is_connection_lost};
 use crate::http::AppError;
 use crate::policy::Strategy;
+use crate::route::{RoutingPool, ServedBy};
+use crate::{Error, TenantScope};
 
 /// The subtask the `subject` statement yields, with its task's and project's names; the
 /// tenant transaction's row-level security decides which rows exist. `{t}` stands for the
@@ -74,6 +77,51 @@ pub(super) async fn find(tx: &mut TenantTx, id: i64) -> Result<Option<SubtaskIte
     Ok(row.map(item))
 }
 
+/// The subtask `id` of `scope`'s tenant, read in a read-only transaction on the server the
+/// routing pool picks, and the role of that server. A read whose server went away under it
+/// (after its BEGIN: the pool itself only moves on when a BEGIN fails) runs once more: it
+/// wrote nothing, and the pool begins the second run on a server that answers.
+pub(super) async fn read(
+    pool: &RoutingPool,
+    scope: &TenantScope,
+    id: i64,
+) -> Result<(Option<SubtaskItem>, ServedBy), AppError> {
+    once_more_if_lost(|| async {
+        let mut tx = pool.read(scope).await?;
+        let found = find(&mut tx, id).await?;
+        let served_by = tx.served_by();
+        tx.commit().await?;
+        Ok((found, served_by))
+    })
+    .await
+}
+
+/// Runs `run`, and once more when it failed because its connection or server was lost.
+/// Only for work that writes nothing (a read-only transaction).
+async fn once_more_if_lost<T, F, Fut>(mut run: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AppError>>,
+{
+    match run().await {
+        Err(err) if server_lost(&err) => {
+            tracing::warn!(error = %err, "a read lost its server; running it once more");
+            run().await
+        }
+        done => done,
+    }
+}
+
+/// Whether `err` says the connection or the server went away (not a fault of the request).
+fn server_lost(err: &AppError) -> bool {
+    match err {
+        AppError::Library(Error::Database(err) | Error::Db(DbError::Database(err))) => {
+            is_connection_lost(err)
+        }
+        _ => false,
+    }
+}
+
 /// Flips whether the subtask `id` is done and returns it as it is now, if the
 /// transaction's tenant has it.
 pub(super) async fn toggle(tx: &mut TenantTx, id: i64) -> Result<Option<SubtaskItem>, AppError> {
@@ -87,7 +135,50 @@ pub(super) async fn toggle(tx: &mut TenantTx, id: i64) -> Result<Option<SubtaskI
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
+
+    fn lost() -> AppError {
+        sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)).into()
+    }
+
+    #[tokio::test]
+    async fn a_read_that_lost_its_server_runs_once_more_and_only_once() {
+        let runs = Cell::new(0);
+        let read = once_more_if_lost(|| async {
+            runs.set(runs.get() + 1);
+            if runs.get() == 1 { Err(lost()) } else { Ok(7) }
+        });
+        assert!(matches!(read.await, Ok(7)));
+        assert_eq!(runs.get(), 2);
+
+        runs.set(0);
+        let always_lost = once_more_if_lost(|| async {
+            runs.set(runs.get() + 1);
+            Err::<i32, _>(lost())
+        });
+        assert!(server_lost(&always_lost.await.expect_err("lost twice")));
+        assert_eq!(runs.get(), 2, "no third run");
+    }
+
+    #[tokio::test]
+    async fn a_read_that_failed_for_another_reason_is_not_run_again() {
+        for error in [
+            AppError::NotFound,
+            AppError::bad_request("bad id"),
+            sqlx::Error::RowNotFound.into(),
+        ] {
+            let runs = Cell::new(0);
+            let error = Cell::new(Some(error));
+            let read = once_more_if_lost(|| async {
+                runs.set(runs.get() + 1);
+                Err::<i32, _>(error.take().unwrap_or(AppError::NotFound))
+            });
+            assert!(!server_lost(&read.await.expect_err("it failed")));
+            assert_eq!(runs.get(), 1);
+        }
+    }
 
     #[test]
     fn subtask_ids_are_positive_whole_numbers() {

@@ -207,10 +207,7 @@ async fn subtask_json(
     State(state): State<DemoState>,
 ) -> Result<Response, AppError> {
     let id = item::parse_id(&id)?;
-    let mut tx = state.routing.read(&scope).await?;
-    let found = item::find(&mut tx, id).await?;
-    let served_by = tx.served_by();
-    tx.commit().await?;
+    let (found, served_by) = item::read(&state.routing, &scope, id).await?;
     Ok(item_response(found, served_by, state.debug_routing))
 }
 
