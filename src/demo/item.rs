@@ -134,6 +134,7 @@ pub(super) async fn toggle(tx: &mut TenantTx, id: i64) -> Result<Option<SubtaskI
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, reason = "a test fails by panicking")]
 mod tests {
     use std::cell::Cell;
 
