@@ -91,6 +91,7 @@ fn declared_tables(decl: &TenancyDeclaration) -> impl Iterator<Item = &str> {
         .map(|t| t.name.as_str())
         .chain(decl.global_tables().iter().map(|t| t.name.as_str()))
         .chain(std::iter::once(decl.registry().table.as_str()))
+        .chain(decl.registry().domains.iter().map(|d| d.table.as_str()))
 }
 
 /// Every way `decl` does not fit `catalog`, each naming the table and column.
@@ -160,6 +161,26 @@ fn mismatches(decl: &TenancyDeclaration, catalog: &Catalog) -> Vec<String> {
         &["r", "p"],
         &registry_columns,
     );
+    if let Some(domains) = &registry.domains {
+        check(
+            "domains table",
+            domains.table.as_str(),
+            &["r", "p"],
+            &[
+                (
+                    domains.domain_column.as_str(),
+                    &SLUG_TYPES,
+                    "the domain column must be text, varchar or citext",
+                ),
+                (domains.tenant_column.as_str(), &key_types, &key_reason),
+                (
+                    domains.primary_column.as_str(),
+                    &["boolean"],
+                    "the primary column must be boolean",
+                ),
+            ],
+        );
+    }
     for table in decl.global_tables() {
         check("global table", table.name.as_str(), &["r", "p", "v"], &[]);
     }
@@ -181,6 +202,8 @@ mod tests {
             slug_column = "handle"
             active_column = "active"
             readable_columns = ["name"]
+            domains_table = "org_domains"
+            domain_tenant_column = "org_id"
             [[tenant_table]]
             name = "customers"
             column = "org_id"
@@ -220,6 +243,17 @@ mod tests {
             table("r", &[("org_id", "uuid"), ("id", "bigint")]),
         );
         tables.insert("currencies".into(), table("r", &[("code", "character")]));
+        tables.insert(
+            "org_domains".into(),
+            table(
+                "r",
+                &[
+                    ("domain", "text"),
+                    ("org_id", "uuid"),
+                    ("is_primary", "boolean"),
+                ],
+            ),
+        );
         Catalog {
             schema_exists: true,
             tables,
@@ -294,6 +328,18 @@ mod tests {
             (
                 Damage::DropTable("currencies"),
                 "global table crm.currencies does not exist",
+            ),
+            (
+                Damage::DropTable("org_domains"),
+                "domains table crm.org_domains does not exist",
+            ),
+            (
+                Damage::Retype("org_domains", "org_id", "bigint"),
+                "column org_id of domains table crm.org_domains is bigint, but key_type = \"uuid\" needs uuid",
+            ),
+            (
+                Damage::DropColumn("org_domains", "is_primary"),
+                "domains table crm.org_domains has no column is_primary",
             ),
         ];
         for (damage, expected) in cases {
