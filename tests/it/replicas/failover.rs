@@ -1,11 +1,11 @@
 //! The primary given as several hosts: writes go to the one not in recovery, and follow a
-//! promotion. Each test owns its cluster (it stops and promotes servers).
+//! promotion; the guard runs on each host.
 
 use std::time::Duration;
 
 use rls_tenancy::{
-    DatabaseHosts, DbError, LocalCluster, ReplicatedCluster, RoutedTx, RoutingOptions, RoutingPool,
-    ServedBy, TenancyDeclaration, TenantPoolOptions,
+    DatabaseHosts, DbError, LocalCluster, ReplicatedCluster, RouteError, RoutedTx, RoutingOptions,
+    RoutingPool, ServedBy, TenancyDeclaration, TenantPoolOptions,
 };
 
 use super::two_tenants;
@@ -126,4 +126,54 @@ async fn writes_find_the_primary_among_the_hosts_and_follow_a_promotion() {
         .expect("port");
     assert_eq!(i32::from(standby.port()), on);
     anchored.commit().await.expect("commit");
+}
+
+#[tokio::test]
+async fn hosts_that_are_all_in_recovery_refuse_the_start_saying_what_each_was() {
+    let shared = super::shared().await;
+    let [one, two] = shared.fast();
+    let fixture = two_tenants(&shared.cluster, &[one, two]).await;
+    let refused = RoutingPool::connect_hosts(
+        &hosts(&fixture, &[one, two]),
+        options(Duration::from_millis(200)),
+    )
+    .await;
+    let message = match refused {
+        Err(err @ RouteError::NoPrimary { .. }) => err.to_string(),
+        other => panic!("two standbys are no primary: {other:?}"),
+    };
+    assert_eq!(message.matches("(in recovery)").count(), 2, "{message}");
+    assert!(
+        !message.contains(fixture.db.runtime_url().expose_secret()),
+        "no password: {message}"
+    );
+}
+
+#[tokio::test]
+async fn the_guard_runs_on_every_host_of_the_primary() {
+    let shared = super::shared().await;
+    let [one, _] = shared.fast();
+    let fixture = two_tenants(&shared.cluster, &[one]).await;
+    let primary = shared
+        .cluster
+        .primary()
+        .local_cluster()
+        .expect("a local primary");
+    // The second host logs in as the superuser: row-level security does not apply to it.
+    let hosts = DatabaseHosts::new(vec![
+        primary.url_for(fixture.db.runtime_url()).expect("url"),
+        one.url_for(&fixture.db.admin_url()).expect("url"),
+    ])
+    .expect("hosts");
+    let refused = RoutingPool::connect_hosts(&hosts, options(Duration::from_secs(5))).await;
+    match refused {
+        Err(RouteError::PrimaryRefused { host, source }) => {
+            assert!(
+                host.to_string().contains(&format!(":{}/", one.port())),
+                "{host}"
+            );
+            assert!(source.to_string().contains("superuser"), "{source}");
+        }
+        other => panic!("the superuser host is refused: {other:?}"),
+    }
 }
