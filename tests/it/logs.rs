@@ -1,7 +1,7 @@
 //! What the library logs, captured for tests that promise a warning.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use tracing::subscriber::DefaultGuard;
 
@@ -14,6 +14,7 @@ pub struct Warnings {
 
 impl Warnings {
     pub fn capture() -> Self {
+        keep_warnings_enabled();
         let sink = Sink::default();
         let writer = sink.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -40,6 +41,22 @@ impl Warnings {
     pub fn count(&self, needle: &str) -> usize {
         self.text().lines().filter(|l| l.contains(needle)).count()
     }
+}
+
+/// Installs, once, a process-wide subscriber that keeps nothing. tracing caches each
+/// callsite's interest for all threads: without a subscriber that always wants warnings, a
+/// warning first reached while no capture is live (or while one is being dropped on another
+/// test's thread) is cached as unwanted, and a later capture on this thread misses it.
+fn keep_warnings_enabled() {
+    static GLOBAL: Once = Once::new();
+    GLOBAL.call_once(|| {
+        let discard = tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .with_max_level(tracing::Level::WARN)
+            .finish();
+        // Err only if another global subscriber exists, which wants events too.
+        let _ = tracing::subscriber::set_global_default(discard);
+    });
 }
 
 #[derive(Clone, Default)]
