@@ -14,7 +14,7 @@ mod tx;
 
 pub use begin::{IsolationLevel, TxOptions};
 pub use error::DbError;
-pub(crate) use health::is_connection_lost;
+pub(crate) use health::{Health, PROBE_TIMEOUT, is_connection_lost};
 pub use pool::{TenantPool, TenantPoolOptions};
 pub use retry::{
     Attempt, AttemptFuture, DEADLOCK_DETECTED, RetryPolicy, Retryable, SERIALIZATION_FAILURE,

@@ -12,7 +12,7 @@ use sqlx::{AssertSqlSafe, Connection, Postgres};
 use super::begin::BeginPlan;
 use super::health::{Health, PROBE_TIMEOUT, is_connection_lost};
 use super::recycle::Recycler;
-use super::release::release_check;
+use super::release::{clean_settings, release_check};
 use super::{DbError, TenantTx, TxOptions, TxTimeouts};
 use crate::connect::{ConnectError, DatabaseUrl};
 use crate::guard::{self, GuardOptions};
@@ -468,7 +468,8 @@ impl TenantPool {
                 guard::enforce_writer(&mut conn).await?;
             }
         }
-        let release_check = release_check(&options.variable, pooler);
+        // What a clean connection's watched settings are, for the release check to compare.
+        let release_check = release_check(&options.variable, &clean_settings(&pool, pooler).await?);
         let mode = match entry {
             Entry::Plain => TenantContextMode::Plain,
             Entry::Signed(_) | Entry::OwnerSigned => TenantContextMode::Signed,
@@ -820,7 +821,8 @@ impl TenantPool {
     /// # }
     /// ```
     pub fn registry(&self, options: RegistryOptions) -> TenantRegistry {
-        let registry = TenantRegistry::new(self.pool.clone(), &self.declaration, options);
+        let registry = TenantRegistry::new(self.pool.clone(), &self.declaration, options)
+            .with_health(Arc::clone(&self.health));
         if self.pooler {
             registry.behind_pooler()
         } else {

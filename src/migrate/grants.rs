@@ -52,7 +52,8 @@ pub(super) async fn grant_runtime(
 }
 
 /// Grants the runtime role DML on `decl`'s tenant tables in `schema` (the declaration's own,
-/// or a tenant's schema in the schema mode), and `USAGE` on the schema and its sequences,
+/// or a tenant's schema in the schema mode), and `USAGE` on the schema and on those tables'
+/// own sequences,
 /// after closing every table and sequence of the schema; in one round trip.
 pub(crate) async fn grant_tenant_tables(
     conn: &mut PgConnection,
@@ -103,10 +104,46 @@ async fn tenant_table_grants(
             ));
         }
     }
-    sql.push(format!(
-        "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {runtime}"
-    ));
+    let sequences = declared_sequences(conn, schema, decl).await?;
+    if !sequences.is_empty() {
+        sql.push(format!(
+            "GRANT USAGE ON SEQUENCE {} TO {runtime}",
+            sequences.join(", ")
+        ));
+    }
     Ok(sql)
+}
+
+/// The sequences `decl`'s tenant tables in `schema` own (serial and identity columns),
+/// quoted and schema-qualified: the only ones the runtime role may use. Another table's
+/// sequence stays closed, so an undeclared table's ids cannot even be drawn.
+async fn declared_sequences(
+    conn: &mut PgConnection,
+    schema: &Ident,
+    decl: &TenancyDeclaration,
+) -> Result<Vec<String>> {
+    let tables: Vec<&str> = decl
+        .tenant_tables()
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    Ok(sqlx::query_scalar(
+        "SELECT format('%I.%I', sn.nspname, s.relname)
+           FROM pg_catalog.pg_depend d
+           JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+           JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+           JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+           JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
+          WHERE d.classid = 'pg_catalog.pg_class'::regclass
+            AND d.refclassid = 'pg_catalog.pg_class'::regclass
+            AND d.deptype IN ('a', 'i')
+            AND tn.nspname = $1 AND t.relname = ANY($2)
+          ORDER BY 1",
+    )
+    .bind(schema.as_str())
+    .bind(&tables)
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// Columns the runtime role may insert (all but generated and identity columns, and `id`)

@@ -16,6 +16,7 @@ use sqlx::{AssertSqlSafe, PgPool, Postgres};
 use super::host::host_name;
 use super::listener::{Caches, Listener};
 use super::{BaseDomain, HostError, ResolveError, subdomain_slug};
+use crate::db::{Health, PROBE_TIMEOUT, is_connection_lost};
 use crate::policy::TenancyDeclaration;
 use crate::tenant::{KeyType, TenantId, TenantScope, TenantSlug};
 
@@ -153,6 +154,9 @@ pub struct TenantRegistry {
     lookups: Arc<Lookups>,
     caches: Caches,
     listener: Option<Arc<Listener>>,
+    /// The tenant pool's view of the database (`TenantPool::registry` shares it): while it
+    /// is known to be down, a lookup that misses the cache fails at once.
+    health: Option<Arc<Health>>,
 }
 
 /// The two lookups, built once from the declaration.
@@ -257,7 +261,42 @@ impl TenantRegistry {
             lookups: Arc::new(Lookups::new(decl)),
             caches,
             listener,
+            health: None,
         }
+    }
+
+    /// Shares the tenant pool's view of the database: while it is known to be down (a
+    /// refused connection, a failed readiness probe), a lookup the caches cannot answer fails
+    /// at once (HTTP 503) instead of waiting for the pool's acquire timeout, one lookup at a
+    /// time probing for at most half a second; a lookup that loses its connection marks it
+    /// down, one that succeeds marks it up.
+    pub(crate) fn with_health(mut self, health: Arc<Health>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    /// Runs `lookup` under the shared health, if any (see [`TenantRegistry::with_health`]).
+    async fn guarded<T>(
+        &self,
+        lookup: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        let Some(health) = &self.health else {
+            return lookup.await;
+        };
+        let result = if health.is_down() {
+            let _probe = health.probe().map_err(|_| sqlx::Error::PoolTimedOut)?;
+            tokio::time::timeout(PROBE_TIMEOUT, lookup)
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+        } else {
+            lookup.await
+        };
+        match &result {
+            Ok(_) => health.mark_up(),
+            Err(err) if is_connection_lost(err) => health.mark_down(),
+            Err(_) => {}
+        }
+        result
     }
 
     /// Reads through a transaction-mode pooler (pgbouncer): each lookup runs unnamed inside
@@ -385,7 +424,9 @@ impl TenantRegistry {
             return Ok(slug);
         }
         let query = sqlx::query_scalar(AssertSqlSafe(sql.as_str())).bind(name);
-        let found: Option<String> = fetch_routing(&self.pool, self.pooler, query).await?;
+        let found: Option<String> = self
+            .guarded(fetch_routing(&self.pool, self.pooler, query))
+            .await?;
         tracing::debug!(
             domain = name,
             found = found.is_some(),
@@ -432,13 +473,16 @@ impl TenantRegistry {
         &self,
         query: QueryAs<'_, Postgres, (String, String), PgArguments>,
     ) -> Result<Option<(String, String)>, sqlx::Error> {
-        if !self.pooler {
-            return query.fetch_optional(&self.pool).await;
-        }
-        let mut tx = self.pool.begin_with("BEGIN READ ONLY").await?;
-        let row = query.persistent(false).fetch_optional(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(row)
+        self.guarded(async {
+            if !self.pooler {
+                return query.fetch_optional(&self.pool).await;
+            }
+            let mut tx = self.pool.begin_with("BEGIN READ ONLY").await?;
+            let row = query.persistent(false).fetch_optional(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(row)
+        })
+        .await
     }
 
     /// A scope from a registry row, re-validating what the database holds.

@@ -391,6 +391,27 @@ async fn a_table_a_later_migration_creates_is_closed_until_declared_then_walled_
     .await
     .expect("default privileges");
     assert_eq!(stale, 0, "the old default privileges were not revoked");
+    let sequence_usage = |table: &'static str| {
+        let admin = fixture.admin.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT has_sequence_privilege($1, pg_get_serial_sequence($2, 'id'), 'USAGE')",
+            )
+            .bind(runtime.as_str())
+            .bind(table)
+            .fetch_one(&admin)
+            .await
+            .expect("sequence privilege")
+        }
+    };
+    assert!(
+        !sequence_usage("app.notes").await,
+        "the undeclared table's sequence is usable"
+    );
+    assert!(
+        sequence_usage("app.projects").await,
+        "a declared table's sequence"
+    );
 
     // Declared as a tenant table and migrated: open, and walled per tenant.
     let declared = TenancyDeclaration::parse(
@@ -407,6 +428,7 @@ async fn a_table_a_later_migration_creates_is_closed_until_declared_then_walled_
         .await
         .expect("migrate");
     assert_eq!(report.policies_installed, ["app.notes"]);
+    assert!(sequence_usage("app.notes").await, "declared, its sequence");
     sqlx::query(
         "INSERT INTO app.notes (account_id, body) VALUES ($1, 'note of a'), ($2, 'note of b')",
     )

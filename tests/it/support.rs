@@ -68,6 +68,16 @@ impl TwoTenants {
         .await
     }
 
+    /// The same on `server` (a replicated primary).
+    pub async fn signed_on(server: AdminServer) -> Self {
+        Self::with(
+            ScratchDatabase::migrated_signed_on(server)
+                .await
+                .expect("scratch database"),
+        )
+        .await
+    }
+
     async fn with(db: ScratchDatabase) -> Self {
         let admin = db.admin_pool().await.expect("admin pool");
         let a = insert_tenant(&admin, "tenant-a").await;

@@ -5,6 +5,7 @@ mod failover;
 mod peers;
 mod pinning;
 mod routing;
+mod signed;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! tenant B, by any trick; keys, start-up errors and rotation; the guard's exception for the
 //! toolkit's own `SECURITY DEFINER` functions.
 
-mod attacks;
+pub(crate) mod attacks;
 mod entered;
 mod guard;
 mod keys;

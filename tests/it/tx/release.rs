@@ -90,8 +90,91 @@ async fn after_a_leaves(
     tx
 }
 
+/// How tenant B's transaction looks for what tenant A left: a statement refused with a
+/// SQLSTATE (the object is gone), or a query answering whether any of it is still there.
+enum Probe {
+    Refused(&'static str, &'static str),
+    Remains(&'static str),
+}
+
+/// One kind of session state: what tenant A runs, what the release check must name, how
+/// tenant B looks for it, and whether A's role needs TEMP (a pool with the guard skipped).
+struct Leak {
+    leave: &'static [&'static str],
+    kind: &'static str,
+    probe: Probe,
+    temp: bool,
+}
+
+const LEAKS: [Leak; 8] = [
+    Leak {
+        leave: &["DECLARE leak CURSOR WITH HOLD FOR SELECT email FROM app.users"],
+        kind: "held cursors: leak",
+        probe: Probe::Refused("FETCH ALL FROM leak", "34000"),
+        temp: false,
+    },
+    Leak {
+        leave: &["LISTEN tenant_a_events"],
+        kind: "LISTEN channels: tenant_a_events",
+        probe: Probe::Remains("SELECT count(*) > 0 FROM pg_listening_channels()"),
+        temp: false,
+    },
+    Leak {
+        leave: &["SELECT pg_advisory_lock(4242)"],
+        kind: "advisory locks: 1",
+        probe: Probe::Remains(
+            "SELECT count(*) > 0 FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'",
+        ),
+        temp: false,
+    },
+    Leak {
+        leave: &[
+            "SET search_path = pg_catalog",
+            "SET statement_timeout = '1h'",
+            "SET work_mem = '1GB'",
+        ],
+        kind: "session settings: search_path, statement_timeout, work_mem",
+        probe: Probe::Remains(
+            "SELECT current_setting('search_path') = 'pg_catalog' OR current_setting('work_mem') = '1GB'",
+        ),
+        temp: false,
+    },
+    Leak {
+        leave: &[
+            "SELECT set_config('lock_timeout', '1min', false)",
+            "SET default_transaction_read_only = on",
+        ],
+        kind: "session settings: lock_timeout, default_transaction_read_only",
+        probe: Probe::Remains("SELECT current_setting('default_transaction_read_only') = 'on'"),
+        temp: false,
+    },
+    Leak {
+        leave: &[
+            "SET ROLE NONE",
+            "SELECT set_config('role', current_user, false)",
+        ],
+        kind: "session settings: role",
+        probe: Probe::Remains("SELECT current_setting('role') <> 'none'"),
+        temp: false,
+    },
+    Leak {
+        leave: &["PREPARE leak AS SELECT email FROM app.users"],
+        kind: "prepared statements: leak",
+        probe: Probe::Refused("EXECUTE leak", "26000"),
+        temp: false,
+    },
+    Leak {
+        leave: &["CREATE TEMP TABLE stash AS SELECT email FROM app.users"],
+        kind: "temporary tables: stash",
+        probe: Probe::Refused("SELECT email FROM pg_temp.stash", "42P01"),
+        temp: true,
+    },
+];
+
+/// Every kind of session state tenant A can leave closes its connection, and tenant B, on a
+/// new connection of the same one-connection pool, finds none of it.
 #[tokio::test]
-async fn a_held_cursor_over_tenant_a_never_reaches_tenant_b() {
+async fn no_session_state_of_tenant_a_reaches_tenant_b() {
     let fixture = TwoTenants::new().await;
     let (pool, _raw) = one_connection(&fixture).await;
     // The cursor holds tenant A's email: the rows to leak are really there.
@@ -106,133 +189,34 @@ async fn a_held_cursor_over_tenant_a_never_reaches_tenant_b() {
         .expect("fetch");
     assert_eq!(held, ["owner@tenant-a.test"]);
     tx.rollback().await.expect("rollback");
+    // Opened after the guarded pool: the grant of TEMP would make the guard refuse.
+    let (temp_pool, _temp_raw) = one_connection_with_temp(&fixture).await;
 
-    let mut tx = after_a_leaves(
-        &fixture,
-        &pool,
-        &["DECLARE leak CURSOR WITH HOLD FOR SELECT email FROM app.users"],
-        "held cursors: leak",
-    )
-    .await;
-    let fetched = sqlx::query_scalar::<_, String>("FETCH ALL FROM leak")
-        .fetch_all(&mut *tx)
-        .await;
-    assert_eq!(
-        sqlstate(&fetched).as_deref(),
-        Some("34000"),
-        "tenant B fetched from tenant A's held cursor: {fetched:?}"
-    );
-}
-
-#[tokio::test]
-async fn a_listen_channel_never_reaches_tenant_b() {
-    let fixture = TwoTenants::new().await;
-    let (pool, _raw) = one_connection(&fixture).await;
-    let mut tx = after_a_leaves(
-        &fixture,
-        &pool,
-        &["LISTEN tenant_a_events"],
-        "LISTEN channels: tenant_a_events",
-    )
-    .await;
-    let channels: Vec<String> = sqlx::query_scalar("SELECT pg_listening_channels()")
-        .fetch_all(&mut *tx)
-        .await
-        .expect("channels");
-    assert!(channels.is_empty(), "tenant B listens on {channels:?}");
-}
-
-#[tokio::test]
-async fn a_session_advisory_lock_never_reaches_tenant_b() {
-    let fixture = TwoTenants::new().await;
-    let (pool, _raw) = one_connection(&fixture).await;
-    let mut tx = after_a_leaves(
-        &fixture,
-        &pool,
-        &["SELECT pg_advisory_lock(4242)"],
-        "advisory locks: 1",
-    )
-    .await;
-    let held: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'",
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .expect("locks");
-    assert_eq!(held, 0, "tenant B holds tenant A's advisory lock");
-}
-
-#[tokio::test]
-async fn session_settings_never_reach_tenant_b() {
-    let fixture = TwoTenants::new().await;
-    let (pool, _raw) = one_connection(&fixture).await;
-    let mut tx = after_a_leaves(
-        &fixture,
-        &pool,
-        &[
-            "SET search_path = pg_catalog",
-            "SET statement_timeout = 0",
-            "SET work_mem = '1GB'",
-        ],
-        "session settings: search_path, statement_timeout, work_mem",
-    )
-    .await;
-    let (path, timeout): (String, String) = sqlx::query_as(
-        "SELECT current_setting('search_path'), current_setting('statement_timeout')",
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .expect("settings");
-    assert_ne!(
-        path, "pg_catalog",
-        "tenant B inherited tenant A's search_path"
-    );
-    assert_ne!(
-        timeout, "0",
-        "tenant B inherited tenant A's statement_timeout"
-    );
-}
-
-#[tokio::test]
-async fn a_prepared_statement_made_by_hand_never_reaches_tenant_b() {
-    let fixture = TwoTenants::new().await;
-    let (pool, _raw) = one_connection(&fixture).await;
-    let mut tx = after_a_leaves(
-        &fixture,
-        &pool,
-        &["PREPARE leak AS SELECT email FROM app.users"],
-        "prepared statements: leak",
-    )
-    .await;
-    let executed = sqlx::query_scalar::<_, String>("EXECUTE leak")
-        .fetch_all(&mut *tx)
-        .await;
-    assert_eq!(
-        sqlstate(&executed).as_deref(),
-        Some("26000"),
-        "tenant B executed tenant A's statement: {executed:?}"
-    );
-}
-
-#[tokio::test]
-async fn a_temporary_table_of_tenant_a_rows_never_reaches_tenant_b() {
-    let fixture = TwoTenants::new().await;
-    let (pool, _raw) = one_connection_with_temp(&fixture).await;
-    let mut tx = after_a_leaves(
-        &fixture,
-        &pool,
-        &["CREATE TEMP TABLE stash AS SELECT email FROM app.users"],
-        "temporary tables: stash",
-    )
-    .await;
-    let stashed = sqlx::query_scalar::<_, String>("SELECT email FROM pg_temp.stash")
-        .fetch_all(&mut *tx)
-        .await;
-    assert_eq!(
-        sqlstate(&stashed).as_deref(),
-        Some("42P01"),
-        "tenant B read tenant A's stashed rows: {stashed:?}"
-    );
+    for leak in &LEAKS {
+        let pool = if leak.temp { &temp_pool } else { &pool };
+        let mut tx = after_a_leaves(&fixture, pool, leak.leave, leak.kind).await;
+        match leak.probe {
+            Probe::Refused(sql, code) => {
+                let found = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut *tx)
+                    .await;
+                assert_eq!(
+                    sqlstate(&found).as_deref(),
+                    Some(code),
+                    "tenant B found {}: {found:?}",
+                    leak.kind
+                );
+            }
+            Probe::Remains(sql) => {
+                let remains: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .expect("probe");
+                assert!(!remains, "tenant B inherited {}", leak.kind);
+            }
+        }
+        tx.rollback().await.expect("rollback of tenant B");
+    }
 }
 
 #[tokio::test]
