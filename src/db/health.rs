@@ -3,7 +3,8 @@
 //! timeout.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::DbError;
 
@@ -20,6 +21,9 @@ pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 pub(crate) struct Health {
     down: AtomicBool,
     probing: AtomicBool,
+    /// When the pool last moved to another host (a promotion): connections opened before
+    /// are to a server that is gone or no longer primary.
+    moved_at: Mutex<Option<Instant>>,
 }
 
 impl Health {
@@ -42,6 +46,19 @@ impl Health {
         if self.down.swap(false, Ordering::AcqRel) {
             tracing::info!("the database is reachable again");
         }
+    }
+
+    /// The pool now opens its connections on another host.
+    pub(crate) fn mark_moved(&self) {
+        *self.moved_at.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    }
+
+    /// Whether a connection `age` old was opened before the pool last moved to another host.
+    pub(crate) fn opened_before_move(&self, age: Duration) -> bool {
+        self.moved_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|moved| age > moved.elapsed())
     }
 
     /// The right to probe the database while it is down, if nobody else is probing.

@@ -386,10 +386,17 @@ impl TenantPool {
     pub async fn connect(url: &DatabaseUrl, options: TenantPoolOptions) -> Result<Self, DbError> {
         let health = Arc::new(Health::default());
         let connected = Arc::clone(&health);
+        let moved = Arc::clone(&health);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
             .test_before_acquire(false)
+            // An idle connection from before a promotion is to the old primary: closed, never
+            // handed out (no round trip: its age says it).
+            .before_acquire(move |_, meta| {
+                let current = !moved.opened_before_move(meta.age);
+                Box::pin(async move { Ok(current) })
+            })
             .after_connect(move |_, _| {
                 // The first connection that succeeds ends an outage.
                 connected.mark_up();
@@ -899,10 +906,11 @@ impl TenantPool {
 
     /// Opens its future connections to `url` (another host of the same database, whose role
     /// the guard accepted): how the pool that [`crate::RoutingPool::primary`] hands out
-    /// follows a promotion. Its open connections stay as they are; a dead one is replaced
-    /// at the next `BEGIN`.
+    /// follows a promotion. Its idle connections to the old host are closed as they come up
+    /// for use (the registry's lookups use them too); one in use stays until it is returned.
     pub(crate) fn follow(&self, url: &DatabaseUrl) -> Result<(), ConnectError> {
         self.pool.set_connect_options(url.connect_options()?);
+        self.health.mark_moved();
         Ok(())
     }
 

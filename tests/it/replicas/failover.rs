@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use rls_tenancy::{
-    DatabaseHosts, DbError, LocalCluster, ReplicatedCluster, RouteError, RoutedTx, RoutingOptions,
-    RoutingPool, ServedBy, TenancyDeclaration, TenantPoolOptions,
+    DatabaseHosts, DbError, LocalCluster, RegistryOptions, ReplicatedCluster, RouteError, RoutedTx,
+    RoutingOptions, RoutingPool, ServedBy, TenancyDeclaration, TenantPoolOptions,
 };
 
 use super::two_tenants;
@@ -84,6 +84,12 @@ async fn writes_find_the_primary_among_the_hosts_and_follow_a_promotion() {
         "the write went to the primary, not the standby listed first"
     );
 
+    // The registry reads through the primary's pool: this lookup leaves it an idle
+    // connection to the host about to die.
+    let registry = patient.registry(RegistryOptions::default().listen(false));
+    let found = registry.resolve(fixture.a.scope.slug()).await;
+    assert_eq!(found.expect("tenant A").id(), fixture.a.scope.id());
+
     primary.stop().expect("stop the primary");
     let refused = rename(&hasty, &fixture, "nobody takes this").await;
     assert!(
@@ -114,6 +120,14 @@ async fn writes_find_the_primary_among_the_hosts_and_follow_a_promotion() {
         .expect("read back");
     assert_eq!(name, "after the failover, again");
     read.commit().await.expect("commit");
+
+    // A tenant not cached yet: the lookup must not be handed the idle connection to the
+    // old primary.
+    let found = registry.resolve(fixture.b.scope.slug()).await;
+    assert_eq!(
+        found.expect("tenant B found on the new primary").id(),
+        fixture.b.scope.id()
+    );
 
     let mut anchored = patient
         .primary()
