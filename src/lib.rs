@@ -85,8 +85,9 @@ mod seed;
 
 pub use connect::{ConnectError, DatabaseHosts, DatabaseUrl, RedactedUrl, connect};
 pub use db::{
-    Attempt, AttemptFuture, DEADLOCK_DETECTED, DbError, IsolationLevel, RetryPolicy, Retryable,
-    SERIALIZATION_FAILURE, TenantPool, TenantPoolOptions, TenantTx, TxOptions, TxTimeouts,
+    Attempt, AttemptFuture, DEADLOCK_DETECTED, DbError, IsolationLevel, PoolSet, PoolSetOptions,
+    PoolSetStats, RetryPolicy, Retryable, SERIALIZATION_FAILURE, TenantPool, TenantPoolOptions,
+    TenantTx, TxOptions, TxTimeouts,
 };
 pub use error::{Error, Result};
 pub use guard::{Finding, GuardError, GuardOptions, GuardReport, RuleId, Severity};

@@ -63,6 +63,15 @@ pub enum DbError {
         source: sqlx::Error,
     },
 
+    /// A tenant's database is on a server this process was not given.
+    #[error(
+        "the server {server:?} is not configured: give it with --server {server}=URL (or RLS_SERVERS, or a [[server]] entry in the config file)"
+    )]
+    UnknownServer {
+        /// The server's name, as the registry has it.
+        server: String,
+    },
+
     /// `TenantPool::begin_current` in a task that has no current tenant.
     #[error(
         "no current tenant: run this inside TenantScope::scope(...) (or a task started with rls_tenancy::spawn), or begin with an explicit scope"

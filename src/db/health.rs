@@ -6,6 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{Connection, Postgres};
+
 use super::DbError;
 
 /// The longest a request waits on a database known to be down: it is the probe that finds
@@ -82,6 +86,78 @@ pub(crate) struct Probe<'a>(&'a Health);
 impl Drop for Probe<'_> {
     fn drop(&mut self) {
         self.0.probing.store(false, Ordering::Release);
+    }
+}
+
+/// A connection from `pool`, failing at once while `health` says its server is down (unless
+/// this request is the one probing it, for at most [`PROBE_TIMEOUT`]).
+pub(crate) async fn acquire(
+    pool: &PgPool,
+    health: &Health,
+) -> Result<PoolConnection<Postgres>, DbError> {
+    if !health.is_down() {
+        return acquire_noting_outage(pool, health).await;
+    }
+    let _probe = health.probe()?;
+    tokio::time::timeout(PROBE_TIMEOUT, acquire_noting_outage(pool, health))
+        .await
+        .unwrap_or(Err(DbError::Unavailable {
+            reason: "no connection could be opened",
+        }))
+}
+
+/// `PgPool::acquire`, taking the server to be down when a connection attempt failed
+/// outright, or none could be had in time although the pool had room to open one and
+/// the server refuses connections.
+pub(crate) async fn acquire_noting_outage(
+    pool: &PgPool,
+    health: &Health,
+) -> Result<PoolConnection<Postgres>, DbError> {
+    match pool.acquire().await {
+        Ok(conn) => Ok(conn),
+        Err(err) => {
+            let err = DbError::from(err);
+            note_failure(pool, health, &err).await;
+            Err(err)
+        }
+    }
+}
+
+/// Marks `health` down when `err`, met using `pool`, shows its server refusing or dropping
+/// connections: the connection was lost, or none could be had in time although the pool
+/// had room to open one and a connection attempt of our own is refused.
+pub(crate) async fn note_failure(pool: &PgPool, health: &Health, err: &DbError) {
+    match err {
+        DbError::Database(sqlx::Error::PoolTimedOut) => {
+            // Busy (every connection in use) or unreachable (the pool had room but could
+            // not open one: sqlx retries refused connections until the deadline)? Only a
+            // connection attempt of our own tells a refusing server from a slow one.
+            let room = pool.size() < pool.options().get_max_connections();
+            if room && refuses_connections(pool).await {
+                health.mark_down();
+            }
+        }
+        DbError::Database(err) if is_connection_lost(err) => health.mark_down(),
+        DbError::Connect(crate::connect::ConnectError::Unreachable { source, .. })
+            if is_connection_lost(source) =>
+        {
+            health.mark_down();
+        }
+        _ => {}
+    }
+}
+
+/// Whether a fresh connection attempt to `pool`'s server fails because the connection is
+/// refused or dropped (not merely slow: a timeout says nothing).
+pub(crate) async fn refuses_connections(pool: &PgPool) -> bool {
+    let options = pool.connect_options();
+    match tokio::time::timeout(PROBE_TIMEOUT, PgConnection::connect_with(&options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            false
+        }
+        Ok(Err(err)) => is_connection_lost(&err),
+        Err(_) => false,
     }
 }
 

@@ -1,11 +1,13 @@
 //! The tenant transaction step: the runtime role's [`TenantPool`], the one-round-trip
-//! [`BeginPlan`](begin) with its [`TxOptions`], [`TenantTx`], and the retry helper for
-//! serialization failures and deadlocks ([`TenantPool::retry`]).
+//! [`BeginPlan`](begin) with its [`TxOptions`], [`TenantTx`], the [`PoolSet`] of the
+//! database strategy (a pool per tenant database under one connection budget), and the retry
+//! helper for serialization failures and deadlocks ([`TenantPool::retry`]).
 
 mod begin;
 mod error;
 mod health;
 mod pool;
+mod pool_set;
 mod recycle;
 mod release;
 mod retry;
@@ -16,6 +18,7 @@ pub use begin::{IsolationLevel, TxOptions};
 pub use error::DbError;
 pub(crate) use health::{Health, PROBE_TIMEOUT, is_connection_lost};
 pub use pool::{TenantPool, TenantPoolOptions};
+pub use pool_set::{PoolSet, PoolSetOptions, PoolSetStats};
 pub use retry::{
     Attempt, AttemptFuture, DEADLOCK_DETECTED, RetryPolicy, Retryable, SERIALIZATION_FAILURE,
 };

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, Postgres};
 
 use super::begin::BeginPlan;
-use super::health::{Health, PROBE_TIMEOUT, is_connection_lost};
+use super::health::{self, Health, is_connection_lost};
 use super::recycle::Recycler;
 use super::release::{clean_settings, release_check};
 use super::{DbError, TenantTx, TxOptions, TxTimeouts};
@@ -714,54 +714,7 @@ impl TenantPool {
     /// A connection from the pool, failing at once while the database is known to be down
     /// (unless this request is the one probing it, for at most half a second).
     async fn acquire(&self) -> Result<PoolConnection<Postgres>, DbError> {
-        if !self.health.is_down() {
-            return self.acquire_noting_outage().await;
-        }
-        let _probe = self.health.probe()?;
-        tokio::time::timeout(PROBE_TIMEOUT, self.acquire_noting_outage())
-            .await
-            .unwrap_or(Err(DbError::Unavailable {
-                reason: "no connection could be opened",
-            }))
-    }
-
-    /// `PgPool::acquire`, taking the database to be down when a connection attempt failed
-    /// outright, or none could be had in time although the pool had room to open one and
-    /// the server refuses connections.
-    async fn acquire_noting_outage(&self) -> Result<PoolConnection<Postgres>, DbError> {
-        match self.pool.acquire().await {
-            Ok(conn) => Ok(conn),
-            Err(sqlx::Error::PoolTimedOut) => {
-                // Busy (every connection in use) or unreachable (the pool had room but could
-                // not open one: sqlx retries refused connections until the deadline)? Only a
-                // connection attempt of our own tells a refusing server from a slow one.
-                let room = self.pool.size() < self.pool.options().get_max_connections();
-                if room && self.refuses_connections().await {
-                    self.health.mark_down();
-                }
-                Err(sqlx::Error::PoolTimedOut.into())
-            }
-            Err(err) => {
-                if is_connection_lost(&err) {
-                    self.health.mark_down();
-                }
-                Err(err.into())
-            }
-        }
-    }
-
-    /// Whether a fresh connection attempt fails because the connection is refused or
-    /// dropped (not merely slow: a timeout says nothing).
-    async fn refuses_connections(&self) -> bool {
-        let options = self.pool.connect_options();
-        match tokio::time::timeout(PROBE_TIMEOUT, PgConnection::connect_with(&options)).await {
-            Ok(Ok(conn)) => {
-                let _ = conn.close().await;
-                false
-            }
-            Ok(Err(err)) => is_connection_lost(&err),
-            Err(_) => false,
-        }
+        health::acquire(&self.pool, &self.health).await
     }
 
     /// A connection that answers a ping: after a dead one, the idle ones may be dead too (a
@@ -862,7 +815,7 @@ impl TenantPool {
     /// ```
     pub async fn ping(&self, deadline: Duration) -> Result<(), DbError> {
         let ping = async {
-            let mut conn = self.acquire_noting_outage().await?;
+            let mut conn = health::acquire_noting_outage(&self.pool, &self.health).await?;
             let answered = sqlx::raw_sql("SELECT 1").execute(&mut *conn).await;
             if let Err(err) = answered {
                 conn.close_on_drop();
@@ -879,7 +832,7 @@ impl TenantPool {
             Err(_) => {
                 // No answer in time: a refusing server is down (the next requests fail at
                 // once); a merely slow one is not.
-                if self.refuses_connections().await {
+                if health::refuses_connections(&self.pool).await {
                     self.health.mark_down();
                 }
                 Err(sqlx::Error::PoolTimedOut.into())

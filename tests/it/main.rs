@@ -26,6 +26,7 @@ mod http;
 mod isolation;
 mod lifecycle;
 mod migrate;
+mod pool_set;
 mod privileges;
 mod query;
 mod registry;
