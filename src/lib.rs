@@ -25,7 +25,7 @@
 //! | who | [`TenantId`], [`TenantSlug`], [`TenantScope`], [`TenantRef`], [`spawn`] | a tenant, the task's current tenant |
 //! | declaration | [`TenancyDeclaration`], [`Ident`], [`TenantContext`] | what the schema is |
 //! | resolve | [`TenantRegistry`], [`BaseDomain`], [`TenantDomains`], [`TenantHeader`], [`TenantPath`] | the request's tenant |
-//! | placement | [`Strategy`], [`SchemaName`] | where the tenant's rows live (its schema, in the schema mode) |
+//! | placement | [`Strategy`], [`SchemaName`], [`DatabaseName`], [`DatabasePattern`] | where the tenant's rows live (its schema or its database, by strategy) |
 //! | guard | [`guard`] | whether the wall is standing |
 //! | transaction | [`TenantPool`], [`TenantTx`], [`TxOptions`], [`TxTimeouts`], [`TenantPool::retry`] | `BEGIN` + transaction-local settings (tenant, timeouts) in one round trip |
 //! | query | [`TenantScope::select`] and friends, [`Filtered`], [`Returning`], [`Conflict`], [`CrossTenant`] | rows, behind row-level security |
@@ -83,7 +83,9 @@ mod migrate;
 #[cfg(feature = "seed")]
 mod seed;
 
-pub use connect::{ConnectError, DatabaseHosts, DatabaseUrl, RedactedUrl, connect};
+pub use connect::{
+    ConnectError, DatabaseHosts, DatabaseUrl, RedactedUrl, Server, ServerName, ServerSet, connect,
+};
 pub use db::{
     Attempt, AttemptFuture, DEADLOCK_DETECTED, DbError, IsolationLevel, PoolSet, PoolSetOptions,
     PoolSetStats, RetryPolicy, Retryable, SERIALIZATION_FAILURE, TenantPool, TenantPoolOptions,
@@ -91,7 +93,7 @@ pub use db::{
 };
 pub use error::{Error, Result};
 pub use guard::{Finding, GuardError, GuardOptions, GuardReport, RuleId, Severity};
-pub use placement::{PlacementError, SchemaName};
+pub use placement::{DatabaseName, DatabasePattern, PlacementError, SchemaName};
 pub use policy::{
     DeclarationError, DomainsTable, GlobalTable, Ident, IdentError, POLICY_NAME, Registry,
     StaticTenant, Strategy, TenancyDeclaration, TenantContext, TenantContextMode, TenantKey,
@@ -119,12 +121,12 @@ pub use tenant::{
 #[cfg(feature = "testing")]
 pub use embedded::{
     AdminServer, HarnessError, LocalCluster, REFERENCE_MIGRATIONS, REFERENCE_TENANT_MIGRATIONS,
-    ReplicatedCluster, ScratchDatabase,
+    ReplicatedCluster, ScratchDatabase, ScratchServers,
 };
 #[cfg(feature = "migrate")]
 pub use lifecycle::{
     DropPlan, LifecycleError, NewTenant, RunOutcome, RunReport, TenantLifecycle, TenantRecord,
-    TenantRun, TenantSelector, list_text,
+    TenantRun, TenantSelector, drop_tenant_database, list_text, provision_database,
 };
 #[cfg(feature = "migrate")]
 pub use migrate::{

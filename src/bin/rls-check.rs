@@ -90,7 +90,9 @@ async fn main() -> ExitCode {
 
 async fn run(args: &Args) -> Result<GuardReport, CliError> {
     let url = cli::database_url(args.database_url.as_deref(), "DATABASE_URL")?;
-    let mut options = GuardOptions::new(args.declaration.load()?)
+    let declaration = args.declaration.load()?;
+    cli::refuse_database_strategy("rls-check", declaration.strategy())?;
+    let mut options = GuardOptions::new(declaration)
         .tenant_variable(TenantVariable::parse(&args.tenant_variable)?);
     if let Some(schema) = &args.schema {
         options = options.schema(Ident::parse("schema", schema)?);

@@ -128,6 +128,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), cli::CliError> {
+    cli::refuse_database_strategy("rls-demo", args.strategy.strategy.unwrap_or_default())?;
     let base: BaseDomain = args.base_domain.parse()?;
     let limits = RequestLimits::default()
         .timeout(args.request_timeout)

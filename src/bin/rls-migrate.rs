@@ -82,6 +82,7 @@ async fn main() -> ExitCode {
 async fn run(args: &Args) -> Result<bool, CliError> {
     let url = args.deploy.url()?;
     let declaration = args.declaration.load()?;
+    cli::refuse_database_strategy("rls-migrate", declaration.strategy())?;
     let migrator = migrator_from_dir(&args.migrations).await?;
     let mut options = args.deploy.options()?;
     if let Some(path) = &args.tenant_key_file {

@@ -121,6 +121,7 @@ async fn main() -> ExitCode {
         Err(code) => return code,
     };
     let run = async {
+        cli::refuse_database_strategy("rls-seed", args.strategy.strategy.unwrap_or_default())?;
         let mut options = args.options();
         if args.strategy.strategy == Some(Strategy::Schema) {
             let migrator = migrator_from_dir(&args.tenant_migrations.path).await?;

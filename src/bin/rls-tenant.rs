@@ -147,6 +147,7 @@ async fn main() -> ExitCode {
 /// Runs the command and prints its result; `true` when `run` failed in some tenant.
 async fn run(args: &Args) -> Result<bool, CliError> {
     let declaration = args.declaration.load()?;
+    cli::refuse_database_strategy("rls-tenant", declaration.strategy())?;
     let mut options = args.deploy.options()?;
     if let Some(path) = &args.tenant_key_file {
         options = options

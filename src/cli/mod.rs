@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 ok, 1 the work failed or found problems, 2 usage or connection error.
 
+mod servers;
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -10,6 +12,8 @@ use crate::error::Error;
 use crate::guard::GuardError;
 use crate::resolve::ResolveError;
 use crate::route::RouteError;
+
+pub use servers::{DatabasePatternArg, ServersArg};
 
 /// A binary's failure: a flag or environment variable missing, or the toolkit's error.
 ///
@@ -31,6 +35,17 @@ pub enum CliError {
     /// A flag's value is not usable; the message says which and why.
     #[error("{0}")]
     Usage(String),
+
+    /// A strategy this binary cannot serve yet: refused rather than served as another.
+    #[error("{program} does not support --strategy {strategy} yet: use {supported}")]
+    UnsupportedStrategy {
+        /// The binary.
+        program: &'static str,
+        /// The strategy asked for (by flag, environment or declaration).
+        strategy: crate::Strategy,
+        /// The strategies it serves, for the message.
+        supported: &'static str,
+    },
 
     /// The toolkit's error.
     #[error(transparent)]
@@ -98,7 +113,9 @@ pub fn init_tracing() {
 /// ```
 pub fn exit_code(err: &CliError) -> ExitCode {
     let usage = match err {
-        CliError::MissingDatabaseUrl { .. } | CliError::Usage(_) => true,
+        CliError::MissingDatabaseUrl { .. }
+        | CliError::Usage(_)
+        | CliError::UnsupportedStrategy { .. } => true,
         CliError::Toolkit(err) => is_usage(err),
     };
     ExitCode::from(if usage { 2 } else { 1 })
@@ -217,6 +234,35 @@ fn cause_of<'a>(
     err.and_then(std::error::Error::source)
 }
 
+/// Refuses `strategy` when it is [`crate::Strategy::Database`], for a binary that does not
+/// serve the database strategy yet: one line and exit code 2, never the work done as if the
+/// strategy were another.
+///
+/// # Errors
+/// [`CliError::UnsupportedStrategy`] under the database strategy.
+///
+/// ```
+/// use rls_tenancy::Strategy;
+/// use rls_tenancy::cli::{exit_code, refuse_database_strategy};
+/// assert!(refuse_database_strategy("rls-demo", Strategy::Schema).is_ok());
+/// let err = refuse_database_strategy("rls-demo", Strategy::Database).unwrap_err();
+/// assert_eq!(err.to_string(), "rls-demo does not support --strategy database yet: use rls or schema");
+/// assert_eq!(exit_code(&err), std::process::ExitCode::from(2));
+/// ```
+pub fn refuse_database_strategy(
+    program: &'static str,
+    strategy: crate::Strategy,
+) -> Result<(), CliError> {
+    match strategy {
+        crate::Strategy::Database => Err(CliError::UnsupportedStrategy {
+            program,
+            strategy,
+            supported: "rls or schema",
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Reads a database URL given by flag or environment, or says which to set.
 ///
 /// # Errors
@@ -294,7 +340,7 @@ impl DeclarationArg {
     }
 }
 
-/// The strategy flag every binary shares: `--strategy rls|schema` (env `RLS_STRATEGY`),
+/// The strategy flag every binary shares: `--strategy rls|schema|database` (env `RLS_STRATEGY`),
 /// overriding the declaration's `strategy` (default `rls`).
 ///
 /// ```
@@ -308,13 +354,19 @@ impl DeclarationArg {
 /// }
 /// let args = Args::parse_from(["prog", "--strategy", "schema"]);
 /// assert_eq!(args.strategy.strategy, Some(Strategy::Schema));
-/// assert!(Args::try_parse_from(["prog", "--strategy", "database"]).is_err());
+/// assert_eq!(Args::parse_from(["prog", "--strategy", "database"]).strategy.strategy, Some(Strategy::Database));
+/// assert!(Args::try_parse_from(["prog", "--strategy", "databases"]).is_err());
 /// ```
 #[derive(Debug, Clone, clap::Args)]
 pub struct StrategyArg {
-    /// Where tenants' rows live: rls (one schema, row-level security) or schema (a schema
-    /// per tenant) [default: the declaration's, else rls].
-    #[arg(long = "strategy", env = "RLS_STRATEGY", value_name = "rls|schema")]
+    /// Where tenants' rows live: rls (one schema, row-level security), schema (a schema per
+    /// tenant) or database (a database per tenant, over the --server list) [default: the
+    /// declaration's, else rls].
+    #[arg(
+        long = "strategy",
+        env = "RLS_STRATEGY",
+        value_name = "rls|schema|database"
+    )]
     pub strategy: Option<crate::Strategy>,
 }
 

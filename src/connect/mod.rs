@@ -1,14 +1,17 @@
 //! Connection strings that never print their password ([`DatabaseUrl`], [`RedactedUrl`]),
-//! and opening a single connection with an error that says where it failed.
+//! the named servers of the database strategy ([`ServerSet`]), and opening a single
+//! connection with an error that says where it failed.
 
 mod error;
 mod hosts;
+mod servers;
 mod url;
 
 use sqlx::{Connection, PgConnection};
 
 pub use error::ConnectError;
 pub use hosts::DatabaseHosts;
+pub use servers::{Server, ServerName, ServerSet};
 pub use url::{DatabaseUrl, RedactedUrl};
 
 /// Opens one connection to `url`.

@@ -487,7 +487,7 @@ impl TenantPool {
         placement.check().await?;
         let recycler = match options.declaration.strategy() {
             Strategy::Schema => Some(Arc::new(Recycler::new(options.recycle_after))),
-            Strategy::Rls => None,
+            Strategy::Rls | Strategy::Database => None,
         };
         let tenant_pool = Self {
             placement,

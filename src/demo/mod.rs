@@ -361,6 +361,9 @@ impl Demo {
         let listener = TcpListener::bind(options.listen).await?;
         let port = listener.local_addr()?.port();
         let declaration = TenancyDeclaration::reference()?.with_strategy(options.strategy);
+        if declaration.strategy() == Strategy::Database {
+            return Err(crate::PlacementError::OneDatabase.into());
+        }
         let mut pool_options = TenantPoolOptions::new(declaration.clone())
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)

@@ -8,6 +8,7 @@ mod error;
 mod replication;
 mod scratch;
 mod server;
+mod servers;
 
 pub use cluster::LocalCluster;
 pub use error::HarnessError;
@@ -15,3 +16,4 @@ pub(crate) use error::Result;
 pub use replication::ReplicatedCluster;
 pub use scratch::{REFERENCE_MIGRATIONS, REFERENCE_TENANT_MIGRATIONS, ScratchDatabase};
 pub use server::AdminServer;
+pub use servers::ScratchServers;

@@ -55,6 +55,7 @@ pub struct AdminServer {
 }
 
 static SHARED: OnceCell<AdminServer> = OnceCell::const_new();
+static SECOND: OnceCell<AdminServer> = OnceCell::const_new();
 
 impl AdminServer {
     /// The server shared by everything in this process, discovered on first use.
@@ -70,6 +71,25 @@ impl AdminServer {
     /// ```
     pub async fn shared() -> Result<&'static AdminServer> {
         SHARED.get_or_try_init(Self::discover).await
+    }
+
+    /// A second server, distinct from [`AdminServer::shared`], shared by everything in this
+    /// process: a throwaway [`LocalCluster`] on a loopback port, started on first use and
+    /// removed when the process ends (by its watchdog). For tests of the database strategy,
+    /// which spreads tenant databases over several servers.
+    ///
+    /// # Errors
+    /// [`HarnessError::NoPostgres`] when no cluster can be started from the local binaries.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// let first = rls_tenancy::AdminServer::shared().await?;
+    /// let second = rls_tenancy::AdminServer::second().await?;
+    /// assert_ne!(first.admin_url().to_string(), second.admin_url().to_string());
+    /// # Ok(()) }
+    /// ```
+    pub async fn second() -> Result<&'static AdminServer> {
+        SECOND.get_or_try_init(Self::start_local).await
     }
 
     /// Finds or starts a server, as described on [`AdminServer`].

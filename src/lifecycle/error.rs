@@ -61,6 +61,26 @@ pub enum LifecycleError {
         slug: String,
     },
 
+    /// A database of that name exists already on the server.
+    #[error(
+        "database {database} exists already on server {server}: pick another slug, or drop the database if nothing uses it"
+    )]
+    DatabaseTaken {
+        /// The server.
+        server: String,
+        /// The database name.
+        database: String,
+    },
+
+    /// The deploy role may not create databases on the server.
+    #[error(
+        "the deploy role may not create databases on server {server}: run ALTER ROLE ... CREATEDB there as a superuser"
+    )]
+    CannotCreateDatabase {
+        /// The server.
+        server: String,
+    },
+
     /// The schema mode's create needs the tenant migrations.
     #[error("creating a tenant schema needs the tenant migrations: pass --tenant-migrations DIR")]
     NoTenantMigrations,

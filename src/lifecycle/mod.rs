@@ -36,6 +36,7 @@
 mod create;
 mod drop;
 mod error;
+mod provision;
 mod record;
 mod run;
 
@@ -47,6 +48,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 pub use create::NewTenant;
 pub use drop::DropPlan;
 pub use error::LifecycleError;
+pub use provision::{drop_tenant_database, provision_database};
 pub use record::{TenantRecord, list_text};
 pub use run::{RunOutcome, RunReport, TenantRun, TenantSelector};
 

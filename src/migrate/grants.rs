@@ -190,7 +190,7 @@ fn column_list(columns: &[Ident]) -> String {
 
 /// `TEMP` on the database and `CREATE` on `public` are granted to `PUBLIC` by default; take
 /// them back when the deploy role owns (or is a member of the owner of) those objects.
-async fn revoke_public_defaults(conn: &mut PgConnection) -> Result<()> {
+pub(super) async fn revoke_public_defaults(conn: &mut PgConnection) -> Result<()> {
     let (owns_database, owns_public): (bool, bool) = sqlx::query_as(
         "SELECT pg_has_role(current_user, d.datdba, 'MEMBER'),
                 coalesce((SELECT pg_has_role(current_user, n.nspowner, 'MEMBER')

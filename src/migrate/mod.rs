@@ -21,13 +21,14 @@
 mod across;
 mod bootstrap;
 mod current;
+pub(crate) mod databases;
 mod error;
 pub(crate) mod grants;
 mod policies;
 mod registry_notify;
 pub(crate) mod schemas;
 mod selector;
-mod signed;
+pub(crate) mod signed;
 
 use std::fmt;
 use std::path::Path;

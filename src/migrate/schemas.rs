@@ -41,9 +41,29 @@ pub(crate) async fn migrate_schema(
     context: &TenantContext,
     runtime: &Ident,
 ) -> Result<SchemaChanges> {
+    let path = search_path(schema, decl.schema());
+    let applied = apply_tenant_migrations(conn, migrator, schema.ident(), &path).await?;
+    let policies = policies::install_policies(conn, schema.ident(), decl, context).await?;
+    grants::grant_tenant_tables(conn, schema.ident(), decl, runtime).await?;
+    Ok(SchemaChanges { applied, policies })
+}
+
+/// Creates `schema` if need be, points `search_path` at `path` for the rest of the
+/// caller's transaction, and applies the tenant migrations `schema`'s `_rls_migrations`
+/// lacks, recording them there; returns their versions.
+///
+/// # Errors
+/// [`MigrateError::Migration`] when a migration fails or an applied one was changed since;
+/// else the database's error. The caller rolls back.
+pub(super) async fn apply_tenant_migrations(
+    conn: &mut PgConnection,
+    migrator: &Migrator,
+    schema: &Ident,
+    path: &(String, String),
+) -> Result<Vec<i64>> {
     sqlx::raw_sql(AssertSqlSafe(schema_prologue(
         schema,
-        decl,
+        path,
         "IF NOT EXISTS ",
     )))
     .execute(&mut *conn)
@@ -74,9 +94,7 @@ pub(crate) async fn migrate_schema(
         .await?;
         applied.push(migration.version);
     }
-    let policies = policies::install_policies(conn, schema.ident(), decl, context).await?;
-    grants::grant_tenant_tables(conn, schema.ident(), decl, runtime).await?;
-    Ok(SchemaChanges { applied, policies })
+    Ok(applied)
 }
 
 /// A new tenant schema in one script, for the caller's transaction: the schema, the tenant
@@ -90,7 +108,8 @@ pub(crate) fn new_schema_script(
     schema: &SchemaName,
     context: &TenantContext,
 ) -> String {
-    let mut script = vec![schema_prologue(schema, decl, "")];
+    let path = search_path(schema, decl.schema());
+    let mut script = vec![schema_prologue(schema.ident(), &path, "")];
     let mut records = Vec::new();
     for migration in migrator
         .iter()
@@ -117,10 +136,14 @@ pub(crate) fn new_schema_script(
     script.join("\n;\n")
 }
 
-/// Creates `schema` (`if_not_exists`: `""` or `"IF NOT EXISTS "`), points `search_path` at it
-/// for the rest of the transaction and creates its migration records table.
-fn schema_prologue(schema: &SchemaName, decl: &TenancyDeclaration, if_not_exists: &str) -> String {
-    let (path, value) = search_path(schema, decl.schema());
+/// Creates `schema` (`if_not_exists`: `""` or `"IF NOT EXISTS "`), sets `search_path` to
+/// `path` (the setting and its value, as literals) for the rest of the transaction and
+/// creates the schema's migration records table.
+fn schema_prologue(
+    schema: &Ident,
+    (path, value): &(String, String),
+    if_not_exists: &str,
+) -> String {
     format!(
         "CREATE SCHEMA {if_not_exists}{schema};
          SELECT set_config({path}, {value}, true);

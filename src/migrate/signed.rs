@@ -118,3 +118,25 @@ pub(super) async fn uninstall(conn: &mut PgConnection) -> Result<bool> {
     }
     Ok(present)
 }
+
+/// Gives a database cloned from a template a token key of its own (the template's is every
+/// clone's otherwise), so that the name of its secret setting is its own. Only for a
+/// database no session has used yet: sessions fold the name into their plans. Nothing to do
+/// without the signed context.
+pub(crate) async fn renew_token_key(conn: &mut PgConnection) -> Result<()> {
+    let signed: bool =
+        sqlx::query_scalar("SELECT to_regclass('rls_tenancy_secret.token_key') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await?;
+    if !signed {
+        return Ok(());
+    }
+    let token_key = TenantKey::generate();
+    let (inner, outer) = token_key.blocks();
+    sqlx::query("UPDATE rls_tenancy_secret.token_key SET inner_block = $1, outer_block = $2")
+        .bind(&inner[..])
+        .bind(&outer[..])
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

@@ -46,6 +46,31 @@ pub enum PlacementError {
         column: String,
     },
 
+    /// A tenant database name that is not a safe identifier, or is reserved.
+    #[error("database name {name:?} cannot be used: {reason}")]
+    InvalidDatabaseName {
+        /// The name refused.
+        name: String,
+        /// Why, and what to do.
+        reason: &'static str,
+    },
+
+    /// A `--database-pattern` that cannot name tenant databases safely.
+    #[error("database pattern {pattern:?} cannot be used: {reason}")]
+    InvalidDatabasePattern {
+        /// The pattern refused.
+        pattern: String,
+        /// Why, and what to do.
+        reason: &'static str,
+    },
+
+    /// A pool over one database asked to serve the database strategy, where each tenant has
+    /// a database of its own.
+    #[error(
+        "a tenant pool over one database cannot serve the database strategy: each tenant has a database of its own on one of the servers (--server NAME=URL)"
+    )]
+    OneDatabase,
+
     /// The registry could not be read.
     #[error("cannot read the tenant's schema from the registry: {0}")]
     Registry(#[from] sqlx::Error),

@@ -16,6 +16,7 @@
 //! (a forgotten qualification, raw SQL, a reused connection), and outside any tenant
 //! transaction nothing is visible at all.
 
+mod database_name;
 mod error;
 mod schema_name;
 
@@ -25,6 +26,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 use sqlx::{AssertSqlSafe, PgPool};
 
+pub use database_name::{DatabaseName, DatabasePattern};
 pub use error::PlacementError;
 pub use schema_name::SchemaName;
 
@@ -46,6 +48,8 @@ pub(crate) enum Placement {
     Shared,
     /// A schema per tenant, looked up in the registry.
     Schema(Arc<SchemaDirectory>),
+    /// A database per tenant: a pool over one database cannot serve it, and refuses to open.
+    Database,
 }
 
 impl Placement {
@@ -56,15 +60,18 @@ impl Placement {
             Strategy::Schema => {
                 Placement::Schema(Arc::new(SchemaDirectory::new(pool, decl, pooler)))
             }
+            Strategy::Database => Placement::Database,
         }
     }
 
     /// Checks, when a pool opens, that its role can find tenants' places: in the schema
-    /// mode, that it may read the registry's schema column.
+    /// mode, that it may read the registry's schema column; in the database mode, nothing
+    /// a pool over one database can do.
     pub(crate) async fn check(&self) -> Result<(), PlacementError> {
         match self {
             Placement::Shared => Ok(()),
             Placement::Schema(directory) => directory.check().await,
+            Placement::Database => Err(PlacementError::OneDatabase),
         }
     }
 
@@ -76,6 +83,7 @@ impl Placement {
     ) -> Result<Vec<(String, String)>, PlacementError> {
         match self {
             Placement::Shared => Ok(Vec::new()),
+            Placement::Database => Err(PlacementError::OneDatabase),
             Placement::Schema(directory) => {
                 let schema = directory.schema_of(scope.id()).await?;
                 Ok(vec![search_path(&schema, &directory.shared)])

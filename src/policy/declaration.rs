@@ -129,8 +129,15 @@ pub struct Registry {
     /// The column naming the tenant's own schema (default `schema_name`), read only under
     /// [`Strategy::Schema`].
     pub schema_column: Ident,
+    /// The column naming the server of the tenant's own database (default `server_name`),
+    /// read only under [`Strategy::Database`].
+    pub server_column: Ident,
+    /// The column naming the tenant's own database (default `database_name`), read only
+    /// under [`Strategy::Database`].
+    pub database_column: Ident,
     /// The routing columns the runtime role may `SELECT`: id, slug and active, the schema
-    /// column under [`Strategy::Schema`], and any others listed as `readable_columns`.
+    /// column under [`Strategy::Schema`], the server and database columns under
+    /// [`Strategy::Database`], and any others listed as `readable_columns`.
     pub readable_columns: Vec<Ident>,
     /// The tenants' own domains (`domains_table`), if the application keeps them.
     pub domains: Option<DomainsTable>,
@@ -203,6 +210,10 @@ struct RawRegistry {
     active_column: String,
     #[serde(default = "default_schema_column")]
     schema_column: String,
+    #[serde(default = "default_server_column")]
+    server_column: String,
+    #[serde(default = "default_database_column")]
+    database_column: String,
     #[serde(default)]
     readable_columns: Vec<String>,
     #[serde(default)]
@@ -241,6 +252,14 @@ fn default_active_column() -> String {
 
 fn default_schema_column() -> String {
     "schema_name".into()
+}
+
+fn default_server_column() -> String {
+    "server_name".into()
+}
+
+fn default_database_column() -> String {
+    "database_name".into()
 }
 
 #[derive(Deserialize)]
@@ -353,26 +372,37 @@ impl TenancyDeclaration {
     }
 
     /// The same declaration under `strategy` (what `--strategy` does to the file's choice).
-    /// Under [`Strategy::Schema`] the registry's schema column becomes readable routing data.
+    /// Under [`Strategy::Schema`] the registry's schema column becomes readable routing data,
+    /// under [`Strategy::Database`] its server and database columns; under any other strategy
+    /// they are not readable.
     ///
     /// ```
     /// # use rls_tenancy::{Strategy, TenancyDeclaration};
     /// let decl = TenancyDeclaration::reference()?.with_strategy(Strategy::Schema);
     /// assert_eq!(decl.strategy(), Strategy::Schema);
-    /// assert!(decl.registry().readable_columns.contains(&decl.registry().schema_column));
+    /// let registry = decl.registry();
+    /// assert!(registry.readable_columns.contains(&registry.schema_column));
+    /// assert!(!registry.readable_columns.contains(&registry.database_column));
+    /// let decl = decl.with_strategy(Strategy::Database);
+    /// let registry = decl.registry();
+    /// assert!(registry.readable_columns.contains(&registry.server_column));
+    /// assert!(registry.readable_columns.contains(&registry.database_column));
+    /// assert!(!registry.readable_columns.contains(&registry.schema_column));
     /// # Ok::<(), rls_tenancy::DeclarationError>(())
     /// ```
     pub fn with_strategy(mut self, strategy: Strategy) -> Self {
         let registry = &mut self.registry;
-        registry
-            .readable_columns
-            .retain(|c| *c != registry.schema_column || strategy == Strategy::Schema);
-        if strategy == Strategy::Schema
-            && !registry.readable_columns.contains(&registry.schema_column)
-        {
-            registry
-                .readable_columns
-                .push(registry.schema_column.clone());
+        for (column, readable_in) in [
+            (registry.schema_column.clone(), Strategy::Schema),
+            (registry.server_column.clone(), Strategy::Database),
+            (registry.database_column.clone(), Strategy::Database),
+        ] {
+            let readable = &mut registry.readable_columns;
+            if strategy != readable_in {
+                readable.retain(|c| *c != column);
+            } else if !readable.contains(&column) {
+                readable.push(column);
+            }
         }
         self.strategy = strategy;
         self
@@ -612,6 +642,8 @@ impl Registry {
         let slug_column = Ident::parse("column", &raw.slug_column)?;
         let active_column = Ident::parse("column", &raw.active_column)?;
         let schema_column = Ident::parse("column", &raw.schema_column)?;
+        let server_column = Ident::parse("column", &raw.server_column)?;
+        let database_column = Ident::parse("column", &raw.database_column)?;
         let mut readable_columns = vec![
             id_column.clone(),
             slug_column.clone(),
@@ -641,6 +673,8 @@ impl Registry {
             slug_column,
             active_column,
             schema_column,
+            server_column,
+            database_column,
             readable_columns,
             domains,
         })

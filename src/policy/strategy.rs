@@ -8,17 +8,20 @@ use serde::Deserialize;
 use super::DeclarationError;
 
 /// Where each tenant's rows live: `rls` (every tenant in the declaration's schema, rows kept
-/// apart by row-level security) or `schema` (each tenant in a schema of its own, found
-/// through a transaction-local `search_path`, with the same row-level security inside it).
+/// apart by row-level security), `schema` (each tenant in a schema of its own, found
+/// through a transaction-local `search_path`, with the same row-level security inside it) or
+/// `database` (each tenant in a database of its own, on one of several servers the registry
+/// names, with the same schema and row-level security inside it).
 ///
-/// The declaration's `strategy = "rls" | "schema"` (default `rls`); every binary's
-/// `--strategy` (env `RLS_STRATEGY`) overrides it.
+/// The declaration's `strategy = "rls" | "schema" | "database"` (default `rls`); every
+/// binary's `--strategy` (env `RLS_STRATEGY`) overrides it.
 ///
 /// ```
 /// use rls_tenancy::Strategy;
 /// assert_eq!("schema".parse::<Strategy>()?, Strategy::Schema);
+/// assert_eq!("database".parse::<Strategy>()?, Strategy::Database);
 /// assert_eq!(Strategy::default().to_string(), "rls");
-/// assert!("database".parse::<Strategy>().is_err());
+/// assert!("databases".parse::<Strategy>().is_err());
 /// # Ok::<(), rls_tenancy::DeclarationError>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
@@ -30,6 +33,9 @@ pub enum Strategy {
     Rls,
     /// A schema per tenant, chosen by `search_path` in the tenant transaction.
     Schema,
+    /// A database per tenant, on the server the registry names; the declaration's schema
+    /// inside it, behind the same row-level security.
+    Database,
 }
 
 impl fmt::Display for Strategy {
@@ -37,6 +43,7 @@ impl fmt::Display for Strategy {
         f.write_str(match self {
             Strategy::Rls => "rls",
             Strategy::Schema => "schema",
+            Strategy::Database => "database",
         })
     }
 }
@@ -48,8 +55,9 @@ impl FromStr for Strategy {
         match s {
             "rls" => Ok(Strategy::Rls),
             "schema" => Ok(Strategy::Schema),
+            "database" => Ok(Strategy::Database),
             other => Err(DeclarationError::Invalid {
-                reason: format!("unknown strategy {other:?}: use rls or schema"),
+                reason: format!("unknown strategy {other:?}: use rls, schema or database"),
             }),
         }
     }

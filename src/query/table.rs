@@ -137,12 +137,13 @@ impl WriteTable {
     }
 }
 
-/// The schema a statement names for a tenant table: the declaration's in the RLS mode, none
-/// in the schema mode (the transaction's `search_path` leads to the tenant's schema).
+/// The schema a statement names for a tenant table: the declaration's in the RLS and
+/// database modes (a tenant database holds the declaration's schema), none in the schema
+/// mode (the transaction's `search_path` leads to the tenant's schema).
 fn tenant_table_schema(decl: &TenancyDeclaration) -> Option<String> {
     match decl.strategy() {
         Strategy::Schema => None,
-        Strategy::Rls => Some(decl.schema().as_str().to_owned()),
+        Strategy::Rls | Strategy::Database => Some(decl.schema().as_str().to_owned()),
     }
 }
 

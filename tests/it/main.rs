@@ -19,6 +19,7 @@ mod support;
 
 mod crm;
 mod current;
+mod databases;
 mod domains;
 mod guard;
 mod harness;
