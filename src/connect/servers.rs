@@ -78,7 +78,7 @@ impl fmt::Display for ServerName {
 /// assert_eq!(server.name().as_str(), "eu1");
 /// assert_eq!(server.to_string(), "eu1=postgres://app_deploy:***@10.0.0.1:5432/postgres");
 /// assert!(!format!("{server:?}").contains("s3cret"));
-/// assert_eq!(server.max_tenants(), None);
+/// assert_eq!(server.tenant_limit(), None);
 /// # Ok::<(), rls_tenancy::ConnectError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -97,7 +97,8 @@ impl Server {
     /// let server = Server::new("eu1".parse()?, "postgres://app@db1/postgres".parse()?)
     ///     .max_tenants(500)
     ///     .max_connections(40);
-    /// assert_eq!(server.max_tenants(), Some(500));
+    /// assert_eq!(server.tenant_limit(), Some(500));
+    /// assert_eq!(server.connection_limit(), Some(40));
     /// # Ok::<(), rls_tenancy::ConnectError>(())
     /// ```
     pub fn new(name: ServerName, url: DatabaseUrl) -> Self {
@@ -189,7 +190,7 @@ impl fmt::Display for Server {
 /// ```
 /// use rls_tenancy::ServerSet;
 /// let servers = ServerSet::parse_list(
-///     "eu1=postgres://app:pw@10.0.0.1/postgres,us1=postgres://app:pw@h1:5432,h2:5433/postgres",
+///     "eu1=postgres://app:pw@10.0.0.1/postgres?application_name=a,b,us1=postgres://app:pw@10.0.1.1/postgres",
 /// )?;
 /// let names: Vec<&str> = servers.iter().map(|s| s.name().as_str()).collect();
 /// assert_eq!(names, ["eu1", "us1"]);

@@ -215,9 +215,10 @@ mod tests {
         assert!("a".repeat(63).parse::<DatabaseName>().is_ok());
         let err = "a".repeat(64).parse::<DatabaseName>().unwrap_err();
         assert!(err.to_string().contains("63 bytes"), "{err}");
-        let slug: TenantSlug = "b".repeat(52).parse().unwrap();
+        // "app_tenant_" is 11 bytes.
+        let slug: TenantSlug = "b".repeat(53).parse().unwrap();
         assert!(DatabasePattern::default().database("app", &slug).is_err());
-        let slug: TenantSlug = "b".repeat(51).parse().unwrap();
+        let slug: TenantSlug = "b".repeat(52).parse().unwrap();
         assert_eq!(
             DatabasePattern::default()
                 .database("app", &slug)
