@@ -90,16 +90,18 @@ impl Drop for Probe<'_> {
 }
 
 /// A connection from `pool`, failing at once while `health` says its server is down (unless
-/// this request is the one probing it, for at most [`PROBE_TIMEOUT`]).
+/// this request is the one probing it, for at most [`PROBE_TIMEOUT`]). `patience`: see
+/// [`acquire_noting_outage`].
 pub(crate) async fn acquire(
     pool: &PgPool,
     health: &Health,
+    patience: Option<Duration>,
 ) -> Result<PoolConnection<Postgres>, DbError> {
     if !health.is_down() {
-        return acquire_noting_outage(pool, health).await;
+        return acquire_noting_outage(pool, health, patience).await;
     }
     let _probe = health.probe()?;
-    tokio::time::timeout(PROBE_TIMEOUT, acquire_noting_outage(pool, health))
+    tokio::time::timeout(PROBE_TIMEOUT, acquire_noting_outage(pool, health, patience))
         .await
         .unwrap_or(Err(DbError::Unavailable {
             reason: "no connection could be opened",
@@ -108,12 +110,21 @@ pub(crate) async fn acquire(
 
 /// `PgPool::acquire`, taking the server to be down when a connection attempt failed
 /// outright, or none could be had in time although the pool had room to open one and
-/// the server refuses connections.
+/// the server refuses connections. With `patience` (a peer's pool, which must fail fast so
+/// another peer is tried): once no connection came within it while the pool had room, a
+/// server refusing connections fails the acquire at once with its refusal, instead of at
+/// the acquire timeout (sqlx retries a refused connection until then); a pool merely busy,
+/// or a server merely slow, is still waited for.
 pub(crate) async fn acquire_noting_outage(
     pool: &PgPool,
     health: &Health,
+    patience: Option<Duration>,
 ) -> Result<PoolConnection<Postgres>, DbError> {
-    match pool.acquire().await {
+    let acquired = match patience {
+        Some(limit) => acquire_failing_fast(pool, limit).await,
+        None => pool.acquire().await,
+    };
+    match acquired {
         Ok(conn) => Ok(conn),
         Err(err) => {
             let err = DbError::from(err);
@@ -147,17 +158,47 @@ pub(crate) async fn note_failure(pool: &PgPool, health: &Health, err: &DbError) 
     }
 }
 
+/// `pool.acquire()`; after `limit` without a connection while the pool has room to open
+/// one, a refusing server's refusal, else the rest of the acquire timeout.
+async fn acquire_failing_fast(
+    pool: &PgPool,
+    limit: Duration,
+) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+    let started = Instant::now();
+    if let Ok(acquired) = tokio::time::timeout(limit, pool.acquire()).await {
+        return acquired;
+    }
+    if pool.size() < pool.options().get_max_connections()
+        && let Some(refusal) = refusal(pool).await
+    {
+        return Err(refusal);
+    }
+    let rest = pool
+        .options()
+        .get_acquire_timeout()
+        .saturating_sub(started.elapsed());
+    tokio::time::timeout(rest, pool.acquire())
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+}
+
 /// Whether a fresh connection attempt to `pool`'s server fails because the connection is
 /// refused or dropped (not merely slow: a timeout says nothing).
 pub(crate) async fn refuses_connections(pool: &PgPool) -> bool {
+    refusal(pool).await.is_some()
+}
+
+/// Why a fresh connection attempt to `pool`'s server fails, if it does because the
+/// connection is refused or dropped.
+async fn refusal(pool: &PgPool) -> Option<sqlx::Error> {
     let options = pool.connect_options();
     match tokio::time::timeout(PROBE_TIMEOUT, PgConnection::connect_with(&options)).await {
         Ok(Ok(conn)) => {
             let _ = conn.close().await;
-            false
+            None
         }
-        Ok(Err(err)) => is_connection_lost(&err),
-        Err(_) => false,
+        Ok(Err(err)) => is_connection_lost(&err).then_some(err),
+        Err(_) => None,
     }
 }
 

@@ -27,6 +27,8 @@ use crate::resolve::{RegistryOptions, TenantRegistry};
 use crate::tenant::TenantId;
 use crate::tenant::TenantScope;
 
+mod peer;
+
 /// How to open a [`TenantPool`] for the schema a [`TenancyDeclaration`] describes.
 ///
 /// The [guard](crate::guard) runs when the pool opens, with [`GuardOptions::new`] for the
@@ -50,6 +52,7 @@ pub struct TenantPoolOptions {
     guard: GuardSetting,
     tenant_key: Option<KeySource>,
     recycle_after: usize,
+    peer_timeout: Option<Duration>,
 }
 
 /// Where the pool gets the key that signs its transactions' tenant.
@@ -109,6 +112,7 @@ impl TenantPoolOptions {
             guard,
             tenant_key: None,
             recycle_after: Self::DEFAULT_RECYCLE_AFTER,
+            peer_timeout: None,
         }
     }
 
@@ -226,6 +230,14 @@ impl TenantPoolOptions {
     /// ```
     pub fn timeouts(mut self, timeouts: TxTimeouts) -> Self {
         self.timeouts = timeouts;
+        self
+    }
+
+    /// Makes the pool one peer among others (a replica, or a host of the primary, of a
+    /// [`crate::RoutingPool`]), which must fail fast so another peer is tried (the module
+    /// `db::pool::peer`): `timeout` bounds a new connection and a `BEGIN`'s answer.
+    pub(crate) fn peer_timeout(mut self, timeout: Duration) -> Self {
+        self.peer_timeout = Some(timeout);
         self
     }
 
@@ -361,6 +373,8 @@ pub struct TenantPool {
     pooler: bool,
     placement: Placement,
     recycler: Option<Arc<Recycler>>,
+    /// For a peer's pool: how long a new connection or a `BEGIN`'s answer may take.
+    peer_timeout: Option<Duration>,
 }
 
 impl TenantPool {
@@ -445,6 +459,7 @@ impl TenantPool {
         pooler: bool,
         health: Arc<Health>,
     ) -> Result<Self, DbError> {
+        let peer_timeout = options.peer_timeout;
         let entry = Self::entry(&pool, &options).await?;
         match &options.guard {
             GuardSetting::Run(guard_options) => {
@@ -500,6 +515,7 @@ impl TenantPool {
             release_check,
             health,
             pooler,
+            peer_timeout,
         };
         if mode == TenantContextMode::Signed {
             tenant_pool.probe_signed_entry().await?;
@@ -697,16 +713,17 @@ impl TenantPool {
         plan: &BeginPlan,
         scope: &TenantScope,
     ) -> Result<TenantTx, super::tx::BeginFailed> {
-        let tx = TenantTx::begin(
-            conn,
-            plan,
-            scope,
-            Arc::clone(&self.release_check),
-            self.pooler,
-            Arc::clone(&self.declaration),
-            self.recycler.clone(),
-        )
-        .await?;
+        let tx = self
+            .answered_in_time(TenantTx::begin(
+                conn,
+                plan,
+                scope,
+                Arc::clone(&self.release_check),
+                self.pooler,
+                Arc::clone(&self.declaration),
+                self.recycler.clone(),
+            ))
+            .await?;
         self.health.mark_up();
         Ok(tx)
     }
@@ -714,7 +731,7 @@ impl TenantPool {
     /// A connection from the pool, failing at once while the database is known to be down
     /// (unless this request is the one probing it, for at most half a second).
     async fn acquire(&self) -> Result<PoolConnection<Postgres>, DbError> {
-        health::acquire(&self.pool, &self.health).await
+        health::acquire(&self.pool, &self.health, self.peer_timeout).await
     }
 
     /// A connection that answers a ping: after a dead one, the idle ones may be dead too (a
@@ -815,7 +832,8 @@ impl TenantPool {
     /// ```
     pub async fn ping(&self, deadline: Duration) -> Result<(), DbError> {
         let ping = async {
-            let mut conn = health::acquire_noting_outage(&self.pool, &self.health).await?;
+            let mut conn =
+                health::acquire_noting_outage(&self.pool, &self.health, self.peer_timeout).await?;
             let answered = sqlx::raw_sql("SELECT 1").execute(&mut *conn).await;
             if let Err(err) = answered {
                 conn.close_on_drop();

@@ -28,6 +28,7 @@ pub struct RoutingOptions {
     pub(crate) check_interval: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) failover_wait: Duration,
+    pub(crate) peer_timeout: Duration,
 }
 
 impl RoutingOptions {
@@ -48,6 +49,7 @@ impl RoutingOptions {
             check_interval: Duration::from_secs(30),
             poll_interval: Duration::from_millis(250),
             failover_wait: Duration::from_secs(5),
+            peer_timeout: Duration::from_secs(1),
         }
     }
 
@@ -152,5 +154,39 @@ impl RoutingOptions {
     pub fn failover_wait(mut self, wait: Duration) -> Self {
         self.failover_wait = wait;
         self
+    }
+
+    /// How long a peer (a replica, or a host of a multi-host primary) may take before the
+    /// route step gives up on it and tries another (default 1 s, as ProxySQL's
+    /// `connect_timeout_server`): a new connection not had in that time is checked for a
+    /// server refusing connections (a peer down, its port closed), which marks the peer
+    /// down at once instead of after the acquire timeout; a `BEGIN` not answered in that
+    /// time (a paused pgbouncer queues it) is given up and the peer marked down. Nothing of
+    /// the transaction has run either way. A pool merely busy is still waited for up to the
+    /// acquire timeout. A single primary URL has no other peer and waits as a
+    /// [`crate::TenantPool`] does.
+    ///
+    /// ```
+    /// # use rls_tenancy::{RoutingOptions, TenancyDeclaration, TenantPoolOptions};
+    /// let options = RoutingOptions::new(TenantPoolOptions::new(TenancyDeclaration::reference()?))
+    ///     .peer_timeout(std::time::Duration::from_millis(500));
+    /// assert_eq!(options.get_peer_timeout().as_millis(), 500);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn peer_timeout(mut self, timeout: Duration) -> Self {
+        self.peer_timeout = timeout;
+        self
+    }
+
+    /// The configured peer timeout.
+    ///
+    /// ```
+    /// # use rls_tenancy::{RoutingOptions, TenancyDeclaration, TenantPoolOptions};
+    /// let options = RoutingOptions::new(TenantPoolOptions::new(TenancyDeclaration::reference()?));
+    /// assert_eq!(options.get_peer_timeout().as_secs(), 1);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn get_peer_timeout(&self) -> Duration {
+        self.peer_timeout
     }
 }

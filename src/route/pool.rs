@@ -147,13 +147,9 @@ impl RoutingPool {
         for replica in &options.replicas {
             same_login(primary.first(), replica)?;
         }
-        let primaries = Primaries::open(
-            primary,
-            &options.pool,
-            options.check_interval,
-            options.failover_wait,
-        )
-        .await?;
+        let primaries = Primaries::open(primary, &options).await?;
+        // A replica's pool fails fast: another replica or the primary can take its reads.
+        let peer_options = options.pool.clone().peer_timeout(options.peer_timeout);
         let replicas: Vec<Peer> = options
             .replicas
             .iter()
@@ -162,7 +158,7 @@ impl RoutingPool {
             .collect();
         for replica in &replicas {
             replica
-                .check(&options.pool, options.check_interval, true)
+                .check(&peer_options, options.check_interval, true)
                 .await
                 .map_err(|source| RouteError::ReplicaRefused {
                     replica: replica.status().url,
@@ -174,7 +170,7 @@ impl RoutingPool {
             replicas,
             next: AtomicUsize::new(0),
             writes: Arc::default(),
-            options: options.pool,
+            options: peer_options,
             max_lag: options.max_replica_lag,
             check_interval: options.check_interval,
         });

@@ -10,9 +10,9 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use super::RouteError;
 use super::failure::{Failed, classify};
 use super::peer::{Peer, PeerKind, ReplicaStatus};
+use super::{RouteError, RoutingOptions};
 use crate::connect::DatabaseHosts;
 use crate::db::{DbError, TenantPool, TenantPoolOptions, TenantTx, TxOptions};
 use crate::tenant::TenantScope;
@@ -51,13 +51,16 @@ impl Primaries {
     /// host it opens) and the one found primary.
     pub(crate) async fn open(
         hosts: &DatabaseHosts,
-        options: &TenantPoolOptions,
-        check_interval: Duration,
-        wait: Duration,
+        routing: &RoutingOptions,
     ) -> Result<Self, RouteError> {
+        let (options, check_interval, wait) =
+            (&routing.pool, routing.check_interval, routing.failover_wait);
         if let [url] = hosts.urls() {
             return Ok(Self::One(TenantPool::connect(url, options.clone()).await?));
         }
+        // Each host's pool fails fast: another host may be primary, or an equivalent
+        // frontend of it. The anchor follows the primary and has no other host to try.
+        let peer_options = options.clone().peer_timeout(routing.peer_timeout);
         let peers: Vec<Peer> = hosts
             .urls()
             .iter()
@@ -67,7 +70,7 @@ impl Primaries {
         let checked = join_all(
             peers
                 .iter()
-                .map(|peer| peer.check(options, check_interval, true)),
+                .map(|peer| peer.check(&peer_options, check_interval, true)),
         )
         .await;
         for (peer, result) in peers.iter().zip(checked) {
@@ -77,7 +80,7 @@ impl Primaries {
             })?;
         }
         let deadline = Instant::now() + wait;
-        if !find_primary(&peers, options, check_interval, deadline).await {
+        if !find_primary(&peers, &peer_options, check_interval, deadline).await {
             return Err(RouteError::NoPrimary {
                 hosts: describe(&peers),
             });
@@ -94,7 +97,7 @@ impl Primaries {
             anchor_host: Mutex::new(found),
             next: AtomicUsize::new(0),
             discovery: tokio::sync::Mutex::new(()),
-            options: options.clone(),
+            options: peer_options,
             check_interval,
             wait,
         })))

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rls_tenancy::{
-    DbError, LocalCluster, ReplicatedCluster, RouteError, RoutingPool, ServedBy, TenantScope,
+    DbError, LocalCluster, ReplicatedCluster, RouteError, RoutingOptions, RoutingPool, ServedBy,
+    TenancyDeclaration, TenantPoolOptions, TenantScope,
 };
 use sqlx::Connection;
 
@@ -364,4 +365,63 @@ async fn a_write_whose_connection_is_lost_during_commit_is_not_sent_again_and_sa
         .commit()
         .await
         .expect("commit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_port_is_closed_is_marked_down_by_the_read_that_meets_it_without_the_acquire_timeout()
+ {
+    let cluster = ReplicatedCluster::start(&[None, None])
+        .await
+        .expect("replicated cluster");
+    let [gone, kept] = [&cluster.standbys()[0], &cluster.standbys()[1]];
+    let fixture = two_tenants(&cluster, &[gone, kept]).await;
+    // An acquire timeout far beyond the bound below, and no background poll (it would find
+    // the server gone first): the read finishes in time only if the refused connection
+    // attempt marks the replica down at once.
+    let patient = RoutingOptions::new(
+        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
+            .acquire_timeout(Duration::from_secs(600)),
+    )
+    .poll_interval(Duration::from_secs(3600))
+    .check_interval(Duration::from_secs(3600));
+    let options = [gone, kept].iter().fold(patient, |options, standby| {
+        options.replica(standby.url_for(fixture.db.runtime_url()).expect("url"))
+    });
+    let pool = routing_pool(&fixture, options).await;
+    let mut warm = BTreeMap::new();
+    for _ in 0..2 {
+        let port = read_once(&pool, &fixture.a.scope, Duration::ZERO)
+            .await
+            .expect("a read before the stop");
+        *warm.entry(port).or_insert(0) += 1;
+    }
+    assert_eq!(
+        warm,
+        BTreeMap::from([(i32::from(gone.port()), 1), (i32::from(kept.port()), 1)]),
+        "each replica served one read and keeps its connection"
+    );
+
+    // Its sessions end and its port closes: its idle connection is dead, a new one refused.
+    tokio::task::block_in_place(|| gone.stop()).expect("stop a standby");
+    let reads = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut ports = Vec::new();
+        for _ in 0..2 {
+            ports.push(read_once(&pool, &fixture.a.scope, Duration::ZERO).await);
+        }
+        ports
+    })
+    .await
+    .expect("the reads did not wait for the 600 s acquire timeout");
+    for read in reads {
+        assert_eq!(
+            read.expect("no read failed"),
+            i32::from(kept.port()),
+            "the other replica served"
+        );
+    }
+    let status = pool.replica_status();
+    assert!(
+        !status[0].up && status[1].up,
+        "the stopped replica is marked down, the other is up: {status:?}"
+    );
 }
