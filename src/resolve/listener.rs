@@ -3,7 +3,9 @@
 //! suspended, deleted or renamed tenant stops resolving in every process at once. `rls-migrate`
 //! installs the trigger that notifies. While the listener is down (the database restarting, the
 //! connection killed) the caches' TTL is the fallback; it reconnects with a growing backoff and,
-//! since notices may have been missed meanwhile, empties the caches each time it is back.
+//! since notices may have been missed meanwhile, empties the caches each time it is back. Each
+//! reconnection takes the registry pool's connect options of the moment: a pool that follows a
+//! promotion ([`crate::RoutingPool::primary`]) takes its listener to the new primary too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,12 +75,8 @@ impl Listener {
     /// runtime; `None` outside one.
     pub(super) fn spawn(pool: &PgPool, caches: Caches) -> Option<Self> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let own = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with((*pool.connect_options()).clone());
         let listening = Arc::new(AtomicBool::new(false));
-        let task = runtime.spawn(listen(own, caches, Arc::clone(&listening)));
+        let task = runtime.spawn(listen(pool.clone(), caches, Arc::clone(&listening)));
         Some(Self { task, listening })
     }
 
@@ -94,12 +92,19 @@ impl Drop for Listener {
 }
 
 /// Listens until aborted: connect, `LISTEN`, empty the caches (notices may have been
-/// missed), invalidate each slug heard; on any failure wait and start over, waiting longer
-/// after each failure that never got to listen.
-async fn listen(pool: PgPool, caches: Caches, listening: Arc<AtomicBool>) {
+/// missed), invalidate each slug heard; on any failure wait and start over, on a connection
+/// made with `registry`'s connect options of that moment (the server it opens connections on
+/// may have changed), waiting longer after each failure that never got to listen.
+async fn listen(registry: PgPool, caches: Caches, listening: Arc<AtomicBool>) {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let (listened, error) = listen_once(&pool, &caches, &listening).await;
+        // A pool of one of its own, which sqlx's listener reconnects through.
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with((*registry.connect_options()).clone());
+        let (listened, error) = listen_once(&own, &caches, &listening).await;
+        own.close().await;
         if listened {
             backoff = FIRST_BACKOFF;
         }

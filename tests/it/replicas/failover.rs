@@ -1,11 +1,11 @@
 //! The primary given as several hosts: writes go to the one not in recovery, and follow a
 //! promotion; the guard runs on each host.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rls_tenancy::{
     DatabaseHosts, DbError, LocalCluster, RegistryOptions, ReplicatedCluster, RouteError, RoutedTx,
-    RoutingOptions, RoutingPool, ServedBy, TenancyDeclaration, TenantPoolOptions,
+    RoutingOptions, RoutingPool, ServedBy, TenancyDeclaration, TenantPoolOptions, TenantRegistry,
 };
 
 use super::two_tenants;
@@ -54,6 +54,18 @@ async fn rename(pool: &RoutingPool, fixture: &TwoTenants, name: &str) -> Result<
     Ok(served)
 }
 
+/// Waits (a minute at most) until `registry` listens for changes.
+async fn wait_listening(registry: &TenantRegistry) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !registry.is_listening() {
+        assert!(
+            Instant::now() < deadline,
+            "the registry's listener never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn writes_find_the_primary_among_the_hosts_and_follow_a_promotion() {
     let cluster = ReplicatedCluster::start(&[None])
@@ -89,6 +101,13 @@ async fn writes_find_the_primary_among_the_hosts_and_follow_a_promotion() {
     let registry = patient.registry(RegistryOptions::default().listen(false));
     let found = registry.resolve(fixture.a.scope.slug()).await;
     assert_eq!(found.expect("tenant A").id(), fixture.a.scope.id());
+    // A registry listening for changes, on the primary about to die. Its caches trust an
+    // answer for an hour: only a notice can make a change seen in time.
+    let hour = RegistryOptions::default()
+        .ttl(Duration::from_secs(3600))
+        .negative_ttl(Duration::from_secs(3600));
+    let listening = patient.registry(hour);
+    wait_listening(&listening).await;
 
     primary.stop().expect("stop the primary");
     let refused = rename(&hasty, &fixture, "nobody takes this").await;
@@ -140,6 +159,31 @@ async fn writes_find_the_primary_among_the_hosts_and_follow_a_promotion() {
         .expect("port");
     assert_eq!(i32::from(standby.port()), on);
     anchored.commit().await.expect("commit");
+
+    // The registry's change listener follows the promotion too: a suspension made on the
+    // new primary is seen.
+    wait_listening(&listening).await;
+    let found = listening.resolve(fixture.a.scope.slug()).await;
+    assert_eq!(found.expect("tenant A").id(), fixture.a.scope.id());
+    let new_primary = super::admin_on(&fixture, standby).await;
+    sqlx::query("UPDATE app.accounts SET is_active = false WHERE id = $1")
+        .bind(fixture.a.scope.id().as_i64())
+        .execute(&new_primary)
+        .await
+        .expect("suspend tenant A on the new primary");
+    // Within the listener's reconnection (its failed attempts on the old host wait 5 s each).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while listening.resolve(fixture.a.scope.slug()).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the suspension's notice never reached the registry after the failover"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        listening.resolve(fixture.b.scope.slug()).await.is_ok(),
+        "tenant B still resolves"
+    );
 }
 
 #[tokio::test]
