@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use sqlx::Connection;
+use sqlx::{Connection, Row};
 use sqlx::postgres::PgConnection;
 
 use super::Lsn;
@@ -290,8 +290,14 @@ impl Peer {
         let Some(conn) = monitor.as_mut() else {
             return Ok(());
         };
-        let polled: Result<(bool, Option<i64>, Option<String>), sqlx::Error> =
-            sqlx::query_as(POLL).fetch_one(&mut *conn).await;
+        // The simple protocol: behind a transaction-mode pgbouncer, a statement prepared on
+        // one server connection is not there on the next.
+        let polled = sqlx::raw_sql(POLL)
+            .fetch_one(&mut *conn)
+            .await
+            .and_then(|row| -> Result<(bool, Option<i64>, Option<String>), sqlx::Error> {
+                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+            });
         let (in_recovery, lag_ms, replayed) = match polled {
             Ok(row) => row,
             Err(err) => {

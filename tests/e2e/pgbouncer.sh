@@ -18,7 +18,14 @@
 #    every answer must be a 200 naming its tenant, with that tenant's total and only rows
 #    carrying that tenant's account id;
 # 5. stops the demo with SIGTERM (exit 0), starts it again behind the same pgbouncer, and
-#    sends 400 more requests with the same checks.
+#    sends 400 more requests with the same checks;
+# 6. starts a second pgbouncer like the first and rls-demo with both as the primary's hosts
+#    (equivalent frontends of one primary) and an 8 s request timeout, sends the same
+#    requests for 35 s, and meanwhile PAUSEs the second pgbouncer for 10 s (its new
+#    transactions queue: rls-demo gives up a BEGIN after the 1 s peer timeout, marks the
+#    frontend down and uses the first), then drains it for 5 s (DISABLE:
+#    new clients refused, and PAUSE): every answer must still be a 200 with its tenant's rows,
+#    and the second pgbouncer must serve again once it is enabled and resumed.
 # Everything stays on 127.0.0.1 and is removed at the end. Needs pgbouncer, psql, curl and
 # python3; installs pgbouncer with apt-get when running as root and it is missing.
 set -euo pipefail
@@ -30,14 +37,16 @@ TENANTS=20
 work="$(mktemp -d -t rls-pgbouncer-XXXXXX)"
 db="rls_pgb_$$"
 password="pgb_$$_$RANDOM"
-pgbouncer_pid=""
+pgbouncer_pids=()
+load_pid=""
 
 say() { printf 'e2e-pgbouncer: %s\n' "$*"; }
 fail() { printf 'e2e-pgbouncer: FAIL: %s\n' "$*" >&2; exit 1; }
 . benches/scratch.sh
 cleanup() {
+  if [ -n "$load_pid" ]; then kill "$load_pid" 2>/dev/null || true; fi
   stop_demo
-  if [ -n "$pgbouncer_pid" ]; then kill -TERM "$pgbouncer_pid" 2>/dev/null || true; fi
+  for pid in "${pgbouncer_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   if [ -n "$ADMIN_URL" ]; then drop_scratch_db "$ADMIN_URL" "$db"; fi
   stop_cluster
   rm -rf "$work"
@@ -84,9 +93,17 @@ psql "${ADMIN_URL%/*}/$db" -Atq -F ' ' \
   -c "SELECT a.slug, a.id, count(s.id) FROM app.accounts a JOIN app.subtasks s ON s.account_id = a.id GROUP BY a.slug, a.id" \
   >"$work/tenants.txt"
 
-pgb_port="$(free_port)"
-say "starting pgbouncer on 127.0.0.1:$pgb_port, transaction mode, 4 server connections"
-cat >"$work/pgbouncer.ini" <<INI
+printf '"%s" "%s"\n' "${db}_runtime" "$password" "pgb_admin" "$password" >"$work/userlist.txt"
+if [ "$(id -u)" -eq 0 ]; then chown postgres "$work/userlist.txt"; fi
+chmod 0600 "$work/userlist.txt"
+
+# start_pgbouncer NAME: a pgbouncer in transaction mode with 4 server connections in front of
+# the database, on a free loopback port (admin console user pgb_admin); sets pgb_port.
+start_pgbouncer() {
+  local name="$1"
+  pgb_port="$(free_port)"
+  say "starting pgbouncer $name on 127.0.0.1:$pgb_port, transaction mode, 4 server connections"
+  cat >"$work/$name.ini" <<INI
 [databases]
 $db = host=127.0.0.1 port=$pg_port dbname=$db
 [pgbouncer]
@@ -95,29 +112,39 @@ listen_port = $pgb_port
 unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = $work/userlist.txt
+admin_users = pgb_admin
 pool_mode = transaction
 default_pool_size = 4
 max_client_conn = 100
-logfile = $work/pgbouncer.log
-pidfile = $work/pgbouncer.pid
+logfile = $work/$name.log
+pidfile = $work/$name.pid
 INI
-printf '"%s" "%s"\n' "${db}_runtime" "$password" >"$work/userlist.txt"
-if [ "$(id -u)" -eq 0 ]; then chown postgres "$work/pgbouncer.ini" "$work/userlist.txt"; fi
-chmod 0600 "$work/userlist.txt"
-as_postgres pgbouncer -d "$work/pgbouncer.ini" >"$work/pgbouncer.out" 2>&1 \
-  || { cat "$work/pgbouncer.out" >&2; fail "pgbouncer did not start"; }
-for _ in $(seq 1 20); do
-  [ -s "$work/pgbouncer.pid" ] && break
-  sleep 0.25
-done
-pgbouncer_pid="$(cat "$work/pgbouncer.pid")"
-for _ in $(seq 1 20); do
-  PGPASSWORD="$password" psql -h 127.0.0.1 -p "$pgb_port" -U "${db}_runtime" -d "$db" -Atqc 'SELECT 1' \
-    >/dev/null 2>&1 && break
-  sleep 0.25
-done
-PGPASSWORD="$password" psql -h 127.0.0.1 -p "$pgb_port" -U "${db}_runtime" -d "$db" -Atqc 'SELECT 1' >/dev/null \
-  || { cat "$work/pgbouncer.log" >&2 || true; fail "pgbouncer does not answer"; }
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$work/$name.ini"; fi
+  as_postgres pgbouncer -d "$work/$name.ini" >"$work/$name.out" 2>&1 \
+    || { cat "$work/$name.out" >&2; fail "pgbouncer $name did not start"; }
+  for _ in $(seq 1 20); do
+    [ -s "$work/$name.pid" ] && break
+    sleep 0.25
+  done
+  pgbouncer_pids+=("$(cat "$work/$name.pid")")
+  for _ in $(seq 1 20); do
+    PGPASSWORD="$password" psql -h 127.0.0.1 -p "$pgb_port" -U "${db}_runtime" -d "$db" -Atqc 'SELECT 1' \
+      >/dev/null 2>&1 && break
+    sleep 0.25
+  done
+  PGPASSWORD="$password" psql -h 127.0.0.1 -p "$pgb_port" -U "${db}_runtime" -d "$db" -Atqc 'SELECT 1' >/dev/null \
+    || { cat "$work/$name.log" >&2 || true; fail "pgbouncer $name does not answer"; }
+}
+
+# pgb_admin PORT COMMAND...: commands on the admin console of the pgbouncer on PORT.
+pgb_admin() {
+  local on="$1" command args=()
+  shift
+  for command in "$@"; do args+=(-c "$command"); done
+  PGPASSWORD="$password" psql -h 127.0.0.1 -p "$on" -U pgb_admin -d pgbouncer -Atq -F '|' "${args[@]}"
+}
+
+start_pgbouncer pgbouncer
 runtime_url="postgres://${db}_runtime:$password@127.0.0.1:$pgb_port/$db"
 
 say "without ?pgbouncer=true the demo must be refused by pgbouncer (proof it sits in the path)"
@@ -131,10 +158,12 @@ set -e
 
 load() {
   python3 - "$port" "$work/tenants.txt" "$1" <<'PY'
-import json, random, sys, urllib.request
+import json, random, sys, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-port, tenants_file, total = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+# The amount: a number of requests, or a duration ("25s") to keep sending for.
+port, tenants_file, amount = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+until = time.time() + float(amount[:-1]) if amount.endswith("s") else None
 tenants = {}
 for line in open(tenants_file):
     slug, account_id, count = line.split()
@@ -162,8 +191,18 @@ def one(i):
         return f"{slug} page {page}: {len(foreign)} foreign rows of {len(body['items'])}"
     return None
 
+def worker(w):
+    # Worker w sends requests w, w + 16, ...
+    outcomes, i = [], w
+    while (time.time() < until) if until else (i < int(amount)):
+        outcomes.append(one(i))
+        i += 16
+    return outcomes
+
 with ThreadPoolExecutor(max_workers=16) as pool:
-    failures = [f for f in pool.map(one, range(total)) if f]
+    outcomes = [o for done in pool.map(worker, range(16)) for o in done]
+total = len(outcomes)
+failures = [f for f in outcomes if f]
 for failure in failures[:10]:
     print(f"e2e-pgbouncer:   {failure}", file=sys.stderr)
 print(f"e2e-pgbouncer: {total} requests, {total - len(failures)} answered 200 with only their tenant's rows, {len(failures)} failed")
@@ -201,4 +240,49 @@ if grep -q ' ERROR ' "$work/demo.err"; then
   grep ' ERROR ' "$work/demo.err" | head -n 5 >&2
   fail "rls-demo logged errors"
 fi
-say "PASS: 1,600 requests through pgbouncer (transaction mode) on random tenants, signed tenant context, all 200 with only their own rows; the demo restarted behind the same pgbouncer"
+stop_demo
+
+# Two pgbouncers in front of the one primary: equivalent frontends, given as the hosts of the
+# primary. One of them is paused, then drained (DISABLE: no new clients, PAUSE: queries
+# wait), each time for longer than the peer timeout, under load: not a single request may
+# fail, and the frontend must serve again once it takes transactions again.
+first_port="$pgb_port"
+start_pgbouncer pgbouncer2
+second_port="$pgb_port"
+xacts() { pgb_admin "$1" 'SHOW STATS' | awk -F'|' -v db="$db" '$1 == db {print $2}'; }
+say "rls-demo over both pgbouncers (127.0.0.1:$first_port,127.0.0.1:$second_port), check interval 2 s"
+# Requests get 8 s (a 503 past it): a request left waiting on the paused pgbouncer fails.
+start_demo "$bin" "postgres://${db}_runtime:$password@127.0.0.1:$first_port,127.0.0.1:$second_port/$db?pgbouncer=true" \
+  pgb.test "${demo_flags[@]}" --check-interval 2s --request-timeout 8s
+load 35s >"$work/drain.out" 2>&1 &
+load_pid=$!
+sleep 4
+served_before="$(xacts "$second_port")"
+[ "${served_before:-0}" -gt 0 ] || fail "the second pgbouncer served no transaction: connections do not spread"
+say "PAUSE on the second pgbouncer for 10 s (its new transactions queue)"
+pgb_admin "$second_port" "PAUSE $db" >/dev/null
+sleep 10
+pgb_admin "$second_port" "RESUME $db" >/dev/null
+sleep 5
+say "drain of the second pgbouncer for 5 s: DISABLE (new clients refused), PAUSE (queries wait)"
+pgb_admin "$second_port" "DISABLE $db" "PAUSE $db" >/dev/null
+sleep 5
+pgb_admin "$second_port" "ENABLE $db" "RESUME $db" >/dev/null
+served_after_drain="$(xacts "$second_port")"
+load_status=0
+wait "$load_pid" || load_status=$?
+load_pid=""
+cat "$work/drain.out"
+[ "$load_status" -eq 0 ] || { grep -E ' (WARN|ERROR) ' "$work/demo.err" | tail -n 10 >&2; fail "requests failed while a pgbouncer was paused or drained"; }
+served_end="$(xacts "$second_port")"
+say "transactions through the second pgbouncer: $served_before before the pause, $served_after_drain at the end of the drain, $served_end at the end"
+[ "$served_end" -gt "$served_after_drain" ] || fail "the second pgbouncer did not serve again after the drain ended"
+grep -E ' (WARN|ERROR) ' "$work/demo.err" | cut -c1-400 | sed 's/^/e2e-pgbouncer:   demo: /' | tail -n 20
+grep -q "marked down.*127.0.0.1:$second_port/" "$work/demo.err" \
+  || fail "the second pgbouncer was never marked down: the pause was not under load"
+if grep -q ' ERROR ' "$work/demo.err"; then
+  grep ' ERROR ' "$work/demo.err" | head -n 5 >&2
+  fail "rls-demo logged errors during the pause and the drain"
+fi
+
+say "PASS: 1,600 requests through pgbouncer (transaction mode) on random tenants, signed tenant context, all 200 with only their own rows; the demo restarted behind the same pgbouncer; over two pgbouncers, one paused and then drained under load, no request failed"
