@@ -21,13 +21,17 @@
 #    (no shutdown checkpoint, no leader key released: Patroni's other members must wait for
 #    the key's TTL to run out, then promote the synchronous standby). A kill -9 of the
 #    postmaster alone is not a failover: the leader's Patroni restarts it in place;
-# 5. waits for Patroni to promote, keeps the load for LOAD_AFTER more seconds, stops it, and
-#    reads every subtask on the new leader.
+# 5. waits for Patroni to promote, keeps the load for LOAD_AFTER more seconds;
+# 6. restarts the killed node's Patroni, which rejoins it as a replica (pg_rewind, or a new
+#    clone), and waits until rls-demo reads from it again (it is one of its replicas, checked
+#    again every --check-interval, 2 s); then stops the load and reads every subtask on the
+#    new leader.
 # Reports the seconds without a successful write, the failed reads and the writes that were
 # acknowledged but are lost. Exits 1 when a read failed while a replica was up (the surviving
 # members' servers did not restart, and one of them is a replica at the end), an acknowledged
 # write is lost or applied twice, an unwritten subtask changed, or no write sent after the kill
-# was acknowledged (rls-demo did not follow the promotion).
+# was acknowledged (rls-demo did not follow the promotion), or the rejoined node is not read
+# from within 30 s of its rejoining.
 #
 # Env: CARGO_TARGET_DIR, PG_BINDIR (default /usr/lib/postgresql/15/bin), LOAD_BEFORE (5),
 # LOAD_AFTER (10), TTL (Patroni's leader key TTL, 10), SYNC_STRICT (true), LIMIT (the whole
@@ -187,9 +191,14 @@ bootstrap:
     synchronous_mode: true
     synchronous_mode_strict: $SYNC_STRICT
     postgresql:
-      use_pg_rewind: false
+      # The killed leader rejoins as a replica: rewound to the new leader's timeline, or
+      # cloned again when it cannot be.
+      use_pg_rewind: true
+      remove_data_directory_on_rewind_failure: true
+      remove_data_directory_on_diverged_timelines: true
       use_slots: true
       parameters:
+        wal_log_hints: "on"
         max_connections: 100
         wal_level: replica
         hot_standby: "on"
@@ -466,6 +475,33 @@ wait_for_cluster "$first_leader" 60 || { tail -n 20 "$work"/node*.log >&2; fail 
 synced_at="$(date +%s.%N)"
 say "new leader $leader; keeping the load for $LOAD_AFTER s"
 sleep "$LOAD_AFTER"
+
+# The killed node comes back: Patroni rejoins it as a replica of the new leader, and rls-demo
+# (which has it among its replicas, marked down since the kill) must serve reads from it again
+# once a check finds it answering (--check-interval 2s). Reads it serves count as scans of
+# app.subtasks in its own statistics (a standby's replay counts none; the checks read no table).
+say "restarting the killed node $first_leader's Patroni: it must rejoin as a replica and serve reads again"
+start_member "$first_leader"
+rejoin_started="$(date +%s.%N)"
+rejoin_deadline=$((SECONDS + 90))
+until cluster_lines | grep -qE "^$first_leader (replica|sync_standby) running "; do
+  [ "$SECONDS" -lt "$rejoin_deadline" ] || { tail -n 30 "$work/$first_leader.log" >&2; fail "$first_leader did not rejoin as a replica within 90 s"; }
+  sleep 0.2
+done
+rejoined_at="$(date +%s.%N)"
+scans() {
+  psql "postgres://postgres@127.0.0.1:${pg_port[$first_leader]}/$db" -Atqc \
+    "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relid = 'app.subtasks'::regclass" 2>/dev/null || echo 0
+}
+scans_at_rejoin="$(scans)"
+serve_deadline=$((SECONDS + 30))
+until [ "$(scans)" -gt "$scans_at_rejoin" ]; do
+  [ "$SECONDS" -lt "$serve_deadline" ] || fail "rls-demo did not read from the rejoined $first_leader within 30 s (check interval 2 s)"
+  sleep 0.2
+done
+serving_at="$(date +%s.%N)"
+say "$(awk -v a="$rejoin_started" -v b="$rejoined_at" -v c="$serving_at" \
+  'BEGIN {printf "rejoined as a replica %.1f s after its Patroni restarted; rls-demo read from it %.1f s later", b - a, c - b}')"
 touch "$work/stop"
 wait "$load_pid" || fail "the load generator failed"
 load_pid=""
