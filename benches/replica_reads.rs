@@ -19,14 +19,18 @@
     reason = "a benchmark aborts on failure"
 )]
 
+#[path = "support/replicated.rs"]
+mod replicated;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
+use replicated::replicated_with;
 use rls_tenancy::{
-    ReplicatedCluster, RoutingOptions, RoutingPool, ScratchDatabase, ServedBy, TenancyDeclaration,
-    TenantId, TenantPoolOptions, TenantScope,
+    RoutingOptions, RoutingPool, ServedBy, TenancyDeclaration, TenantId, TenantPoolOptions,
+    TenantScope,
 };
 
 const ACCOUNTS: i64 = 200;
@@ -146,23 +150,7 @@ async fn main() {
     let seconds = env_or("BENCH_SECONDS", 5);
     let readers = env_or("BENCH_READERS", 8);
     let check_interval = Duration::from_millis(env_or("BENCH_CHECK_INTERVAL_MS", 2000));
-    let cluster = ReplicatedCluster::start(&[None, None])
-        .await
-        .expect("replicated cluster");
-    let db = ScratchDatabase::migrated_on(cluster.primary().clone())
-        .await
-        .expect("scratch database");
-    let admin = db.admin_pool().await.expect("admin");
-    sqlx::raw_sql(FIXTURE)
-        .execute(&admin)
-        .await
-        .expect("fixture");
-    for standby in cluster.standbys() {
-        cluster
-            .wait_replayed(standby, Duration::from_secs(120))
-            .await
-            .expect("replayed");
-    }
+    let (cluster, db) = replicated_with(FIXTURE).await;
     let standby_urls: Vec<_> = cluster
         .standbys()
         .iter()

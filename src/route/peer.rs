@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection, Row};
 use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Row};
 
 use super::Lsn;
 use crate::connect::{DatabaseUrl, RedactedUrl};
@@ -292,12 +292,11 @@ impl Peer {
         };
         // The simple protocol: behind a transaction-mode pgbouncer, a statement prepared on
         // one server connection is not there on the next.
-        let polled = sqlx::raw_sql(POLL)
-            .fetch_one(&mut *conn)
-            .await
-            .and_then(|row| -> Result<(bool, Option<i64>, Option<String>), sqlx::Error> {
+        let polled = sqlx::raw_sql(POLL).fetch_one(&mut *conn).await.and_then(
+            |row| -> Result<(bool, Option<i64>, Option<String>), sqlx::Error> {
                 Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
-            });
+            },
+        );
         let (in_recovery, lag_ms, replayed) = match polled {
             Ok(row) => row,
             Err(err) => {
