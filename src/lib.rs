@@ -93,7 +93,9 @@ pub use db::{
 };
 pub use error::{Error, Result};
 pub use guard::{Finding, GuardError, GuardOptions, GuardReport, RuleId, Severity};
-pub use placement::{DatabaseName, DatabasePattern, PlacementError, SchemaName};
+pub use placement::{
+    DatabaseName, DatabasePattern, PlacedDatabase, PlacementError, SchemaName, placed_databases,
+};
 pub use policy::{
     DeclarationError, DomainsTable, GlobalTable, Ident, IdentError, POLICY_NAME, Registry,
     StaticTenant, Strategy, TenancyDeclaration, TenantContext, TenantContextMode, TenantKey,
@@ -130,10 +132,10 @@ pub use lifecycle::{
 };
 #[cfg(feature = "migrate")]
 pub use migrate::{
-    Bootstrap, MigrateError, MigrateOptions, MigrateReport, SchemaOutcome, SchemaReport,
-    SchemaSelection, SchemaSelector, SchemasReport, SelectedSchema, bootstrap_sql,
-    install_policies, migrate_schemas, migrate_selected, migrate_with, migrator_from_dir,
-    select_schemas,
+    Bootstrap, DatabaseReport, DatabasesReport, MigrateError, MigrateOptions, MigrateReport,
+    SchemaOutcome, SchemaReport, SchemaSelection, SchemaSelector, SchemasReport, SelectedSchema,
+    bootstrap_sql, install_policies, migrate_databases, migrate_schemas, migrate_selected,
+    migrate_with, migrator_from_dir, select_databases, select_schemas,
 };
 #[cfg(feature = "seed")]
 pub use seed::{

@@ -5,16 +5,20 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use rls_tenancy::cli::{self, CliError, DeclarationArg};
-use rls_tenancy::guard::{self, GuardOptions, GuardReport, ServerVersion};
-use rls_tenancy::{Ident, TenantVariable};
+use rls_tenancy::guard::{self, GuardOptions, ServerVersion};
+use rls_tenancy::{Ident, Strategy, TenantVariable};
 
 /// Check that the role the application runs as cannot get around row-level security: not
 /// superuser, no BYPASSRLS, owns nothing, no TRUNCATE, every tenant table forced with the
 /// canonical policy, and the rest of the guard's rules. Prints a report grouped by severity,
 /// each finding with the SQL that fixes it. Passwords are never printed.
 ///
-/// Exit codes: 0 nothing refused (warnings allowed), 1 at least one `refuse` finding,
-/// 2 usage or connection error, or a check that could not complete.
+/// With --strategy database, the URL is the control database's (the registry) and every
+/// tenant database the registry places is checked too, through its server in the --server
+/// list (the runtime role's URLs), each reported on its own.
+///
+/// Exit codes: 0 nothing refused (warnings allowed), 1 at least one `refuse` finding (in any
+/// database), 2 usage or connection error, or a check that could not complete.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -49,6 +53,9 @@ struct Args {
     tenant_variable: String,
 
     #[command(flatten)]
+    servers: cli::ServersArg,
+
+    #[command(flatten)]
     declaration: DeclarationArg,
 }
 
@@ -66,18 +73,18 @@ async fn main() -> ExitCode {
     cli::init_tracing();
     let args = Args::parse();
     match run(&args).await {
-        Ok(report) => {
-            let rendered = match args.format {
-                Format::Text => report.to_string(),
-                Format::Json => format!("{:#}", report.to_json()),
-            };
+        Ok(Verdict {
+            rendered,
+            refused,
+            unchecked,
+        }) => {
             // A closed pipe (`rls-check | head`) is not an error of the check: the exit code
             // still tells the verdict.
             let _ = writeln!(std::io::stdout().lock(), "{rendered}");
-            if report.is_refused() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
+            match (refused, unchecked) {
+                (true, _) => ExitCode::from(1),
+                (false, true) => ExitCode::from(2),
+                (false, false) => ExitCode::SUCCESS,
             }
         }
         Err(e) => {
@@ -88,10 +95,19 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: &Args) -> Result<GuardReport, CliError> {
+/// The rendered report and what it found.
+struct Verdict {
+    rendered: String,
+    refused: bool,
+    /// A tenant database could not be checked.
+    unchecked: bool,
+}
+
+async fn run(args: &Args) -> Result<Verdict, CliError> {
     let url = cli::database_url(args.database_url.as_deref(), "DATABASE_URL")?;
     let declaration = args.declaration.load()?;
-    cli::refuse_database_strategy("rls-check", declaration.strategy())?;
+    let servers = args.servers.load(declaration.strategy())?;
+    let strategy = declaration.strategy();
     let mut options = GuardOptions::new(declaration)
         .tenant_variable(TenantVariable::parse(&args.tenant_variable)?);
     if let Some(schema) = &args.schema {
@@ -111,5 +127,24 @@ async fn run(args: &Args) -> Result<GuardReport, CliError> {
             .collect::<Result<Vec<_>, _>>()?;
         options = options.min_server_versions(floors);
     }
-    Ok(guard::check_url(&url, &options).await?)
+    if strategy == Strategy::Database {
+        let check = guard::check_databases(&url, &servers, &options).await?;
+        return Ok(Verdict {
+            rendered: match args.format {
+                Format::Text => check.to_string(),
+                Format::Json => format!("{:#}", check.to_json()),
+            },
+            refused: check.is_refused(),
+            unchecked: check.has_unchecked(),
+        });
+    }
+    let report = guard::check_url(&url, &options).await?;
+    Ok(Verdict {
+        rendered: match args.format {
+            Format::Text => report.to_string(),
+            Format::Json => format!("{:#}", report.to_json()),
+        },
+        refused: report.is_refused(),
+        unchecked: false,
+    })
 }

@@ -1,5 +1,6 @@
 //! `rls-migrate`: apply the application's migrations, install the RLS policies and grant the
-//! runtime role; in the schema mode, the tenant migrations across every tenant schema too.
+//! runtime role; in the schema mode, the tenant migrations across every tenant schema too; in
+//! the database mode, across every tenant database.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,8 +10,8 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rls_tenancy::cli::{self, CliError, DeclarationArg, DeployArgs};
 use rls_tenancy::{
-    SchemaSelector, Strategy, TenantKey, migrate_selected, migrate_with, migrator_from_dir,
-    select_schemas,
+    SchemaSelector, Strategy, TenantKey, TenantSelector, migrate_databases, migrate_selected,
+    migrate_with, migrator_from_dir, select_databases, select_schemas,
 };
 
 /// Apply your sqlx migrations, install the tenant isolation policies on every tenant table
@@ -22,8 +23,14 @@ use rls_tenancy::{
 /// transaction, in parallel: one schema's failure stops no other, and a rerun applies only
 /// what each schema lacks. A progress bar shows on a terminal.
 ///
-/// Exit codes: 0 ok, 1 a migration or grant failed (nothing half-applied; in the schema mode,
-/// any tenant schema failed), 2 usage, declaration or connection error.
+/// With --strategy database, --database-url is the control database (the registry), migrated
+/// as above; then the tenant migrations go to every tenant database the registry places (or
+/// those --tenants selects) on the --server list, each in its own transaction, at most --jobs
+/// at once per server, continuing past failures; a rerun applies only what each lacks.
+///
+/// Exit codes: 0 ok, 1 a migration or grant failed (nothing half-applied; in the schema and
+/// database modes, any tenant schema or database failed), 2 usage, declaration or connection
+/// error.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -59,9 +66,18 @@ struct Args {
     #[arg(long, value_name = "SELECTOR", default_value = "all")]
     schemas: String,
 
-    /// How many tenant schemas migrate at once (connections), in the schema mode.
+    /// How many tenant schemas migrate at once (connections), in the schema mode; how many
+    /// tenant databases at once per server, in the database mode.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     jobs: u32,
+
+    /// Which tenants' databases to migrate, in the database mode: all, or a
+    /// comma-separated list of tenant slugs.
+    #[arg(long, value_name = "SELECTOR", default_value = "all")]
+    tenants: String,
+
+    #[command(flatten)]
+    servers: cli::ServersArg,
 
     #[command(flatten)]
     declaration: DeclarationArg,
@@ -82,7 +98,7 @@ async fn main() -> ExitCode {
 async fn run(args: &Args) -> Result<bool, CliError> {
     let url = args.deploy.url()?;
     let declaration = args.declaration.load()?;
-    cli::refuse_database_strategy("rls-migrate", declaration.strategy())?;
+    let servers = args.servers.load(declaration.strategy())?;
     let migrator = migrator_from_dir(&args.migrations).await?;
     let mut options = args.deploy.options()?;
     if let Some(path) = &args.tenant_key_file {
@@ -95,6 +111,39 @@ async fn run(args: &Args) -> Result<bool, CliError> {
     }
     if args.retire_old_keys {
         options = options.retire_old_keys();
+    }
+    if declaration.strategy() == Strategy::Database {
+        let selector: TenantSelector = args.tenants.parse()?;
+        let slugs = match &selector {
+            TenantSelector::Slugs(slugs) => {
+                Some(slugs.iter().map(ToString::to_string).collect::<Vec<_>>())
+            }
+            _ => None,
+        };
+        println!("{}", migrate_with(&migrator, &declaration, &options).await?);
+        let tenant_migrator = migrator_from_dir(&args.tenant_migrations.path).await?;
+        let mut conn = rls_tenancy::connect(&url).await?;
+        let selection = select_databases(&mut conn, &declaration, slugs.as_deref()).await?;
+        drop(conn);
+        let bar = progress(selection.len(), "databases");
+        let report = migrate_databases(
+            &tenant_migrator,
+            &declaration,
+            &options,
+            &servers,
+            &selection,
+            args.jobs,
+            &|_| bar.inc(1),
+        )
+        .await;
+        bar.finish_and_clear();
+        println!("{report}");
+        return Ok(report.has_failures());
+    }
+    if args.tenants != "all" {
+        return Err(CliError::Usage(
+            "--tenants selects tenant databases: it needs --strategy database (the schema mode selects with --schemas)".into(),
+        ));
     }
     let selector: SchemaSelector = args.schemas.parse()?;
     if declaration.strategy() != Strategy::Schema {
@@ -121,7 +170,7 @@ async fn run(args: &Args) -> Result<bool, CliError> {
         selection
     };
     drop(conn);
-    let bar = progress(selection.tenants.len());
+    let bar = progress(selection.tenants.len(), "schemas");
     let report = migrate_selected(
         &tenant_migrator,
         &declaration,
@@ -136,18 +185,18 @@ async fn run(args: &Args) -> Result<bool, CliError> {
     Ok(report.has_failures())
 }
 
-/// Schemas done and the time left, on a terminal only (hidden in logs and pipes).
-fn progress(schemas: usize) -> ProgressBar {
+/// Schemas (or databases: `what`) done and the time left, on a terminal only (hidden in logs
+/// and pipes).
+fn progress(items: usize, what: &str) -> ProgressBar {
     let target = if std::io::stderr().is_terminal() {
         ProgressDrawTarget::stderr_with_hz(4)
     } else {
         ProgressDrawTarget::hidden()
     };
-    let bar = ProgressBar::with_draw_target(Some(schemas as u64), target);
+    let bar = ProgressBar::with_draw_target(Some(items as u64), target);
     // The template is a constant; should it ever fail to parse, the default style remains.
-    if let Ok(style) =
-        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} schemas · ETA {eta}")
-    {
+    let template = format!("{{elapsed:>4}} [{{bar:30}}] {{pos}}/{{len}} {what} · ETA {{eta}}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar

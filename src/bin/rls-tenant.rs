@@ -16,7 +16,10 @@ use rls_tenancy::{
 ///
 /// In the RLS mode a tenant is a registry row; in the schema mode (--strategy schema) also a
 /// schema of its own, made with the tenant migrations, policies and grants in the same
-/// transaction as its registry row.
+/// transaction as its registry row; in the database mode (--strategy database) a database of
+/// its own on one of the servers (the one with the fewest tenants, or create --server NAME),
+/// cloned from that server's template database, the registry row committed once it is made.
+/// --database-url is then the control database that holds the registry.
 ///
 /// Exit codes: 0 ok, 1 failed (nothing half-done; for `run`, the SQL failed in some
 /// tenant), 2 usage, connection, unknown or taken names, drop without --yes.
@@ -33,6 +36,12 @@ struct Args {
 
     #[command(flatten)]
     tenant_migrations: cli::TenantMigrationsArg,
+
+    #[command(flatten)]
+    servers: cli::ServersArg,
+
+    #[command(flatten)]
+    database_pattern: cli::DatabasePatternArg,
 
     #[command(flatten)]
     declaration: DeclarationArg,
@@ -56,8 +65,13 @@ enum Command {
         /// A domain of its own (repeatable; the first is its primary).
         #[arg(long = "domain", value_name = "DOMAIN")]
         domains: Vec<String>,
+        /// The server its database goes to in the database mode, by name [default: the one
+        /// with the fewest tenants]. (The servers themselves, NAME=URL, come before the
+        /// command: rls-tenant --server eu1=URL create acme --server eu1.)
+        #[arg(long = "server", value_name = "NAME")]
+        server: Option<String>,
     },
-    /// List the tenants: slug, id, schema, state, domains.
+    /// List the tenants: slug, id, schema (or server/database), state, domains.
     List {
         /// text (columns) or json.
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -147,15 +161,22 @@ async fn main() -> ExitCode {
 /// Runs the command and prints its result; `true` when `run` failed in some tenant.
 async fn run(args: &Args) -> Result<bool, CliError> {
     let declaration = args.declaration.load()?;
-    cli::refuse_database_strategy("rls-tenant", declaration.strategy())?;
+    let strategy = declaration.strategy();
+    if matches!(args.command, Command::Run { .. }) {
+        cli::refuse_database_strategy("rls-tenant run", strategy)?;
+    }
+    let servers = args.servers.load(strategy)?;
     let mut options = args.deploy.options()?;
     if let Some(path) = &args.tenant_key_file {
         options = options
             .tenant_key(TenantKey::from_file(path).map_err(rls_tenancy::MigrateError::from)?);
     }
     let creates_schema = matches!(args.command, Command::Create { .. })
-        && declaration.strategy() == Strategy::Schema;
+        && matches!(strategy, Strategy::Schema | Strategy::Database);
     let mut lifecycle = TenantLifecycle::connect(declaration, options).await?;
+    if strategy == Strategy::Database {
+        lifecycle = lifecycle.servers(servers, args.database_pattern.pattern.clone());
+    }
     if creates_schema {
         lifecycle =
             lifecycle.tenant_migrations(migrator_from_dir(&args.tenant_migrations.path).await?);
@@ -172,8 +193,12 @@ async fn command(lifecycle: &TenantLifecycle, command: &Command) -> Result<bool,
             name,
             schema,
             domains,
+            server,
         } => {
             let mut new = NewTenant::new(slug.parse()?);
+            if let Some(server) = server {
+                new = new.server(server.parse()?);
+            }
             for domain in domains {
                 new = new.domain(domain.parse()?);
             }
@@ -184,12 +209,16 @@ async fn command(lifecycle: &TenantLifecycle, command: &Command) -> Result<bool,
                 new = new.schema(schema);
             }
             let tenant = lifecycle.create(&new).await?;
-            match &tenant.schema {
-                Some(schema) => println!(
+            match (&tenant.schema, &tenant.server, &tenant.database) {
+                (_, Some(server), Some(database)) => println!(
+                    "created tenant {} (id {}, database {database} on server {server})",
+                    tenant.slug, tenant.id
+                ),
+                (Some(schema), _, _) => println!(
                     "created tenant {} (id {}, schema {schema})",
                     tenant.slug, tenant.id
                 ),
-                None => println!("created tenant {} (id {})", tenant.slug, tenant.id),
+                _ => println!("created tenant {} (id {})", tenant.slug, tenant.id),
             }
         }
         Command::List { format } => {

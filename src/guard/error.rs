@@ -75,6 +75,11 @@ pub enum GuardError {
     /// A catalog query failed.
     #[error("the guard's catalog query failed: {0}")]
     Database(#[from] sqlx::Error),
+
+    /// The registry's placement of tenant databases could not be read
+    /// ([`super::check_databases`]).
+    #[error("cannot read where the tenant databases are: {0}")]
+    Placement(#[from] crate::placement::PlacementError),
 }
 
 /// `[rule] message; [rule] message`.

@@ -70,6 +70,7 @@
 mod catalog;
 mod cause;
 mod constraints;
+mod databases;
 mod defaults;
 mod error;
 mod finding;
@@ -90,6 +91,7 @@ mod views_functions;
 
 use sqlx::{Connection, PgConnection};
 
+pub use databases::{DatabasesCheck, check_databases};
 pub use error::GuardError;
 pub(crate) use error::Result;
 pub use finding::{Finding, RuleId, Severity};
@@ -232,7 +234,11 @@ pub async fn check(conn: &mut PgConnection, options: &GuardOptions) -> Result<Gu
     let session =
         Session::read(&mut tx, options.inspected_role(), resolved.schema.as_str()).await?;
     if resolved.requires_declared_tables {
-        crate::policy::verify(&mut tx, &resolved.declaration).await??;
+        if options.is_tenant_database() {
+            crate::policy::verify_tenant_tables(&mut tx, &resolved.declaration).await??;
+        } else {
+            crate::policy::verify(&mut tx, &resolved.declaration).await??;
+        }
     }
     let ctx = Ctx {
         options,

@@ -132,6 +132,8 @@ pub struct GuardOptions {
     security_definer_allowlist: Vec<String>,
     /// `None` is [`DEFAULT_FLOORS`].
     version_floors: Option<Vec<ServerVersion>>,
+    /// A tenant database of the database strategy: no registry here.
+    tenant_database: bool,
 }
 
 /// How a server falls short of the version floors.
@@ -170,6 +172,7 @@ impl GuardOptions {
             role: None,
             security_definer_allowlist: Vec::new(),
             version_floors: None,
+            tenant_database: false,
         }
     }
 
@@ -183,6 +186,25 @@ impl GuardOptions {
     /// ```
     pub fn declaration(&self) -> &TenancyDeclaration {
         &self.declaration
+    }
+
+    /// Guards a tenant database of the database strategy: the declaration's schema and tenant
+    /// tables are checked there as anywhere, but the registry (and its domains table) lives
+    /// in the control database, so it is not required here.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, guard::GuardOptions};
+    /// let options = GuardOptions::new(TenancyDeclaration::reference()?).tenant_database();
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn tenant_database(mut self) -> Self {
+        self.tenant_database = true;
+        self
+    }
+
+    /// Whether this guards a tenant database ([`GuardOptions::tenant_database`]).
+    pub(crate) fn is_tenant_database(&self) -> bool {
+        self.tenant_database
     }
 
     /// Guards another schema than the declaration's. The declared tenant tables are then not

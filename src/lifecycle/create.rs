@@ -3,9 +3,10 @@
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::{LifecycleError, Result, TenantLifecycle, TenantRecord, slug_conflict};
+use crate::connect::ServerName;
 use crate::migrate::{grants, schemas};
 use crate::placement::SchemaName;
-use crate::policy::Strategy;
+use crate::policy::{Ident, Strategy};
 use crate::resolve::{DomainName, add_domain};
 use crate::tenant::TenantSlug;
 
@@ -21,10 +22,11 @@ use crate::tenant::TenantSlug;
 /// ```
 #[derive(Debug, Clone)]
 pub struct NewTenant {
-    slug: TenantSlug,
+    pub(super) slug: TenantSlug,
     name: Option<String>,
     schema: Option<String>,
-    domains: Vec<DomainName>,
+    pub(super) server: Option<ServerName>,
+    pub(super) domains: Vec<DomainName>,
 }
 
 impl NewTenant {
@@ -40,6 +42,7 @@ impl NewTenant {
             slug,
             name: None,
             schema: None,
+            server: None,
             domains: Vec::new(),
         }
     }
@@ -66,6 +69,19 @@ impl NewTenant {
     /// ```
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = Some(schema.into());
+        self
+    }
+
+    /// The server the tenant's database goes to in the database mode, instead of the one
+    /// with the fewest tenants.
+    ///
+    /// ```
+    /// # use rls_tenancy::NewTenant;
+    /// let new = NewTenant::new("acme".parse()?).server("eu1".parse()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn server(mut self, server: ServerName) -> Self {
+        self.server = Some(server);
         self
     }
 
@@ -98,9 +114,15 @@ impl TenantLifecycle {
     /// Creates a tenant in one transaction: in the RLS mode its registry row; in the schema
     /// mode also its schema with the tenant migrations applied and recorded, the policies on
     /// its tenant tables and the runtime role's grants, so that `rls-migrate` finds it
-    /// current. Nothing is written when any part fails.
+    /// current; in the database mode its database on a server (see
+    /// [`TenantLifecycle::servers`]), the row committed once the database is made. Nothing is
+    /// written when any part fails.
     ///
     /// # Errors
+    /// In the database mode: [`LifecycleError::Connect`] for an unknown or unreachable server
+    /// (or none configured), [`LifecycleError::ServerFull`] / [`LifecycleError::ServersFull`],
+    /// [`LifecycleError::Placement`] for a database name that is not a safe identifier,
+    /// [`LifecycleError::DatabaseTaken`]. In every mode:
     /// [`LifecycleError::SlugTaken`], [`LifecycleError::SchemaTaken`],
     /// [`LifecycleError::Placement`] for a reserved or malformed schema name,
     /// [`LifecycleError::NoTenantMigrations`] in the schema mode without tenant migrations,
@@ -108,6 +130,9 @@ impl TenantLifecycle {
     /// a database error (a failing migration) rolls everything back.
     #[tracing::instrument(skip_all, fields(slug = new.slug.as_str()))]
     pub async fn create(&self, new: &NewTenant) -> Result<TenantRecord> {
+        if self.decl.strategy() == Strategy::Database {
+            return self.create_in_database(new).await;
+        }
         let shared = self.decl.schema();
         let schema = match self.decl.strategy() {
             Strategy::Schema => Some(match &new.schema {
@@ -126,7 +151,12 @@ impl TenantLifecycle {
         };
         let mut tx = self.pool.begin().await?;
         self.check_free(&mut tx, &new.slug, schema.as_ref()).await?;
-        let id = self.insert(&mut tx, new, schema.as_ref()).await?;
+        let registry = self.decl.registry();
+        let place: Vec<(&Ident, &str)> = schema
+            .iter()
+            .map(|schema| (&registry.schema_column, schema.as_str()))
+            .collect();
+        let id = self.insert(&mut tx, new, &place).await?;
         if let (Some(schema), Some(migrator)) = (&schema, migrator) {
             let script = schemas::new_schema_script(migrator, &self.decl, schema, &self.context);
             sqlx::raw_sql(AssertSqlSafe(script))
@@ -149,13 +179,15 @@ impl TenantLifecycle {
             id: self.decl.key_type().parse_id(&id)?,
             slug: new.slug.clone(),
             schema: schema.map(|s| s.as_str().to_owned()),
+            server: None,
+            database: None,
             domains: new.domains.iter().map(ToString::to_string).collect(),
             active: true,
         })
     }
 
     /// Refuses a slug another tenant has, and a schema that exists or another tenant names.
-    async fn check_free(
+    pub(super) async fn check_free(
         &self,
         conn: &mut PgConnection,
         slug: &TenantSlug,
@@ -190,19 +222,20 @@ impl TenantLifecycle {
         Ok(())
     }
 
-    /// The registry row; its id as text.
-    async fn insert(
+    /// The registry row, with the placement columns `place` (the schema, or the server and
+    /// database); its id as text.
+    pub(super) async fn insert(
         &self,
         conn: &mut PgConnection,
         new: &NewTenant,
-        schema: Option<&SchemaName>,
+        place: &[(&Ident, &str)],
     ) -> Result<String> {
         let registry = self.decl.registry();
         let mut columns = vec![registry.slug_column.to_string()];
         let mut values = vec![new.slug.as_str().to_owned()];
-        if let Some(schema) = schema {
-            columns.push(registry.schema_column.to_string());
-            values.push(schema.as_str().to_owned());
+        for (column, value) in place {
+            columns.push(column.to_string());
+            values.push((*value).to_owned());
         }
         if self.has_name {
             columns.push("name".to_owned());

@@ -5,7 +5,7 @@ use std::fmt;
 
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::{Result, TenantLifecycle, TenantRecord, bind_id};
+use super::{Result, TenantLifecycle, TenantRecord, bind_id, drop_tenant_database};
 use crate::policy::Strategy;
 use crate::tenant::TenantId;
 
@@ -14,7 +14,7 @@ use crate::tenant::TenantId;
 /// ```
 /// use rls_tenancy::{DropPlan, TenantId, TenantRecord};
 /// let plan = DropPlan {
-///     tenant: TenantRecord { id: TenantId::new(7)?, slug: "acme".parse()?, schema: Some("acme".into()), domains: vec![], active: true },
+///     tenant: TenantRecord { id: TenantId::new(7)?, slug: "acme".parse()?, schema: Some("acme".into()), server: None, database: None, domains: vec![], active: true },
 ///     tables: vec!["acme.users".into(), "acme.projects".into()],
 /// };
 /// assert_eq!(
@@ -35,13 +35,18 @@ impl fmt::Display for DropPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tenant = &self.tenant;
         write!(f, "tenant {} (id {}): ", tenant.slug, tenant.id)?;
-        match &tenant.schema {
-            Some(schema) => write!(
+        match (&tenant.schema, &tenant.server, &tenant.database) {
+            (_, Some(server), Some(database)) => write!(
+                f,
+                "database {database} on server {server} with every table in it ({})",
+                self.tables.join(", ")
+            )?,
+            (Some(schema), _, _) => write!(
                 f,
                 "schema {schema} with every table in it ({})",
                 self.tables.join(", ")
             )?,
-            None => write!(f, "its rows in {}", self.tables.join(", "))?,
+            _ => write!(f, "its rows in {}", self.tables.join(", "))?,
         }
         if !tenant.domains.is_empty() {
             write!(f, ", its domains {}", tenant.domains.join(", "))?;
@@ -76,8 +81,10 @@ impl TenantLifecycle {
 
     /// Drops the tenant in one transaction: in the schema mode its schema with everything in
     /// it; in the RLS mode its rows of every tenant table (children first, inside its own
-    /// tenant transaction, so the policies vet every deletion); then its registry row.
-    /// Running servers stop serving it at once. Returns what was dropped.
+    /// tenant transaction, so the policies vet every deletion); then its registry row. In the
+    /// database mode its registry row goes in a transaction that commits only once its
+    /// database is dropped (sessions on it ended). Running servers stop serving it at once.
+    /// Returns what was dropped.
     ///
     /// # Errors
     /// As [`TenantLifecycle::drop_plan`]; in the RLS mode [`crate::LifecycleError::Db`] when no
@@ -86,6 +93,14 @@ impl TenantLifecycle {
     #[tracing::instrument(skip_all, fields(slug = slug.as_str()))]
     pub async fn drop_tenant(&self, slug: &crate::TenantSlug) -> Result<DropPlan> {
         let plan = self.drop_plan(slug).await?;
+        if let Some((server, database)) = self.placed(&plan.tenant)? {
+            let mut tx = self.pool.begin().await?;
+            self.delete_registry_row(&mut tx, plan.tenant.id).await?;
+            drop_tenant_database(server, &database).await?;
+            tx.commit().await?;
+            tracing::info!(id = %plan.tenant.id, "dropped the tenant and its database");
+            return Ok(plan);
+        }
         match &plan.tenant.schema {
             Some(_) => {
                 let schema = self.existing_schema(&plan.tenant).await?;

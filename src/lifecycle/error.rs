@@ -72,6 +72,30 @@ pub enum LifecycleError {
         database: String,
     },
 
+    /// The server asked for holds its `max_tenants` already.
+    #[error(
+        "server {server} is full ({max} tenants, its max_tenants): pick another server with --server, or raise its max_tenants"
+    )]
+    ServerFull {
+        /// The server.
+        server: String,
+        /// Its limit.
+        max: u32,
+    },
+
+    /// Every server holds its `max_tenants` already.
+    #[error("every server is full (each holds its max_tenants): add a server, or raise a limit")]
+    ServersFull,
+
+    /// A tenant the registry holds without a server or database, in the database mode.
+    #[error(
+        "tenant {slug} has no server and database in the registry: set its server and database columns, or drop and create it again"
+    )]
+    NoDatabase {
+        /// The tenant's slug.
+        slug: String,
+    },
+
     /// The deploy role may not create databases on the server.
     #[error(
         "the deploy role may not create databases on server {server}: run ALTER ROLE ... CREATEDB there as a superuser"

@@ -1,11 +1,13 @@
 //! `rls-tenant`'s library side: the tenant lifecycle (create, list, suspend and resume,
-//! rename, drop, run SQL per tenant) in both strategies, as the deploy role.
+//! rename, drop, run SQL per tenant) in every strategy, as the deploy role.
 //!
 //! In the RLS mode a tenant is a registry row; its rows live in the shared tables, behind
 //! the policies. In the schema mode a tenant is a registry row and a schema of its own:
 //! [`TenantLifecycle::create`] makes the schema, its tables (the tenant migrations), their
 //! policies and grants and the registry row in one transaction, so a failure anywhere
-//! leaves nothing behind.
+//! leaves nothing behind. In the database mode a tenant is a registry row naming a server and
+//! a database of its own there, cloned from the server's template ([`provision_database`]);
+//! the row commits only once the database is made.
 //!
 //! # Why create replays the migrations instead of cloning a template schema
 //!
@@ -34,6 +36,7 @@
 //! ```
 
 mod create;
+mod databases;
 mod drop;
 mod error;
 mod provision;
@@ -72,6 +75,8 @@ pub struct TenantLifecycle {
     options: MigrateOptions,
     context: TenantContext,
     tenant_migrator: Option<Migrator>,
+    /// The servers tenant databases go to, in the database mode.
+    databases: Option<databases::TenantDatabases>,
     /// Whether the registry table has a `name` column (the reference's `accounts.name`).
     has_name: bool,
     select: String,
@@ -101,8 +106,16 @@ impl TenantLifecycle {
             Strategy::Schema => registry.schema_column.to_string(),
             _ => "NULL::text".to_owned(),
         };
+        let (server_column, database_column) = match decl.strategy() {
+            Strategy::Database => (
+                registry.server_column.to_string(),
+                registry.database_column.to_string(),
+            ),
+            _ => ("NULL::text".to_owned(), "NULL::text".to_owned()),
+        };
         let select = format!(
-            "SELECT {id}::text, {slug}::text, {schema_column}::text, {active} FROM {table}",
+            "SELECT {id}::text, {slug}::text, {schema_column}::text, {server_column}::text,
+                    {database_column}::text, {active} FROM {table}",
             id = registry.id_column,
             slug = registry.slug_column,
             active = registry.active_column,
@@ -114,6 +127,7 @@ impl TenantLifecycle {
             options,
             context,
             tenant_migrator: None,
+            databases: None,
             has_name,
             select,
         })
@@ -314,19 +328,28 @@ impl TenantLifecycle {
             .await?)
     }
 
-    fn record(&self, (id, slug, schema, active): Row) -> Result<TenantRecord> {
+    fn record(&self, (id, slug, schema, server, database, active): Row) -> Result<TenantRecord> {
         Ok(TenantRecord {
             id: self.decl.key_type().parse_id(&id)?,
             slug: slug.parse()?,
             schema,
+            server,
+            database,
             domains: Vec::new(),
             active,
         })
     }
 }
 
-/// A registry row as [`TenantLifecycle`] reads it: id, slug, schema, active.
-type Row = (String, String, Option<String>, bool);
+/// A registry row as [`TenantLifecycle`] reads it: id, slug, schema, server, database, active.
+type Row = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    bool,
+);
 
 /// A unique violation on the slug (a concurrent create or rename) as
 /// [`LifecycleError::SlugTaken`].

@@ -79,32 +79,38 @@ impl SchemasReport {
 
 impl fmt::Display for SchemasReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for line in &self.schemas {
-            match &line.outcome {
-                SchemaOutcome::Migrated { applied } if applied.is_empty() => {
-                    writeln!(
-                        f,
-                        "{}: migrated (policies or grants reinstalled)",
-                        line.schema
-                    )?;
-                }
-                SchemaOutcome::Migrated { applied } => {
-                    writeln!(f, "{}: migrated {applied:?}", line.schema)?;
-                }
-                SchemaOutcome::Current => writeln!(f, "{}: already current", line.schema)?,
-                SchemaOutcome::Failed { error } => {
-                    writeln!(f, "{}: FAILED: {error}", line.schema)?;
-                }
-            }
-        }
-        write!(
-            f,
-            "tenant schemas: {} migrated, {} already current, {} failed",
-            self.count(|o| matches!(o, SchemaOutcome::Migrated { .. })),
-            self.count(|o| matches!(o, SchemaOutcome::Current)),
-            self.count(|o| matches!(o, SchemaOutcome::Failed { .. })),
-        )
+        let lines = self.schemas.iter().map(|s| (s.schema.clone(), &s.outcome));
+        write_outcomes(f, lines, "tenant schemas")
     }
+}
+
+/// One line per item (`label: outcome`), then the counts of each outcome for `noun`: the
+/// report of a run across tenant schemas or tenant databases.
+pub(super) fn write_outcomes<'a>(
+    f: &mut fmt::Formatter<'_>,
+    lines: impl Iterator<Item = (String, &'a SchemaOutcome)>,
+    noun: &str,
+) -> fmt::Result {
+    let (mut migrated, mut current, mut failed) = (0, 0, 0);
+    for (label, outcome) in lines {
+        match outcome {
+            SchemaOutcome::Migrated { applied } if applied.is_empty() => {
+                writeln!(f, "{label}: migrated (policies or grants reinstalled)")?;
+            }
+            SchemaOutcome::Migrated { applied } => writeln!(f, "{label}: migrated {applied:?}")?,
+            SchemaOutcome::Current => writeln!(f, "{label}: already current")?,
+            SchemaOutcome::Failed { error } => writeln!(f, "{label}: FAILED: {error}")?,
+        }
+        match outcome {
+            SchemaOutcome::Migrated { .. } => migrated += 1,
+            SchemaOutcome::Current => current += 1,
+            SchemaOutcome::Failed { .. } => failed += 1,
+        }
+    }
+    write!(
+        f,
+        "{noun}: {migrated} migrated, {current} already current, {failed} failed"
+    )
 }
 
 /// Applies `migrator` (the application's tenant migrations) to every tenant schema the

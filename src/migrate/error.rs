@@ -51,6 +51,15 @@ pub enum MigrateError {
         selector: String,
     },
 
+    /// A tenant `--tenants` names has no database in the registry.
+    #[error(
+        "no tenant {slug} with a database in the registry: `rls-tenant list` shows the tenants"
+    )]
+    NoTenantMatches {
+        /// The slug given.
+        slug: String,
+    },
+
     /// The tenant key file cannot be used.
     #[error(transparent)]
     TenantKey(#[from] TenantKeyError),
@@ -108,6 +117,7 @@ impl MigrateError {
                 | Self::Placement(_)
                 | Self::UnknownSelector { .. }
                 | Self::NoSchemaMatches { .. }
+                | Self::NoTenantMatches { .. }
                 | Self::MissingRole { .. }
                 | Self::Source { .. }
                 | Self::TenantKey(_)

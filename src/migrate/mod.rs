@@ -39,6 +39,7 @@ use sqlx::postgres::PgConnection;
 
 pub use across::{SchemaOutcome, SchemaReport, SchemasReport, migrate_schemas, migrate_selected};
 pub use bootstrap::{Bootstrap, bootstrap_sql};
+pub use databases::{DatabaseReport, DatabasesReport, migrate_databases, select_databases};
 pub use error::MigrateError;
 #[cfg(feature = "seed")]
 pub(crate) use schemas::migrate_schema;

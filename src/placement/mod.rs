@@ -18,6 +18,7 @@
 
 mod database_name;
 mod error;
+mod placed;
 mod schema_name;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 
 pub use database_name::{DatabaseName, DatabasePattern};
 pub use error::PlacementError;
+pub use placed::{PlacedDatabase, placed_databases};
 pub use schema_name::SchemaName;
 
 use crate::policy::{Ident, Strategy, TenancyDeclaration, quote_literal};

@@ -25,4 +25,4 @@ pub use render::{POLICY_NAME, policy_sql};
 pub(crate) use signed::SIGNED_CONTEXT_SQL;
 pub(crate) use signed::{owner_signed_entry, signed_context_installed};
 pub use strategy::Strategy;
-pub(crate) use verify::verify;
+pub(crate) use verify::{verify, verify_tenant_tables};

@@ -36,8 +36,25 @@ pub(crate) async fn verify(
     conn: &mut PgConnection,
     decl: &TenancyDeclaration,
 ) -> Result<Result<(), DeclarationError>, sqlx::Error> {
+    verify_tables(conn, decl, true).await
+}
+
+/// As [`verify`], for a tenant database of the database strategy: its tenant tables only
+/// (the registry lives in the control database).
+pub(crate) async fn verify_tenant_tables(
+    conn: &mut PgConnection,
+    decl: &TenancyDeclaration,
+) -> Result<Result<(), DeclarationError>, sqlx::Error> {
+    verify_tables(conn, decl, false).await
+}
+
+async fn verify_tables(
+    conn: &mut PgConnection,
+    decl: &TenancyDeclaration,
+    with_registry: bool,
+) -> Result<Result<(), DeclarationError>, sqlx::Error> {
     let catalog = Catalog::read(conn, decl).await?;
-    let problems = mismatches(decl, &catalog);
+    let problems = mismatches(decl, &catalog, with_registry);
     if problems.is_empty() {
         return Ok(Ok(()));
     }
@@ -95,7 +112,7 @@ fn declared_tables(decl: &TenancyDeclaration) -> impl Iterator<Item = &str> {
 }
 
 /// Every way `decl` does not fit `catalog`, each naming the table and column.
-fn mismatches(decl: &TenancyDeclaration, catalog: &Catalog) -> Vec<String> {
+fn mismatches(decl: &TenancyDeclaration, catalog: &Catalog, with_registry: bool) -> Vec<String> {
     let schema = decl.schema().as_str();
     if !catalog.schema_exists {
         return vec![format!("schema {schema} does not exist")];
@@ -135,6 +152,9 @@ fn mismatches(decl: &TenancyDeclaration, catalog: &Catalog) -> Vec<String> {
             &["r", "p"],
             &[(table.column.as_str(), &key_types, &key_reason)],
         );
+    }
+    if !with_registry {
+        return problems;
     }
     let registry = decl.registry();
     let mut registry_columns: Vec<(&str, &[&str], &str)> = vec![
@@ -262,7 +282,7 @@ mod tests {
 
     #[test]
     fn a_fitting_schema_has_no_mismatch() {
-        assert_eq!(mismatches(&decl(), &fitting()), Vec::<String>::new());
+        assert_eq!(mismatches(&decl(), &fitting(), true), Vec::<String>::new());
     }
 
     /// One change to a fitting catalog.
@@ -345,7 +365,7 @@ mod tests {
         for (damage, expected) in cases {
             let mut catalog = fitting();
             damage.apply(&mut catalog);
-            let problems = mismatches(&decl(), &catalog);
+            let problems = mismatches(&decl(), &catalog, true);
             assert_eq!(problems, vec![expected.to_owned()], "{expected}");
         }
     }
@@ -354,7 +374,7 @@ mod tests {
     fn a_missing_schema_is_one_problem_not_one_per_table() {
         let catalog = Catalog::default();
         assert_eq!(
-            mismatches(&decl(), &catalog),
+            mismatches(&decl(), &catalog, true),
             vec!["schema crm does not exist".to_owned()]
         );
     }
@@ -363,7 +383,7 @@ mod tests {
     fn a_view_is_not_a_tenant_table() {
         let mut catalog = fitting();
         catalog.tables.get_mut("customers").unwrap().kind = "v".into();
-        let problems = mismatches(&decl(), &catalog);
+        let problems = mismatches(&decl(), &catalog, true);
         assert_eq!(
             problems,
             vec!["tenant table crm.customers is not a table (relkind \"v\")".to_owned()]

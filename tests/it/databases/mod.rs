@@ -2,5 +2,59 @@
 //! from the server's template, what the runtime role may reach there, and the binaries that
 //! do not serve the strategy yet refusing it.
 
+mod check;
+mod lifecycle;
+mod migrate;
 mod provision;
 mod refused;
+
+use rls_tenancy::{
+    DatabasePattern, ScratchServers, ServerSet, TenantLifecycle, connect, migrator_from_dir,
+};
+use sqlx::PgConnection;
+
+/// The lifecycle over the bed's control database and `servers`.
+pub async fn lifecycle(bed: &ScratchServers, servers: ServerSet) -> TenantLifecycle {
+    TenantLifecycle::connect(
+        bed.declaration().clone(),
+        bed.migrate_options().expect("options"),
+    )
+    .await
+    .expect("lifecycle")
+    .servers(servers, DatabasePattern::default())
+    .tenant_migrations(
+        migrator_from_dir("migrations/tenant")
+            .await
+            .expect("tenant migrations"),
+    )
+}
+
+/// A superuser connection to `database` on server `on` of the bed.
+pub async fn admin(bed: &ScratchServers, on: &str, database: &str) -> PgConnection {
+    let url = bed.admin_url(on).expect("server").with_database(database);
+    connect(&url).await.expect("superuser connection")
+}
+
+/// The databases the bed's deploy role owns on both servers, and the registry's rows.
+pub async fn footprint(bed: &ScratchServers) -> (Vec<String>, i64) {
+    let mut names = Vec::new();
+    for on in ["one", "two"] {
+        let mut su = admin(bed, on, "postgres").await;
+        let owned: Vec<String> = sqlx::query_scalar(
+            "SELECT d.datname::text FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba
+              WHERE r.rolname = $1 AND d.datname <> $2 AND d.datname NOT LIKE '%tenant_template' ORDER BY 1",
+        )
+        .bind(bed.control().deploy_role().as_str())
+        .bind(bed.control().name().as_str())
+        .fetch_all(&mut su)
+        .await
+        .expect("databases");
+        names.extend(owned.into_iter().map(|d| format!("{on}/{d}")));
+    }
+    let mut control = admin(bed, "one", bed.control().name().as_str()).await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM app.accounts")
+        .fetch_one(&mut control)
+        .await
+        .expect("registry");
+    (names, rows)
+}

@@ -8,9 +8,13 @@ use rls_tenancy::{
 const DUMMY_URL: &str = "postgres://nobody:pw@127.0.0.1:1/nothing";
 
 #[test]
-fn every_binary_that_does_not_serve_it_refuses_the_database_strategy_in_one_line() {
-    let runs: [(&str, &[&str]); 5] = [
-        (env!("CARGO_BIN_EXE_rls-demo"), &["--strategy", "database"]),
+fn what_does_not_serve_it_yet_refuses_the_database_strategy_in_one_line() {
+    let runs: [(&str, &[&str], &str); 5] = [
+        (
+            env!("CARGO_BIN_EXE_rls-demo"),
+            &["--strategy", "database"],
+            "rls-demo does not support --strategy database yet",
+        ),
         (
             env!("CARGO_BIN_EXE_rls-seed"),
             &[
@@ -21,35 +25,51 @@ fn every_binary_that_does_not_serve_it_refuses_the_database_strategy_in_one_line
                 "--database-url",
                 DUMMY_URL,
             ],
-        ),
-        (
-            env!("CARGO_BIN_EXE_rls-check"),
-            &["--strategy", "database", "--database-url", DUMMY_URL],
-        ),
-        (
-            env!("CARGO_BIN_EXE_rls-migrate"),
-            &["--database-url", DUMMY_URL],
+            "rls-seed does not support --strategy database yet",
         ),
         (
             env!("CARGO_BIN_EXE_rls-tenant"),
-            &["--database-url", DUMMY_URL, "list"],
+            &[
+                "--database-url",
+                DUMMY_URL,
+                "run",
+                "--tenants",
+                "all",
+                "-c",
+                "SELECT 1",
+            ],
+            "rls-tenant run does not support --strategy database yet",
+        ),
+        // The binaries that serve it need servers, and say how to name them.
+        (
+            env!("CARGO_BIN_EXE_rls-migrate"),
+            &["--database-url", DUMMY_URL],
+            "needs at least one server",
+        ),
+        (
+            env!("CARGO_BIN_EXE_rls-check"),
+            &[
+                "--database-url",
+                DUMMY_URL,
+                "--server",
+                "Bad=postgres://u:pw@h/d",
+            ],
+            "invalid server name",
         ),
     ];
-    for (binary, args) in runs {
+    for (binary, args, says) in runs {
         let output = std::process::Command::new(binary)
             .args(args)
-            // The last two take it from the environment.
             .env("RLS_STRATEGY", "database")
             .env_remove("DATABASE_URL")
             .env_remove("DEPLOY_DATABASE_URL")
+            .env_remove("RLS_SERVERS")
+            .env_remove("RLS_CONFIG")
             .output()
             .expect("the binary runs");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{binary}: {stderr}");
-        assert!(
-            stderr.contains("does not support --strategy database yet"),
-            "{binary}: {stderr}"
-        );
+        assert!(stderr.contains(says), "{binary}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{binary}: {stderr}");
         assert!(!stderr.contains("pw@"), "{binary}: {stderr}");
     }

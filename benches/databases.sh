@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Benchmark of the database strategy's lifecycle and migrations, in one run on one local
+# server (named "one"; every tenant database on it):
+#   1. `rls-tenant --strategy database create` N times (a database cloned from the server's
+#      template, its token key, CONNECT for the runtime role, the registry row), one process
+#      each: median and p99, against psql running `CREATE DATABASE ... TEMPLATE` plus the same
+#      REVOKE/GRANT for N other databases, one process each;
+#   2. adding one column across the N tenant databases: `rls-migrate --strategy database` with
+#      one more tenant migration (JOBS databases at once) against one psql script running the
+#      same DDL database after database (\connect, ALTER TABLE, record);
+#   3. `rls-migrate --strategy database` with nothing to apply.
+# Prints the times and the ratios. A figure, not a test: nothing here asserts.
+#
+#   benches/databases.sh               # 200 tenant databases
+#   TENANTS=2000 benches/databases.sh  # the issue's figure, if the machine has the room
+#
+# Needs a PostgreSQL superuser at $ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres,
+# loopback only) and psql. Creates its own roles and databases and drops everything on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TENANTS="${TENANTS:-200}"
+JOBS="${JOBS:-4}"
+ADMIN_URL="${ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+case "$ADMIN_URL" in
+  *@127.0.0.1[:/]* | *@localhost[:/]* | *@\[::1\][:/]*) ;;
+  *) echo "benches/databases.sh: ADMIN_URL must point at a loopback server" >&2; exit 2 ;;
+esac
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rls-tenancy/target}"
+cargo build --release --quiet --bin rls-migrate --bin rls-tenant
+BIN="$CARGO_TARGET_DIR/release"
+
+tag="rls_dbs_$$"
+deploy="${tag}_deploy"
+runtime="${tag}_runtime"
+password="$(head -c 32 /dev/urandom | md5sum | cut -c1-24)"
+db="${tag}"
+work="$(mktemp -d)"
+server="${ADMIN_URL%/*}"
+hostport="${server#*@}"
+deploy_url="postgres://$deploy:$password@$hostport/$db"
+as_admin() { psql "$ADMIN_URL" -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+cleanup() {
+  as_admin -At -c "SELECT quote_ident(datname) FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE r.rolname = '$deploy'" 2>/dev/null |
+    while read -r name; do as_admin -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true; done
+  as_admin -c "DROP ROLE IF EXISTS $runtime" -c "DROP ROLE IF EXISTS $deploy" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+as_admin \
+  -c "CREATE ROLE $deploy LOGIN PASSWORD '$password' NOSUPERUSER CREATEDB NOCREATEROLE NOBYPASSRLS" \
+  -c "CREATE ROLE $runtime LOGIN PASSWORD '$password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOBYPASSRLS" \
+  -c "CREATE DATABASE $db OWNER $deploy" -c "REVOKE ALL ON DATABASE $db FROM PUBLIC" \
+  -c "GRANT CONNECT ON DATABASE $db TO $runtime"
+
+export RLS_STRATEGY=database DEPLOY_DATABASE_URL="$deploy_url" RLS_RUNTIME_ROLE="$runtime" \
+  RLS_TENANT_KEY_FILE="$work/tenant.key" RLS_SERVERS="one=postgres://$deploy:$password@$hostport/postgres"
+"$BIN/rls-migrate" >/dev/null
+
+now() { date +%s.%N; }
+# median and p99 (nearest rank) of the numbers in file $1, in ms
+stats() { sort -n "$1" | awk '{v[NR]=$1} END {m=v[int((NR+1)/2)]; p=v[int(NR*0.99+0.999)]; printf "median %.0f ms, p99 %.0f ms", m*1000, p*1000}'; }
+
+echo "== 1. create $TENANTS tenant databases (one process each) =="
+"$BIN/rls-tenant" create warmup >/dev/null # makes the template
+: >"$work/create"
+for i in $(seq 1 "$TENANTS"); do
+  t0=$(now); "$BIN/rls-tenant" create "t$i" >/dev/null; t1=$(now)
+  echo "$t1 - $t0" | bc >>"$work/create"
+done
+echo "rls-tenant create: $(stats "$work/create")"
+template="${db}_tenant_template"
+: >"$work/psql"
+for i in $(seq 1 "$TENANTS"); do
+  t0=$(now)
+  as_admin -c "CREATE DATABASE ${tag}_p$i OWNER $deploy TEMPLATE $template" \
+    -c "REVOKE ALL ON DATABASE ${tag}_p$i FROM PUBLIC" -c "GRANT CONNECT ON DATABASE ${tag}_p$i TO $runtime"
+  t1=$(now)
+  echo "$t1 - $t0" | bc >>"$work/psql"
+done
+echo "psql CREATE DATABASE ... TEMPLATE: $(stats "$work/psql")"
+median() { sort -n "$1" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+printf "ratio of the medians: %.2f\n" "$(echo "$(median "$work/create") / $(median "$work/psql")" | bc -l)"
+
+echo "== 2. one column across $TENANTS tenant databases =="
+mkdir "$work/tenant"
+cp migrations/tenant/*.sql "$work/tenant/"
+cat >"$work/tenant/29991231000001_bench_note.sql" <<'SQL'
+ALTER TABLE subtasks ADD COLUMN bench_note text;
+SQL
+t0=$(now); "$BIN/rls-migrate" --tenant-migrations "$work/tenant" --jobs "$JOBS" >/dev/null; t1=$(now)
+ours=$(echo "$t1 - $t0" | bc)
+{
+  for i in $(seq 1 "$TENANTS"); do
+    echo "\\connect ${tag}_p$i"
+    echo "BEGIN; ALTER TABLE app.subtasks ADD COLUMN bench_note text;"
+    echo "INSERT INTO app._rls_migrations (version, description, checksum) VALUES (29991231000001, 'bench note', '\\x00'); COMMIT;"
+  done
+} >"$work/ddl.sql"
+t0=$(now); as_admin -f "$work/ddl.sql" >/dev/null; t1=$(now)
+theirs=$(echo "$t1 - $t0" | bc)
+printf "rls-migrate --jobs %s: %.2f s; psql script: %.2f s; ratio %.2f\n" "$JOBS" "$ours" "$theirs" "$(echo "$ours / $theirs" | bc -l)"
+
+echo "== 3. nothing to apply =="
+t0=$(now); "$BIN/rls-migrate" --tenant-migrations "$work/tenant" --jobs "$JOBS" >/dev/null; t1=$(now)
+printf "rls-migrate, all current: %.2f s\n" "$(echo "$t1 - $t0" | bc)"
