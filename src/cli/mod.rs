@@ -154,7 +154,10 @@ fn is_usage(err: &Error) -> bool {
 /// server, a missing or wrong tenant key, a declaration the guard cannot use).
 fn db_is_usage(err: &DbError) -> bool {
     match err {
-        DbError::Connect(_) | DbError::TenantKey(_) | DbError::TenantContext { .. } => true,
+        DbError::Connect(_)
+        | DbError::TenantKey(_)
+        | DbError::TenantContext { .. }
+        | DbError::ReleaseCheck { .. } => true,
         DbError::Placement(err) => placement_is_usage(err),
         DbError::Guard(err) => guard_is_usage(err),
         _ => false,

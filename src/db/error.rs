@@ -39,6 +39,14 @@ pub enum DbError {
         reason: String,
     },
 
+    /// The database lacks what every tenant transaction's `COMMIT` calls: the release check
+    /// (`rls_tenancy.release_check`) of this toolkit's version, callable by the pool's role.
+    #[error("the tenant pool cannot open: {reason}")]
+    ReleaseCheck {
+        /// What is missing and what to do (run rls-migrate).
+        reason: String,
+    },
+
     /// The database's error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -12,7 +12,7 @@ use sqlx::{AssertSqlSafe, Connection, Postgres};
 use super::begin::BeginPlan;
 use super::health::{self, Health, is_connection_lost};
 use super::recycle::Recycler;
-use super::release::{clean_settings, release_check};
+use super::release::{check_installed, clean_settings, release_check};
 use super::{DbError, TenantTx, TxOptions, TxTimeouts};
 use crate::connect::{ConnectError, DatabaseUrl};
 use crate::guard::{self, GuardOptions};
@@ -445,8 +445,9 @@ impl TenantPool {
     /// # Errors
     /// [`DbError::Guard`] with [`crate::guard::GuardError::Refused`] listing every `refuse`
     /// finding (for a deploy-role writer: a superuser or `BYPASSRLS` login), or the guard's own
-    /// errors (a missing schema, an unmigrated database); the database's error when no
-    /// connection can be had.
+    /// errors (a missing schema, an unmigrated database); [`DbError::ReleaseCheck`] when the
+    /// database lacks the release check of this version (run rls-migrate); the database's
+    /// error when no connection can be had.
     pub async fn from_pool(pool: PgPool, options: TenantPoolOptions) -> Result<Self, DbError> {
         Self::open(pool, options, false, Arc::default()).await
     }
@@ -460,6 +461,9 @@ impl TenantPool {
         health: Arc<Health>,
     ) -> Result<Self, DbError> {
         let peer_timeout = options.peer_timeout;
+        // What every COMMIT calls: a database rls-migrate has not brought up to this version
+        // is refused by name before anything else.
+        check_installed(&mut *pool.acquire().await?).await?;
         let entry = Self::entry(&pool, &options).await?;
         match &options.guard {
             GuardSetting::Run(guard_options) => {

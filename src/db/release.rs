@@ -3,7 +3,7 @@
 //! Every tenant transaction ends with one simple-query message:
 //!
 //! ```text
-//! COMMIT; SELECT <what is left, '' when nothing>; BEGIN
+//! COMMIT; SELECT rls_tenancy.release_check(...); BEGIN
 //! ```
 //!
 //! The check runs right after `COMMIT` (or `ROLLBACK`), in the same message, so it reaches
@@ -22,18 +22,26 @@
 //! protocol and are not counted), temporary tables and functions (only looked for once the
 //! session has a temporary schema, `pg_my_temp_schema() <> 0`), and the tenant variable.
 //!
+//! The check itself is `rls_tenancy.release_check`, a PL/pgSQL function rls-migrate installs
+//! (`policies/release_check.sql`): PL/pgSQL keeps its plans for the session, so the check is
+//! planned once per connection instead of in every `COMMIT` (as SQL text in the message it
+//! cost about 0.5 ms of server CPU a transaction, most of it parsing and planning). The pool
+//! refuses to open on a database without it, or with another version of it
+//! ([`check_installed`]).
+//!
 //! Settings are compared one by one ([`WATCHED_SETTINGS`]: what changes which rows a later
 //! transaction reaches, what it may write, how long it may run, how its text is parsed and
 //! printed) with their values on a clean connection, read once when the pool opens
-//! ([`clean_settings`]): `current_setting()` costs a microsecond, where listing `pg_settings`
-//! builds every parameter's row (~1.5 ms, most of what the check cost). Placeholder settings
+//! ([`clean_settings`]) and passed to the function: `current_setting()` costs a microsecond,
+//! where listing `pg_settings` builds every parameter's row (~1.5 ms). Placeholder settings
 //! (`app.anything`) were never listed by `pg_settings`; the tenant variable is checked
 //! by name.
 
 use std::sync::Arc;
 
-use sqlx::{AssertSqlSafe, PgPool, Row};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 
+use super::DbError;
 use crate::policy::{TenantVariable, quote_literal};
 
 /// Settings a transaction-mode pooler itself sets at session level on its server
@@ -118,34 +126,72 @@ pub(crate) async fn clean_settings(
         .collect()
 }
 
+/// The release check function with its version, compiled in from
+/// `policies/release_check.sql`, which rls-migrate installs. Idempotent.
+#[cfg(feature = "migrate")]
+pub(crate) const RELEASE_CHECK_SQL: &str = include_str!("../../policies/release_check.sql");
+
+/// The comment `policies/release_check.sql` puts on the function: the version this toolkit
+/// calls.
+const RELEASE_CHECK_VERSION: &str = "rls-tenancy release check 1";
+
+/// What the pool's role finds of `rls_tenancy.release_check`.
+#[derive(sqlx::FromRow)]
+struct Installed {
+    version: Option<String>,
+    usable: bool,
+}
+
+/// Checks that the database has the release check of this toolkit's version and that the
+/// connection's role may call it, before a pool hands out a transaction whose `COMMIT` would
+/// fail on it. Read from the catalogs, which every role may read; unnamed, so safe behind a
+/// transaction-mode pooler.
+///
+/// # Errors
+/// [`DbError::ReleaseCheck`] naming what is missing and telling to run rls-migrate; the
+/// database's error.
+pub(crate) async fn check_installed(conn: &mut PgConnection) -> Result<(), DbError> {
+    let installed: Option<Installed> = sqlx::query_as(
+        "SELECT pg_catalog.obj_description(p.oid, 'pg_proc') AS version,
+                pg_catalog.has_schema_privilege(n.oid, 'USAGE')
+                AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE') AS usable
+           FROM pg_catalog.pg_proc p
+           JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+          WHERE n.nspname = 'rls_tenancy' AND p.proname = 'release_check'
+            AND p.oid::pg_catalog.regprocedure::pg_catalog.text
+                = 'rls_tenancy.release_check(text,text,text[],text[])'",
+    )
+    .persistent(false)
+    .fetch_optional(conn)
+    .await?;
+    let reason = match installed {
+        None => "the database has no release check (rls_tenancy.release_check, installed by rls-migrate since the release check became a function): run rls-migrate".to_owned(),
+        Some(Installed { version, .. }) if version.as_deref() != Some(RELEASE_CHECK_VERSION) => format!(
+            "the database's release check is {}, this toolkit needs {RELEASE_CHECK_VERSION:?}: run rls-migrate of the same version as the application",
+            version.map_or_else(|| "of an unknown version".to_owned(), |v| format!("{v:?}"))
+        ),
+        Some(Installed { usable: false, .. }) => "the pool's role may not call rls_tenancy.release_check: run rls-migrate with --runtime-role naming this role".to_owned(),
+        Some(_) => return Ok(()),
+    };
+    Err(DbError::ReleaseCheck { reason })
+}
+
 /// The release check's `SELECT`: one text naming what the connection still carries after
 /// its transaction ended, `''` when it is clean. Names only, never values (a setting may
 /// hold a secret). The variable's name is a validated setting name, and every name and
-/// value is quoted as a literal.
+/// value is quoted as a literal; every name in the statement is schema-qualified, so a
+/// `search_path` a transaction left behind cannot redirect it.
 pub(crate) fn release_check(variable: &TenantVariable, clean: &[(String, String)]) -> Arc<str> {
-    let settings: Vec<String> = clean
+    let array = |items: Vec<String>| format!("ARRAY[{}]::pg_catalog.text[]", items.join(", "));
+    let (names, values): (Vec<String>, Vec<String>) = clean
         .iter()
-        .map(|(name, value)| {
-            let name = quote_literal(name);
-            format!(
-                "CASE WHEN current_setting({name}) IS DISTINCT FROM {} THEN {name} END",
-                quote_literal(value)
-            )
-        })
-        .collect();
+        .map(|(name, value)| (quote_literal(name), quote_literal(value)))
+        .unzip();
     format!(
-        "SELECT concat_ws('; ', \
-(SELECT 'held cursors: ' || string_agg(quote_ident(name), ', ') FROM pg_cursors WHERE is_holdable), \
-(SELECT 'LISTEN channels: ' || string_agg(quote_ident(c), ', ') FROM pg_listening_channels() AS c), \
-(SELECT 'advisory locks: ' || count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' HAVING count(*) > 0), \
-'session settings: ' || nullif(concat_ws(', ', {settings}), ''), \
-(SELECT 'prepared statements: ' || string_agg(quote_ident(name), ', ') FROM pg_prepared_statements WHERE from_sql), \
-CASE WHEN pg_my_temp_schema() <> 0 THEN concat_ws('; ', \
-(SELECT 'temporary tables: ' || string_agg(quote_ident(relname), ', ') FROM pg_class WHERE relnamespace = pg_my_temp_schema()), \
-(SELECT 'temporary functions: ' || string_agg(quote_ident(proname), ', ') FROM pg_proc WHERE pronamespace = pg_my_temp_schema())) END, \
-CASE WHEN coalesce(current_setting({variable}, true), '') <> '' THEN 'the tenant variable' END)",
-        settings = settings.join(", "),
-        variable = quote_literal(variable.as_str()),
+        "SELECT rls_tenancy.release_check({}, pg_catalog.current_setting('search_path'), {}, {})",
+        quote_literal(variable.as_str()),
+        array(names),
+        array(values),
     )
     .into()
 }
@@ -155,18 +201,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_check_names_the_variable_and_compares_each_setting_with_its_clean_value() {
+    fn the_check_names_the_variable_and_passes_each_setting_with_its_clean_value() {
         let variable = TenantVariable::default();
         let clean = [
             ("search_path".to_owned(), "\"$user\", public".to_owned()),
             ("lc_time".to_owned(), "it's".to_owned()),
         ];
-        let check = release_check(&variable, &clean);
-        assert!(check.contains("current_setting('app.tenant_id', true)"));
-        assert!(check.contains(
-            "CASE WHEN current_setting('search_path') IS DISTINCT FROM '\"$user\", public' THEN 'search_path' END"
-        ));
-        assert!(check.contains("IS DISTINCT FROM 'it''s' THEN 'lc_time' END"));
-        assert!(!check.contains("pg_settings"));
+        assert_eq!(
+            &*release_check(&variable, &clean),
+            "SELECT rls_tenancy.release_check('app.tenant_id', pg_catalog.current_setting('search_path'), \
+             ARRAY['search_path', 'lc_time']::pg_catalog.text[], ARRAY['\"$user\", public', 'it''s']::pg_catalog.text[])"
+        );
+    }
+
+    #[cfg(feature = "migrate")]
+    #[test]
+    fn the_installed_function_carries_the_version_the_pool_asks_for() {
+        assert!(RELEASE_CHECK_SQL.contains(&format!(
+            "COMMENT ON FUNCTION rls_tenancy.release_check(text, text, text[], text[]) IS '{RELEASE_CHECK_VERSION}';"
+        )));
     }
 }

@@ -163,7 +163,10 @@ impl LifecycleError {
             LifecycleError::Placement(err) => !matches!(err, PlacementError::Registry(_)),
             LifecycleError::Db(err) => matches!(
                 err,
-                DbError::Connect(_) | DbError::TenantKey(_) | DbError::TenantContext { .. }
+                DbError::Connect(_)
+                    | DbError::TenantKey(_)
+                    | DbError::TenantContext { .. }
+                    | DbError::ReleaseCheck { .. }
             ),
             LifecycleError::Database(_) => false,
             _ => true,

@@ -26,6 +26,7 @@ mod error;
 pub(crate) mod grants;
 mod policies;
 mod registry_notify;
+mod release_check;
 pub(crate) mod schemas;
 mod selector;
 pub(crate) mod signed;
@@ -403,6 +404,7 @@ async fn run(
     if options.mode == TenantContextMode::Plain {
         signed::uninstall(&mut tx).await?;
     }
+    release_check::install(&mut tx, &options.runtime_role).await?;
     registry_notify::install_registry_notify(&mut tx, decl).await?;
     register_static_tenants(&mut tx, decl).await?;
     grants::grant_runtime(&mut tx, decl, &options.runtime_role).await?;

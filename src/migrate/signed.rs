@@ -100,17 +100,21 @@ pub(super) async fn install(
 }
 
 /// Drops the signed context, keys and all, once the policies no longer call it: the plain
-/// context. Returns whether there was one.
+/// context. The `rls_tenancy` schema stays, with the release check every context uses.
+/// Returns whether there was one.
 pub(super) async fn uninstall(conn: &mut PgConnection) -> Result<bool> {
     let present: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace
-                         WHERE nspname IN ('rls_tenancy', 'rls_tenancy_secret'))",
+        "SELECT to_regnamespace('rls_tenancy_secret') IS NOT NULL
+             OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                         WHERE n.nspname = 'rls_tenancy' AND p.proname IN ('enter', 'tenant'))",
     )
     .fetch_one(&mut *conn)
     .await?;
     if present {
         sqlx::raw_sql(
-            "DROP SCHEMA IF EXISTS rls_tenancy CASCADE; DROP SCHEMA IF EXISTS rls_tenancy_secret CASCADE",
+            "DROP FUNCTION IF EXISTS rls_tenancy.enter(text, text, text, bigint, bigint, text), rls_tenancy.tenant(text);
+             DROP SCHEMA IF EXISTS rls_tenancy_secret CASCADE",
         )
         .execute(&mut *conn)
         .await?;

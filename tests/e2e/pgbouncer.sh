@@ -211,7 +211,7 @@ PY
 }
 
 say "the database has the signed tenant context; without its key file the demo refuses to start"
-[ "$(psql "${ADMIN_URL%/*}/$db" -Atqc "SELECT to_regnamespace('rls_tenancy') IS NOT NULL")" = t ] \
+[ "$(psql "${ADMIN_URL%/*}/$db" -Atqc "SELECT to_regprocedure('rls_tenancy.tenant(text)') IS NOT NULL")" = t ] \
   || fail "the database was not migrated with the signed tenant context"
 set +e
 env -u RLS_TENANT_KEY_FILE RUST_LOG=error timeout 60 "$bin/rls-demo" --database-url "$runtime_url?pgbouncer=true" \

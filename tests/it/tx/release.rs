@@ -8,7 +8,10 @@ use std::future::Future;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use rls_tenancy::{TenancyDeclaration, TenantPool, TenantPoolOptions, TenantTx};
+use rls_tenancy::{
+    DbError, MigrateOptions, REFERENCE_MIGRATIONS, TenancyDeclaration, TenantPool,
+    TenantPoolOptions, TenantTx, migrate_with,
+};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -216,6 +219,69 @@ async fn no_session_state_of_tenant_a_reaches_tenant_b() {
             }
         }
         tx.rollback().await.expect("rollback of tenant B");
+    }
+}
+
+/// A database without the release check of this version (migrated before it existed, by an
+/// older rls-migrate, or with the runtime role's grant taken back) is refused when the pool
+/// opens, with a message telling to run rls-migrate; after rls-migrate runs again the pool
+/// opens and its check closes a connection that carries state, as before.
+#[tokio::test]
+async fn a_pool_refuses_a_database_without_the_release_check_until_rls_migrate_runs() {
+    let fixture = TwoTenants::signed().await;
+    let function = "rls_tenancy.release_check(text, text, text[], text[])";
+    let runtime = fixture.db.runtime_role().as_str().to_owned();
+    let damages = [
+        (
+            format!("DROP FUNCTION {function}"),
+            "the database has no release check",
+        ),
+        (
+            format!("COMMENT ON FUNCTION {function} IS 'rls-tenancy release check 0'"),
+            "the database's release check is \"rls-tenancy release check 0\"",
+        ),
+        (
+            format!("REVOKE EXECUTE ON FUNCTION {function} FROM \"{runtime}\""),
+            "the pool's role may not call rls_tenancy.release_check",
+        ),
+    ];
+    let options = MigrateOptions::new(fixture.db.deploy_url().clone(), &runtime)
+        .expect("migrate options")
+        .tenant_key(fixture.db.tenant_key().expect("signed").clone());
+    let declaration = TenancyDeclaration::reference().expect("declaration");
+    for (damage, said) in damages {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(damage.clone()))
+            .execute(&fixture.admin)
+            .await
+            .expect("damage");
+        let opened =
+            TenantPool::from_pool(fixture.raw_runtime_pool(1).await, fixture.pool_options()).await;
+        match opened {
+            Err(DbError::ReleaseCheck { reason }) => {
+                assert!(reason.contains(said), "after {damage}: {reason}");
+                assert!(
+                    reason.contains("run rls-migrate"),
+                    "after {damage}: {reason}"
+                );
+            }
+            other => panic!("after {damage} the pool was not refused: {other:?}"),
+        }
+        migrate_with(&REFERENCE_MIGRATIONS, &declaration, &options)
+            .await
+            .expect("rls-migrate");
+        let pool = TenantPool::from_pool(fixture.raw_runtime_pool(1).await, fixture.pool_options())
+            .await
+            .expect("the pool opens after rls-migrate");
+        after_a_leaves(
+            &fixture,
+            &pool,
+            &["DECLARE leak CURSOR WITH HOLD FOR SELECT email FROM app.users"],
+            "held cursors: leak",
+        )
+        .await
+        .rollback()
+        .await
+        .expect("rollback of tenant B");
     }
 }
 
