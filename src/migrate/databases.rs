@@ -14,7 +14,9 @@ use sqlx::{Connection, PgConnection};
 use tokio::sync::Semaphore;
 
 use super::across::write_outcomes;
-use super::{MigrateError, MigrateOptions, SchemaOutcome, grants, policies, schemas, signed};
+use super::{
+    MigrateError, MigrateOptions, SchemaOutcome, grants, policies, release_check, schemas, signed,
+};
 use crate::connect::{ServerName, ServerSet, connect};
 use crate::placement::{PlacedDatabase, placed_databases};
 use crate::policy::{TenancyDeclaration, TenantContextMode, quote_literal};
@@ -36,8 +38,9 @@ pub(crate) struct DatabaseChanges {
 /// transaction, as the deploy role in `options`: creates the declaration's schema if need
 /// be, applies the tenant migrations it lacks (with `search_path` set to that schema,
 /// transaction-locally), installs or updates the signed context and keys (or removes it for
-/// the plain context), installs the policies on `decl`'s tenant tables, grants the runtime
-/// role DML on them and nothing else, and takes `TEMP`/`CREATE` back from `PUBLIC`.
+/// the plain context), installs the policies on `decl`'s tenant tables and the release check
+/// every tenant transaction's `COMMIT` calls, grants the runtime role DML on them and nothing
+/// else, and takes `TEMP`/`CREATE` back from `PUBLIC`.
 ///
 /// # Errors
 /// [`MigrateError::Migration`] when a migration fails or an applied one was changed since;
@@ -73,6 +76,7 @@ pub(crate) async fn migrate_database(
     if options.mode == TenantContextMode::Plain {
         signed::uninstall(conn).await?;
     }
+    release_check::install(conn, &options.runtime_role).await?;
     grants::grant_tenant_tables(conn, schema, decl, &options.runtime_role).await?;
     grants::revoke_public_defaults(conn).await?;
     Ok(DatabaseChanges {
