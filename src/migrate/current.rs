@@ -14,7 +14,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::Result;
-use super::policies::{TableState, is_canonical};
+use super::policies::{is_canonical, table_states};
 use crate::placement::SchemaName;
 use crate::policy::{Ident, TenancyDeclaration, TenantContext};
 
@@ -121,30 +121,8 @@ async fn policed(
     tables: &[&str],
     context: &TenantContext,
 ) -> Result<HashSet<String>> {
-    let rows: Vec<(String, String, bool, bool, Vec<String>)> = sqlx::query_as(
-        "SELECT n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
-                coalesce(array_agg(concat_ws('|', p.policyname, p.permissive, p.cmd,
-                                             p.roles::text, p.qual, p.with_check)
-                                   ORDER BY p.policyname)
-                         FILTER (WHERE p.policyname IS NOT NULL), '{}')
-           FROM pg_catalog.pg_class c
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-           LEFT JOIN pg_catalog.pg_policies p
-                  ON p.schemaname = n.nspname AND p.tablename = c.relname
-          WHERE n.nspname = ANY($1) AND c.relname = ANY($2) AND c.relkind IN ('r', 'p')
-          GROUP BY 1, 2, 3, 4",
-    )
-    .bind(names)
-    .bind(tables)
-    .fetch_all(&mut *conn)
-    .await?;
     let mut canonical: HashMap<String, usize> = HashMap::new();
-    for (schema, table, rls_enabled, rls_forced, policies) in rows {
-        let state = TableState {
-            rls_enabled,
-            rls_forced,
-            policies,
-        };
+    for (schema, table, state) in table_states(conn, names, tables).await? {
         let declared = decl
             .tenant_tables()
             .iter()

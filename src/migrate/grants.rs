@@ -5,7 +5,7 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use super::MigrateError;
 
 type Result<T, E = MigrateError> = std::result::Result<T, E>;
-use crate::policy::{Ident, TenancyDeclaration, TenantTable};
+use crate::policy::{Ident, TenancyDeclaration};
 
 /// Resets and grants the runtime role's privileges: nothing on any table of the schema but
 /// what the declaration names (tenant tables: `SELECT`, `DELETE`, column `INSERT` and
@@ -53,132 +53,317 @@ pub(super) async fn grant_runtime(
 
 /// Grants the runtime role DML on `decl`'s tenant tables in `schema` (the declaration's own,
 /// or a tenant's schema in the schema mode), and `USAGE` on the schema and on those tables'
-/// own sequences,
-/// after closing every table and sequence of the schema; in one round trip.
+/// own sequences, leaving it nothing else in the schema; what is in place already is not
+/// granted again. One catalog read, then at most one round trip: none when the privileges
+/// are exactly right (a rerun, a migration that added no column), only the missing grants
+/// when nothing is held that should not be (a new schema, an added column), else the full
+/// reset of [`tenant_table_grants`].
 pub(crate) async fn grant_tenant_tables(
     conn: &mut PgConnection,
     schema: &Ident,
     decl: &TenancyDeclaration,
     runtime: &Ident,
 ) -> Result<()> {
-    let sql = tenant_table_grants(conn, schema, decl, runtime).await?;
-    sqlx::raw_sql(AssertSqlSafe(sql.join(";\n")))
-        .execute(&mut *conn)
-        .await?;
+    let state = GrantState::read(conn, schema, decl, runtime).await?;
+    let sql = if state.stray {
+        state.full(schema, runtime)
+    } else {
+        state.missing(schema, runtime)
+    };
+    if !sql.is_empty() {
+        sqlx::raw_sql(AssertSqlSafe(sql.join(";\n")))
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
-/// The statements of [`grant_tenant_tables`].
+/// The statements that reset the runtime role's privileges in `schema` and grant what
+/// `decl`'s tenant tables need (see [`grant_tenant_tables`]).
 async fn tenant_table_grants(
     conn: &mut PgConnection,
     schema: &Ident,
     decl: &TenancyDeclaration,
     runtime: &Ident,
 ) -> Result<Vec<String>> {
-    let mut sql = vec![
-        format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"),
-        format!("GRANT USAGE ON SCHEMA {schema} TO {runtime}"),
-        // Closed until declared: every table, view and sequence of the schema starts from
-        // nothing (a table a migration created without a declaration, or one an older
-        // install opened by default privileges, stays closed); the declared ones are opened
-        // below, in the same transaction, so nothing declared is ever closed in between.
-        format!("REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC, {runtime}"),
-        format!("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM PUBLIC, {runtime}"),
-    ];
-    for table in decl.tenant_tables() {
-        let (insertable, updatable) = writable_columns(conn, schema, table).await?;
-        let target = format!("{schema}.{}", table.name);
-        sql.push(format!(
-            "GRANT SELECT, DELETE ON TABLE {target} TO {runtime}"
-        ));
-        if !insertable.is_empty() {
-            sql.push(format!(
-                "GRANT INSERT ({}) ON TABLE {target} TO {runtime}",
-                column_list(&insertable)
-            ));
-        }
-        if !updatable.is_empty() {
-            sql.push(format!(
-                "GRANT UPDATE ({}) ON TABLE {target} TO {runtime}",
-                column_list(&updatable)
-            ));
-        }
-    }
-    let sequences = declared_sequences(conn, schema, decl).await?;
-    if !sequences.is_empty() {
-        sql.push(format!(
-            "GRANT USAGE ON SEQUENCE {} TO {runtime}",
-            sequences.join(", ")
-        ));
-    }
-    Ok(sql)
+    Ok(GrantState::read(conn, schema, decl, runtime)
+        .await?
+        .full(schema, runtime))
 }
 
-/// The sequences `decl`'s tenant tables in `schema` own (serial and identity columns),
-/// quoted and schema-qualified: the only ones the runtime role may use. Another table's
-/// sequence stays closed, so an undeclared table's ids cannot even be drawn.
-async fn declared_sequences(
-    conn: &mut PgConnection,
-    schema: &Ident,
-    decl: &TenancyDeclaration,
-) -> Result<Vec<String>> {
-    let tables: Vec<&str> = decl
-        .tenant_tables()
-        .iter()
-        .map(|t| t.name.as_str())
-        .collect();
-    Ok(sqlx::query_scalar(
-        "SELECT format('%I.%I', sn.nspname, s.relname)
-           FROM pg_catalog.pg_depend d
-           JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-           JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
-           JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
-           JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
-          WHERE d.classid = 'pg_catalog.pg_class'::regclass
-            AND d.refclassid = 'pg_catalog.pg_class'::regclass
-            AND d.deptype IN ('a', 'i')
-            AND tn.nspname = $1 AND t.relname = ANY($2)
-          ORDER BY 1",
-    )
-    .bind(schema.as_str())
-    .bind(&tables)
-    .fetch_all(&mut *conn)
-    .await?)
+/// The runtime role's privileges in one schema as the catalogs hold them, against what the
+/// declaration's tenant tables need, read in one statement.
+struct GrantState {
+    /// Something is granted (to the runtime role or to `PUBLIC`) that the grants would not
+    /// give: a table not declared, TRUNCATE, a column the role may not write, a grant option.
+    stray: bool,
+    /// `PUBLIC` holds a privilege on the schema.
+    public_on_schema: bool,
+    /// The runtime role may use the schema.
+    usage: bool,
+    /// The tenant tables' own sequences, quoted and schema-qualified.
+    sequences: Vec<String>,
+    /// Those the runtime role may not use yet.
+    missing_sequences: Vec<String>,
+    tables: Vec<TableGrants>,
 }
 
-/// Columns the runtime role may insert (all but generated and identity columns, and `id`)
-/// and update (those, less the tenant column).
-async fn writable_columns(
-    conn: &mut PgConnection,
-    schema: &Ident,
-    table: &TenantTable,
-) -> Result<(Vec<Ident>, Vec<Ident>)> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT a.attname::text
-           FROM pg_catalog.pg_attribute a
-           JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname = $1 AND c.relname = $2
-            AND a.attnum > 0 AND NOT a.attisdropped
-            AND a.attidentity = '' AND a.attgenerated = ''
-            AND a.attname <> 'id'
-          ORDER BY a.attnum",
-    )
-    .bind(schema.as_str())
-    .bind(table.name.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
-    let insertable = names
-        .iter()
-        .map(|n| Ident::parse("column", n))
-        .collect::<Result<Vec<_>, _>>()?;
-    let updatable = insertable
-        .iter()
-        .filter(|c| **c != table.column)
-        .cloned()
-        .collect();
-    Ok((insertable, updatable))
+/// One declared tenant table's privileges: what the runtime role needs, and what it lacks.
+struct TableGrants {
+    table: Ident,
+    /// All columns but generated and identity columns, and `id`.
+    insertable: Vec<Ident>,
+    /// Those, less the tenant column.
+    updatable: Vec<Ident>,
+    /// The role may `SELECT` and `DELETE`.
+    read_delete: bool,
+    missing_insert: Vec<Ident>,
+    missing_update: Vec<Ident>,
 }
+
+impl GrantState {
+    async fn read(
+        conn: &mut PgConnection,
+        schema: &Ident,
+        decl: &TenancyDeclaration,
+        runtime: &Ident,
+    ) -> Result<Self> {
+        let (tables, columns): (Vec<&str>, Vec<&str>) = decl
+            .tenant_tables()
+            .iter()
+            .map(|t| (t.name.as_str(), t.column.as_str()))
+            .unzip();
+        let (stray, public_on_schema, usage, sequences, missing_sequences, tables): (
+            bool,
+            bool,
+            bool,
+            Vec<String>,
+            Vec<String>,
+            sqlx::types::Json<Vec<TableGrantsRow>>,
+        ) = sqlx::query_as(GRANT_STATE)
+            .bind(schema.as_str())
+            .bind(&tables)
+            .bind(&columns)
+            .bind(runtime.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Self {
+            stray,
+            public_on_schema,
+            usage,
+            sequences,
+            missing_sequences,
+            tables: tables
+                .0
+                .into_iter()
+                .map(TableGrants::try_from)
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Every statement: the schema's tables and sequences closed, the declared ones opened,
+    /// in the caller's transaction, so nothing declared is ever closed in between.
+    fn full(&self, schema: &Ident, runtime: &Ident) -> Vec<String> {
+        let mut sql = vec![
+            format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"),
+            format!("GRANT USAGE ON SCHEMA {schema} TO {runtime}"),
+            // Closed until declared: every table, view and sequence of the schema starts from
+            // nothing (a table a migration created without a declaration, or one an older
+            // install opened by default privileges, stays closed).
+            format!("REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC, {runtime}"),
+            format!("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM PUBLIC, {runtime}"),
+        ];
+        for table in &self.tables {
+            table.grants(
+                schema,
+                runtime,
+                true,
+                &table.insertable,
+                &table.updatable,
+                &mut sql,
+            );
+        }
+        if !self.sequences.is_empty() {
+            sql.push(format!(
+                "GRANT USAGE ON SEQUENCE {} TO {runtime}",
+                self.sequences.join(", ")
+            ));
+        }
+        sql
+    }
+
+    /// Only the grants the role lacks; valid when nothing is [`GrantState::stray`].
+    fn missing(&self, schema: &Ident, runtime: &Ident) -> Vec<String> {
+        let mut sql = Vec::new();
+        if self.public_on_schema {
+            sql.push(format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"));
+        }
+        if !self.usage {
+            sql.push(format!("GRANT USAGE ON SCHEMA {schema} TO {runtime}"));
+        }
+        for table in &self.tables {
+            table.grants(
+                schema,
+                runtime,
+                !table.read_delete,
+                &table.missing_insert,
+                &table.missing_update,
+                &mut sql,
+            );
+        }
+        if !self.missing_sequences.is_empty() {
+            sql.push(format!(
+                "GRANT USAGE ON SEQUENCE {} TO {runtime}",
+                self.missing_sequences.join(", ")
+            ));
+        }
+        sql
+    }
+}
+
+impl TableGrants {
+    /// Pushes the grants of `SELECT, DELETE` (when `read_delete`), `INSERT` on `insert` and
+    /// `UPDATE` on `update`.
+    fn grants(
+        &self,
+        schema: &Ident,
+        runtime: &Ident,
+        read_delete: bool,
+        insert: &[Ident],
+        update: &[Ident],
+        sql: &mut Vec<String>,
+    ) {
+        let target = format!("{schema}.{}", self.table);
+        if read_delete {
+            sql.push(format!(
+                "GRANT SELECT, DELETE ON TABLE {target} TO {runtime}"
+            ));
+        }
+        for (privilege, columns) in [("INSERT", insert), ("UPDATE", update)] {
+            if !columns.is_empty() {
+                sql.push(format!(
+                    "GRANT {privilege} ({}) ON TABLE {target} TO {runtime}",
+                    column_list(columns)
+                ));
+            }
+        }
+    }
+}
+
+/// A [`TableGrants`] as the statement returns it, in JSON.
+#[derive(serde::Deserialize)]
+struct TableGrantsRow {
+    table: String,
+    insertable: Vec<String>,
+    updatable: Vec<String>,
+    read_delete: bool,
+    missing_insert: Vec<String>,
+    missing_update: Vec<String>,
+}
+
+impl TryFrom<TableGrantsRow> for TableGrants {
+    type Error = MigrateError;
+
+    fn try_from(row: TableGrantsRow) -> Result<Self> {
+        let idents = |names: Vec<String>| -> Result<Vec<Ident>> {
+            names
+                .iter()
+                .map(|n| Ok(Ident::parse("column", n)?))
+                .collect()
+        };
+        Ok(Self {
+            table: Ident::parse("table", &row.table)?,
+            insertable: idents(row.insertable)?,
+            updatable: idents(row.updatable)?,
+            read_delete: row.read_delete,
+            missing_insert: idents(row.missing_insert)?,
+            missing_update: idents(row.missing_update)?,
+        })
+    }
+}
+
+/// The runtime role's privileges in schema `$1`, whose tenant tables are `$2` with tenant
+/// columns `$3`, for role `$4`: one row (stray, public_on_schema, usage, sequences,
+/// missing_sequences, tables as JSON). Privileges are read from the ACLs themselves
+/// (`aclexplode`), not through role membership, as the REVOKEs and GRANTs write them.
+const GRANT_STATE: &str = "
+WITH declared AS (
+    SELECT d.relname, d.tenant_column FROM unnest($2::text[], $3::text[]) AS d(relname, tenant_column)
+), runtime AS (
+    SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $4
+), ns AS (
+    SELECT oid, nspacl FROM pg_catalog.pg_namespace WHERE nspname = $1::text
+), rels AS (
+    SELECT c.oid, c.relname, c.relkind, c.relacl, d.tenant_column, d.relname IS NOT NULL AS declared
+      FROM pg_catalog.pg_class c
+      JOIN ns ON ns.oid = c.relnamespace
+      LEFT JOIN declared d ON d.relname = c.relname AND c.relkind IN ('r', 'p')
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+), sequences AS (
+    SELECT s.oid, format('%I.%I', $1::text, s.relname) AS name
+      FROM pg_catalog.pg_depend dep
+      JOIN rels s ON s.oid = dep.objid AND s.relkind = 'S'
+      JOIN rels t ON t.oid = dep.refobjid AND t.declared
+     WHERE dep.classid = 'pg_catalog.pg_class'::regclass
+       AND dep.refclassid = 'pg_catalog.pg_class'::regclass
+       AND dep.deptype IN ('a', 'i')
+), acl AS (
+    SELECT r.oid, x.grantee, x.privilege_type, x.is_grantable
+      FROM rels r, aclexplode(r.relacl) x
+     WHERE x.grantee = 0 OR x.grantee = (SELECT oid FROM runtime)
+), cols AS (
+    SELECT r.oid, r.relname, a.attnum, a.attname::text AS attname, a.attacl,
+           a.attidentity = '' AND a.attgenerated = '' AND a.attname <> 'id' AS insertable,
+           a.attidentity = '' AND a.attgenerated = '' AND a.attname <> 'id'
+               AND a.attname <> r.tenant_column AS updatable
+      FROM rels r
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+     WHERE r.declared
+), col_acl AS (
+    SELECT c.oid, c.attname, x.grantee, x.privilege_type, x.is_grantable
+      FROM pg_catalog.pg_attribute a
+      JOIN rels r ON r.oid = a.attrelid
+      LEFT JOIN cols c ON c.oid = a.attrelid AND c.attnum = a.attnum,
+           aclexplode(a.attacl) x
+     WHERE a.attnum > 0 AND (x.grantee = 0 OR x.grantee = (SELECT oid FROM runtime))
+)
+SELECT
+    EXISTS (SELECT 1 FROM acl JOIN rels r ON r.oid = acl.oid
+             WHERE acl.grantee = 0 OR acl.is_grantable
+                OR NOT ((r.declared AND acl.privilege_type IN ('SELECT', 'DELETE'))
+                        OR (acl.oid IN (SELECT oid FROM sequences) AND acl.privilege_type = 'USAGE')))
+    OR EXISTS (SELECT 1 FROM col_acl x
+                WHERE x.grantee = 0 OR x.is_grantable OR x.attname IS NULL
+                   OR NOT ((x.privilege_type = 'INSERT'
+                            AND (SELECT insertable FROM cols c WHERE c.oid = x.oid AND c.attname = x.attname))
+                        OR (x.privilege_type = 'UPDATE'
+                            AND (SELECT updatable FROM cols c WHERE c.oid = x.oid AND c.attname = x.attname))))
+        AS stray,
+    EXISTS (SELECT 1 FROM ns, aclexplode(ns.nspacl) x WHERE x.grantee = 0) AS public_on_schema,
+    EXISTS (SELECT 1 FROM ns, aclexplode(ns.nspacl) x
+             WHERE x.grantee = (SELECT oid FROM runtime) AND x.privilege_type = 'USAGE') AS usage,
+    coalesce((SELECT array_agg(name ORDER BY name) FROM sequences), '{}') AS sequences,
+    coalesce((SELECT array_agg(name ORDER BY name) FROM sequences s
+               WHERE NOT EXISTS (SELECT 1 FROM acl WHERE acl.oid = s.oid AND acl.privilege_type = 'USAGE'
+                                                     AND acl.grantee <> 0)), '{}') AS missing_sequences,
+    coalesce((SELECT json_agg(json_build_object(
+        'table', r.relname,
+        'insertable', coalesce((SELECT array_agg(c.attname ORDER BY c.attnum) FROM cols c
+                                 WHERE c.oid = r.oid AND c.insertable), '{}'),
+        'updatable', coalesce((SELECT array_agg(c.attname ORDER BY c.attnum) FROM cols c
+                                WHERE c.oid = r.oid AND c.updatable), '{}'),
+        'read_delete', (SELECT count(DISTINCT privilege_type) = 2 FROM acl
+                         WHERE acl.oid = r.oid AND acl.grantee <> 0
+                           AND acl.privilege_type IN ('SELECT', 'DELETE')),
+        'missing_insert', coalesce((SELECT array_agg(c.attname ORDER BY c.attnum) FROM cols c
+            WHERE c.oid = r.oid AND c.insertable
+              AND NOT EXISTS (SELECT 1 FROM col_acl x WHERE x.oid = c.oid AND x.attname = c.attname
+                                AND x.grantee <> 0 AND x.privilege_type = 'INSERT')), '{}'),
+        'missing_update', coalesce((SELECT array_agg(c.attname ORDER BY c.attnum) FROM cols c
+            WHERE c.oid = r.oid AND c.updatable
+              AND NOT EXISTS (SELECT 1 FROM col_acl x WHERE x.oid = c.oid AND x.attname = c.attname
+                                AND x.grantee <> 0 AND x.privilege_type = 'UPDATE')), '{}')
+        ) ORDER BY r.relname) FROM rels r WHERE r.declared), '[]') AS tables";
 
 fn column_list(columns: &[Ident]) -> String {
     columns

@@ -1,5 +1,7 @@
 //! Installs the isolation policy on every declared tenant table, changing only what differs.
 
+use std::collections::HashMap;
+
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::MigrateError;
@@ -11,7 +13,6 @@ use crate::policy::{
 };
 
 /// What the database holds for one tenant table, read from the catalogs.
-#[derive(sqlx::FromRow)]
 pub(super) struct TableState {
     pub(super) rls_enabled: bool,
     pub(super) rls_forced: bool,
@@ -27,9 +28,28 @@ pub(super) async fn install_policies(
     decl: &TenancyDeclaration,
     context: &TenantContext,
 ) -> Result<Vec<String>> {
+    let tables: Vec<&str> = decl
+        .tenant_tables()
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    let mut states: HashMap<String, TableState> = table_states(conn, &[schema.as_str()], &tables)
+        .await?
+        .into_iter()
+        .map(|(_, table, state)| (table, state))
+        .collect();
     let mut changed = Vec::new();
     for table in decl.tenant_tables() {
-        let state = table_state(conn, schema, table).await?;
+        let state =
+            states
+                .remove(table.name.as_str())
+                .ok_or_else(|| DeclarationError::Mismatch {
+                    what: format!(
+                        "tenant table {}.{} does not exist",
+                        schema.as_str(),
+                        table.name.as_str()
+                    ),
+                })?;
         if is_canonical(&state, table, context) {
             continue;
         }
@@ -59,39 +79,41 @@ pub(super) async fn install_policies(
     Ok(changed)
 }
 
-async fn table_state(
+/// The RLS state of each of `tables` in each of `schemas` that exist: (schema, table, state),
+/// in one statement.
+pub(super) async fn table_states(
     conn: &mut PgConnection,
-    schema: &Ident,
-    table: &TenantTable,
-) -> Result<TableState> {
-    let state: Option<TableState> = sqlx::query_as(
-        "SELECT c.relrowsecurity AS rls_enabled,
-                c.relforcerowsecurity AS rls_forced,
+    schemas: &[&str],
+    tables: &[&str],
+) -> Result<Vec<(String, String, TableState)>> {
+    let rows: Vec<(String, String, bool, bool, Vec<String>)> = sqlx::query_as(
+        "SELECT n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
                 coalesce(array_agg(concat_ws('|', p.policyname, p.permissive, p.cmd,
                                              p.roles::text, p.qual, p.with_check)
                                    ORDER BY p.policyname)
-                         FILTER (WHERE p.policyname IS NOT NULL), '{}') AS policies
+                         FILTER (WHERE p.policyname IS NOT NULL), '{}')
            FROM pg_catalog.pg_class c
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
            LEFT JOIN pg_catalog.pg_policies p
                   ON p.schemaname = n.nspname AND p.tablename = c.relname
-          WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
-          GROUP BY c.relrowsecurity, c.relforcerowsecurity",
+          WHERE n.nspname = ANY($1) AND c.relname = ANY($2) AND c.relkind IN ('r', 'p')
+          GROUP BY 1, 2, 3, 4",
     )
-    .bind(schema.as_str())
-    .bind(table.name.as_str())
-    .fetch_optional(&mut *conn)
+    .bind(schemas)
+    .bind(tables)
+    .fetch_all(&mut *conn)
     .await?;
-    state.ok_or_else(|| {
-        DeclarationError::Mismatch {
-            what: format!(
-                "tenant table {}.{} does not exist",
-                schema.as_str(),
-                table.name.as_str()
-            ),
-        }
-        .into()
-    })
+    Ok(rows
+        .into_iter()
+        .map(|(schema, table, rls_enabled, rls_forced, policies)| {
+            let state = TableState {
+                rls_enabled,
+                rls_forced,
+                policies,
+            };
+            (schema, table, state)
+        })
+        .collect())
 }
 
 /// Whether `table`'s state is what [`install_policies`] would make it.
