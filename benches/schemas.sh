@@ -6,9 +6,11 @@
 #      script (one statement, one commit per schema, as rls-migrate commits per schema);
 #   3. `rls-migrate --strategy schema` with nothing to apply;
 #   4. one server connection's memory as it runs the demo's page query in 1, 500, 1000 and
-#      all N schemas (relation cache growth): the backend's memory contexts and its RssAnon;
+#      all N schemas (relation cache growth): the backend's memory contexts, its RssAnon and
+#      its Private_Dirty;
 #   5. `rls-seed --accounts N` against `rls-seed --strategy schema --accounts N` on two fresh
-#      databases (SEED_ACCOUNTS, default N; SEED_ACCOUNTS=0 skips it).
+#      databases (SEED_ACCOUNTS, default N; SEED_ACCOUNTS=0 skips it), and step 4's memory in
+#      the RLS mode: one connection running the page query for each seeded tenant.
 # Prints the times and the ratios. A figure, not a test: nothing here asserts.
 #
 #   benches/schemas.sh                 # 2000 tenant schemas
@@ -100,19 +102,34 @@ migrate --tenant-migrations "$work/tenant"
 noop_seconds="$(echo "$(now) - $start" | bc)"
 
 echo "== one connection runs the page query in each of the $TENANTS schemas: its memory"
-{
-  echo "SELECT 0, sum(total_bytes) / 1024, substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') from 'RssAnon:\s+(\d+) kB') FROM pg_backend_memory_contexts;"
-  n=0
-  while read -r schema; do
+# A backend's memory: its memory contexts, RssAnon (/proc/PID/status) and Private_Dirty
+# (/proc/PID/smaps_rollup), read by the backend itself (as the superuser, who may read them).
+memory_row() {
+  echo "SELECT $1, (sum(total_bytes) / 1024)::bigint,
+          substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') from 'RssAnon:\s+(\d+) kB'),
+          substring(pg_read_file('/proc/' || pg_backend_pid() || '/smaps_rollup') from 'Private_Dirty:\s+(\d+) kB')
+     FROM pg_backend_memory_contexts;"
+}
+page_in_schema() {
+  echo "SELECT count(*) FROM (SELECT s.id FROM $1.subtasks s JOIN $1.tasks t ON t.account_id = s.account_id AND t.id = s.task_id JOIN $1.projects p ON p.account_id = t.account_id AND p.id = t.project_id ORDER BY s.name, s.id LIMIT 10) AS page;"
+}
+page_for_tenant() {
+  echo "SELECT count(*) FROM (SELECT s.id FROM app.subtasks s JOIN app.tasks t ON t.account_id = s.account_id AND t.id = s.task_id JOIN app.projects p ON p.account_id = t.account_id AND p.id = t.project_id WHERE s.account_id = $1 ORDER BY s.name, s.id LIMIT 10) AS page;"
+}
+# touch_sql TOTAL PAGE: PAGE's query for each line of stdin, memory rows at 0, 1, 500, 1000, TOTAL.
+touch_sql() {
+  local n=0 item
+  memory_row 0
+  while read -r item; do
     n=$((n + 1))
-    echo "SELECT count(*) FROM (SELECT s.id FROM $schema.subtasks s JOIN $schema.tasks t ON t.account_id = s.account_id AND t.id = s.task_id JOIN $schema.projects p ON p.account_id = t.account_id AND p.id = t.project_id ORDER BY s.name, s.id LIMIT 10) AS page;"
-    case "$n" in 1 | 500 | 1000 | "$TENANTS")
-      echo "SELECT $n, sum(total_bytes) / 1024, substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') from 'RssAnon:\s+(\d+) kB') FROM pg_backend_memory_contexts;" ;;
-    esac
-  done < <(psql "$deploy_url" -X -Atq -c "SELECT quote_ident(schema_name) FROM app.accounts ORDER BY id")
-} >"$work/touch.sql"
-# As the superuser (it may read its own /proc status); the relation cache fills the same way.
-psql "${server}/${db}" -X -Atq -F ' ' -v ON_ERROR_STOP=1 -f "$work/touch.sql" | awk 'NF == 3' >"$work/memory.txt"
+    "$2" "$item"
+    case "$n" in 1 | 500 | 1000 | "$1") memory_row "$n" ;; esac
+  done
+}
+psql "$deploy_url" -X -Atq -c "SELECT quote_ident(schema_name) FROM app.accounts ORDER BY id" |
+  touch_sql "$TENANTS" page_in_schema >"$work/touch.sql"
+# As the superuser (it may read its own /proc files); the relation cache fills the same way.
+psql "${server}/${db}" -X -Atq -F ' ' -v ON_ERROR_STOP=1 -f "$work/touch.sql" | awk 'NF == 4' >"$work/memory.txt"
 
 if [ "$SEED_ACCOUNTS" -gt 0 ]; then
   for target in "$seed_rls" "$seed_schema"; do
@@ -135,6 +152,10 @@ if [ "$SEED_ACCOUNTS" -gt 0 ]; then
     "$BIN/rls-seed" --strategy schema --runtime-role "$runtime" --accounts "$SEED_ACCOUNTS" | tr '\n' ' '
   seed_schema_seconds="$(echo "$(now) - $start" | bc)"
   echo
+  echo "== one connection runs the page query for each of the $SEED_ACCOUNTS RLS tenants: its memory"
+  psql "postgres://$deploy:$password@$hostport/$seed_rls" -X -Atq -c "SELECT id FROM app.accounts ORDER BY id" |
+    touch_sql "$SEED_ACCOUNTS" page_for_tenant >"$work/touch_rls.sql"
+  psql "${server}/${seed_rls}" -X -Atq -F ' ' -v ON_ERROR_STOP=1 -f "$work/touch_rls.sql" | awk 'NF == 4' >"$work/memory_rls.txt"
 fi
 
 printf '\n%-52s %8.2f s\n' "rls-migrate: create $TENANTS tenant schemas" "$create_seconds"
@@ -144,11 +165,15 @@ printf '%-52s %8.2f x\n' "ratio rls-migrate / psql" "$(echo "$add_seconds / $psq
 printf '%-52s %8.2f s\n' "rls-migrate: nothing to apply ($TENANTS schemas)" "$noop_seconds"
 
 echo
-echo "one connection's memory after the page query in K schemas (memory contexts, RssAnon):"
-while read -r k contexts anon; do
-  printf '  %5d schemas: %8d kB in memory contexts, %8d kB RssAnon\n' "$k" "$contexts" "$anon"
+echo "one connection's memory after the page query in K schemas (memory contexts, RssAnon, Private_Dirty):"
+while read -r k contexts anon private; do
+  printf '  %5d schemas: %8d kB in memory contexts, %8d kB RssAnon, %8d kB Private_Dirty\n' "$k" "$contexts" "$anon" "$private"
 done <"$work/memory.txt"
 if [ "$SEED_ACCOUNTS" -gt 0 ]; then
+  echo "the same, RLS mode: the page query for K tenants in the shared tables:"
+  while read -r k contexts anon private; do
+    printf '  %5d tenants: %8d kB in memory contexts, %8d kB RssAnon, %8d kB Private_Dirty\n' "$k" "$contexts" "$anon" "$private"
+  done <"$work/memory_rls.txt"
   printf '\n%-52s %8.2f s\n' "rls-seed --accounts $SEED_ACCOUNTS (RLS)" "$seed_rls_seconds"
   printf '%-52s %8.2f s\n' "rls-seed --strategy schema --accounts $SEED_ACCOUNTS" "$seed_schema_seconds"
   printf '%-52s %8.2f x\n' "ratio schema / RLS" "$(echo "$seed_schema_seconds / $seed_rls_seconds" | bc -l)"

@@ -128,7 +128,7 @@ pub use embedded::{
 #[cfg(feature = "migrate")]
 pub use lifecycle::{
     DropPlan, LifecycleError, NewTenant, RunOutcome, RunReport, TenantLifecycle, TenantRecord,
-    TenantRun, TenantSelector, drop_tenant_database, list_text, provision_database,
+    TenantRun, drop_tenant_database, list_text, provision_database,
 };
 #[cfg(feature = "migrate")]
 pub use migrate::{

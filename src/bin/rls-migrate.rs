@@ -10,8 +10,8 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rls_tenancy::cli::{self, CliError, DeclarationArg, DeployArgs};
 use rls_tenancy::{
-    SchemaSelector, Strategy, TenantKey, TenantSelector, migrate_databases, migrate_selected,
-    migrate_with, migrator_from_dir, select_databases, select_schemas,
+    SchemaSelector, Strategy, TenantKey, migrate_databases, migrate_selected, migrate_with,
+    migrator_from_dir, select_databases, select_schemas,
 };
 
 /// Apply your sqlx migrations, install the tenant isolation policies on every tenant table
@@ -113,12 +113,20 @@ async fn run(args: &Args) -> Result<bool, CliError> {
         options = options.retire_old_keys();
     }
     if declaration.strategy() == Strategy::Database {
-        let selector: TenantSelector = args.tenants.parse()?;
-        let slugs = match &selector {
-            TenantSelector::Slugs(slugs) => {
-                Some(slugs.iter().map(ToString::to_string).collect::<Vec<_>>())
+        // The one selector type; the database mode takes `all` or tenant slugs.
+        let slugs = match args.tenants.parse::<SchemaSelector>()? {
+            SchemaSelector::All => None,
+            SchemaSelector::Name(slug) => Some(vec![slug]),
+            SchemaSelector::Any(parts)
+                if parts.iter().all(|p| matches!(p, SchemaSelector::Name(_))) =>
+            {
+                Some(parts.iter().map(ToString::to_string).collect::<Vec<_>>())
             }
-            _ => None,
+            other => {
+                return Err(CliError::Usage(format!(
+                    "--tenants {other}: the database mode selects all or tenant slugs"
+                )));
+            }
         };
         println!("{}", migrate_with(&migrator, &declaration, &options).await?);
         let tenant_migrator = migrator_from_dir(&args.tenant_migrations.path).await?;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use rls_tenancy::cli::{self, CliError, DeclarationArg, DeployArgs};
 use rls_tenancy::{
-    NewTenant, Strategy, TenantKey, TenantLifecycle, TenantSelector, TenantSlug, list_text,
-    migrator_from_dir,
+    BaseDomain, NewTenant, SchemaSelector, Strategy, TenantKey, TenantLifecycle, TenantSlug,
+    list_text, migrator_from_dir,
 };
 
 /// Create, list, suspend, resume, rename and drop tenants, and run SQL in each tenant's
@@ -36,6 +36,12 @@ struct Args {
 
     #[command(flatten)]
     tenant_migrations: cli::TenantMigrationsArg,
+
+    /// The domain the servers route tenants' subdomains under (as rls-demo's): a domain
+    /// `<other-slug>.<base-domain>` is refused for a tenant, subdomain routing gives it to
+    /// the tenant `other-slug`.
+    #[arg(long, env = "RLS_BASE_DOMAIN", default_value = "localhost")]
+    base_domain: String,
 
     #[command(flatten)]
     servers: cli::ServersArg,
@@ -107,7 +113,8 @@ enum Command {
     },
     /// Run SQL as the deploy role in each selected tenant's context, one transaction each.
     Run {
-        /// `all`, or a comma-separated list of tenant slugs.
+        /// Which tenants, as `rls-migrate --schemas` selects schemas: all, :static:,
+        /// :dynamic:, a schema name, a slug or domain prefix, or a comma-separated list.
         #[arg(long, value_name = "SELECTOR")]
         tenants: String,
         /// The SQL to run.
@@ -173,7 +180,10 @@ async fn run(args: &Args) -> Result<bool, CliError> {
     }
     let creates_schema = matches!(args.command, Command::Create { .. })
         && matches!(strategy, Strategy::Schema | Strategy::Database);
-    let mut lifecycle = TenantLifecycle::connect(declaration, options).await?;
+    let base: BaseDomain = args.base_domain.parse()?;
+    let mut lifecycle = TenantLifecycle::connect(declaration, options)
+        .await?
+        .base_domain(base);
     if strategy == Strategy::Database {
         lifecycle = lifecycle.servers(servers, args.database_pattern.pattern.clone());
     }
@@ -274,7 +284,7 @@ async fn command(lifecycle: &TenantLifecycle, command: &Command) -> Result<bool,
             command,
             file,
         } => {
-            let selector: TenantSelector = tenants.parse()?;
+            let selector: SchemaSelector = tenants.parse()?;
             let sql = match (command, file) {
                 (Some(sql), _) => sql.clone(),
                 (None, Some(path)) => std::fs::read_to_string(path)

@@ -126,7 +126,8 @@ impl TenantLifecycle {
     /// [`LifecycleError::SlugTaken`], [`LifecycleError::SchemaTaken`],
     /// [`LifecycleError::Placement`] for a reserved or malformed schema name,
     /// [`LifecycleError::NoTenantMigrations`] in the schema mode without tenant migrations,
-    /// [`LifecycleError::Domain`] for a domain another tenant has (or a static tenant's);
+    /// [`LifecycleError::Domain`] for a domain another tenant has (or a static tenant's, or
+    /// another tenant's subdomain under the [base domain](TenantLifecycle::base_domain));
     /// a database error (a failing migration) rolls everything back.
     #[tracing::instrument(skip_all, fields(slug = new.slug.as_str()))]
     pub async fn create(&self, new: &NewTenant) -> Result<TenantRecord> {
@@ -149,6 +150,9 @@ impl TenantLifecycle {
             ),
             None => None,
         };
+        for domain in &new.domains {
+            self.refuse_other_subdomain(&new.slug, domain)?;
+        }
         let mut tx = self.pool.begin().await?;
         self.check_free(&mut tx, &new.slug, schema.as_ref()).await?;
         let registry = self.decl.registry();
@@ -186,40 +190,45 @@ impl TenantLifecycle {
         })
     }
 
-    /// Refuses a slug another tenant has, and a schema that exists or another tenant names.
+    /// Refuses a slug another tenant has, and a schema that exists or another tenant names;
+    /// one round trip.
     pub(super) async fn check_free(
         &self,
         conn: &mut PgConnection,
         slug: &TenantSlug,
         schema: Option<&SchemaName>,
     ) -> Result<()> {
-        if self.slug_taken(conn, slug).await? {
+        let registry = self.decl.registry();
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM {shared}.{table} WHERE {slug_column} = $1),
+                    $2::text IS NOT NULL
+                    AND (to_regnamespace($2) IS NOT NULL
+                         OR EXISTS (SELECT 1 FROM {shared}.{table} WHERE {column}::text = $3))",
+            shared = self.decl.schema(),
+            table = registry.table,
+            slug_column = registry.slug_column,
+            column = match schema {
+                Some(_) => registry.schema_column.to_string(),
+                None => "NULL".to_owned(),
+            },
+        );
+        let (slug_taken, schema_taken): (bool, bool) = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(slug.as_str())
+            .bind(schema.map(ToString::to_string))
+            .bind(schema.map(SchemaName::as_str))
+            .fetch_one(conn)
+            .await?;
+        if slug_taken {
             return Err(LifecycleError::SlugTaken {
                 slug: slug.to_string(),
             });
         }
-        let Some(schema) = schema else {
-            return Ok(());
-        };
-        let registry = self.decl.registry();
-        let sql = format!(
-            "SELECT to_regnamespace($1) IS NOT NULL
-                    OR EXISTS (SELECT 1 FROM {shared}.{table} WHERE {column} = $2)",
-            shared = self.decl.schema(),
-            table = registry.table,
-            column = registry.schema_column,
-        );
-        let taken: bool = sqlx::query_scalar(AssertSqlSafe(sql))
-            .bind(schema.to_string())
-            .bind(schema.as_str())
-            .fetch_one(conn)
-            .await?;
-        if taken {
-            return Err(LifecycleError::SchemaTaken {
+        match schema {
+            Some(schema) if schema_taken => Err(LifecycleError::SchemaTaken {
                 schema: schema.as_str().to_owned(),
-            });
+            }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The registry row, with the placement columns `place` (the schema, or the server and

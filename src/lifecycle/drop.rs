@@ -59,9 +59,11 @@ impl TenantLifecycle {
     /// What [`TenantLifecycle::drop_tenant`] would remove; changes nothing.
     ///
     /// # Errors
+    /// [`crate::LifecycleError::StaticTenant`] for a static tenant of the declaration,
     /// [`crate::LifecycleError::TenantNotFound`]; in the schema mode [`crate::LifecycleError::NoSchema`]
     /// or [`crate::LifecycleError::SchemaMissing`]; a database error.
     pub async fn drop_plan(&self, slug: &crate::TenantSlug) -> Result<DropPlan> {
+        self.refuse_static(slug, "drop")?;
         let tenant = self.find(slug).await?;
         let prefix = match self.decl.strategy() {
             Strategy::Schema => {

@@ -105,6 +105,17 @@ pub enum LifecycleError {
         server: String,
     },
 
+    /// A static tenant of the declaration: the declaration is where it is changed.
+    #[error(
+        "tenant {slug} is a static tenant of the declaration: rls-tenant does not {action} it; edit or remove its [[static_tenant]] entry instead"
+    )]
+    StaticTenant {
+        /// The static tenant's name.
+        slug: String,
+        /// What was refused: `drop`, `rename` or `suspend`.
+        action: &'static str,
+    },
+
     /// The schema mode's create needs the tenant migrations.
     #[error("creating a tenant schema needs the tenant migrations: pass --tenant-migrations DIR")]
     NoTenantMigrations,

@@ -53,13 +53,13 @@ pub use drop::DropPlan;
 pub use error::LifecycleError;
 pub use provision::{drop_tenant_database, provision_database};
 pub use record::{TenantRecord, list_text};
-pub use run::{RunOutcome, RunReport, TenantRun, TenantSelector};
+pub use run::{RunOutcome, RunReport, TenantRun};
 
 use crate::db::{TenantPool, TenantPoolOptions, TxTimeouts};
 use crate::migrate::MigrateOptions;
 use crate::placement::SchemaName;
 use crate::policy::{Strategy, TenancyDeclaration, TenantContext};
-use crate::resolve::{self as domain_table, DomainName};
+use crate::resolve::{self as domain_table, BaseDomain, DomainName};
 use crate::tenant::TenantSlug;
 
 type Result<T, E = LifecycleError> = std::result::Result<T, E>;
@@ -77,6 +77,8 @@ pub struct TenantLifecycle {
     tenant_migrator: Option<Migrator>,
     /// The servers tenant databases go to, in the database mode.
     databases: Option<databases::TenantDatabases>,
+    /// The base domain subdomain routing works under, when known.
+    base_domain: Option<BaseDomain>,
     /// Whether the registry table has a `name` column (the reference's `accounts.name`).
     has_name: bool,
     select: String,
@@ -128,6 +130,7 @@ impl TenantLifecycle {
             context,
             tenant_migrator: None,
             databases: None,
+            base_domain: None,
             has_name,
             select,
         })
@@ -138,6 +141,29 @@ impl TenantLifecycle {
     pub fn tenant_migrations(mut self, migrator: Migrator) -> Self {
         self.tenant_migrator = Some(migrator);
         self
+    }
+
+    /// The base domain the servers route subdomains under (`rls-demo --base-domain`): a
+    /// domain that subdomain routing gives to another tenant (`globex.<base>` for `acme`) is
+    /// then refused by [`TenantLifecycle::add_domain`] and [`TenantLifecycle::create`].
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{MigrateOptions, TenancyDeclaration, TenantLifecycle};
+    /// # async fn demo(decl: TenancyDeclaration, options: MigrateOptions) -> Result<(), Box<dyn std::error::Error>> {
+    /// let lifecycle = TenantLifecycle::connect(decl, options).await?.base_domain("example.com".parse()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn base_domain(mut self, base: BaseDomain) -> Self {
+        self.base_domain = Some(base);
+        self
+    }
+
+    /// Refuses `domain` for tenant `slug` when subdomain routing gives it to another tenant.
+    fn refuse_other_subdomain(&self, slug: &TenantSlug, domain: &DomainName) -> Result<()> {
+        if let Some(base) = &self.base_domain {
+            domain.refuse_other_subdomain(slug, base)?;
+        }
+        Ok(())
     }
 
     /// The declaration the lifecycle works on.
@@ -198,9 +224,11 @@ impl TenantLifecycle {
     /// it at once.
     ///
     /// # Errors
-    /// [`LifecycleError::Domain`] for a domain another tenant has, a static tenant's, an
+    /// [`LifecycleError::Domain`] for a domain another tenant has, a static tenant's,
+    /// another tenant's subdomain under the [base domain](TenantLifecycle::base_domain), an
     /// unknown tenant, or a declaration without a domains table.
     pub async fn add_domain(&self, slug: &TenantSlug, domain: &DomainName) -> Result<TenantRecord> {
+        self.refuse_other_subdomain(slug, domain)?;
         let mut conn = self.pool.acquire().await?;
         domain_table::add_domain(&mut conn, &self.decl, slug, domain).await?;
         self.find(slug).await
@@ -239,8 +267,10 @@ impl TenantLifecycle {
     /// registry's change notice empties their caches). Its data stays.
     ///
     /// # Errors
+    /// [`LifecycleError::StaticTenant`] for a static tenant of the declaration,
     /// [`LifecycleError::TenantNotFound`], or a database error.
     pub async fn suspend(&self, slug: &TenantSlug) -> Result<TenantRecord> {
+        self.refuse_static(slug, "suspend")?;
         self.set_active(slug, false).await
     }
 
@@ -278,9 +308,12 @@ impl TenantLifecycle {
     /// resolving the old slug at once.
     ///
     /// # Errors
-    /// [`LifecycleError::TenantNotFound`], [`LifecycleError::SlugTaken`], or a database
-    /// error.
+    /// [`LifecycleError::StaticTenant`] for a static tenant of the declaration (or its name
+    /// as the new slug), [`LifecycleError::TenantNotFound`], [`LifecycleError::SlugTaken`],
+    /// or a database error.
     pub async fn rename(&self, slug: &TenantSlug, new: &TenantSlug) -> Result<TenantRecord> {
+        self.refuse_static(slug, "rename")?;
+        self.refuse_static(new, "rename another tenant to")?;
         let registry = self.decl.registry();
         let sql = format!(
             "UPDATE {schema}.{table} SET {slug_column} = $2 WHERE {slug_column} = $1",
@@ -307,6 +340,18 @@ impl TenantLifecycle {
         }
         tx.commit().await?;
         self.find(new).await
+    }
+
+    /// Refuses `action` on a static tenant: the declaration owns its name, schema and domains,
+    /// and `rls-migrate` would put back what the command changed.
+    fn refuse_static(&self, slug: &TenantSlug, action: &'static str) -> Result<()> {
+        match self.decl.static_tenants().iter().any(|t| t.name == *slug) {
+            true => Err(LifecycleError::StaticTenant {
+                slug: slug.to_string(),
+                action,
+            }),
+            false => Ok(()),
+        }
     }
 
     /// Closes the pool.

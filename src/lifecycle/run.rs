@@ -1,59 +1,14 @@
 //! [`TenantLifecycle::run`]: SQL run in each selected tenant's context, reported per tenant.
 
 use std::fmt;
-use std::str::FromStr;
 
 use sqlx::AssertSqlSafe;
 
 use super::{LifecycleError, Result, TenantLifecycle, TenantRecord};
+use crate::migrate::{MigrateError, SchemaSelector, name_selects};
 use crate::policy::Strategy;
+use crate::resolve::DomainName;
 use crate::tenant::TenantSlug;
-
-/// Which tenants `rls-tenant run --tenants` means: `all`, or a comma-separated list of slugs.
-///
-/// ```
-/// use rls_tenancy::TenantSelector;
-/// assert_eq!("all".parse::<TenantSelector>()?, TenantSelector::All);
-/// assert_eq!(
-///     "acme,globex".parse::<TenantSelector>()?,
-///     TenantSelector::Slugs(vec!["acme".parse()?, "globex".parse()?])
-/// );
-/// assert!("".parse::<TenantSelector>().is_err());
-/// assert!("acme,Globex".parse::<TenantSelector>().is_err());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TenantSelector {
-    /// Every registered tenant, suspended ones included.
-    All,
-    /// These tenants, in this order.
-    Slugs(Vec<TenantSlug>),
-}
-
-impl FromStr for TenantSelector {
-    type Err = LifecycleError;
-
-    fn from_str(input: &str) -> Result<Self> {
-        if input == "all" {
-            return Ok(Self::All);
-        }
-        let invalid = |reason: String| LifecycleError::InvalidSelector {
-            selector: input.to_owned(),
-            reason,
-        };
-        if input.trim().is_empty() {
-            return Err(invalid(
-                "give `all` or a comma-separated list of tenant slugs".to_owned(),
-            ));
-        }
-        input
-            .split(',')
-            .map(|slug| slug.parse().map_err(|e| invalid(format!("{slug:?}: {e}"))))
-            .collect::<Result<_>>()
-            .map(Self::Slugs)
-    }
-}
 
 /// What happened in one tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,18 +91,22 @@ impl fmt::Display for RunReport {
 }
 
 impl TenantLifecycle {
-    /// Runs `sql` (one or more statements) as the deploy role in each selected tenant's own
+    /// Runs `sql` (one or more statements) as the deploy role in each tenant `selector`
+    /// selects (read as `rls-migrate --schemas` reads it: `all`, `:static:`, `:dynamic:`, a
+    /// schema name, a slug or domain prefix, a comma-separated list), in each tenant's own
     /// tenant transaction: the tenant context set (the policies show and accept that
     /// tenant's rows only) and, in the schema mode, `search_path` at its schema. Each tenant
     /// commits or rolls back on its own; a failure is reported and the others go on.
     ///
     /// # Errors
-    /// Before anything runs: [`LifecycleError::TenantNotFound`] for a slug no tenant has,
+    /// Before anything runs: [`LifecycleError::InvalidSelector`] for `:shared:`,
+    /// [`LifecycleError::Migrate`] ([`MigrateError::NoSchemaMatches`]) for a name that selects
+    /// no tenant,
     /// [`LifecycleError::NoSchema`] or [`LifecycleError::SchemaMissing`] for a selected
     /// tenant in the schema mode, [`LifecycleError::Db`] when no tenant transaction can be
     /// opened (a signed database needs the tenant key).
     #[tracing::instrument(skip_all)]
-    pub async fn run(&self, selector: &TenantSelector, sql: &str) -> Result<RunReport> {
+    pub async fn run(&self, selector: &SchemaSelector, sql: &str) -> Result<RunReport> {
         let tenants = self.select(selector).await?;
         if self.decl.strategy() == Strategy::Schema {
             for tenant in &tenants {
@@ -175,18 +134,56 @@ impl TenantLifecycle {
         Ok(report)
     }
 
-    /// The tenants `selector` names, each checked to exist.
-    async fn select(&self, selector: &TenantSelector) -> Result<Vec<TenantRecord>> {
-        match selector {
-            TenantSelector::All => self.list().await,
-            TenantSelector::Slugs(slugs) => {
-                let mut tenants = Vec::with_capacity(slugs.len());
-                for slug in slugs {
-                    tenants.push(self.find(slug).await?);
+    /// The tenants `selector` selects, by slug; each name must select one.
+    async fn select(&self, selector: &SchemaSelector) -> Result<Vec<TenantRecord>> {
+        let tenants = self.list().await?;
+        let statics = self.decl.static_tenants();
+        let is_static = |t: &TenantRecord| statics.iter().any(|s| s.name == t.slug);
+        let mut chosen = vec![false; tenants.len()];
+        for part in selector.parts() {
+            if *part == SchemaSelector::Shared {
+                return Err(LifecycleError::InvalidSelector {
+                    selector: selector.to_string(),
+                    reason: "the shared schema is no tenant's; select tenants (all, :static:, :dynamic:, a slug, schema or domain prefix)".to_owned(),
+                });
+            }
+            let picks = |t: &TenantRecord| match part {
+                SchemaSelector::All => true,
+                SchemaSelector::Static => is_static(t),
+                SchemaSelector::Dynamic => !is_static(t),
+                SchemaSelector::Shared | SchemaSelector::Any(_) => false,
+                SchemaSelector::Name(name) => {
+                    let declared = statics
+                        .iter()
+                        .filter(|s| s.name == t.slug)
+                        .flat_map(|s| s.domains.iter().map(DomainName::as_str));
+                    name_selects(
+                        name,
+                        t.schema.as_deref(),
+                        t.slug.as_str(),
+                        t.domains.iter().map(String::as_str).chain(declared),
+                    )
                 }
-                Ok(tenants)
+            };
+            let mut any = false;
+            for (tenant, chosen) in tenants.iter().zip(chosen.iter_mut()) {
+                if picks(tenant) {
+                    *chosen = true;
+                    any = true;
+                }
+            }
+            if let (SchemaSelector::Name(name), false) = (part, any) {
+                return Err(MigrateError::NoSchemaMatches {
+                    selector: name.clone(),
+                }
+                .into());
             }
         }
+        Ok(tenants
+            .into_iter()
+            .zip(chosen)
+            .filter_map(|(tenant, chosen)| chosen.then_some(tenant))
+            .collect())
     }
 }
 

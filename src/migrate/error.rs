@@ -35,7 +35,7 @@ pub enum MigrateError {
 
     /// `--schemas` names no selector this tool knows.
     #[error(
-        "unknown schema selector {selector:?}: use all, :shared:, :static:, :dynamic:, a schema name or a domain prefix"
+        "unknown schema selector {selector:?}: use all, :shared:, :static:, :dynamic:, a schema name, a slug or domain prefix, or a comma-separated list of them"
     )]
     UnknownSelector {
         /// What was given, truncated for display.

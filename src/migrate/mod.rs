@@ -44,6 +44,7 @@ pub use databases::{DatabaseReport, DatabasesReport, migrate_databases, select_d
 pub use error::MigrateError;
 #[cfg(feature = "seed")]
 pub(crate) use schemas::migrate_schema;
+pub(crate) use selector::name_selects;
 pub use selector::{SchemaSelection, SchemaSelector, SelectedSchema, select_schemas};
 
 use crate::connect::{self, DatabaseUrl};
@@ -420,13 +421,32 @@ async fn run(
     })
 }
 
-/// Gives each static tenant its registry row (slug and schema; the registry's other columns
-/// take their defaults), so it has a tenant id for the database wall and is placed like any
-/// tenant. Under the schema strategy only; a row that exists keeps its id and gets the
-/// declared schema.
+/// Gives each static tenant its registry row (slug, and under the schema strategy its schema;
+/// the registry's other columns take their defaults), so it has a tenant id for the database
+/// wall and resolves like any tenant, in both strategies. A row that exists keeps its id and
+/// gets the declared schema.
+///
+/// # Errors
+/// [`DeclarationError::Invalid`] under the RLS strategy for a static tenant with its own
+/// migrations or tenant tables: every tenant shares the declaration's tables there.
 async fn register_static_tenants(conn: &mut PgConnection, decl: &TenancyDeclaration) -> Result<()> {
-    if decl.strategy() != crate::Strategy::Schema || decl.static_tenants().is_empty() {
+    if decl.static_tenants().is_empty() {
         return Ok(());
+    }
+    let schema_mode = decl.strategy() == crate::Strategy::Schema;
+    if !schema_mode
+        && let Some(own) = decl
+            .static_tenants()
+            .iter()
+            .find(|t| t.migrations.is_some() || !t.tenant_tables.is_empty())
+    {
+        return Err(crate::policy::DeclarationError::Invalid {
+            reason: format!(
+                "static tenant {} has its own migrations or tenant tables, which need the schema strategy: under strategy \"rls\" every tenant's rows live in the shared tables; remove them or set strategy = \"schema\"",
+                own.name
+            ),
+        }
+        .into());
     }
     let registry = decl.registry();
     let (slugs, schemas): (Vec<&str>, Vec<&str>) = decl
@@ -434,20 +454,25 @@ async fn register_static_tenants(conn: &mut PgConnection, decl: &TenancyDeclarat
         .iter()
         .map(|t| (t.name.as_str(), t.schema.as_str()))
         .unzip();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO {schema}.{table} ({slug}, {column})
-         SELECT * FROM unnest($1::text[], $2::text[])
-         ON CONFLICT ({slug}) DO UPDATE SET {column} = EXCLUDED.{column}
-          WHERE {table}.{column} IS DISTINCT FROM EXCLUDED.{column}",
-        schema = decl.schema(),
-        table = registry.table,
-        slug = registry.slug_column,
-        column = registry.schema_column,
-    )))
-    .bind(slugs)
-    .bind(schemas)
-    .execute(&mut *conn)
-    .await?;
+    let (schema, table, slug) = (decl.schema(), &registry.table, &registry.slug_column);
+    let query = if schema_mode {
+        let column = &registry.schema_column;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {schema}.{table} ({slug}, {column})
+             SELECT * FROM unnest($1::text[], $2::text[])
+             ON CONFLICT ({slug}) DO UPDATE SET {column} = EXCLUDED.{column}
+              WHERE {table}.{column} IS DISTINCT FROM EXCLUDED.{column}"
+        )))
+        .bind(slugs)
+        .bind(schemas)
+    } else {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {schema}.{table} ({slug}) SELECT unnest($1::text[])
+             ON CONFLICT ({slug}) DO NOTHING"
+        )))
+        .bind(slugs)
+    };
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
-//! [`SchemaSelector`]: which schemas `rls-migrate --schemas` (and `rls-tenant run
-//! --tenants`) work on, as pgschemas users type it; [`select_schemas`] turns it into the
-//! schemas themselves, before anything is changed.
+//! [`SchemaSelector`]: which schemas `rls-migrate --schemas` and which tenants `rls-tenant
+//! run --tenants` work on, as pgschemas users type it; [`select_schemas`] turns it into the
+//! schemas themselves, `TenantLifecycle::run` into tenants, before anything is changed.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,17 +10,20 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use super::{MigrateError, Result};
 use crate::placement::SchemaName;
 use crate::policy::{StaticTenant, TenancyDeclaration};
+use crate::resolve::DomainName;
 
-/// Which schemas a run works on:
+/// Which schemas (`rls-migrate --schemas`) or tenants (`rls-tenant run --tenants`) a run
+/// works on; one type for both, so both commands read a selector the same way:
 ///
-/// | selector | schemas |
+/// | selector | schemas / tenants |
 /// |---|---|
-/// | `all` (the default) | the shared schema, every static and every dynamic tenant's |
-/// | `:shared:` | the shared schema only |
+/// | `all` (the default) | the shared schema, every static and every dynamic tenant's / every tenant |
+/// | `:shared:` | the shared schema only / refused: it is no tenant's |
 /// | `:static:` | the static tenants' (`[[static_tenant]]` in the declaration) |
 /// | `:dynamic:` | the tenants the registry holds that are not static |
 /// | a schema name | that schema (the shared one, or a tenant's) |
-/// | a domain prefix | every tenant one of whose domains (or whose slug) starts with it |
+/// | a slug or domain prefix | every tenant whose slug or one of whose domains starts with it |
+/// | `a,b,…` | every schema or tenant any of them selects |
 ///
 /// A name matching no schema, no domain and no slug is refused, as is any other `:word:`.
 ///
@@ -29,6 +32,11 @@ use crate::policy::{StaticTenant, TenancyDeclaration};
 /// assert_eq!("all".parse::<SchemaSelector>()?, SchemaSelector::All);
 /// assert_eq!(":dynamic:".parse::<SchemaSelector>()?, SchemaSelector::Dynamic);
 /// assert_eq!("blog.exa".parse::<SchemaSelector>()?, SchemaSelector::Name("blog.exa".into()));
+/// assert_eq!(
+///     "acme,:static:".parse::<SchemaSelector>()?,
+///     SchemaSelector::Any(vec![SchemaSelector::Name("acme".into()), SchemaSelector::Static])
+/// );
+/// assert!("acme,,".parse::<SchemaSelector>().is_err());
 /// let err = ":tenants:".parse::<SchemaSelector>().unwrap_err();
 /// assert!(err.to_string().starts_with("unknown schema selector \":tenants:\""));
 /// # Ok::<(), rls_tenancy::MigrateError>(())
@@ -45,8 +53,10 @@ pub enum SchemaSelector {
     Static,
     /// The dynamic tenants' schemas.
     Dynamic,
-    /// An exact schema name or a domain prefix.
+    /// An exact schema name, or a slug or domain prefix.
     Name(String),
+    /// Any of these (none of them a list), from a comma-separated list.
+    Any(Vec<SchemaSelector>),
 }
 
 impl FromStr for SchemaSelector {
@@ -56,22 +66,56 @@ impl FromStr for SchemaSelector {
         let unknown = || MigrateError::UnknownSelector {
             selector: crate::tenant::echo(s),
         };
+        if s.contains(',') {
+            return s
+                .split(',')
+                .map(|part| Self::one(part).ok_or_else(unknown))
+                .collect::<Result<_>>()
+                .map(Self::Any);
+        }
+        Self::one(s).ok_or_else(unknown)
+    }
+}
+
+impl SchemaSelector {
+    /// One selector, not a list.
+    fn one(s: &str) -> Option<Self> {
         match s {
-            "all" | ":all:" => Ok(Self::All),
-            ":shared:" => Ok(Self::Shared),
-            ":static:" => Ok(Self::Static),
-            ":dynamic:" => Ok(Self::Dynamic),
+            "all" | ":all:" => Some(Self::All),
+            ":shared:" => Some(Self::Shared),
+            ":static:" => Some(Self::Static),
+            ":dynamic:" => Some(Self::Dynamic),
             name if !name.is_empty()
                 && name.len() <= 253
                 && name.bytes().all(|b| {
                     b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
                 }) =>
             {
-                Ok(Self::Name(name.to_owned()))
+                Some(Self::Name(name.to_owned()))
             }
-            _ => Err(unknown()),
+            _ => None,
         }
     }
+
+    /// The selectors this one is made of, none of them a list: the list's, or itself.
+    pub(crate) fn parts(&self) -> Vec<&SchemaSelector> {
+        match self {
+            Self::Any(parts) => parts.iter().flat_map(SchemaSelector::parts).collect(),
+            one => vec![one],
+        }
+    }
+}
+
+/// Whether name selector `name` selects a tenant: its schema is `name`, or its slug or one
+/// of its domains starts with it. The one reading of a name for static tenants, for
+/// `rls-tenant run` (and, in SQL, for the registry's dynamic tenants in [`select_schemas`]).
+pub(crate) fn name_selects<'d>(
+    name: &str,
+    schema: Option<&str>,
+    slug: &str,
+    mut domains: impl Iterator<Item = &'d str>,
+) -> bool {
+    schema == Some(name) || slug.starts_with(name) || domains.any(|d| d.starts_with(name))
 }
 
 impl fmt::Display for SchemaSelector {
@@ -82,6 +126,10 @@ impl fmt::Display for SchemaSelector {
             Self::Static => f.write_str(":static:"),
             Self::Dynamic => f.write_str(":dynamic:"),
             Self::Name(name) => f.write_str(name),
+            Self::Any(parts) => {
+                let parts: Vec<String> = parts.iter().map(ToString::to_string).collect();
+                f.write_str(&parts.join(","))
+            }
         }
     }
 }
@@ -139,6 +187,23 @@ pub async fn select_schemas(
     decl: &TenancyDeclaration,
     selector: &SchemaSelector,
 ) -> Result<SchemaSelection> {
+    let mut selection = SchemaSelection::default();
+    for part in selector.parts() {
+        let one = select_one(conn, decl, part).await?;
+        selection.shared |= one.shared;
+        selection.tenants.extend(one.tenants);
+    }
+    selection.tenants.sort_by(|a, b| a.schema.cmp(&b.schema));
+    selection.tenants.dedup_by(|a, b| a.schema == b.schema);
+    Ok(selection)
+}
+
+/// [`select_schemas`] for a selector that is not a list.
+async fn select_one(
+    conn: &mut PgConnection,
+    decl: &TenancyDeclaration,
+    selector: &SchemaSelector,
+) -> Result<SchemaSelection> {
     let shared = decl.schema();
     let statics = || -> Result<Vec<SelectedSchema>> {
         decl.static_tenants()
@@ -151,11 +216,13 @@ pub async fn select_schemas(
             })
             .collect()
     };
-    let mut selection = match selector {
+    Ok(match selector {
         SchemaSelector::Shared => SchemaSelection {
             shared: true,
             tenants: Vec::new(),
         },
+        // `parts` leaves no list.
+        SchemaSelector::Any(_) => SchemaSelection::default(),
         SchemaSelector::Static => SchemaSelection {
             shared: false,
             tenants: statics()?,
@@ -176,13 +243,14 @@ pub async fn select_schemas(
             let mut tenants: Vec<SelectedSchema> = statics()?
                 .into_iter()
                 .filter(|s| {
-                    s.schema.as_str() == name
-                        || s.static_tenant.as_ref().is_some_and(|t| {
-                            t.name.as_str().starts_with(name.as_str())
-                                || t.domains
-                                    .iter()
-                                    .any(|d| d.as_str().starts_with(name.as_str()))
-                        })
+                    s.static_tenant.as_ref().is_some_and(|t| {
+                        name_selects(
+                            name,
+                            Some(s.schema.as_str()),
+                            t.name.as_str(),
+                            t.domains.iter().map(DomainName::as_str),
+                        )
+                    })
                 })
                 .collect();
             tenants.extend(dynamic(conn, decl, Some(name)).await?);
@@ -197,10 +265,7 @@ pub async fn select_schemas(
             }
             selection
         }
-    };
-    selection.tenants.sort_by(|a, b| a.schema.cmp(&b.schema));
-    selection.tenants.dedup_by(|a, b| a.schema == b.schema);
-    Ok(selection)
+    })
 }
 
 /// The registry's tenant schemas that are not static tenants', all or those `name` matches

@@ -52,10 +52,12 @@ pub struct TenancyDeclaration {
 
 /// A tenant the declaration names (`[[static_tenant]]`), as pgschemas' static tenants: a
 /// landing site on `example.com`, a blog on `blog.example.com` and `help.example.com`.
-/// Served in the schema mode only. `rls-migrate` keeps a registry row for it (so it has a
-/// tenant id for the database wall, and its schema in the schema column) and migrates its
-/// schema with its own migrations directory when it has one (its own tables, declared in its
-/// own `[[static_tenant.tenant_table]]`), else with the tenant migrations. Its domains route
+/// Served in both strategies: `rls-migrate` keeps a registry row for it (so it has a tenant
+/// id for the database wall; in the schema mode its schema in the schema column too). In the
+/// schema mode it migrates its schema with its own migrations directory when it has one (its
+/// own tables, declared in its own `[[static_tenant.tenant_table]]`), else with the tenant
+/// migrations; in the RLS mode its rows live in the shared tables like every tenant's, and
+/// own migrations or tables are refused (`rls-migrate` exits 2 naming it). Its domains route
 /// to it before the domains table is asked; the axum integration can give it a `Router`
 /// of its own.
 ///

@@ -4,8 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{BaseDomain, HostError, ResolveError};
-use crate::tenant::{LabelError, echo};
+use super::{BaseDomain, HostError, ResolveError, subdomain_slug};
+use crate::tenant::{LabelError, TenantSlug, echo};
 
 /// A full domain name a tenant is reached on (`blog.example.com`): a lowercase ASCII DNS
 /// name held to the rules of [`BaseDomain`] (no port, no IP address, no empty label), and,
@@ -64,6 +64,41 @@ impl DomainName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Refuses the domain for tenant `slug` when subdomain routing under `base` already
+    /// gives it to another tenant: `globex.example.com` is tenant `globex`'s (whether or not
+    /// `globex` exists yet) and, as a domain of `acme`, would take its requests. The base
+    /// domain itself, deeper names (`crm.globex.example.com`), `slug`'s own subdomain and
+    /// names outside `base` pass.
+    ///
+    /// # Errors
+    /// [`DomainError::OtherSubdomain`] naming the tenant subdomain routing gives it to.
+    ///
+    /// ```
+    /// use rls_tenancy::{BaseDomain, DomainError, DomainName};
+    /// let base: BaseDomain = "example.com".parse()?;
+    /// let acme = "acme".parse()?;
+    /// for ok in ["acme.example.com", "example.com", "crm.globex.example.com", "acme.test"] {
+    ///     ok.parse::<DomainName>()?.refuse_other_subdomain(&acme, &base)?;
+    /// }
+    /// let err = "globex.example.com".parse::<DomainName>()?.refuse_other_subdomain(&acme, &base);
+    /// assert!(matches!(err, Err(DomainError::OtherSubdomain { owner, .. }) if owner == "globex"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn refuse_other_subdomain(
+        &self,
+        slug: &TenantSlug,
+        base: &BaseDomain,
+    ) -> Result<(), DomainError> {
+        match subdomain_slug(&self.0, base) {
+            Ok(Some(owner)) if owner != *slug => Err(DomainError::OtherSubdomain {
+                domain: self.0.clone(),
+                owner: owner.to_string(),
+                base: base.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl FromStr for DomainName {
@@ -112,6 +147,19 @@ pub enum DomainError {
         domain: String,
         /// The slug of the tenant that has it, or the static tenant's name.
         owner: String,
+    },
+
+    /// The domain is another tenant's subdomain under the base domain.
+    #[error(
+        "domain {domain} is tenant {owner}'s subdomain under the base domain {base} (subdomain routing gives it to {owner}): pick a domain outside {base}"
+    )]
+    OtherSubdomain {
+        /// The domain.
+        domain: String,
+        /// The slug subdomain routing gives it to.
+        owner: String,
+        /// The base domain.
+        base: String,
     },
 
     /// The domain is a static tenant's, from the declaration.

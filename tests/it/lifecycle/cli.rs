@@ -17,14 +17,15 @@ use crate::http::{BASE, Site, send};
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// `rls-tenant` as the deploy role of `t`'s database, in its strategy and tenant context.
-struct Binary<'a> {
+pub(super) struct Binary<'a> {
     db: &'a ScratchDatabase,
     strategy: &'static str,
     key_dir: tempfile::TempDir,
+    declaration: Option<std::path::PathBuf>,
 }
 
 impl<'a> Binary<'a> {
-    fn new(db: &'a ScratchDatabase, strategy: &'static str) -> Self {
+    pub(super) fn new(db: &'a ScratchDatabase, strategy: &'static str) -> Self {
         let key_dir = tempfile::tempdir().expect("temp dir");
         if let Some(key) = db.tenant_key() {
             std::fs::write(key_dir.path().join("tenant.key"), key.to_hex()).expect("key file");
@@ -33,7 +34,14 @@ impl<'a> Binary<'a> {
             db,
             strategy,
             key_dir,
+            declaration: None,
         }
+    }
+
+    /// With the declaration at `path` (`RLS_DECLARATION`) instead of the reference.
+    pub(super) fn declaration(mut self, path: &std::path::Path) -> Self {
+        self.declaration = Some(path.to_owned());
+        self
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -45,7 +53,11 @@ impl<'a> Binary<'a> {
             .args(["--runtime-role", self.db.runtime_role().as_str()])
             .env_remove("DEPLOY_DATABASE_URL")
             .env_remove("RLS_STRATEGY")
+            .env_remove("RLS_BASE_DOMAIN")
             .env_remove("RUST_LOG");
+        if let Some(path) = &self.declaration {
+            command.env("RLS_DECLARATION", path);
+        }
         match self.db.tenant_key() {
             Some(_) => command
                 .arg("--tenant-key-file")
@@ -56,7 +68,7 @@ impl<'a> Binary<'a> {
     }
 
     /// Runs and asserts exit code 0; stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(super) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert_eq!(
             out.status.code(),
@@ -68,7 +80,7 @@ impl<'a> Binary<'a> {
     }
 
     /// Runs and asserts exit code 2 with one line on stderr naming `names`; that line.
-    fn refused(&self, args: &[&str], names: &str) -> String {
+    pub(super) fn refused(&self, args: &[&str], names: &str) -> String {
         let out = self.run(args);
         let stderr = String::from_utf8(out.stderr).expect("utf-8");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
@@ -196,7 +208,7 @@ async fn bad_input_exits_2_with_one_line_naming_it_and_changes_nothing() -> Test
         .await?;
     bin.ok(&["domain", "add", "acme", "acme.example"]);
     let before = t.snapshot().await;
-    let cases: [(&[&str], &str); 15] = [
+    let cases: [(&[&str], &str); 19] = [
         (
             &["create", "fresh", "--domain", "acme.example"],
             "acme.example",
@@ -217,6 +229,20 @@ async fn bad_input_exits_2_with_one_line_naming_it_and_changes_nothing() -> Test
         (&["drop", "initech", "--yes"], "initech"),
         (&["drop", "globex", "--yes"], "globex"),
         (&["run", "--tenants", "acme,,", "-c", "SELECT 1"], "acme,,"),
+        (
+            &["run", "--tenants", ":shared:", "-c", "SELECT 1"],
+            ":shared:",
+        ),
+        (
+            &["run", "--tenants", "acme,initech", "-c", "SELECT 1"],
+            "initech",
+        ),
+        // Subdomain routing under the base domain (default localhost) gives it to globex.
+        (&["domain", "add", "acme", "globex.localhost"], "globex"),
+        (
+            &["create", "fresh", "--domain", "acme.localhost"],
+            "acme.localhost",
+        ),
         (
             &["run", "--tenants", "all", "-c", "DELETE FROM projects"],
             "globex",

@@ -2,8 +2,8 @@
 //! is walled off from the others, and that bad input changes nothing.
 
 use rls_tenancy::{
-    LifecycleError, NewTenant, PlacementError, REFERENCE_TENANT_MIGRATIONS, RegistryOptions,
-    RunOutcome, SchemaOutcome, TenantSelector, TenantSlug, migrate_schemas,
+    LifecycleError, MigrateError, NewTenant, PlacementError, REFERENCE_TENANT_MIGRATIONS,
+    RegistryOptions, RunOutcome, SchemaOutcome, SchemaSelector, TenantSlug, migrate_schemas,
 };
 
 use super::{Tenants, options};
@@ -253,7 +253,7 @@ async fn a_registered_tenant_without_its_schema_is_refused_and_nothing_changes()
     let ran = t
         .lifecycle
         .run(
-            &TenantSelector::All,
+            &SchemaSelector::All,
             "INSERT INTO projects (account_id, name) SELECT 1, 'x'",
         )
         .await
@@ -287,7 +287,7 @@ async fn run_in_the_schema_mode_reports_per_tenant_and_one_failure_stops_no_othe
         "INSERT INTO projects (account_id, name) VALUES ({}, 'fixed'), ({}, 'again')",
         a.id, a.id
     );
-    let report = t.lifecycle.run(&TenantSelector::All, &sql).await?;
+    let report = t.lifecycle.run(&SchemaSelector::All, &sql).await?;
     assert_eq!(
         report.tenants[0].outcome,
         RunOutcome::Done { rows: 2 },
@@ -307,14 +307,15 @@ async fn run_in_the_schema_mode_reports_per_tenant_and_one_failure_stops_no_othe
         .await?;
     assert_eq!(
         counted.to_string(),
-        "tenant-b: ok (0 rows)\ntenant-a: ok (2 rows)\ntenants: 2 ok, 0 failed"
+        "tenant-a: ok (2 rows)\ntenant-b: ok (0 rows)\ntenants: 2 ok, 0 failed",
+        "by slug, as rls-migrate orders schemas"
     );
     let unknown = t
         .lifecycle
         .run(&"tenant-a,initech".parse()?, "DELETE FROM projects")
         .await;
     assert!(
-        matches!(unknown, Err(LifecycleError::TenantNotFound { .. })),
+        matches!(&unknown, Err(LifecycleError::Migrate(MigrateError::NoSchemaMatches { selector })) if selector == "initech"),
         "{unknown:?}"
     );
     assert_eq!(t.rows("tenant_a", "projects").await, 2, "nothing ran");
@@ -349,7 +350,7 @@ async fn in_the_rls_mode_create_writes_a_registry_row_and_drop_only_that_tenants
     // run: each tenant's own transaction; the tenant column comes from the context.
     let sql = "INSERT INTO app.projects (account_id, name)
                VALUES (current_setting('app.tenant_id')::bigint, 'fixed')";
-    let report = t.lifecycle.run(&TenantSelector::All, sql).await?;
+    let report = t.lifecycle.run(&SchemaSelector::All, sql).await?;
     assert!(!report.has_failures(), "{report}");
     let pool = t.runtime_pool().await;
     let mut tx = pool.begin(&b.scope()).await?;
@@ -377,5 +378,97 @@ async fn in_the_rls_mode_create_writes_a_registry_row_and_drop_only_that_tenants
         "tenant-b's rows stay"
     );
     assert_eq!(t.lifecycle.list().await?, [b]);
+    Ok(())
+}
+
+/// Every ACL in `schema` (the schema's, its tables', sequences' and columns'; the owner's
+/// default for none), as text: what the grants made of it.
+async fn acls(t: &Tenants, schema: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT format('%s %s %s', c.relname, a.attname,
+                  coalesce(a.attacl, c.relacl, acldefault('r', c.relowner)))
+           FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND a.attacl IS NOT NULL
+          WHERE n.nspname = $1
+         UNION ALL SELECT format('schema %s', nspacl) FROM pg_namespace WHERE nspname = $1
+          ORDER BY 1",
+    )
+    .bind(schema)
+    .fetch_all(&t.admin)
+    .await
+    .expect("acls")
+}
+
+/// The transaction ids that last wrote each of `schema`'s tables' catalog rows.
+async fn catalog_writes(t: &Tenants, schema: &str) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT c.relname::text, c.xmin::text FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY 1",
+    )
+    .bind(schema)
+    .fetch_all(&t.admin)
+    .await
+    .expect("catalog rows")
+}
+
+#[tokio::test]
+async fn grants_in_place_are_not_granted_again_and_a_new_column_gets_its_own() -> TestResult {
+    let t = Tenants::schema().await;
+    t.lifecycle.create(&NewTenant::new(slug("acme"))).await?;
+    t.lifecycle.create(&NewTenant::new(slug("globex"))).await?;
+    // A stray privilege: globex goes the full way (everything revoked, then granted).
+    let runtime = t.db.runtime_role().as_str();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "GRANT TRUNCATE ON globex.users TO {runtime}"
+    )))
+    .execute(&t.admin)
+    .await?;
+    let report = migrate_schemas(&REFERENCE_TENANT_MIGRATIONS, &t.decl, &options(&t.db), 2).await?;
+    assert!(!report.has_failures(), "{report}");
+    assert_eq!(
+        acls(&t, "acme").await,
+        acls(&t, "globex").await,
+        "a new schema's grants (only what was missing) are the full reset's"
+    );
+
+    let dir = tempfile::tempdir()?;
+    for entry in std::fs::read_dir("migrations/tenant")? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name()))?;
+    }
+    std::fs::write(
+        dir.path().join("29991231000001_priority.sql"),
+        "ALTER TABLE subtasks ADD COLUMN priority integer",
+    )?;
+    let migrator = rls_tenancy::migrator_from_dir(dir.path()).await?;
+    let before = catalog_writes(&t, "acme").await;
+    let report = migrate_schemas(&migrator, &t.decl, &options(&t.db), 2).await?;
+    assert!(!report.has_failures(), "{report}");
+    let after = catalog_writes(&t, "acme").await;
+    let rewritten: Vec<&str> = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b != a)
+        .map(|(b, _)| b.0.as_str())
+        .collect();
+    assert_eq!(
+        rewritten,
+        ["subtasks"],
+        "only the altered table's catalog row is written; the others' grants are not made again"
+    );
+    let (insert, update): (bool, bool) = sqlx::query_as(
+        "SELECT has_column_privilege($1, 'acme.subtasks', 'priority', 'INSERT'),
+                has_column_privilege($1, 'acme.subtasks', 'priority', 'UPDATE')",
+    )
+    .bind(runtime)
+    .fetch_one(&t.admin)
+    .await?;
+    assert!(
+        insert && update,
+        "the new column is writable by the runtime role"
+    );
+    assert_eq!(acls(&t, "acme").await, acls(&t, "globex").await);
     Ok(())
 }

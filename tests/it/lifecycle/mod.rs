@@ -2,6 +2,7 @@
 
 mod cli;
 mod library;
+mod statics;
 
 use rls_tenancy::{
     MigrateOptions, ScratchDatabase, Strategy, TenancyDeclaration, TenantContextMode,
