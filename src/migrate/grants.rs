@@ -19,6 +19,10 @@ pub(super) async fn grant_runtime(
     runtime: &Ident,
 ) -> Result<()> {
     let schema = decl.schema();
+    // As for a tenant schema (`schemas::schema_prologue`): no JIT for the catalog reads.
+    sqlx::query("SELECT set_config('jit', 'off', true)")
+        .execute(&mut *conn)
+        .await?;
     let mut sql = tenant_table_grants(conn, schema, decl, runtime).await?;
     for table in decl.global_tables() {
         let target = format!("{schema}.{}", table.name);
@@ -57,7 +61,7 @@ pub(super) async fn grant_runtime(
 /// granted again. One catalog read, then at most one round trip: none when the privileges
 /// are exactly right (a rerun, a migration that added no column), only the missing grants
 /// when nothing is held that should not be (a new schema, an added column), else the full
-/// reset of [`tenant_table_grants`].
+/// reset of [`tenant_table_grants`]. Callers switch JIT off first (`schemas::schema_prologue`).
 pub(crate) async fn grant_tenant_tables(
     conn: &mut PgConnection,
     schema: &Ident,
@@ -133,14 +137,7 @@ impl GrantState {
             .iter()
             .map(|t| (t.name.as_str(), t.column.as_str()))
             .unzip();
-        let (stray, public_on_schema, usage, sequences, missing_sequences, tables): (
-            bool,
-            bool,
-            bool,
-            Vec<String>,
-            Vec<String>,
-            sqlx::types::Json<Vec<TableGrantsRow>>,
-        ) = sqlx::query_as(GRANT_STATE)
+        let row: GrantStateRow = sqlx::query_as(GRANT_STATE)
             .bind(schema.as_str())
             .bind(&tables)
             .bind(&columns)
@@ -148,12 +145,13 @@ impl GrantState {
             .fetch_one(&mut *conn)
             .await?;
         Ok(Self {
-            stray,
-            public_on_schema,
-            usage,
-            sequences,
-            missing_sequences,
-            tables: tables
+            stray: row.stray,
+            public_on_schema: row.public_on_schema,
+            usage: row.usage,
+            sequences: row.sequences,
+            missing_sequences: row.missing_sequences,
+            tables: row
+                .tables
                 .0
                 .into_iter()
                 .map(TableGrants::try_from)
@@ -250,6 +248,17 @@ impl TableGrants {
     }
 }
 
+/// [`GRANT_STATE`]'s row.
+#[derive(sqlx::FromRow)]
+struct GrantStateRow {
+    stray: bool,
+    public_on_schema: bool,
+    usage: bool,
+    sequences: Vec<String>,
+    missing_sequences: Vec<String>,
+    tables: sqlx::types::Json<Vec<TableGrantsRow>>,
+}
+
 /// A [`TableGrants`] as the statement returns it, in JSON.
 #[derive(serde::Deserialize)]
 struct TableGrantsRow {
@@ -301,31 +310,38 @@ WITH declared AS (
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
 ), sequences AS (
     SELECT s.oid, format('%I.%I', $1::text, s.relname) AS name
-      FROM pg_catalog.pg_depend dep
+      FROM rels t
+      CROSS JOIN LATERAL (SELECT dep.objid FROM pg_catalog.pg_depend dep
+                           WHERE dep.refclassid = 'pg_catalog.pg_class'::regclass
+                             AND dep.refobjid = t.oid
+                             AND dep.classid = 'pg_catalog.pg_class'::regclass
+                             AND dep.deptype IN ('a', 'i')
+                          OFFSET 0) dep
       JOIN rels s ON s.oid = dep.objid AND s.relkind = 'S'
-      JOIN rels t ON t.oid = dep.refobjid AND t.declared
-     WHERE dep.classid = 'pg_catalog.pg_class'::regclass
-       AND dep.refclassid = 'pg_catalog.pg_class'::regclass
-       AND dep.deptype IN ('a', 'i')
+     WHERE t.declared
 ), acl AS (
     SELECT r.oid, x.grantee, x.privilege_type, x.is_grantable
       FROM rels r, aclexplode(r.relacl) x
      WHERE x.grantee = 0 OR x.grantee = (SELECT oid FROM runtime)
-), cols AS (
-    SELECT r.oid, r.relname, a.attnum, a.attname::text AS attname, a.attacl,
-           a.attidentity = '' AND a.attgenerated = '' AND a.attname <> 'id' AS insertable,
-           a.attidentity = '' AND a.attgenerated = '' AND a.attname <> 'id'
-               AND a.attname <> r.tenant_column AS updatable
+), attrs AS (
+    -- Each relation's columns, by the index on attrelid (OFFSET 0 keeps the lookup per
+    -- relation instead of a scan of every tenant's columns).
+    SELECT r.oid, r.declared, r.tenant_column, a.attnum, a.attname::text AS attname, a.attacl,
+           a.attidentity = '' AND a.attgenerated = '' AND a.attname <> 'id' AS writable
       FROM rels r
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-     WHERE r.declared
+      CROSS JOIN LATERAL (SELECT * FROM pg_catalog.pg_attribute a
+                           WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+                          OFFSET 0) a
+), cols AS (
+    SELECT oid, attnum, attname, writable AS insertable,
+           writable AND attname <> tenant_column AS updatable
+      FROM attrs WHERE declared
 ), col_acl AS (
     SELECT c.oid, c.attname, x.grantee, x.privilege_type, x.is_grantable
-      FROM pg_catalog.pg_attribute a
-      JOIN rels r ON r.oid = a.attrelid
-      LEFT JOIN cols c ON c.oid = a.attrelid AND c.attnum = a.attnum,
+      FROM attrs a
+      LEFT JOIN cols c ON c.oid = a.oid AND c.attnum = a.attnum,
            aclexplode(a.attacl) x
-     WHERE a.attnum > 0 AND (x.grantee = 0 OR x.grantee = (SELECT oid FROM runtime))
+     WHERE x.grantee = 0 OR x.grantee = (SELECT oid FROM runtime)
 )
 SELECT
     EXISTS (SELECT 1 FROM acl JOIN rels r ON r.oid = acl.oid

@@ -137,8 +137,11 @@ pub(crate) fn new_schema_script(
 }
 
 /// Creates `schema` (`if_not_exists`: `""` or `"IF NOT EXISTS "`), sets `search_path` to
-/// `path` (the setting and its value, as literals) for the rest of the transaction and
-/// creates the schema's migration records table.
+/// `path` (the setting and its value, as literals) for the rest of the transaction, switches
+/// JIT off for the rest of the transaction (the catalog reads that follow, the grants' above
+/// all, are small, but with thousands of schemas their plans cost enough to be JIT-compiled:
+/// 5.7 s of compiling for a 38 ms read, measured at 1,200 schemas) and creates the schema's
+/// migration records table.
 fn schema_prologue(
     schema: &Ident,
     (path, value): &(String, String),
@@ -147,6 +150,7 @@ fn schema_prologue(
     format!(
         "CREATE SCHEMA {if_not_exists}{schema};
          SELECT set_config({path}, {value}, true);
+         SELECT set_config('jit', 'off', true);
          CREATE TABLE {if_not_exists}{schema}._rls_migrations (
              version      bigint PRIMARY KEY,
              description  text NOT NULL,
