@@ -196,9 +196,14 @@ pub async fn migrate_selected(
         .filter(|t| t.static_tenant.is_none())
         .map(|t| &t.schema)
         .collect();
-    let mut conn = pool.acquire().await?;
+    // In a transaction of its own, without JIT: with thousands of schemas these catalog
+    // reads' plans cost enough to be JIT-compiled, for seconds (see `schemas::schema_prologue`).
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('jit', 'off', true)")
+        .execute(&mut *tx)
+        .await?;
     let current = current_schemas(
-        &mut conn,
+        &mut tx,
         migrator,
         decl,
         &dynamic,
@@ -206,7 +211,7 @@ pub async fn migrate_selected(
         &options.runtime_role,
     )
     .await?;
-    drop(conn);
+    tx.commit().await?;
     let mut schemas: Vec<SchemaReport> = futures_util::stream::iter(&selection.tenants)
         .map(|selected| {
             let (pool, context, own, current) = (&pool, &context, &own, &current);
