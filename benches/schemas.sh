@@ -15,6 +15,7 @@
 #
 #   benches/schemas.sh                 # 2000 tenant schemas
 #   TENANTS=200 benches/schemas.sh     # quicker
+#   PROFILE=dev benches/schemas.sh     # the debug binaries
 #
 # Needs a PostgreSQL superuser at $ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres,
 # loopback only) and psql. Creates a fresh database with its own deploy and runtime roles and
@@ -32,8 +33,11 @@ esac
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rls-tenancy/target}"
 
 SEED_ACCOUNTS="${SEED_ACCOUNTS:-$TENANTS}"
-cargo build --release --quiet --bin rls-migrate --bin rls-seed
-BIN="$CARGO_TARGET_DIR/release"
+# PROFILE=dev uses the debug build (no release build to wait for on a loaded machine; the
+# figures are dominated by the server's work, the binaries only send it).
+PROFILE="${PROFILE:-release}"
+cargo build --profile "$PROFILE" --quiet --bin rls-migrate --bin rls-seed
+BIN="$CARGO_TARGET_DIR/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 
 tag="rls_schemas_$$"
 deploy="${tag}_deploy"
