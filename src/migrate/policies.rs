@@ -86,16 +86,29 @@ pub(super) async fn table_states(
     schemas: &[&str],
     tables: &[&str],
 ) -> Result<Vec<(String, String, TableState)>> {
+    // pg_policy by the table's oid, spelled as the pg_policies view spells it: the view,
+    // joined by schema and table name, decompiled every policy of every schema (pg_get_expr)
+    // for each table asked about: 0.7 s for 3 schemas, minutes for all, at 2,000 schemas.
     let rows: Vec<(String, String, bool, bool, Vec<String>)> = sqlx::query_as(
         "SELECT n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
-                coalesce(array_agg(concat_ws('|', p.policyname, p.permissive, p.cmd,
-                                             p.roles::text, p.qual, p.with_check)
-                                   ORDER BY p.policyname)
-                         FILTER (WHERE p.policyname IS NOT NULL), '{}')
+                coalesce(array_agg(concat_ws('|', p.polname,
+                                             CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                                             CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
+                                                           WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE'
+                                                           WHEN '*' THEN 'ALL' END,
+                                             (CASE WHEN p.polroles = '{0}'::oid[]
+                                                   THEN string_to_array('public', '')::name[]
+                                                   ELSE ARRAY(SELECT r.rolname FROM pg_catalog.pg_roles r
+                                                               WHERE r.oid = ANY (p.polroles)
+                                                               ORDER BY r.rolname)
+                                              END)::text,
+                                             pg_catalog.pg_get_expr(p.polqual, p.polrelid),
+                                             pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid))
+                                   ORDER BY p.polname)
+                         FILTER (WHERE p.polname IS NOT NULL), '{}')
            FROM pg_catalog.pg_class c
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-           LEFT JOIN pg_catalog.pg_policies p
-                  ON p.schemaname = n.nspname AND p.tablename = c.relname
+           LEFT JOIN pg_catalog.pg_policy p ON p.polrelid = c.oid
           WHERE n.nspname = ANY($1) AND c.relname = ANY($2) AND c.relkind IN ('r', 'p')
           GROUP BY 1, 2, 3, 4",
     )
