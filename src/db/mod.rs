@@ -4,6 +4,7 @@
 //! helper for serialization failures and deadlocks ([`TenantPool::retry`]).
 
 mod begin;
+mod databases;
 mod error;
 mod health;
 mod pool;

@@ -10,13 +10,14 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, Postgres};
 
 use super::begin::BeginPlan;
+use super::databases::Databases;
 use super::health::{self, Health, is_connection_lost};
 use super::recycle::Recycler;
 use super::release::{check_installed, clean_settings, release_check};
-use super::{DbError, TenantTx, TxOptions, TxTimeouts};
-use crate::connect::{ConnectError, DatabaseUrl};
+use super::{DbError, PoolSetOptions, PoolSetStats, TenantTx, TxOptions, TxTimeouts};
+use crate::connect::{ConnectError, DatabaseUrl, ServerSet};
 use crate::guard::{self, GuardOptions};
-use crate::placement::Placement;
+use crate::placement::{DatabaseDirectory, Placement, PlacementError};
 #[cfg(feature = "seed")]
 use crate::placement::{SchemaName, search_path};
 use crate::policy::{
@@ -53,6 +54,7 @@ pub struct TenantPoolOptions {
     tenant_key: Option<KeySource>,
     recycle_after: usize,
     peer_timeout: Option<Duration>,
+    pool_set: PoolSetOptions,
 }
 
 /// Where the pool gets the key that signs its transactions' tenant.
@@ -66,7 +68,7 @@ enum KeySource {
 
 /// How the pool's transactions enter their tenant's context.
 #[derive(Debug, Clone)]
-enum Entry {
+pub(super) enum Entry {
     /// `set_config` of the tenant variable: the database has the plain context.
     Plain,
     /// `rls_tenancy.enter` with the application's signature.
@@ -82,7 +84,7 @@ const POOLER_GUARD_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ON
 
 /// What opening the pool does about the guard.
 #[derive(Debug, Clone)]
-enum GuardSetting {
+pub(super) enum GuardSetting {
     /// Run it; refuse to open on any refusing finding.
     Run(Box<GuardOptions>),
     /// Do not run it, and warn: nothing checks the role.
@@ -113,6 +115,7 @@ impl TenantPoolOptions {
             tenant_key: None,
             recycle_after: Self::DEFAULT_RECYCLE_AFTER,
             peer_timeout: None,
+            pool_set: PoolSetOptions::default(),
         }
     }
 
@@ -337,6 +340,35 @@ impl TenantPoolOptions {
         &self.declaration
     }
 
+    /// The budgets of the tenant databases' pools under [`crate::Strategy::Database`]
+    /// ([`TenantPool::connect_servers`]; default [`PoolSetOptions::default`]: 100
+    /// connections in total, 2 per database). The control pool's
+    /// [`TenantPoolOptions::max_connections`] come on top.
+    ///
+    /// ```
+    /// # use rls_tenancy::{PoolSetOptions, TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?)
+    ///     .pool_set(PoolSetOptions::default().max_connections(50));
+    /// assert_eq!(options.get_pool_set().get_max_connections(), 50);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn pool_set(mut self, options: PoolSetOptions) -> Self {
+        self.pool_set = options;
+        self
+    }
+
+    /// The configured tenant databases' budgets.
+    ///
+    /// ```
+    /// # use rls_tenancy::{TenancyDeclaration, TenantPoolOptions};
+    /// let options = TenantPoolOptions::new(TenancyDeclaration::reference()?);
+    /// assert_eq!(options.get_pool_set().get_max_per_database(), 2);
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn get_pool_set(&self) -> &PoolSetOptions {
+        &self.pool_set
+    }
+
     /// The configured tenant variable.
     ///
     /// ```
@@ -375,6 +407,8 @@ pub struct TenantPool {
     recycler: Option<Arc<Recycler>>,
     /// For a peer's pool: how long a new connection or a `BEGIN`'s answer may take.
     peer_timeout: Option<Duration>,
+    /// Under the database strategy: each tenant's database, through a budgeted pool set.
+    databases: Option<Databases>,
 }
 
 impl TenantPool {
@@ -399,8 +433,61 @@ impl TenantPool {
     /// ```
     pub async fn connect(url: &DatabaseUrl, options: TenantPoolOptions) -> Result<Self, DbError> {
         let health = Arc::new(Health::default());
-        let connected = Arc::clone(&health);
-        let moved = Arc::clone(&health);
+        let pool = Self::connect_pool(url, &options, &health).await?;
+        Self::open(pool, options, url.pgbouncer(), health, None).await
+    }
+
+    /// A pool for [`crate::Strategy::Database`]: `control` is the control database, whose
+    /// registry names each tenant's server and database; `servers` are the servers the
+    /// tenants' databases are on, each URL logging in as the runtime role (its database part
+    /// is ignored). `pool.begin(&scope)` runs in the tenant's own database, through a
+    /// [`crate::PoolSet`] under [`TenantPoolOptions::pool_set`]'s budgets (and each server's
+    /// own `max_connections`, if configured).
+    ///
+    /// Opening checks the control database as [`TenantPool::connect`] does, and that the
+    /// runtime role may read the registry's server and database columns. Each tenant
+    /// database is checked (guard, clean settings, signed probe) when its pool first opens,
+    /// once. A tenant's place is cached and forgotten on every registry `NOTIFY` (a moved
+    /// tenant), or after a minute while nothing listens.
+    ///
+    /// # Errors
+    /// As [`TenantPool::connect`] for the control database;
+    /// [`crate::PlacementError::NotDatabaseStrategy`] when the declaration's strategy is
+    /// not [`crate::Strategy::Database`]; a server URL sqlx rejects. Per transaction:
+    /// [`DbError::Unavailable`] (503) when the tenant's server is down or the budget has
+    /// no room within the acquire timeout, [`DbError::UnknownServer`] when the registry names
+    /// a server not in `servers`.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{ServerSet, Strategy, TenancyDeclaration, TenantPool, TenantPoolOptions, PoolSetOptions};
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let decl = TenancyDeclaration::from_file("policies/tenancy.toml")?.with_strategy(Strategy::Database);
+    /// let servers = ServerSet::parse_list("eu1=postgres://app_runtime@db-eu1/postgres,eu2=postgres://app_runtime@db-eu2/postgres")?;
+    /// let options = TenantPoolOptions::new(decl).pool_set(PoolSetOptions::default().max_connections(100));
+    /// let pool = TenantPool::connect_servers(&"postgres://app_runtime@control/app".parse()?, &servers, options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_servers(
+        control: &DatabaseUrl,
+        servers: &ServerSet,
+        options: TenantPoolOptions,
+    ) -> Result<Self, DbError> {
+        if options.declaration.strategy() != Strategy::Database {
+            return Err(PlacementError::NotDatabaseStrategy.into());
+        }
+        let health = Arc::new(Health::default());
+        let pool = Self::connect_pool(control, &options, &health).await?;
+        Self::open(pool, options, control.pgbouncer(), health, Some(servers)).await
+    }
+
+    /// The runtime role's pool of `url`, reporting to `health`.
+    async fn connect_pool(
+        url: &DatabaseUrl,
+        options: &TenantPoolOptions,
+        health: &Arc<Health>,
+    ) -> Result<PgPool, DbError> {
+        let connected = Arc::clone(health);
+        let moved = Arc::clone(health);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
@@ -422,7 +509,7 @@ impl TenantPool {
                 url: url.redacted(),
                 source,
             })?;
-        Self::open(pool, options, url.pgbouncer(), health).await
+        Ok(pool)
     }
 
     /// Wraps a pool the application already has (it must log in as the runtime role).
@@ -449,60 +536,56 @@ impl TenantPool {
     /// database lacks the release check of this version (run rls-migrate); the database's
     /// error when no connection can be had.
     pub async fn from_pool(pool: PgPool, options: TenantPoolOptions) -> Result<Self, DbError> {
-        Self::open(pool, options, false, Arc::default()).await
+        Self::open(pool, options, false, Arc::default(), None).await
     }
 
     /// Runs the guard as configured and wraps `pool`; `pooler` says a transaction-mode
-    /// pooler sits in front of the server.
+    /// pooler sits in front of the server. With `servers`, `pool` is the control database
+    /// of the database strategy and transactions run in the tenants' databases.
     async fn open(
         pool: PgPool,
         options: TenantPoolOptions,
         pooler: bool,
         health: Arc<Health>,
+        servers: Option<&ServerSet>,
     ) -> Result<Self, DbError> {
         let peer_timeout = options.peer_timeout;
         // What every COMMIT calls: a database rls-migrate has not brought up to this version
         // is refused by name before anything else.
         check_installed(&mut *pool.acquire().await?).await?;
         let entry = Self::entry(&pool, &options).await?;
-        match &options.guard {
-            GuardSetting::Run(guard_options) => {
-                // Always the pool's own login role: a role override in the options would
-                // check someone else and open the pool for whoever this really is.
-                let guard_options = guard_options
-                    .clone()
-                    .own_role()
-                    .tenant_variable(options.variable.clone());
-                if pooler {
-                    // Its statements in one transaction, so they reach one server connection.
-                    let mut tx = pool.begin_with(AssertSqlSafe(POOLER_GUARD_BEGIN)).await?;
-                    guard::enforce(&mut tx, &guard_options).await?;
-                    tx.rollback().await?;
-                } else {
-                    let mut conn = pool.acquire().await?;
-                    guard::enforce(&mut conn, &guard_options).await?;
-                }
-            }
-            GuardSetting::Skipped => tracing::warn!(
-                "the tenant pool opens without the guard (TenantPoolOptions::skip_guard): nothing checked that its role cannot get around row-level security"
-            ),
-            GuardSetting::DeployRoleWriter => {
-                tracing::warn!(
-                    "the tenant pool opens for the deploy role's writes (TenantPoolOptions::deploy_role_writer): only its login was checked for SUPERUSER and BYPASSRLS; never serve requests from it"
-                );
-                let mut conn = pool.acquire().await?;
-                guard::enforce_writer(&mut conn).await?;
-            }
-        }
+        enforce_guard(&pool, &options.guard, &options.variable, pooler).await?;
         // What a clean connection's watched settings are, for the release check to compare.
         let release_check = release_check(&options.variable, &clean_settings(&pool, pooler).await?);
         let mode = match entry {
             Entry::Plain => TenantContextMode::Plain,
             Entry::Signed(_) | Entry::OwnerSigned => TenantContextMode::Signed,
         };
-        let context =
-            TenantContext::new(options.variable, options.declaration.key_type()).with_mode(mode);
-        let placement = Placement::new(pool.clone(), &options.declaration, pooler);
+        let context = TenantContext::new(options.variable.clone(), options.declaration.key_type())
+            .with_mode(mode);
+        let (placement, databases) = match servers {
+            None => (
+                Placement::new(pool.clone(), &options.declaration, pooler),
+                None,
+            ),
+            Some(servers) => {
+                let directory = Arc::new(DatabaseDirectory::new(
+                    pool.clone(),
+                    &options.declaration,
+                    pooler,
+                ));
+                let databases = Databases::new(
+                    servers,
+                    options.pool_set.clone(),
+                    Arc::clone(&directory),
+                    options.guard.clone(),
+                    options.variable.clone(),
+                    entry.clone(),
+                    context.clone(),
+                )?;
+                (Placement::Databases(directory), Some(databases))
+            }
+        };
         placement.check().await?;
         let recycler = match options.declaration.strategy() {
             Strategy::Schema => Some(Arc::new(Recycler::new(options.recycle_after))),
@@ -511,6 +594,7 @@ impl TenantPool {
         let tenant_pool = Self {
             placement,
             recycler,
+            databases,
             pool,
             declaration: Arc::new(options.declaration),
             context,
@@ -522,7 +606,13 @@ impl TenantPool {
             peer_timeout,
         };
         if mode == TenantContextMode::Signed {
-            tenant_pool.probe_signed_entry().await?;
+            probe_signed(
+                &tenant_pool.pool,
+                pooler,
+                &tenant_pool.entry,
+                &tenant_pool.context,
+            )
+            .await?;
         }
         Ok(tenant_pool)
     }
@@ -554,57 +644,9 @@ impl TenantPool {
         }
     }
 
-    /// Begins and rolls back one signed transaction, in one message, to check that the
-    /// database accepts this pool's signature (the right key, installed; clocks that agree).
-    async fn probe_signed_entry(&self) -> Result<(), DbError> {
-        let mut plan = BeginPlan::new(TxOptions::default().read_only());
-        if self.pooler {
-            plan.deallocate_all();
-        }
-        let probe = TenantId::new(1).unwrap_or_else(|_| unreachable!("1 is a valid tenant id"));
-        self.enter(&mut plan, probe);
-        let sql = format!(
-            "{}; SELECT rls_tenancy.tenant({}) IS NOT DISTINCT FROM '{}'; ROLLBACK",
-            plan.sql(),
-            quote_literal(self.context.variable().as_str()),
-            probe
-        );
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::raw_sql(AssertSqlSafe(sql))
-            .fetch_all(&mut *conn)
-            .await;
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(err) => {
-                conn.close_on_drop();
-                return Err(match err.as_database_error() {
-                    Some(db) if db.code().as_deref() == Some("28000") => DbError::TenantContext {
-                        reason: db.message().to_owned(),
-                    },
-                    _ => err.into(),
-                });
-            }
-        };
-        let entered = rows
-            .last()
-            .map(|row| sqlx::Row::try_get::<bool, _>(row, 0))
-            .transpose()?;
-        if entered == Some(true) {
-            Ok(())
-        } else {
-            Err(DbError::TenantContext {
-                reason: "a signed transaction did not see its tenant: the installed rls_tenancy functions do not match this version of the toolkit; run rls-migrate".to_owned(),
-            })
-        }
-    }
-
     /// Adds to `plan` what puts its transaction in `id`'s context.
     fn enter(&self, plan: &mut BeginPlan, id: TenantId) {
-        match &self.entry {
-            Entry::Plain => plan.set(self.context.settings(id)),
-            Entry::Signed(key) => plan.call(self.context.signed_entry(id, key)),
-            Entry::OwnerSigned => plan.call(owner_signed_entry(&self.context, id)),
-        }
+        enter(&self.entry, &self.context, plan, id);
     }
 
     /// Begins a read-write transaction that sees only `scope`'s tenant. Under
@@ -651,6 +693,9 @@ impl TenantPool {
         options: TxOptions,
     ) -> Result<TenantTx, DbError> {
         let plan = self.plan(options, scope, self.placement.settings(scope).await?);
+        if let Some(databases) = &self.databases {
+            return databases.begin(scope, &plan, &self.declaration).await;
+        }
         let conn = self.acquire().await?;
         let first = self.open_tx(conn, &plan, scope).await;
         let failed = match first {
@@ -811,6 +856,21 @@ impl TenantPool {
         }
     }
 
+    /// Under [`crate::Strategy::Database`] ([`TenantPool::connect_servers`]): the tenant
+    /// databases' pools open now, the connections they hold, and how many were opened and
+    /// evicted so far; `None` for a pool over one database.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: rls_tenancy::TenantPool) {
+    /// if let Some(stats) = pool.pool_set_stats() {
+    ///     println!("{} tenant database pools, {} evicted", stats.open_pools, stats.evictions);
+    /// }
+    /// # }
+    /// ```
+    pub fn pool_set_stats(&self) -> Option<PoolSetStats> {
+        self.databases.as_ref().map(|d| d.set().stats())
+    }
+
     /// The declaration this pool serves.
     ///
     /// ```no_run
@@ -898,5 +958,103 @@ impl TenantPool {
     /// ```
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Adds to `plan` what puts its transaction in `id`'s context, as `entry` says.
+fn enter(entry: &Entry, context: &TenantContext, plan: &mut BeginPlan, id: TenantId) {
+    match entry {
+        Entry::Plain => plan.set(context.settings(id)),
+        Entry::Signed(key) => plan.call(context.signed_entry(id, key)),
+        Entry::OwnerSigned => plan.call(owner_signed_entry(context, id)),
+    }
+}
+
+/// Runs the guard as `setting` says on a connection of `pool`, for `pool`'s own login role;
+/// `pooler` says a transaction-mode pooler sits in front of the server.
+pub(super) async fn enforce_guard(
+    pool: &PgPool,
+    setting: &GuardSetting,
+    variable: &TenantVariable,
+    pooler: bool,
+) -> Result<(), DbError> {
+    match setting {
+        GuardSetting::Run(guard_options) => {
+            // Always the pool's own login role: a role override in the options would
+            // check someone else and open the pool for whoever this really is.
+            let guard_options = guard_options
+                .clone()
+                .own_role()
+                .tenant_variable(variable.clone());
+            if pooler {
+                // Its statements in one transaction, so they reach one server connection.
+                let mut tx = pool.begin_with(AssertSqlSafe(POOLER_GUARD_BEGIN)).await?;
+                guard::enforce(&mut tx, &guard_options).await?;
+                tx.rollback().await?;
+            } else {
+                let mut conn = pool.acquire().await?;
+                guard::enforce(&mut conn, &guard_options).await?;
+            }
+        }
+        GuardSetting::Skipped => tracing::warn!(
+            "the tenant pool opens without the guard (TenantPoolOptions::skip_guard): nothing checked that its role cannot get around row-level security"
+        ),
+        GuardSetting::DeployRoleWriter => {
+            tracing::warn!(
+                "the tenant pool opens for the deploy role's writes (TenantPoolOptions::deploy_role_writer): only its login was checked for SUPERUSER and BYPASSRLS; never serve requests from it"
+            );
+            let mut conn = pool.acquire().await?;
+            guard::enforce_writer(&mut conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Begins and rolls back one signed transaction, in one message, to check that the
+/// database accepts this pool's signature (the right key, installed; clocks that agree).
+pub(super) async fn probe_signed(
+    pool: &PgPool,
+    pooler: bool,
+    entry: &Entry,
+    context: &TenantContext,
+) -> Result<(), DbError> {
+    let mut plan = BeginPlan::new(TxOptions::default().read_only());
+    if pooler {
+        plan.deallocate_all();
+    }
+    let probe = TenantId::new(1).unwrap_or_else(|_| unreachable!("1 is a valid tenant id"));
+    enter(entry, context, &mut plan, probe);
+    let sql = format!(
+        "{}; SELECT rls_tenancy.tenant({}) IS NOT DISTINCT FROM '{}'; ROLLBACK",
+        plan.sql(),
+        quote_literal(context.variable().as_str()),
+        probe
+    );
+    let mut conn = pool.acquire().await?;
+    let rows = sqlx::raw_sql(AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(err) => {
+            conn.close_on_drop();
+            return Err(match err.as_database_error() {
+                Some(db) if db.code().as_deref() == Some("28000") => DbError::TenantContext {
+                    reason: db.message().to_owned(),
+                },
+                _ => err.into(),
+            });
+        }
+    };
+    let entered = rows
+        .last()
+        .map(|row| sqlx::Row::try_get::<bool, _>(row, 0))
+        .transpose()?;
+    if entered == Some(true) {
+        Ok(())
+    } else {
+        Err(DbError::TenantContext {
+                reason: "a signed transaction did not see its tenant: the installed rls_tenancy functions do not match this version of the toolkit; run rls-migrate".to_owned(),
+            })
     }
 }

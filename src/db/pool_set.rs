@@ -283,6 +283,8 @@ struct Inner<T> {
 /// A configured server: how to connect (any database), its budget, its health.
 struct Server {
     connect: PgConnectOptions,
+    /// The per-database cap on this server: what each of its pools reserves.
+    cap: u32,
     budget: Arc<Semaphore>,
     health: Arc<Health>,
 }
@@ -347,12 +349,46 @@ impl<T: Send + Sync + 'static> PoolSet<T> {
         F: Fn(PgPool) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, DbError>> + Send + 'static,
     {
+        let servers = servers.into_iter().map(|(name, url)| (name, url, None));
+        Self::with_limits(options, servers, on_open)
+    }
+
+    /// As [`PoolSet::new`], each server with its own connection limit when it has one (a
+    /// `[[server]]` entry's `max_connections`), within the per-server budget.
+    ///
+    /// # Errors
+    /// As [`PoolSet::new`].
+    ///
+    /// ```
+    /// use rls_tenancy::{PoolSet, PoolSetOptions};
+    /// let servers = [
+    ///     ("eu1", "postgres://app_runtime@db-eu1/postgres".parse()?, Some(20)),
+    ///     ("eu2", "postgres://app_runtime@db-eu2/postgres".parse()?, None),
+    /// ];
+    /// let set = PoolSet::with_limits(PoolSetOptions::default(), servers, |_pool| async { Ok(()) })?;
+    /// assert!(set.has_server("eu2"));
+    /// # Ok::<(), rls_tenancy::ConnectError>(())
+    /// ```
+    pub fn with_limits<N, F, Fut>(
+        options: PoolSetOptions,
+        servers: impl IntoIterator<Item = (N, DatabaseUrl, Option<u32>)>,
+        on_open: F,
+    ) -> Result<Self, ConnectError>
+    where
+        N: Into<String>,
+        F: Fn(PgPool) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, DbError>> + Send + 'static,
+    {
         let servers = servers
             .into_iter()
-            .map(|(name, url)| {
+            .map(|(name, url, limit)| {
+                let budget = limit.map_or(options.get_max_per_server(), |limit| {
+                    limit.clamp(1, options.get_max_per_server())
+                });
                 let server = Server {
                     connect: url.connect_options()?,
-                    budget: Arc::new(Semaphore::new(permits(options.get_max_per_server()))),
+                    cap: options.get_max_per_database().min(budget),
+                    budget: Arc::new(Semaphore::new(permits(budget))),
                     health: Arc::default(),
                 };
                 Ok((name.into(), server))
@@ -485,6 +521,14 @@ impl<T: Send + Sync + 'static> PoolSet<T> {
             .is_some_and(|host| host.health.is_down())
     }
 
+    /// Takes `server` to be down (its connections were lost at `BEGIN`): its databases'
+    /// requests fail at once until a connection to it succeeds again.
+    pub(crate) fn mark_down(&self, server: &str) {
+        if let Some(host) = self.inner.servers.get(server) {
+            host.health.mark_down();
+        }
+    }
+
     /// Closes every pool, waiting for the connections in use to come back.
     ///
     /// ```no_run
@@ -539,7 +583,7 @@ impl<T: Send + Sync + 'static> PoolSet<T> {
         let connected = Arc::clone(&host.health);
         let connect = host.connect.clone().database(database);
         PgPoolOptions::new()
-            .max_connections(options.get_max_per_database())
+            .max_connections(host.cap)
             .min_connections(0)
             .acquire_timeout(options.acquire_timeout)
             .idle_timeout(options.idle_timeout)
@@ -564,7 +608,7 @@ impl<T: Send + Sync + 'static> PoolSet<T> {
         host: &Server,
         deadline: Instant,
     ) -> Result<Reservation, DbError> {
-        let need = self.inner.options.get_max_per_database();
+        let need = host.cap;
         loop {
             let freed = self.inner.freed.notified();
             if let Some(reservation) = self.try_reserve(host, need) {

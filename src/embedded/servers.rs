@@ -39,8 +39,23 @@ impl ScratchServers {
     /// [`crate::HarnessError::NoPostgres`] when a server cannot be found or started; a
     /// database error when the roles or the control database cannot be made.
     pub async fn create() -> Result<Self> {
+        Self::create_with(AdminServer::second().await?.clone()).await
+    }
+
+    /// As [`ScratchServers::create`], with `second` as server `two`: for a test that stops
+    /// its second server (a cluster of its own from [`AdminServer::start_local`]).
+    ///
+    /// # Errors
+    /// As [`ScratchServers::create`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// let own = rls_tenancy::AdminServer::start_local().await?;
+    /// let bed = rls_tenancy::ScratchServers::create_with(own).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_with(second: AdminServer) -> Result<Self> {
         let first = AdminServer::shared().await?.clone();
-        let second = AdminServer::second().await?.clone();
         let control = ScratchDatabase::create_on(first.clone()).await?;
         let deploy_password = password(control.deploy_url())?;
         let runtime_password = password(control.runtime_url())?;

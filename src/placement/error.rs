@@ -46,6 +46,30 @@ pub enum PlacementError {
         column: String,
     },
 
+    /// The runtime role may not read a registry column the database strategy routes by.
+    #[error(
+        "the control database is not migrated for the database strategy: this role may not read the registry's column {column}; run rls-migrate --strategy database"
+    )]
+    NotMigratedForDatabases {
+        /// The registry's server or database column, qualified.
+        column: String,
+    },
+
+    /// The registry names no database for the tenant (or a server name that is not valid).
+    #[error(
+        "tenant {tenant} has no database in the registry: create it with rls-tenant create (--strategy database)"
+    )]
+    NoDatabase {
+        /// The tenant's id.
+        tenant: String,
+    },
+
+    /// [`crate::TenantPool::connect_servers`] with a declaration of another strategy.
+    #[error(
+        "a tenant pool over servers serves the database strategy only: give --strategy database (or strategy = \"database\" in the declaration), or open a pool over one database"
+    )]
+    NotDatabaseStrategy,
+
     /// A tenant database name that is not a safe identifier, or is reserved.
     #[error("database name {name:?} cannot be used: {reason}")]
     InvalidDatabaseName {

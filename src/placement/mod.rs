@@ -16,6 +16,7 @@
 //! (a forgotten qualification, raw SQL, a reused connection), and outside any tenant
 //! transaction nothing is visible at all.
 
+mod database;
 mod database_name;
 mod error;
 mod placed;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 use sqlx::{AssertSqlSafe, PgPool};
 
+pub(crate) use database::DatabaseDirectory;
 pub use database_name::{DatabaseName, DatabasePattern};
 pub use error::PlacementError;
 pub use placed::{PlacedDatabase, placed_databases};
@@ -52,6 +54,9 @@ pub(crate) enum Placement {
     Schema(Arc<SchemaDirectory>),
     /// A database per tenant: a pool over one database cannot serve it, and refuses to open.
     Database,
+    /// A database per tenant, looked up in the registry: the pool routes each transaction
+    /// to its tenant's database ([`crate::TenantPool::connect_servers`]).
+    Databases(Arc<DatabaseDirectory>),
 }
 
 impl Placement {
@@ -74,11 +79,13 @@ impl Placement {
             Placement::Shared => Ok(()),
             Placement::Schema(directory) => directory.check().await,
             Placement::Database => Err(PlacementError::OneDatabase),
+            Placement::Databases(directory) => directory.check().await,
         }
     }
 
     /// The transaction-local settings that put `scope` in its place: none in the RLS mode,
-    /// `search_path` in the schema mode.
+    /// `search_path` in the schema mode, none in the database mode (the place is the
+    /// connection itself).
     pub(crate) async fn settings(
         &self,
         scope: &TenantScope,
@@ -86,6 +93,7 @@ impl Placement {
         match self {
             Placement::Shared => Ok(Vec::new()),
             Placement::Database => Err(PlacementError::OneDatabase),
+            Placement::Databases(_) => Ok(Vec::new()),
             Placement::Schema(directory) => {
                 let schema = directory.schema_of(scope.id()).await?;
                 Ok(vec![search_path(&schema, &directory.shared)])

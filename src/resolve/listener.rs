@@ -1,6 +1,7 @@
 //! The registry listener: one dedicated connection per [`TenantRegistry`](super::TenantRegistry)
-//! that `LISTEN`s on [`REGISTRY_CHANNEL`] and drops each slug it hears from the caches, so a
-//! suspended, deleted or renamed tenant stops resolving in every process at once. `rls-migrate`
+//! (and per database-strategy placement) that `LISTEN`s on [`REGISTRY_CHANNEL`] and drops each
+//! slug it hears from the caches, so a suspended, deleted, renamed or moved tenant stops
+//! resolving (or being routed to its old place) in every process at once. `rls-migrate`
 //! installs the trigger that notifies. While the listener is down (the database restarting, the
 //! connection killed) the caches' TTL is the fallback; it reconnects with a growing backoff and,
 //! since notices may have been missed meanwhile, empties the caches each time it is back. Each
@@ -35,6 +36,14 @@ pub(super) struct Caches {
     pub(super) domains: Cache<String, Option<TenantSlug>>,
 }
 
+/// What a registry notice invalidates.
+pub(crate) trait Invalidate: Send + Sync + 'static {
+    /// A notice's payload was heard.
+    fn heard(&self, payload: &str);
+    /// Notices may have been missed: forget everything.
+    fn invalidate_all(&self);
+}
+
 impl Caches {
     pub(super) fn invalidate(&self, slug: &TenantSlug) {
         self.domains.invalidate_all();
@@ -43,7 +52,9 @@ impl Caches {
             missing.invalidate(slug);
         }
     }
+}
 
+impl Invalidate for Caches {
     fn invalidate_all(&self) {
         self.domains.invalidate_all();
         self.found.invalidate_all();
@@ -64,7 +75,7 @@ impl Caches {
 
 /// The running listener task; dropping the last registry clone stops it.
 #[derive(Debug)]
-pub(super) struct Listener {
+pub(crate) struct Listener {
     task: JoinHandle<()>,
     listening: Arc<AtomicBool>,
 }
@@ -73,14 +84,14 @@ impl Listener {
     /// Starts listening on a connection of its own, made with `pool`'s options (so it never
     /// takes one of the pool's connections, nor leaves a `LISTEN` on one). Needs a Tokio
     /// runtime; `None` outside one.
-    pub(super) fn spawn(pool: &PgPool, caches: Caches) -> Option<Self> {
+    pub(crate) fn spawn(pool: &PgPool, caches: impl Invalidate) -> Option<Self> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let listening = Arc::new(AtomicBool::new(false));
         let task = runtime.spawn(listen(pool.clone(), caches, Arc::clone(&listening)));
         Some(Self { task, listening })
     }
 
-    pub(super) fn is_listening(&self) -> bool {
+    pub(crate) fn is_listening(&self) -> bool {
         self.listening.load(Ordering::Acquire)
     }
 }
@@ -95,7 +106,7 @@ impl Drop for Listener {
 /// missed), invalidate each slug heard; on any failure wait and start over, on a connection
 /// made with `registry`'s connect options of that moment (the server it opens connections on
 /// may have changed), waiting longer after each failure that never got to listen.
-async fn listen(registry: PgPool, caches: Caches, listening: Arc<AtomicBool>) {
+async fn listen(registry: PgPool, caches: impl Invalidate, listening: Arc<AtomicBool>) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         // A pool of one of its own, which sqlx's listener reconnects through.
@@ -118,7 +129,7 @@ async fn listen(registry: PgPool, caches: Caches, listening: Arc<AtomicBool>) {
 /// connection that sqlx re-establishes (and listens on again) at once does not end it.
 async fn listen_once(
     pool: &PgPool,
-    caches: &Caches,
+    caches: &impl Invalidate,
     listening: &AtomicBool,
 ) -> (bool, sqlx::Error) {
     let mut listener = match PgListener::connect_with(pool).await {

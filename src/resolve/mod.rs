@@ -24,6 +24,7 @@ pub use header::TenantHeader;
 pub use host::{BaseDomain, HostError, subdomain_slug};
 #[cfg(feature = "migrate")]
 pub(crate) use listener::REGISTRY_CHANNEL;
+pub(crate) use listener::{Invalidate, Listener};
 pub use path::TenantPath;
 pub(crate) use registry::fetch_routing;
 pub use registry::{RegistryOptions, TenantRegistry};

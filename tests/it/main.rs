@@ -37,4 +37,5 @@ mod seed;
 mod selectors;
 mod signed;
 mod subtasks;
+mod tenant_databases;
 mod tx;
