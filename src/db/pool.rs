@@ -949,7 +949,7 @@ impl TenantPool {
         Ok(())
     }
 
-    /// Closes every connection.
+    /// Closes every connection (under the database strategy, the tenant databases' too).
     ///
     /// ```no_run
     /// # async fn demo(pool: rls_tenancy::TenantPool) {
@@ -957,6 +957,9 @@ impl TenantPool {
     /// # }
     /// ```
     pub async fn close(&self) {
+        if let Some(databases) = &self.databases {
+            databases.set().close().await;
+        }
         self.pool.close().await;
     }
 }
