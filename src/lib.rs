@@ -127,8 +127,8 @@ pub use embedded::{
 };
 #[cfg(feature = "migrate")]
 pub use lifecycle::{
-    DropPlan, LifecycleError, NewTenant, RunOutcome, RunReport, TenantLifecycle, TenantRecord,
-    TenantRun, drop_tenant_database, list_text, provision_database,
+    DropPlan, LifecycleError, MoveProgress, MoveReport, NewTenant, RunOutcome, RunReport,
+    TenantLifecycle, TenantRecord, TenantRun, drop_tenant_database, list_text, provision_database,
 };
 #[cfg(feature = "migrate")]
 pub use migrate::{

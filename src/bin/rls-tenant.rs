@@ -1,18 +1,20 @@
 //! `rls-tenant`: the tenant lifecycle (create, list, suspend/resume, rename, drop, run SQL per
-//! tenant) in both strategies.
+//! tenant, move between servers) in every strategy.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rls_tenancy::cli::{self, CliError, DeclarationArg, DeployArgs};
 use rls_tenancy::{
-    BaseDomain, NewTenant, SchemaSelector, Strategy, TenantKey, TenantLifecycle, TenantSlug,
-    list_text, migrator_from_dir,
+    BaseDomain, MoveProgress, NewTenant, SchemaSelector, Strategy, TenantKey, TenantLifecycle,
+    TenantSlug, list_text, migrator_from_dir,
 };
 
-/// Create, list, suspend, resume, rename and drop tenants, and run SQL in each tenant's
-/// context. Run as the deploy role.
+/// Create, list, suspend, resume, rename and drop tenants, run SQL in each tenant's
+/// context, move a tenant's database to another server. Run as the deploy role.
 ///
 /// In the RLS mode a tenant is a registry row; in the schema mode (--strategy schema) also a
 /// schema of its own, made with the tenant migrations, policies and grants in the same
@@ -111,6 +113,21 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Move a tenant's database to another server (--strategy database): the tenant stays
+    /// readable throughout; its writes wait (then fail on the old copy, or succeed on the
+    /// new one) only while the copy is made and counted and the registry switched; the
+    /// output says how long. The old database is dropped once every table's rows were
+    /// counted equal in the copy; on any failure before the switch the tenant stays where
+    /// it was and the copy is dropped. A suspended tenant moves too and stays suspended.
+    ///
+    /// Example: rls-tenant --strategy database --server eu1=URL --server eu2=URL move acme --to eu2
+    Move {
+        /// The tenant's slug.
+        slug: String,
+        /// The server to move it to, by name.
+        #[arg(long, value_name = "SERVER")]
+        to: String,
+    },
     /// Run SQL as the deploy role in each selected tenant's context, one transaction each.
     Run {
         /// Which tenants, as `rls-migrate --schemas` selects schemas: all, :static:,
@@ -154,6 +171,39 @@ enum Format {
     Json,
 }
 
+/// The copy's progress bar, on a terminal only.
+struct CopyBar(ProgressBar);
+
+impl CopyBar {
+    fn new() -> Self {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr_with_hz(4)
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(None, target);
+        // The template is a constant; should it ever fail to parse, the default style remains.
+        if let Ok(style) =
+            ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} rows copied · {msg}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Self(bar)
+    }
+}
+
+impl MoveProgress for CopyBar {
+    fn started(&self, rows: u64) {
+        self.0.set_length(rows);
+        self.0.set_message("writes blocked");
+    }
+
+    fn copied(&self, table: &str, rows: u64) {
+        self.0.inc(rows);
+        self.0.set_message(format!("{table} done"));
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     cli::init_tracing();
@@ -179,7 +229,8 @@ async fn run(args: &Args) -> Result<bool, CliError> {
             .tenant_key(TenantKey::from_file(path).map_err(rls_tenancy::MigrateError::from)?);
     }
     let creates_schema = matches!(args.command, Command::Create { .. })
-        && matches!(strategy, Strategy::Schema | Strategy::Database);
+        && matches!(strategy, Strategy::Schema | Strategy::Database)
+        || matches!(args.command, Command::Move { .. }) && strategy == Strategy::Database;
     let base: BaseDomain = args.base_domain.parse()?;
     let mut lifecycle = TenantLifecycle::connect(declaration, options)
         .await?
@@ -278,6 +329,14 @@ async fn command(lifecycle: &TenantLifecycle, command: &Command) -> Result<bool,
                 )));
             }
             println!("dropped {}", lifecycle.drop_tenant(&slug).await?);
+        }
+        Command::Move { slug, to } => {
+            let bar = CopyBar::new();
+            let report = lifecycle
+                .move_tenant(&slug.parse()?, &to.parse()?, &bar)
+                .await;
+            bar.0.finish_and_clear();
+            println!("{}", report?);
         }
         Command::Run {
             tenants,

@@ -15,6 +15,8 @@ mod retry;
 mod timeouts;
 mod tx;
 
+#[cfg(feature = "migrate")]
+pub(crate) use begin::BeginPlan;
 pub use begin::{IsolationLevel, TxOptions};
 pub use error::DbError;
 pub(crate) use health::{Health, PROBE_TIMEOUT, is_connection_lost};

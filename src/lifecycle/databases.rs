@@ -27,6 +27,18 @@ pub(super) struct TenantDatabases {
     base: String,
 }
 
+impl TenantDatabases {
+    /// The configured server named `name`.
+    pub(super) fn server(&self, name: &ServerName) -> Result<&Server> {
+        Ok(self.servers.server(name)?)
+    }
+
+    /// The template database tenant databases are cloned from, on each server.
+    pub(super) fn template(&self) -> Result<DatabaseName> {
+        Ok(self.pattern.template(&self.base)?)
+    }
+}
+
 impl TenantLifecycle {
     /// The servers tenant databases go to and how they are named: needed in the database
     /// mode (a new tenant goes to the server with the fewest tenants unless
@@ -52,7 +64,7 @@ impl TenantLifecycle {
         self
     }
 
-    fn tenant_databases(&self) -> Result<&TenantDatabases> {
+    pub(super) fn tenant_databases(&self) -> Result<&TenantDatabases> {
         self.databases
             .as_ref()
             .ok_or(LifecycleError::Connect(ConnectError::NoServers))
@@ -79,12 +91,11 @@ impl TenantLifecycle {
     /// when any step fails.
     pub(super) async fn create_in_database(&self, new: &NewTenant) -> Result<TenantRecord> {
         let databases = self.tenant_databases()?;
-        let migrator = self
-            .tenant_migrator
+        self.tenant_migrator
             .as_ref()
             .ok_or(LifecycleError::NoTenantMigrations)?;
         let database = databases.pattern.database(&databases.base, &new.slug)?;
-        let template = databases.pattern.template(&databases.base)?;
+        databases.template()?;
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(CREATE_LOCK)
@@ -103,15 +114,7 @@ impl TenantLifecycle {
         for domain in &new.domains {
             add_domain(&mut tx, &self.decl, &new.slug, domain).await?;
         }
-        provision_database(
-            server,
-            &database,
-            &template,
-            migrator,
-            &self.decl,
-            &self.options,
-        )
-        .await?;
+        self.provision(server, &database).await?;
         if let Err(err) = tx.commit().await {
             drop_tenant_database(server, &database).await?;
             return Err(err.into());
@@ -131,6 +134,37 @@ impl TenantLifecycle {
             domains: new.domains.iter().map(ToString::to_string).collect(),
             active: true,
         })
+    }
+
+    /// Clones `server`'s template into `database` there ([`provision_database`]).
+    pub(super) async fn provision(&self, server: &Server, database: &DatabaseName) -> Result<()> {
+        let migrator = self
+            .tenant_migrator
+            .as_ref()
+            .ok_or(LifecycleError::NoTenantMigrations)?;
+        let template = self.tenant_databases()?.template()?;
+        provision_database(
+            server,
+            database,
+            &template,
+            migrator,
+            &self.decl,
+            &self.options,
+        )
+        .await
+    }
+
+    /// Takes the create lock in `conn`'s transaction and refuses server `to` when it holds
+    /// its `max_tenants` (a move's target: checked before anything is made, and again in
+    /// the transaction that gives it the tenant).
+    pub(super) async fn reserve(&self, conn: &mut PgConnection, to: &ServerName) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CREATE_LOCK)
+            .execute(&mut *conn)
+            .await?;
+        self.choose_server(conn, self.tenant_databases()?, Some(to))
+            .await?;
+        Ok(())
     }
 
     /// The server named `wanted`, or the one with the fewest tenants (the first given, on a

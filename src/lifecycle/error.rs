@@ -96,6 +96,62 @@ pub enum LifecycleError {
         slug: String,
     },
 
+    /// `move` outside the database mode: only tenant databases move between servers.
+    #[error(
+        "rls-tenant move moves a tenant's own database between servers: give --strategy database (or strategy = \"database\" in the declaration)"
+    )]
+    MoveNeedsDatabases,
+
+    /// A move to the server the tenant is on.
+    #[error("tenant {slug} is on server {server} already: name another server with --to")]
+    SameServer {
+        /// The tenant's slug.
+        slug: String,
+        /// The server.
+        server: String,
+    },
+
+    /// The target's template has other columns than the tenant's database: the two are at
+    /// different migrations.
+    #[error(
+        "table {table} has other columns on the target server than in the tenant's database: run rls-migrate --strategy database so both are at the same migrations, then move again"
+    )]
+    SchemasDiffer {
+        /// The table, qualified.
+        table: String,
+    },
+
+    /// The copy's row counts are not the source's: the move was abandoned.
+    #[error(
+        "the copy's row counts differ from the tenant's database in {tables}: the move was abandoned, the tenant stays where it was and the copy was dropped; look for triggers or rules on the target server's template"
+    )]
+    CountsDiffer {
+        /// The tables whose counts differ, with both counts.
+        tables: String,
+    },
+
+    /// The tenant's registry row changed during the move.
+    #[error(
+        "tenant {slug}'s registry row changed during the move: the move was abandoned and the copy dropped; check where it is with `rls-tenant list`"
+    )]
+    RegistryChanged {
+        /// The tenant's slug.
+        slug: String,
+    },
+
+    /// The tenant moved, but its old database could not be dropped.
+    #[error(
+        "the tenant moved, but its old database {database} on server {server} could not be dropped ({reason}): drop it with DROP DATABASE {database} WITH (FORCE) there"
+    )]
+    OldDatabaseKept {
+        /// The old server.
+        server: String,
+        /// The database name.
+        database: String,
+        /// Why it was not dropped.
+        reason: String,
+    },
+
     /// The deploy role may not create databases on the server.
     #[error(
         "the deploy role may not create databases on server {server}: run ALTER ROLE ... CREATEDB there as a superuser"
@@ -179,7 +235,10 @@ impl LifecycleError {
                     | DbError::TenantContext { .. }
                     | DbError::ReleaseCheck { .. }
             ),
-            LifecycleError::Database(_) => false,
+            LifecycleError::Database(_)
+            | LifecycleError::CountsDiffer { .. }
+            | LifecycleError::RegistryChanged { .. }
+            | LifecycleError::OldDatabaseKept { .. } => false,
             _ => true,
         }
     }

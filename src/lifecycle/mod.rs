@@ -35,10 +35,12 @@
 //! # Ok(()) }
 //! ```
 
+mod copy;
 mod create;
 mod databases;
 mod drop;
 mod error;
+mod moving;
 mod provision;
 mod record;
 mod run;
@@ -51,6 +53,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 pub use create::NewTenant;
 pub use drop::DropPlan;
 pub use error::LifecycleError;
+pub use moving::{MoveProgress, MoveReport};
 pub use provision::{drop_tenant_database, provision_database};
 pub use record::{TenantRecord, list_text};
 pub use run::{RunOutcome, RunReport, TenantRun};

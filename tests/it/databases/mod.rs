@@ -5,6 +5,7 @@
 mod check;
 mod lifecycle;
 mod migrate;
+mod moving;
 mod provision;
 mod refused;
 
