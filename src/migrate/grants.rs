@@ -303,9 +303,17 @@ WITH declared AS (
 ), ns AS (
     SELECT oid, nspacl FROM pg_catalog.pg_namespace WHERE nspname = $1::text
 ), rels AS (
+    -- The schema's relations found through their dependency on it (pg_depend's index on
+    -- refobjid): pg_class has no index on relnamespace, and scanning it for one schema cost
+    -- 27 of this statement's 34 ms with 2,000 tenant schemas. Every relation but a TOAST
+    -- table, an index or a composite type records that dependency (heap.c), and none of
+    -- those can hold a grant.
     SELECT c.oid, c.relname, c.relkind, c.relacl, d.tenant_column, d.relname IS NOT NULL AS declared
-      FROM pg_catalog.pg_class c
-      JOIN ns ON ns.oid = c.relnamespace
+      FROM ns
+      JOIN pg_catalog.pg_depend dn ON dn.refclassid = 'pg_catalog.pg_namespace'::regclass
+                                  AND dn.refobjid = ns.oid
+                                  AND dn.classid = 'pg_catalog.pg_class'::regclass
+      JOIN pg_catalog.pg_class c ON c.oid = dn.objid AND c.relnamespace = ns.oid
       LEFT JOIN declared d ON d.relname = c.relname AND c.relkind IN ('r', 'p')
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
 ), sequences AS (

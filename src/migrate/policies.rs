@@ -89,6 +89,9 @@ pub(super) async fn table_states(
     // pg_policy by the table's oid, spelled as the pg_policies view spells it: the view,
     // joined by schema and table name, decompiled every policy of every schema (pg_get_expr)
     // for each table asked about: 0.7 s for 3 schemas, minutes for all, at 2,000 schemas.
+    // The tables are found by name (to_regclass: the index on name and schema), not by a
+    // join on names: once the statement's plan was generic, that join scanned all of
+    // pg_class for every schema migrated (46 ms a schema at 2,000 schemas).
     let rows: Vec<(String, String, bool, bool, Vec<String>)> = sqlx::query_as(
         "SELECT n.nspname::text, c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
                 coalesce(array_agg(concat_ws('|', p.polname,
@@ -106,10 +109,12 @@ pub(super) async fn table_states(
                                              pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid))
                                    ORDER BY p.polname)
                          FILTER (WHERE p.polname IS NOT NULL), '{}')
-           FROM pg_catalog.pg_class c
+           FROM unnest($1::text[]) AS s(name)
+          CROSS JOIN unnest($2::text[]) AS t(name)
+           JOIN pg_catalog.pg_class c ON c.oid = to_regclass(format('%I.%I', s.name, t.name))
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
            LEFT JOIN pg_catalog.pg_policy p ON p.polrelid = c.oid
-          WHERE n.nspname = ANY($1) AND c.relname = ANY($2) AND c.relkind IN ('r', 'p')
+          WHERE c.relkind IN ('r', 'p')
           GROUP BY 1, 2, 3, 4",
     )
     .bind(schemas)

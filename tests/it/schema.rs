@@ -354,6 +354,53 @@ async fn a_schema_that_fails_to_migrate_stops_no_other_and_a_rerun_completes_it(
 }
 
 #[tokio::test]
+async fn a_grant_on_a_relation_the_declaration_does_not_name_is_taken_back_by_a_rerun() {
+    let t = SchemaTenants::new().await;
+    let runtime = t.db.runtime_role();
+    // What a careless later change could leave in a tenant schema: a table and a view the
+    // declaration does not name, readable by the runtime role, made by the deploy role.
+    let mut deploy = rls_tenancy::connect(t.db.deploy_url())
+        .await
+        .expect("deploy");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE tenant_b.copy AS SELECT * FROM tenant_b.users;
+         GRANT SELECT ON tenant_b.copy TO {runtime};
+         CREATE VIEW tenant_b.copy_view AS SELECT * FROM tenant_b.copy;
+         GRANT SELECT ON tenant_b.copy_view TO {runtime}"
+    )))
+    .execute(&mut deploy)
+    .await
+    .expect("undeclared relations");
+    let readable = |name: &'static str| {
+        sqlx::query_scalar::<_, bool>("SELECT has_table_privilege($1, $2, 'SELECT')")
+            .bind(runtime.as_str())
+            .bind(name)
+    };
+    assert!(
+        readable("tenant_b.copy")
+            .fetch_one(&t.admin)
+            .await
+            .expect("before"),
+        "the grant is in place before the rerun"
+    );
+    let report = migrate_schemas(
+        &REFERENCE_TENANT_MIGRATIONS,
+        &t.decl,
+        &deploy_options(&t.db),
+        2,
+    )
+    .await
+    .expect("rerun");
+    assert!(!report.has_failures(), "{report}");
+    for name in ["tenant_b.copy", "tenant_b.copy_view"] {
+        assert!(
+            !readable(name).fetch_one(&t.admin).await.expect("after"),
+            "{name} is no longer readable by the runtime role"
+        );
+    }
+}
+
+#[tokio::test]
 async fn rls_migrate_with_strategy_schema_migrates_each_tenant_schema_and_exits_1_on_a_failure() {
     let db = ScratchDatabase::create().await.expect("scratch database");
     let admin = db.admin_pool().await.expect("admin");
