@@ -140,6 +140,7 @@ pub use migrate::{
 #[cfg(feature = "seed")]
 pub use seed::{
     CountRange, Distribution, SeedError, SeedLevel, SeedOptions, SeedProfile, SeedReport, seed,
+    seed_placement,
 };
 
 /// The names most programs need, for `use rls_tenancy::prelude::*`.

@@ -1,10 +1,13 @@
 //! `rls-seed`: fake tenant data, fast and deterministic, written through row-level security.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use rls_tenancy::cli::{self, StrategyArg};
-use rls_tenancy::{MigrateOptions, SeedLevel, SeedOptions, Strategy, migrator_from_dir, seed};
+use rls_tenancy::{
+    MigrateOptions, SeedLevel, SeedOptions, Strategy, TenantKey, migrator_from_dir, seed,
+};
 
 /// Create fake accounts (tenant-0, tenant-1, …) with users, projects, tasks and subtasks,
 /// each account in its own tenant transaction so the RLS policies vet every row. Run as the
@@ -12,6 +15,14 @@ use rls_tenancy::{MigrateOptions, SeedLevel, SeedOptions, Strategy, migrator_fro
 ///
 /// With --strategy schema each account gets a schema of its own (tenant_0, tenant_1, …),
 /// created and migrated with --tenant-migrations in the account's transaction.
+///
+/// With --strategy database each account gets a database of its own (--database-pattern,
+/// default <base>_tenant_<slug>) on one of the servers (--server NAME=URL as the deploy role,
+/// RLS_SERVERS or --config), cloned from the server's template database as `rls-tenant
+/// create` does; --database-url is then the control database holding the registry.
+/// Placement is deterministic: tenant-i goes to the (i mod S)-th server in the order given
+/// (S servers), a server at its max_tenants passing its turn to the next one with room. At
+/// most --jobs accounts load at once per server.
 ///
 /// Exit codes: 0 ok, 1 loading failed (committed accounts are whole), 2 usage, connection,
 /// or accounts already present.
@@ -78,8 +89,19 @@ struct Args {
     #[command(flatten)]
     tenant_migrations: cli::TenantMigrationsArg,
 
+    #[command(flatten)]
+    servers: cli::ServersArg,
+
+    /// The tenant key file rls-migrate installed (signed context): with --strategy database,
+    /// a server's template database is made with it when it does not exist yet.
+    #[arg(long, env = "RLS_TENANT_KEY_FILE", value_name = "PATH")]
+    tenant_key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    database_pattern: cli::DatabasePatternArg,
+
     /// The role the application connects as: granted DML on each new account's schema
-    /// (schema strategy).
+    /// (schema strategy), or CONNECT on each new account's database (database strategy).
     #[arg(long, env = "RLS_RUNTIME_ROLE", default_value = MigrateOptions::DEFAULT_RUNTIME_ROLE)]
     runtime_role: String,
 }
@@ -121,11 +143,29 @@ async fn main() -> ExitCode {
         Err(code) => return code,
     };
     let run = async {
-        cli::refuse_database_strategy("rls-seed", args.strategy.strategy.unwrap_or_default())?;
+        let strategy = args.strategy.strategy.unwrap_or_default();
+        let servers = args.servers.load(strategy)?;
         let mut options = args.options();
-        if args.strategy.strategy == Some(Strategy::Schema) {
-            let migrator = migrator_from_dir(&args.tenant_migrations.path).await?;
-            options = options.in_tenant_schemas(&migrator, &args.runtime_role);
+        match strategy {
+            Strategy::Schema => {
+                let migrator = migrator_from_dir(&args.tenant_migrations.path).await?;
+                options = options.in_tenant_schemas(&migrator, &args.runtime_role);
+            }
+            Strategy::Database => {
+                if let Some(path) = &args.tenant_key_file {
+                    options = options.tenant_key(
+                        TenantKey::from_file(path).map_err(rls_tenancy::MigrateError::from)?,
+                    );
+                }
+                let migrator = migrator_from_dir(&args.tenant_migrations.path).await?;
+                options = options.in_tenant_databases(
+                    servers,
+                    args.database_pattern.pattern.clone(),
+                    &migrator,
+                    &args.runtime_role,
+                );
+            }
+            _ => {}
         }
         options.validate()?;
         let url = cli::database_url(args.database_url.as_deref(), "DEPLOY_DATABASE_URL")?;

@@ -148,7 +148,14 @@ async fn check_database(pool: PgPool, setup: Arc<Setup>) -> Result<Checked, DbEr
             ),
         });
     }
-    enforce_guard(&pool, &setup.guard, &setup.variable, false).await?;
+    match &setup.guard {
+        // The deploy role's writing pool (seeding) warned once when it opened; each of its
+        // thousands of tenant databases checks the login only, without repeating it.
+        GuardSetting::DeployRoleWriter => {
+            crate::guard::enforce_writer(&mut *pool.acquire().await?).await?;
+        }
+        guard => enforce_guard(&pool, guard, &setup.variable, false).await?,
+    }
     check_installed(&mut *pool.acquire().await?).await?;
     let release_check = release_check(&setup.variable, &clean_settings(&pool, false).await?);
     if signed {

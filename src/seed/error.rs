@@ -118,6 +118,10 @@ pub enum SeedError {
     #[error(transparent)]
     Placement(#[from] crate::placement::PlacementError),
 
+    /// A tenant database could not be created or dropped (`--strategy database`).
+    #[error(transparent)]
+    Lifecycle(#[from] crate::lifecycle::LifecycleError),
+
     /// The loading pool or a tenant transaction failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -157,7 +161,7 @@ impl SeedError {
                 | Self::NotMigratedForSchemas { .. }
                 | Self::Connect(_)
                 | Self::Declaration(_)
-        )
+        ) || matches!(self, Self::Lifecycle(err) if err.is_usage())
     }
 }
 

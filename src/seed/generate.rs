@@ -165,6 +165,13 @@ impl Generator {
         self.draw_counts(&mut self.rng(index))
     }
 
+    /// The name of account `index`, as [`Generator::account`] gives it, without its rows.
+    pub(crate) fn name(&self, index: u64) -> String {
+        let rng = &mut self.rng(index);
+        self.draw_counts(rng);
+        CompanyName(EN).fake_with_rng(rng)
+    }
+
     /// Account `index`, with ids taken consecutively from `ids`.
     pub(crate) fn account(&self, index: u64, ids: IdBases) -> AccountRows {
         let rng = &mut self.rng(index);

@@ -25,68 +25,116 @@ use super::preflight::{REGISTRY, TENANT_TABLES};
 use crate::db::TenantTx;
 use crate::placement::SchemaName;
 
+/// Where an account's rows go.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Target<'a> {
+    /// The shared tables (RLS strategy), with the account's registry row.
+    Shared,
+    /// The account's own schema (schema strategy), which the transaction's `search_path`
+    /// names, with the account's registry row naming it.
+    Schema(&'a SchemaName),
+    /// The account's own database (database strategy): its tenant rows only; its registry
+    /// row is in the control database, written by the lifecycle that created the database.
+    Database,
+}
+
 /// One account, all tables, one round trip, under the RLS strategy. `$1` is the account id.
-static INSERT_ACCOUNT: LazyLock<String> = LazyLock::new(|| insert_account_sql(false));
+static INSERT_ACCOUNT: LazyLock<String> = LazyLock::new(|| insert_account_sql(Layout::Shared));
 
 /// The same under the schema strategy: the tenant tables unqualified (the transaction's
 /// `search_path` names the account's schema), the registry row naming the schema (`$25`),
 /// and each table's identity moved past the ids used, which count from 1 in each schema.
-static INSERT_ACCOUNT_IN_SCHEMA: LazyLock<String> = LazyLock::new(|| insert_account_sql(true));
+static INSERT_ACCOUNT_IN_SCHEMA: LazyLock<String> =
+    LazyLock::new(|| insert_account_sql(Layout::Schema));
 
-fn insert_account_sql(in_schema: bool) -> String {
-    let (tables, schema_column, schema_value) = match in_schema {
-        false => ("app.", "", ""),
-        true => ("", ", schema_name", ", $25"),
+/// The same under the database strategy: the tenant tables of the account's own database,
+/// no registry row (`$2` .. `$4` unused), each table's identity moved past the ids used.
+static INSERT_ACCOUNT_IN_DATABASE: LazyLock<String> =
+    LazyLock::new(|| insert_account_sql(Layout::Database));
+
+/// [`Target`] without its schema, for rendering the statement once.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    Shared,
+    Schema,
+    Database,
+}
+
+fn insert_account_sql(layout: Layout) -> String {
+    let tables = match layout {
+        Layout::Schema => "",
+        Layout::Shared | Layout::Database => "app.",
     };
+    let mut steps = Vec::new();
+    let registry = match layout {
+        Layout::Shared => Some(("", "")),
+        Layout::Schema => Some((", schema_name", ", $25")),
+        Layout::Database => None,
+    };
+    if let Some((schema_column, schema_value)) = registry {
+        steps.push(format!(
+            "account AS (
+    INSERT INTO app.accounts (id, slug, name, created_at{schema_column}) OVERRIDING SYSTEM VALUE
+    VALUES ($1, $2, $3, $4{schema_value})
+)"
+        ));
+    }
+    steps.push(format!(
+        "users AS (
+    INSERT INTO {tables}users (account_id, id, email, first_name, last_name, password, is_active, date_joined)
+    OVERRIDING SYSTEM VALUE
+    SELECT $1, u.* FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::boolean[], $11::timestamptz[]) AS u
+)"
+    ));
+    steps.push(format!(
+        "projects AS (
+    INSERT INTO {tables}projects (account_id, id, name, details) OVERRIDING SYSTEM VALUE
+    SELECT $1, p.* FROM unnest($12::bigint[], $13::text[], $14::text[]) AS p
+)"
+    ));
+    steps.push(format!(
+        "tasks AS (
+    INSERT INTO {tables}tasks (account_id, id, project_id, name, is_complete, details) OVERRIDING SYSTEM VALUE
+    SELECT $1, t.* FROM unnest($15::bigint[], $16::bigint[], $17::text[], $18::boolean[], $19::text[]) AS t
+)"
+    ));
     let subtasks = format!(
         "INSERT INTO {tables}subtasks (account_id, id, task_id, name, is_complete, details) OVERRIDING SYSTEM VALUE
 SELECT $1, s.* FROM unnest($20::bigint[], $21::bigint[], $22::text[], $23::boolean[], $24::text[]) AS s"
     );
-    let last = match in_schema {
-        false => subtasks,
-        true => format!(
-            "subtasks AS (
+    let last = match layout {
+        Layout::Shared => subtasks,
+        Layout::Schema | Layout::Database => {
+            steps.push(format!(
+                "subtasks AS (
     {subtasks}
-)
-SELECT {}",
-            [("users", 5), ("projects", 12), ("tasks", 15), ("subtasks", 20)]
-                .map(|(table, ids)| format!(
-                    "setval(pg_get_serial_sequence('{table}', 'id'), greatest(cardinality(${ids}::bigint[]), 1), cardinality(${ids}::bigint[]) > 0)"
-                ))
-                .join(", ")
-        ),
+)"
+            ));
+            format!(
+                "SELECT {}",
+                [("users", 5), ("projects", 12), ("tasks", 15), ("subtasks", 20)]
+                    .map(|(table, ids)| format!(
+                        "setval(pg_get_serial_sequence('{tables}{table}', 'id'), greatest(cardinality(${ids}::bigint[]), 1), cardinality(${ids}::bigint[]) > 0)"
+                    ))
+                    .join(", ")
+            )
+        }
     };
-    let separator = if in_schema { ", " } else { "\n" };
-    format!(
-        "
-WITH account AS (
-    INSERT INTO app.accounts (id, slug, name, created_at{schema_column}) OVERRIDING SYSTEM VALUE
-    VALUES ($1, $2, $3, $4{schema_value})
-), users AS (
-    INSERT INTO {tables}users (account_id, id, email, first_name, last_name, password, is_active, date_joined)
-    OVERRIDING SYSTEM VALUE
-    SELECT $1, u.* FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::boolean[], $11::timestamptz[]) AS u
-), projects AS (
-    INSERT INTO {tables}projects (account_id, id, name, details) OVERRIDING SYSTEM VALUE
-    SELECT $1, p.* FROM unnest($12::bigint[], $13::text[], $14::text[]) AS p
-), tasks AS (
-    INSERT INTO {tables}tasks (account_id, id, project_id, name, is_complete, details) OVERRIDING SYSTEM VALUE
-    SELECT $1, t.* FROM unnest($15::bigint[], $16::bigint[], $17::text[], $18::boolean[], $19::text[]) AS t
-){separator}{last}"
-    )
+    format!("\nWITH {}\n{last}", steps.join(", "))
 }
 
-/// Writes one account inside its tenant transaction (the caller commits or rolls back); under
-/// the schema strategy, into `schema`, which the transaction's `search_path` names.
+/// Writes one account inside its tenant transaction (the caller commits or rolls back), to
+/// `target`.
 pub(super) async fn insert_account(
     tx: &mut TenantTx,
     rows: &AccountRows,
-    schema: Option<&SchemaName>,
+    target: Target<'_>,
 ) -> Result<()> {
     let (u, p, t, s) = (&rows.users, &rows.projects, &rows.tasks, &rows.subtasks);
-    let statement = match schema {
-        None => INSERT_ACCOUNT.as_str(),
-        Some(_) => INSERT_ACCOUNT_IN_SCHEMA.as_str(),
+    let statement = match target {
+        Target::Shared => INSERT_ACCOUNT.as_str(),
+        Target::Schema(_) => INSERT_ACCOUNT_IN_SCHEMA.as_str(),
+        Target::Database => INSERT_ACCOUNT_IN_DATABASE.as_str(),
     };
     let query = sqlx::query(AssertSqlSafe(statement))
         .bind(rows.id)
@@ -113,9 +161,9 @@ pub(super) async fn insert_account(
         .bind(&s.names)
         .bind(&s.is_complete)
         .bind(&s.details);
-    match schema {
-        None => query.execute(&mut **tx).await?,
-        Some(schema) => query.bind(schema.as_str()).execute(&mut **tx).await?,
+    match target {
+        Target::Schema(schema) => query.bind(schema.as_str()).execute(&mut **tx).await?,
+        Target::Shared | Target::Database => query.execute(&mut **tx).await?,
     };
     Ok(())
 }

@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod databases;
 mod error;
 mod generate;
 mod load;
@@ -37,6 +38,7 @@ mod preflight;
 mod profile;
 mod progress;
 mod report;
+mod spread;
 
 use std::time::Instant;
 
@@ -48,6 +50,7 @@ pub use error::SeedError;
 pub use options::SeedOptions;
 pub use profile::{CountRange, Distribution, SeedLevel, SeedProfile};
 pub use report::SeedReport;
+pub use spread::seed_placement;
 
 use self::generate::{AccountCounts, Generator, IdBases};
 use self::progress::Progress;
@@ -80,6 +83,11 @@ pub async fn seed(url: &DatabaseUrl, options: &SeedOptions) -> Result<SeedReport
     let started = Instant::now();
     let plan = options.plan()?;
     tracing::Span::current().record("accounts", plan.accounts);
+    if let Some(databases) = &plan.databases {
+        let mut report = databases::seed_databases(url, &plan, databases).await?;
+        report.elapsed = started.elapsed();
+        return Ok(report);
+    }
     let connect_options = url
         .connect_options()?
         // A seeding commit need not wait for its WAL flush: a crash loses at most the last

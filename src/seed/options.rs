@@ -7,7 +7,9 @@ use sqlx::migrate::Migrator;
 
 use super::profile::{Distribution, SeedLevel, SeedProfile};
 use super::{Result, SeedError};
-use crate::policy::Ident;
+use crate::connect::ServerSet;
+use crate::placement::DatabasePattern;
+use crate::policy::{Ident, TenantKey};
 
 /// The most connections `--jobs` may open.
 const MAX_JOBS: i64 = 64;
@@ -39,6 +41,29 @@ pub struct SeedOptions {
     rollback: bool,
     progress: bool,
     schemas: Option<SchemaSeeding>,
+    databases: Option<DatabaseSeeding>,
+    tenant_key: Option<TenantKey>,
+}
+
+/// The database strategy's part of [`SeedOptions`]: each account in a database of its own.
+#[derive(Debug, Clone)]
+struct DatabaseSeeding {
+    servers: ServerSet,
+    pattern: DatabasePattern,
+    tenant: SchemaSeeding,
+}
+
+/// The database strategy's part of a [`SeedPlan`], checked.
+#[derive(Debug, Clone)]
+pub(crate) struct DatabasePlan {
+    /// The servers (the deploy role's URLs), in the order given.
+    pub(crate) servers: ServerSet,
+    /// How each tenant's database is named.
+    pub(crate) pattern: DatabasePattern,
+    /// The tenant migrations and the runtime role, as for a tenant schema.
+    pub(crate) tenant: SchemaPlan,
+    /// The application's tenant key, for a template database made under the signed context.
+    pub(crate) tenant_key: Option<TenantKey>,
 }
 
 /// The schema strategy's part of [`SeedOptions`]: each account in a schema of its own.
@@ -69,6 +94,8 @@ pub(crate) struct SeedPlan {
     pub(crate) progress: bool,
     /// `Some` under the schema strategy.
     pub(crate) schemas: Option<SchemaPlan>,
+    /// `Some` under the database strategy.
+    pub(crate) databases: Option<DatabasePlan>,
 }
 
 impl SeedOptions {
@@ -96,6 +123,8 @@ impl SeedOptions {
             rollback: false,
             progress: false,
             schemas: None,
+            databases: None,
+            tenant_key: None,
         }
     }
 
@@ -198,14 +227,55 @@ impl SeedOptions {
     /// # Ok(()) }
     /// ```
     pub fn in_tenant_schemas(mut self, tenant_migrations: &Migrator, runtime_role: &str) -> Self {
-        let migrations = Migrator {
-            migrations: Cow::Owned(tenant_migrations.iter().cloned().collect()),
-            ..Migrator::DEFAULT
-        };
-        self.schemas = Some(SchemaSeeding {
-            migrations: Arc::new(migrations),
-            runtime_role: runtime_role.to_owned(),
+        self.schemas = Some(SchemaSeeding::new(tenant_migrations, runtime_role));
+        self
+    }
+
+    /// Seeds under the database strategy (`rls-seed --strategy database`): each account gets
+    /// a database of its own on one of `servers` (the deploy role's URLs), placed by
+    /// [`crate::seed_placement`]'s rule and named by `pattern`, created through the tenant
+    /// lifecycle ([`crate::TenantLifecycle::create`]: a clone of the server's template
+    /// database, brought up to date with `tenant_migrations`, `CONNECT` for `runtime_role`)
+    /// and registered in the control database; then its rows are written in its own tenant
+    /// transaction in its own database. The rows are the same as under the schema strategy
+    /// (ids counting from 1 in each database). A tenant whose rows fail to load is dropped
+    /// again, so an account is whole or absent. The accounts are created one after another
+    /// (the lifecycle's create lock makes them take turns anyway) and loaded `--jobs` at a
+    /// time per server.
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::{DatabasePattern, SeedOptions, ServerSet, migrator_from_dir, seed};
+    /// # async fn demo(control: rls_tenancy::DatabaseUrl) -> Result<(), Box<dyn std::error::Error>> {
+    /// let servers = ServerSet::parse_list("eu1=postgres://app_deploy:pw@db1/postgres,eu2=postgres://app_deploy:pw@db2/postgres")?;
+    /// let tenant_migrations = migrator_from_dir("migrations/tenant").await?;
+    /// let options = SeedOptions::new(100).in_tenant_databases(servers, DatabasePattern::default(), &tenant_migrations, "app_runtime");
+    /// let report = seed(&control, &options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn in_tenant_databases(
+        mut self,
+        servers: ServerSet,
+        pattern: DatabasePattern,
+        tenant_migrations: &Migrator,
+        runtime_role: &str,
+    ) -> Self {
+        self.databases = Some(DatabaseSeeding {
+            servers,
+            pattern,
+            tenant: SchemaSeeding::new(tenant_migrations, runtime_role),
         });
+        self
+    }
+
+    /// The application's tenant key (`rls-seed --tenant-key-file`, the file `rls-migrate`
+    /// installed): under [`SeedOptions::in_tenant_databases`] with the signed tenant context,
+    /// a server's template database is made with it when it does not exist yet.
+    ///
+    /// ```
+    /// let options = rls_tenancy::SeedOptions::new(10).tenant_key(rls_tenancy::TenantKey::generate());
+    /// ```
+    pub fn tenant_key(mut self, key: TenantKey) -> Self {
+        self.tenant_key = Some(key);
         self
     }
 
@@ -268,11 +338,45 @@ impl SeedOptions {
             rollback: self.rollback,
             progress: self.progress,
             schemas: self.schemas.as_ref().map(SchemaSeeding::plan).transpose()?,
+            databases: self.databases.as_ref().map(|d| d.plan(self)).transpose()?,
+        })
+    }
+}
+
+/// A migrator of its own with `migrator`'s migrations (a [`Migrator`] is not `Clone`).
+pub(crate) fn copy_migrator(migrator: &Migrator) -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(migrator.iter().cloned().collect()),
+        ..Migrator::DEFAULT
+    }
+}
+
+impl DatabaseSeeding {
+    fn plan(&self, options: &SeedOptions) -> Result<DatabasePlan> {
+        if options.rollback {
+            return Err(SeedError::InvalidOption {
+                option: "--rollback",
+                reason: "not available with --strategy database, which creates each tenant's database: seed a scratch control database instead".into(),
+            });
+        }
+        super::spread::seed_placement(options.accounts.max(0) as u64, &self.servers)?;
+        Ok(DatabasePlan {
+            servers: self.servers.clone(),
+            pattern: self.pattern.clone(),
+            tenant: self.tenant.plan()?,
+            tenant_key: options.tenant_key.clone(),
         })
     }
 }
 
 impl SchemaSeeding {
+    fn new(tenant_migrations: &Migrator, runtime_role: &str) -> Self {
+        Self {
+            migrations: Arc::new(copy_migrator(tenant_migrations)),
+            runtime_role: runtime_role.to_owned(),
+        }
+    }
+
     fn plan(&self) -> Result<SchemaPlan> {
         let runtime_role =
             Ident::parse("role", &self.runtime_role).map_err(|e| SeedError::InvalidOption {

@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 
 use super::SeedReport;
 use super::generate::{AccountRows, Generator, IdBases};
-use super::load;
+use super::load::{self, Target};
 use super::options::{SchemaPlan, SeedPlan};
 use super::progress::Progress;
 use super::{Result, SeedError};
@@ -173,7 +173,11 @@ async fn load_one(
             (tx, Some(schema))
         }
     };
-    load::insert_account(&mut tx, rows, schema.as_ref()).await?;
+    let target = match &schema {
+        Some(schema) => Target::Schema(schema),
+        None => Target::Shared,
+    };
+    load::insert_account(&mut tx, rows, target).await?;
     if rollback {
         Ok(tx.rollback().await?)
     } else {

@@ -49,22 +49,11 @@ pub(super) async fn check_migrated(conn: &mut PgConnection) -> Result<()> {
 /// Refuses a superuser or `BYPASSRLS` role (the policies would not vet the rows) and a role
 /// that cannot insert ids or advance the sequences (the runtime role, say).
 pub(super) async fn check_role(conn: &mut PgConnection) -> Result<()> {
-    let (role, bypasses): (String, bool) = sqlx::query_as(
-        "SELECT rolname::text, rolsuper OR rolbypassrls
-           FROM pg_catalog.pg_roles WHERE rolname = current_user",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    let role = check_login(conn).await?;
     let unfit = |reason: String| SeedError::Role {
         role: role.clone(),
         reason,
     };
-    if bypasses {
-        return Err(unfit(
-            "it is a superuser or has BYPASSRLS, so row-level security would not vet the rows"
-                .into(),
-        ));
-    }
     for table in std::iter::once(REGISTRY).chain(TENANT_TABLES) {
         let (can_insert, can_reserve): (bool, bool) = sqlx::query_as(
             "SELECT has_column_privilege($1, 'id', 'INSERT'),
@@ -80,6 +69,26 @@ pub(super) async fn check_role(conn: &mut PgConnection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Refuses a superuser or `BYPASSRLS` login: row-level security would not vet its rows.
+/// Returns the role's name.
+pub(super) async fn check_login(conn: &mut PgConnection) -> Result<String> {
+    let (role, bypasses): (String, bool) = sqlx::query_as(
+        "SELECT rolname::text, rolsuper OR rolbypassrls
+           FROM pg_catalog.pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if bypasses {
+        return Err(SeedError::Role {
+            role,
+            reason:
+                "it is a superuser or has BYPASSRLS, so row-level security would not vet the rows"
+                    .into(),
+        });
+    }
+    Ok(role)
 }
 
 /// The indexes below `accounts` whose slug (`tenant-N`) already exists.
