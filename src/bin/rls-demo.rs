@@ -10,13 +10,19 @@ use clap::Parser;
 
 use rls_tenancy::demo::{Demo, DemoOptions, shutdown_signal};
 use rls_tenancy::http::{PinKey, RequestLimits, WritePinning};
-use rls_tenancy::{BaseDomain, TxTimeouts, cli};
+use rls_tenancy::{BaseDomain, ServerSet, Strategy, TxTimeouts, cli};
 
 /// Serve each tenant's subtasks on its own subdomain: http://tenant-1.localhost:8080/.
 ///
 /// Without a database URL it starts an embedded PostgreSQL (the local server binaries),
 /// creates the roles, migrates, seeds five tenants (tenant-0 .. tenant-4) with rls-seed's
 /// small profile and a fixed seed, and removes it all on Ctrl-C or SIGTERM.
+///
+/// With --strategy database each tenant has a database of its own on one of several servers:
+/// --database-url is then the control database holding the registry, and the servers come
+/// from --server NAME=URL (the runtime role), RLS_SERVERS or --config ([[server]] entries,
+/// whose max_connections bound each server's share of --max-connections). Without a database
+/// URL it starts two embedded servers and seeds the five tenants over both.
 ///
 /// Durations are written like 15s, 500ms or 1m.
 ///
@@ -43,8 +49,10 @@ struct Args {
     #[arg(long, env = "RLS_BASE_DOMAIN", default_value = "localhost")]
     base_domain: String,
 
-    /// The most database connections to open.
-    #[arg(long, env = "RLS_DEMO_MAX_CONNECTIONS", default_value_t = 10)]
+    /// The most database connections to open; with --strategy database, the budget of
+    /// connections to tenant databases over all servers (the control database's pool of 4
+    /// comes on top).
+    #[arg(long, env = "RLS_DEMO_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
 
     /// How long a request waits for a free database connection before it gets a 503.
@@ -112,6 +120,9 @@ struct Args {
 
     #[command(flatten)]
     strategy: cli::StrategyArg,
+
+    #[command(flatten)]
+    servers: cli::ServersArg,
 }
 
 #[tokio::main]
@@ -128,7 +139,27 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), cli::CliError> {
-    cli::refuse_database_strategy("rls-demo", args.strategy.strategy.unwrap_or_default())?;
+    let strategy = args.strategy.strategy.unwrap_or_default();
+    let given_url = args
+        .database_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty());
+    let servers = match (strategy, given_url) {
+        (Strategy::Database, None)
+            if !args.servers.servers.is_empty() || args.servers.config.is_some() =>
+        {
+            return Err(cli::CliError::Usage(
+                "--server and --config need --database-url (the control database); without one the demo starts two embedded servers of its own".into(),
+            ));
+        }
+        (Strategy::Database, None) => ServerSet::default(),
+        (_, _) => args.servers.load(strategy)?,
+    };
+    if strategy == Strategy::Database && !args.replica_urls.is_empty() {
+        return Err(cli::CliError::Usage(
+            "--replica-url is not available with --strategy database: each tenant database is on its own server".into(),
+        ));
+    }
     let base: BaseDomain = args.base_domain.parse()?;
     let limits = RequestLimits::default()
         .timeout(args.request_timeout)
@@ -145,7 +176,8 @@ async fn run(args: Args) -> Result<(), cli::CliError> {
         .limits(limits)
         .shutdown_timeout(args.shutdown_timeout)
         .debug_routing(args.debug_routing)
-        .strategy(args.strategy.strategy.unwrap_or_default());
+        .strategy(strategy)
+        .servers(servers);
     let replicas = args
         .replica_urls
         .iter()
@@ -178,6 +210,12 @@ async fn run(args: Args) -> Result<(), cli::CliError> {
             dir.display()
         );
     }
+    if let Some(dir) = demo.second_cluster_dir() {
+        println!(
+            "second embedded PostgreSQL in {} (removed on Ctrl-C)",
+            dir.display()
+        );
+    }
     println!("landing page: {}", demo.landing_url());
     if demo.tenant_urls().is_empty() {
         println!(
@@ -185,8 +223,12 @@ async fn run(args: Args) -> Result<(), cli::CliError> {
             demo.landing_url().trim_start_matches("http://")
         );
     }
-    for url in demo.tenant_urls() {
-        println!("open {url}");
+    let servers = demo.tenant_servers();
+    for (n, url) in demo.tenant_urls().iter().enumerate() {
+        match servers.get(n) {
+            Some(server) => println!("open {url} (its own database, on server {server})"),
+            None => println!("open {url}"),
+        }
     }
     Ok(demo.serve(shutdown_signal()).await?)
 }

@@ -36,17 +36,6 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
 
-    /// A strategy this binary cannot serve yet: refused rather than served as another.
-    #[error("{program} does not support --strategy {strategy} yet: use {supported}")]
-    UnsupportedStrategy {
-        /// The binary.
-        program: &'static str,
-        /// The strategy asked for (by flag, environment or declaration).
-        strategy: crate::Strategy,
-        /// The strategies it serves, for the message.
-        supported: &'static str,
-    },
-
     /// The toolkit's error.
     #[error(transparent)]
     Toolkit(#[from] Error),
@@ -113,9 +102,7 @@ pub fn init_tracing() {
 /// ```
 pub fn exit_code(err: &CliError) -> ExitCode {
     let usage = match err {
-        CliError::MissingDatabaseUrl { .. }
-        | CliError::Usage(_)
-        | CliError::UnsupportedStrategy { .. } => true,
+        CliError::MissingDatabaseUrl { .. } | CliError::Usage(_) => true,
         CliError::Toolkit(err) => is_usage(err),
     };
     ExitCode::from(if usage { 2 } else { 1 })
@@ -235,35 +222,6 @@ fn cause_of<'a>(
     err: Option<&'a (dyn std::error::Error + 'static)>,
 ) -> Option<&'a (dyn std::error::Error + 'static)> {
     err.and_then(std::error::Error::source)
-}
-
-/// Refuses `strategy` when it is [`crate::Strategy::Database`], for a binary that does not
-/// serve the database strategy yet: one line and exit code 2, never the work done as if the
-/// strategy were another.
-///
-/// # Errors
-/// [`CliError::UnsupportedStrategy`] under the database strategy.
-///
-/// ```
-/// use rls_tenancy::Strategy;
-/// use rls_tenancy::cli::{exit_code, refuse_database_strategy};
-/// assert!(refuse_database_strategy("rls-demo", Strategy::Schema).is_ok());
-/// let err = refuse_database_strategy("rls-demo", Strategy::Database).unwrap_err();
-/// assert_eq!(err.to_string(), "rls-demo does not support --strategy database yet: use rls or schema");
-/// assert_eq!(exit_code(&err), std::process::ExitCode::from(2));
-/// ```
-pub fn refuse_database_strategy(
-    program: &'static str,
-    strategy: crate::Strategy,
-) -> Result<(), CliError> {
-    match strategy {
-        crate::Strategy::Database => Err(CliError::UnsupportedStrategy {
-            program,
-            strategy,
-            supported: "rls or schema",
-        }),
-        _ => Ok(()),
-    }
 }
 
 /// Reads a database URL given by flag or environment, or says which to set.

@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod databases;
 mod html;
 mod item;
 mod page;
@@ -46,10 +47,10 @@ pub use subtasks::{
 };
 pub use tenants::seed_options;
 
-use crate::connect::{DatabaseHosts, DatabaseUrl};
+use crate::connect::{ConnectError, DatabaseHosts, DatabaseUrl, ServerSet};
 use crate::db::{TenantPoolOptions, TxTimeouts};
 use crate::embedded::{
-    AdminServer, REFERENCE_MIGRATIONS, REFERENCE_TENANT_MIGRATIONS, ScratchDatabase,
+    AdminServer, REFERENCE_MIGRATIONS, REFERENCE_TENANT_MIGRATIONS, ScratchDatabase, ScratchServers,
 };
 use crate::error::Result;
 use crate::http::{AppError, AppState, RequestLimits, Unavailable, WritePinning};
@@ -86,6 +87,7 @@ pub struct DemoOptions {
     debug_routing: bool,
     tenant_key_file: Option<PathBuf>,
     strategy: Strategy,
+    servers: ServerSet,
 }
 
 impl DemoOptions {
@@ -114,6 +116,7 @@ impl DemoOptions {
             debug_routing: false,
             tenant_key_file: None,
             strategy: Strategy::Rls,
+            servers: ServerSet::default(),
         }
     }
 
@@ -129,6 +132,25 @@ impl DemoOptions {
     /// ```
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
+        self
+    }
+
+    /// Under [`Strategy::Database`] with [`DemoOptions::database_url`] (the control database
+    /// holding the registry): the servers the tenant databases are on, each URL logging in as
+    /// the runtime role (`--server NAME=URL`, `RLS_SERVERS`, `[[server]]` in `--config`; a
+    /// server's `max_connections` bounds its share of the budget). The embedded demo starts
+    /// its own two.
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .strategy(rls_tenancy::Strategy::Database)
+    ///     .database_url("postgres://app_runtime:pw@control/app".parse()?)
+    ///     .servers(rls_tenancy::ServerSet::parse_list("eu1=postgres://app_runtime:pw@db1/postgres")?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn servers(mut self, servers: ServerSet) -> Self {
+        self.servers = servers;
         self
     }
 
@@ -242,7 +264,9 @@ impl DemoOptions {
         self
     }
 
-    /// The most database connections the server opens (default 10).
+    /// The most database connections the server opens (default 10). Under
+    /// [`Strategy::Database`], the budget of connections to tenant databases over all
+    /// servers (the control database's pool of 4 comes on top).
     ///
     /// ```
     /// # use rls_tenancy::demo::DemoOptions;
@@ -337,9 +361,18 @@ pub struct Demo {
     landing_url: String,
     tenant_urls: Vec<String>,
     shutdown_timeout: Duration,
-    // Field order is drop order: the database before the server that holds it.
-    embedded_db: Option<ScratchDatabase>,
-    embedded_server: Option<AdminServer>,
+    /// Each seeded tenant's server, in the order of `tenant_urls` (embedded database mode).
+    tenant_servers: Vec<String>,
+    embedded: Embedded,
+}
+
+/// What the embedded mode started, dropped in field order: the databases before the servers
+/// that hold them.
+#[derive(Debug, Default)]
+struct Embedded {
+    db: Option<ScratchDatabase>,
+    servers: Option<ScratchServers>,
+    server: Option<AdminServer>,
 }
 
 impl Demo {
@@ -361,42 +394,18 @@ impl Demo {
         let listener = TcpListener::bind(options.listen).await?;
         let port = listener.local_addr()?.port();
         let declaration = TenancyDeclaration::reference()?.with_strategy(options.strategy);
-        if declaration.strategy() == Strategy::Database {
-            return Err(crate::PlacementError::OneDatabase.into());
-        }
         let mut pool_options = TenantPoolOptions::new(declaration.clone())
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
             .timeouts(options.timeouts);
-        if let Some(path) = options.tenant_key_file {
+        if let Some(path) = options.tenant_key_file.clone() {
             pool_options = pool_options.tenant_key_file(path);
         }
-        let (runtime_url, embedded_db, embedded_server, slugs) = match options.database_url {
-            Some(url) => (url, None, None, Vec::new()),
-            None => {
-                let key = TenantKey::generate();
-                let (db, server, slugs) = start_embedded(&key, &declaration).await?;
-                pool_options = pool_options.tenant_key(key);
-                (
-                    DatabaseHosts::from(db.runtime_url().clone()),
-                    Some(db),
-                    Some(server),
-                    slugs,
-                )
-            }
+        let mut embedded = Embedded::default();
+        let (routing, slugs) = match declaration.strategy() {
+            Strategy::Database => connect_databases(&options, pool_options, &mut embedded).await?,
+            _ => connect_one(options.clone(), pool_options, &declaration, &mut embedded).await?,
         };
-        let mut routing_options = options
-            .replicas
-            .into_iter()
-            .fold(RoutingOptions::new(pool_options), RoutingOptions::replica)
-            .check_interval(options.check_interval);
-        if let Some(lag) = options.max_replica_lag {
-            routing_options = routing_options.max_replica_lag(lag);
-        }
-        if let Some(wait) = options.failover_wait {
-            routing_options = routing_options.failover_wait(wait);
-        }
-        let routing = RoutingPool::connect_hosts(&runtime_url, routing_options).await?;
         let pool = routing.primary().clone();
         let registry = pool.registry(RegistryOptions::default());
         let base = options.base_domain;
@@ -406,7 +415,7 @@ impl Demo {
         };
         let tenant_urls: Vec<String> = slugs
             .iter()
-            .map(|slug| site(&format!("{slug}.{base}")))
+            .map(|(slug, _)| site(&format!("{slug}.{base}")))
             .collect();
         let landing_url = site(base.as_str());
         let mut state = DemoState::new(AppState::new(pool, registry, base), tenant_urls.clone())
@@ -416,6 +425,10 @@ impl Demo {
         if let Some(pinning) = options.pinning {
             state = state.with_pinning(pinning);
         }
+        let tenant_servers = slugs
+            .iter()
+            .filter_map(|(_, server)| server.clone())
+            .collect();
         Ok(Self {
             listener,
             state,
@@ -423,8 +436,8 @@ impl Demo {
             landing_url,
             tenant_urls,
             shutdown_timeout: options.shutdown_timeout,
-            embedded_db,
-            embedded_server,
+            tenant_servers,
+            embedded,
         })
     }
 
@@ -476,9 +489,41 @@ impl Demo {
     /// # }
     /// ```
     pub fn cluster_dir(&self) -> Option<&Path> {
-        self.embedded_server
+        self.embedded
+            .server
             .as_ref()
             .and_then(AdminServer::cluster_dir)
+    }
+
+    /// The second embedded cluster's directory under [`Strategy::Database`] (server `two`);
+    /// `None` otherwise.
+    ///
+    /// ```no_run
+    /// # fn demo(demo: rls_tenancy::demo::Demo) {
+    /// if let Some(dir) = demo.second_cluster_dir() {
+    ///     println!("server two in {}", dir.display());
+    /// }
+    /// # }
+    /// ```
+    pub fn second_cluster_dir(&self) -> Option<&Path> {
+        self.embedded
+            .servers
+            .as_ref()
+            .and_then(|bed| bed.second().cluster_dir())
+    }
+
+    /// The server each seeded tenant's database is on, in the order of
+    /// [`Demo::tenant_urls`] (embedded mode under [`Strategy::Database`]; empty otherwise).
+    ///
+    /// ```no_run
+    /// # fn demo(demo: rls_tenancy::demo::Demo) {
+    /// for (url, server) in demo.tenant_urls().iter().zip(demo.tenant_servers()) {
+    ///     println!("{url} on server {server}");
+    /// }
+    /// # }
+    /// ```
+    pub fn tenant_servers(&self) -> &[String] {
+        &self.tenant_servers
     }
 
     /// Serves until `shutdown` completes, then stops accepting and lets requests in flight
@@ -503,8 +548,7 @@ impl Demo {
             state,
             pool,
             shutdown_timeout,
-            embedded_db,
-            embedded_server,
+            embedded,
             ..
         } = self;
         let cut = CancellationToken::new();
@@ -521,8 +565,7 @@ impl Demo {
         {
             tracing::warn!("database connections did not close in time; leaving them to exit");
         }
-        drop(embedded_db);
-        drop(embedded_server);
+        drop(embedded);
         tracing::info!("rls-demo stopped");
         Ok(served?)
     }
@@ -609,6 +652,100 @@ pub async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// The seeded tenants and, under the database strategy, their servers.
+type Seeded = Vec<(TenantSlug, Option<String>)>;
+
+/// The RLS and schema strategies: one database (several hosts, replicas), given or embedded.
+async fn connect_one(
+    options: DemoOptions,
+    mut pool_options: TenantPoolOptions,
+    declaration: &TenancyDeclaration,
+    embedded: &mut Embedded,
+) -> Result<(RoutingPool, Seeded)> {
+    let (runtime_url, slugs) = match options.database_url {
+        Some(url) => (url, Vec::new()),
+        None => {
+            let key = TenantKey::generate();
+            let (db, server, slugs) = start_embedded(&key, declaration).await?;
+            pool_options = pool_options.tenant_key(key);
+            let url = DatabaseHosts::from(db.runtime_url().clone());
+            embedded.db = Some(db);
+            embedded.server = Some(server);
+            (url, slugs)
+        }
+    };
+    let mut routing_options = options
+        .replicas
+        .into_iter()
+        .fold(RoutingOptions::new(pool_options), RoutingOptions::replica)
+        .check_interval(options.check_interval);
+    if let Some(lag) = options.max_replica_lag {
+        routing_options = routing_options.max_replica_lag(lag);
+    }
+    if let Some(wait) = options.failover_wait {
+        routing_options = routing_options.failover_wait(wait);
+    }
+    let routing = RoutingPool::connect_hosts(&runtime_url, routing_options).await?;
+    Ok((
+        routing,
+        slugs.into_iter().map(|slug| (slug, None)).collect(),
+    ))
+}
+
+/// The database strategy: the control database and the servers given, or two embedded
+/// servers with the demo's tenants seeded over them. Read replicas are the RLS and schema
+/// strategies' (a tenant database's replicas would be named per server).
+async fn connect_databases(
+    options: &DemoOptions,
+    pool_options: TenantPoolOptions,
+    embedded: &mut Embedded,
+) -> Result<(RoutingPool, Seeded)> {
+    if !options.replicas.is_empty() {
+        return Err(crate::PlacementError::OneDatabase.into());
+    }
+    let (budget, acquire) = (options.max_connections, options.acquire_timeout);
+    let (pool, seeded) = match &options.database_url {
+        Some(hosts) => {
+            if hosts.urls().len() > 1 {
+                return Err(ConnectError::SeveralHosts {
+                    count: hosts.urls().len(),
+                }
+                .into());
+            }
+            let pool = databases::connect(
+                hosts.first(),
+                &options.servers,
+                pool_options,
+                budget,
+                acquire,
+            )
+            .await?;
+            (pool, Vec::new())
+        }
+        None => {
+            let started = databases::start_embedded().await?;
+            let bed = &started.bed;
+            let pool = databases::connect(
+                bed.control().runtime_url(),
+                bed.runtime_servers(),
+                pool_options.tenant_key(bed.tenant_key().clone()),
+                budget,
+                acquire,
+            )
+            .await?;
+            let seeded = started
+                .tenants
+                .into_iter()
+                .map(|(slug, server)| (slug, Some(server)))
+                .collect();
+            embedded.servers = Some(started.bed);
+            embedded.server = Some(started.first);
+            (pool, seeded)
+        }
+    };
+    Ok((RoutingPool::primary_only(pool), seeded))
 }
 
 /// Starts a private cluster, creates the roles and database, migrates it for `declaration`

@@ -55,7 +55,23 @@ impl ScratchServers {
     /// # Ok(()) }
     /// ```
     pub async fn create_with(second: AdminServer) -> Result<Self> {
-        let first = AdminServer::shared().await?.clone();
+        Self::create_on(AdminServer::shared().await?.clone(), second).await
+    }
+
+    /// As [`ScratchServers::create`], on `first` (server `one`, holding the control database)
+    /// and `second` (server `two`): for the embedded demo, which starts both clusters itself.
+    ///
+    /// # Errors
+    /// As [`ScratchServers::create`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rls_tenancy::Result<()> {
+    /// use rls_tenancy::{AdminServer, ScratchServers};
+    /// let (one, two) = tokio::try_join!(AdminServer::start_local(), AdminServer::start_local())?;
+    /// let bed = ScratchServers::create_on(one, two).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_on(first: AdminServer, second: AdminServer) -> Result<Self> {
         let control = ScratchDatabase::create_on(first.clone()).await?;
         let deploy_password = password(control.deploy_url())?;
         let runtime_password = password(control.runtime_url())?;
@@ -103,6 +119,11 @@ impl ScratchServers {
             key,
             control,
         })
+    }
+
+    /// Server `two`.
+    pub fn second(&self) -> &AdminServer {
+        &self.second
     }
 
     /// The control database, holding the registry.
