@@ -219,9 +219,6 @@ async fn main() -> ExitCode {
 async fn run(args: &Args) -> Result<bool, CliError> {
     let declaration = args.declaration.load()?;
     let strategy = declaration.strategy();
-    if matches!(args.command, Command::Run { .. }) {
-        cli::refuse_database_strategy("rls-tenant run", strategy)?;
-    }
     let servers = args.servers.load(strategy)?;
     let mut options = args.deploy.options()?;
     if let Some(path) = &args.tenant_key_file {

@@ -21,7 +21,7 @@ const CREATE_LOCK: i64 = 0x726c_736e_6577;
 /// Where the database mode puts tenant databases.
 #[derive(Debug)]
 pub(super) struct TenantDatabases {
-    servers: ServerSet,
+    pub(super) servers: ServerSet,
     pattern: DatabasePattern,
     /// The control database's name: the pattern's `<base>`.
     base: String,

@@ -58,7 +58,7 @@ pub use provision::{drop_tenant_database, provision_database};
 pub use record::{TenantRecord, list_text};
 pub use run::{RunOutcome, RunReport, TenantRun};
 
-use crate::db::{TenantPool, TenantPoolOptions, TxTimeouts};
+use crate::db::{PoolSetOptions, TenantPool, TenantPoolOptions, TxTimeouts};
 use crate::migrate::MigrateOptions;
 use crate::placement::SchemaName;
 use crate::policy::{Strategy, TenancyDeclaration, TenantContext};
@@ -453,6 +453,20 @@ impl TenantLifecycle {
             .timeouts(TxTimeouts::default().statement(RUN_STATEMENT_TIMEOUT));
         if let Some(key) = &self.options.tenant_key {
             options = options.tenant_key(key.clone());
+        }
+        if self.decl.strategy() == Strategy::Database {
+            // One tenant at a time: one connection in all, each database's pool evicted for
+            // the next.
+            let budget = PoolSetOptions::default()
+                .max_connections(1)
+                .max_per_database(1);
+            let servers = &self.tenant_databases()?.servers;
+            return Ok(TenantPool::connect_servers(
+                &self.options.url,
+                servers,
+                options.pool_set(budget),
+            )
+            .await?);
         }
         Ok(TenantPool::connect(&self.options.url, options).await?)
     }

@@ -1,13 +1,16 @@
 //! The database strategy's foundation on two real servers: a tenant database provisioned
-//! from the server's template, what the runtime role may reach there, and the binaries that
-//! do not serve the strategy yet refusing it.
+//! from the server's template, what the runtime role may reach there, seeding and the demo's
+//! pages over both servers, and bad input refused in one line.
 
 mod check;
+mod http;
 mod lifecycle;
 mod migrate;
 mod moving;
 mod provision;
 mod refused;
+mod run;
+mod seed;
 
 use rls_tenancy::{
     DatabasePattern, ScratchServers, ServerSet, TenantLifecycle, connect, migrator_from_dir,
