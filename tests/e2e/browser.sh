@@ -3,7 +3,8 @@
 # in headless Chromium, and check that each shows its own subtasks (the ones its
 # /api/subtasks JSON lists) and none of the other tenant's. Then stop the demo with SIGINT
 # and check the embedded cluster's directory is gone. The same again with --strategy schema
-# (each tenant's rows in its own schema). (That names which are markup are shown as text is
+# (each tenant's rows in its own schema) and --strategy database (each tenant's rows in its
+# own database, over two embedded servers; tenant-1 and tenant-2 on different ones). (That names which are markup are shown as text is
 # checked byte for byte by tests/it/http/pages.rs; the demo's data is rls-seed's.)
 #
 #   tests/e2e/browser.sh            # exit 0 on success, non-zero on any failure
@@ -79,7 +80,17 @@ demo_pass() {
   cluster_dir="$(sed -n 's#^embedded PostgreSQL in \(.*\) (removed on Ctrl-C)$#\1#p' "$work/demo.out")"
   [ -n "$cluster_dir" ] && [ -d "$cluster_dir" ] || fail "no embedded cluster directory reported"
   say "$mode: rls-demo is up on port $port, cluster in $cluster_dir"
-  grep -q "^open http://tenant-1.localhost:$port/$" "$work/demo.out" || fail "tenant-1's URL was not printed"
+  grep -q "^open http://tenant-1.localhost:$port/\( (.*)\)\?$" "$work/demo.out" || fail "tenant-1's URL was not printed"
+  second_dir=""
+  if [ "$mode" = database ]; then
+    # Two servers, and the two tenants compared below on different ones.
+    second_dir="$(sed -n 's#^second embedded PostgreSQL in \(.*\) (removed on Ctrl-C)$#\1#p' "$work/demo.out")"
+    [ -n "$second_dir" ] && [ -d "$second_dir" ] || fail "no second embedded cluster directory reported"
+    grep -q "^open http://tenant-1.localhost:$port/ (its own database, on server two)$" "$work/demo.out" \
+      || fail "tenant-1 was not reported on server two"
+    grep -q "^open http://tenant-2.localhost:$port/ (its own database, on server one)$" "$work/demo.out" \
+      || fail "tenant-2 was not reported on server one"
+  fi
 
   for tenant in tenant-1 tenant-2; do
     url="http://$tenant.localhost:$port"
@@ -160,8 +171,10 @@ PY
   demo_pid=""
   [ "$status" -eq 0 ] || { cat "$work/demo.err" >&2; fail "rls-demo exited with status $status"; }
   [ ! -e "$cluster_dir" ] || fail "the embedded cluster directory $cluster_dir is still there"
+  [ -z "$second_dir" ] || [ ! -e "$second_dir" ] || fail "the second cluster directory $second_dir is still there"
 }
 
 demo_pass rls
 demo_pass schema --strategy schema
-say "PASS: each tenant's page shows its own rows only, in the RLS and the schema strategy; the embedded cluster was removed"
+demo_pass database --strategy database
+say "PASS: each tenant's page shows its own rows only, in the RLS, schema and database strategies; the embedded clusters were removed"
