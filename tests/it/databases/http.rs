@@ -10,11 +10,11 @@ use axum::http::StatusCode;
 use rls_tenancy::demo::{DemoState, router};
 use rls_tenancy::http::AppState;
 use rls_tenancy::{
-    AdminServer, DatabasePattern, PoolSetOptions, REFERENCE_TENANT_MIGRATIONS, RegistryOptions,
-    ScratchServers, SeedOptions, TenantPool, TenantPoolOptions, seed,
+    AdminServer, PoolSetOptions, RegistryOptions, ScratchServers, TenantPool, TenantPoolOptions,
+    seed,
 };
 
-use super::admin;
+use super::{admin, seeding};
 use crate::http::{BASE, Reply, assert_unavailable, send};
 
 /// A seeded tenant: slug, id, server, and the names of its first page of subtasks as the
@@ -28,16 +28,8 @@ struct Tenant {
 
 /// Seeds `accounts` tenants of the small profile over the bed's two servers.
 async fn seeded(bed: &ScratchServers, accounts: i64) -> Vec<Tenant> {
-    let options = SeedOptions::new(accounts)
-        .profile("small")
-        .min(rls_tenancy::SeedLevel::Subtasks, 2)
-        .in_tenant_databases(
-            bed.deploy_servers().clone(),
-            DatabasePattern::default(),
-            &REFERENCE_TENANT_MIGRATIONS,
-            bed.control().runtime_role().as_str(),
-        )
-        .tenant_key(bed.tenant_key().clone());
+    let options = seeding(bed, accounts, bed.deploy_servers().clone())
+        .min(rls_tenancy::SeedLevel::Subtasks, 2);
     seed(bed.control().deploy_url(), &options)
         .await
         .expect("seeded");

@@ -13,7 +13,8 @@ mod run;
 mod seed;
 
 use rls_tenancy::{
-    DatabasePattern, ScratchServers, ServerSet, TenantLifecycle, connect, migrator_from_dir,
+    DatabasePattern, REFERENCE_TENANT_MIGRATIONS, ScratchServers, SeedOptions, ServerSet,
+    TenantLifecycle, connect, migrator_from_dir,
 };
 use sqlx::PgConnection;
 
@@ -31,6 +32,21 @@ pub async fn lifecycle(bed: &ScratchServers, servers: ServerSet) -> TenantLifecy
             .await
             .expect("tenant migrations"),
     )
+}
+
+/// `accounts` tenants of the small profile over `servers`, as `rls-seed --strategy database
+/// --profile small` with the bed's tenant key.
+pub fn seeding(bed: &ScratchServers, accounts: i64, servers: ServerSet) -> SeedOptions {
+    SeedOptions::new(accounts)
+        .profile("small")
+        .jobs(2)
+        .in_tenant_databases(
+            servers,
+            DatabasePattern::default(),
+            &REFERENCE_TENANT_MIGRATIONS,
+            bed.control().runtime_role().as_str(),
+        )
+        .tenant_key(bed.tenant_key().clone())
 }
 
 /// A superuser connection to `database` on server `on` of the bed.

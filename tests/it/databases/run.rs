@@ -1,23 +1,13 @@
 //! `rls-tenant run` under the database strategy: the SQL runs in each selected tenant's own
 //! database, inside its tenant transaction, reported per tenant.
 
-use rls_tenancy::{
-    DatabasePattern, REFERENCE_TENANT_MIGRATIONS, RunOutcome, ScratchServers, SeedOptions, seed,
-};
+use rls_tenancy::{RunOutcome, ScratchServers, seed};
 
-use super::{admin, lifecycle};
+use super::{admin, lifecycle, seeding};
 
 /// Seeds `tenant-0` (server one) and `tenant-1` (server two).
 async fn two_tenants(bed: &ScratchServers) {
-    let options = SeedOptions::new(2)
-        .profile("small")
-        .in_tenant_databases(
-            bed.deploy_servers().clone(),
-            DatabasePattern::default(),
-            &REFERENCE_TENANT_MIGRATIONS,
-            bed.control().runtime_role().as_str(),
-        )
-        .tenant_key(bed.tenant_key().clone());
+    let options = seeding(bed, 2, bed.deploy_servers().clone());
     seed(bed.control().deploy_url(), &options)
         .await
         .expect("seeded");

@@ -3,25 +3,10 @@
 //! the RLS seed, reruns refused or resumed as in the other strategies.
 
 use rls_tenancy::{
-    DatabasePattern, REFERENCE_TENANT_MIGRATIONS, ScratchDatabase, ScratchServers, SeedError,
-    SeedOptions, ServerSet, seed, seed_placement,
+    ScratchDatabase, ScratchServers, SeedError, SeedOptions, ServerSet, seed, seed_placement,
 };
 
-use super::admin;
-
-/// The small profile over `servers`, as `rls-seed --strategy database --profile small`.
-fn options(bed: &ScratchServers, accounts: i64, servers: ServerSet) -> SeedOptions {
-    SeedOptions::new(accounts)
-        .profile("small")
-        .jobs(2)
-        .in_tenant_databases(
-            servers,
-            DatabasePattern::default(),
-            &REFERENCE_TENANT_MIGRATIONS,
-            bed.control().runtime_role().as_str(),
-        )
-        .tenant_key(bed.tenant_key().clone())
-}
+use super::{admin, seeding};
 
 /// The registry's `(slug, id, server, database)`, by slug.
 async fn registry(bed: &ScratchServers) -> Vec<(String, i64, String, String)> {
@@ -39,7 +24,7 @@ async fn seeding_spreads_tenants_round_robin_each_whole_in_its_own_database() {
     let bed = ScratchServers::create().await.expect("scratch servers");
     let report = seed(
         bed.control().deploy_url(),
-        &options(&bed, 5, bed.deploy_servers().clone()),
+        &seeding(&bed, 5, bed.deploy_servers().clone()),
     )
     .await
     .expect("seeded");
@@ -124,7 +109,7 @@ async fn seeding_spreads_tenants_round_robin_each_whole_in_its_own_database() {
     // A rerun is refused as in the other strategies; --resume adds only what is missing.
     let err = seed(
         bed.control().deploy_url(),
-        &options(&bed, 5, bed.deploy_servers().clone()),
+        &seeding(&bed, 5, bed.deploy_servers().clone()),
     )
     .await
     .expect_err("refused");
@@ -134,7 +119,7 @@ async fn seeding_spreads_tenants_round_robin_each_whole_in_its_own_database() {
     );
     let more = seed(
         bed.control().deploy_url(),
-        &options(&bed, 6, bed.deploy_servers().clone()).resume(true),
+        &seeding(&bed, 6, bed.deploy_servers().clone()).resume(true),
     )
     .await
     .expect("resumed");
@@ -150,7 +135,7 @@ async fn resuming_with_another_server_order_is_refused_as_a_mismatch() {
     let bed = ScratchServers::create().await.expect("scratch servers");
     seed(
         bed.control().deploy_url(),
-        &options(&bed, 2, bed.deploy_servers().clone()),
+        &seeding(&bed, 2, bed.deploy_servers().clone()),
     )
     .await
     .expect("seeded");
@@ -158,7 +143,7 @@ async fn resuming_with_another_server_order_is_refused_as_a_mismatch() {
         ServerSet::new(bed.deploy_servers().iter().rev().cloned().collect()).expect("servers");
     let err = seed(
         bed.control().deploy_url(),
-        &options(&bed, 3, reversed).resume(true),
+        &seeding(&bed, 3, reversed).resume(true),
     )
     .await
     .expect_err("refused");
