@@ -157,7 +157,7 @@ async fn check_database(pool: PgPool, setup: Arc<Setup>) -> Result<Checked, DbEr
         guard => enforce_guard(&pool, guard, &setup.variable, false).await?,
     }
     check_installed(&mut *pool.acquire().await?).await?;
-    let release_check = release_check(&setup.variable, &clean_settings(&pool, false).await?);
+    let release_check = release_check(&setup.variable, false, &clean_settings(&pool, false).await?);
     if signed {
         probe_signed(&pool, false, &setup.entry, &setup.context).await?;
     }

@@ -23,7 +23,7 @@ pub(crate) use health::{Health, PROBE_TIMEOUT, is_connection_lost};
 pub use pool::{TenantPool, TenantPoolOptions};
 pub use pool_set::{PoolSet, PoolSetOptions, PoolSetStats};
 #[cfg(feature = "migrate")]
-pub(crate) use release::RELEASE_CHECK_SQL;
+pub(crate) use release::{RELEASE_CHECK_SQL, settings_functions};
 pub use retry::{
     Attempt, AttemptFuture, DEADLOCK_DETECTED, RetryPolicy, Retryable, SERIALIZATION_FAILURE,
 };

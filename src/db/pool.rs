@@ -556,7 +556,11 @@ impl TenantPool {
         let entry = Self::entry(&pool, &options).await?;
         enforce_guard(&pool, &options.guard, &options.variable, pooler).await?;
         // What a clean connection's watched settings are, for the release check to compare.
-        let release_check = release_check(&options.variable, &clean_settings(&pool, pooler).await?);
+        let release_check = release_check(
+            &options.variable,
+            pooler,
+            &clean_settings(&pool, pooler).await?,
+        );
         let mode = match entry {
             Entry::Plain => TenantContextMode::Plain,
             Entry::Signed(_) | Entry::OwnerSigned => TenantContextMode::Signed,

@@ -11,16 +11,19 @@
 //! message to one server connection, and this message ends inside a transaction, so the
 //! pooler keeps that server connection for this client until the trailing `BEGIN` is rolled
 //! back). It cannot run *before* `COMMIT`: inside the transaction a `LISTEN` is still pending
-//! (`pg_listening_channels()` shows it only once committed), a session `SET` looks exactly
-//! like a `SET LOCAL` in `pg_settings`, and a session advisory lock like a transaction one in
-//! `pg_locks`; only once the transaction is over does what remains outlive it.
+//! (`pg_listening_channels()` shows it only once committed) and a session `SET` looks exactly
+//! like a `SET LOCAL`; only once the transaction is over does what remains outlive it.
 //!
-//! It looks for everything that outlives a transaction on a connection:
-//! held cursors (`pg_cursors`), `LISTEN` channels, session advisory locks (`pg_locks`),
-//! session-level settings, statements prepared with SQL `PREPARE`
-//! (`pg_prepared_statements.from_sql`; the driver's own statements are prepared through the
-//! protocol and are not counted), temporary tables and functions (only looked for once the
-//! session has a temporary schema, `pg_my_temp_schema() <> 0`), and the tenant variable.
+//! It releases the session's advisory locks (`pg_advisory_unlock_all()`, session-level ones
+//! only: a transaction's own ended with it), so a lock a tenant took for its session is held
+//! no longer than its transaction, as if the connection had been closed, and is not reported:
+//! the only witness of one, `pg_locks`, copies the whole server's lock table, every backend's,
+//! and cost most of the check. It looks for everything else that outlives a transaction:
+//! held cursors (`pg_cursors`), `LISTEN` channels, session-level settings, statements prepared
+//! with SQL `PREPARE` (`pg_prepared_statements.from_sql`; the driver's own statements are
+//! prepared through the protocol and are not counted), temporary tables and functions (only
+//! looked for once the session has a temporary schema, `pg_my_temp_schema() <> 0`), and the
+//! tenant variable.
 //!
 //! The check itself is `rls_tenancy.release_check`, a PL/pgSQL function rls-migrate installs
 //! (`policies/release_check.sql`): PL/pgSQL keeps its plans for the session, so the check is
@@ -29,13 +32,16 @@
 //! refuses to open on a database without it, or with another version of it
 //! ([`check_installed`]).
 //!
-//! Settings are compared one by one ([`WATCHED_SETTINGS`]: what changes which rows a later
-//! transaction reaches, what it may write, how long it may run, how its text is parsed and
-//! printed) with their values on a clean connection, read once when the pool opens
-//! ([`clean_settings`]) and passed to the function: `current_setting()` costs a microsecond,
-//! where listing `pg_settings` builds every parameter's row (~1.5 ms). Placeholder settings
-//! (`app.anything`) were never listed by `pg_settings`; the tenant variable is checked
-//! by name.
+//! Settings ([`WATCHED_SETTINGS`]: what changes which rows a later transaction reaches, what
+//! it may write, how long it may run, how its text is parsed and printed) are read in one
+//! expression, `rls_tenancy.release_settings(search_path, pooler)`, an SQL function rls-migrate
+//! generates from that list ([`settings_functions`]) and PL/pgSQL inlines: the values as one
+//! array text, compared with the same text read on a clean connection when the pool opens
+//! ([`clean_settings`]) and passed in the check. `current_setting()` costs a microsecond,
+//! where listing `pg_settings` builds every parameter's row (~1.5 ms); one text compared
+//! costs less than a setting compared at a time. Only when the texts differ does the check
+//! name the settings that do. Placeholder settings (`app.anything`) were never listed by
+//! `pg_settings`; the tenant variable is checked by name.
 
 use std::sync::Arc;
 
@@ -47,6 +53,7 @@ use crate::policy::{TenantVariable, quote_literal};
 /// Settings a transaction-mode pooler itself sets at session level on its server
 /// connections, to match each client's startup parameters (pgbouncer's tracked
 /// parameters): behind a pooler they are the pooler's, not a transaction's.
+#[cfg(feature = "migrate")]
 const POOLER_SETTINGS: [&str; 5] = [
     "application_name",
     "client_encoding",
@@ -60,8 +67,10 @@ const POOLER_SETTINGS: [&str; 5] = [
 /// (`default_transaction_*`, `synchronous_commit`, `session_replication_role`), how long it
 /// may run (the timeouts), how its SQL is parsed and its values printed (quoting, encodings,
 /// date and number formats, `transform_null_equals`), and the resources it may take. Planner
-/// cost settings are left out: they change a plan, not a result.
-pub(crate) const WATCHED_SETTINGS: [&str; 37] = [
+/// cost settings are left out: they change a plan, not a result. rls-migrate installs the
+/// functions that read them ([`settings_functions`]).
+#[cfg(feature = "migrate")]
+const WATCHED_SETTINGS: [&str; 37] = [
     "search_path",
     "role",
     "statement_timeout",
@@ -102,28 +111,54 @@ pub(crate) const WATCHED_SETTINGS: [&str; 37] = [
 ];
 
 /// The watched settings' values on a clean connection of `pool` (after `RESET ALL`, in a
-/// transaction rolled back, so the connection is left as it was), leaving out the pooler's
-/// own behind a pooler. What [`release_check`] compares with.
-pub(crate) async fn clean_settings(
-    pool: &PgPool,
-    pooler: bool,
-) -> sqlx::Result<Vec<(String, String)>> {
-    let names: Vec<String> = WATCHED_SETTINGS
-        .iter()
-        .filter(|name| !(pooler && POOLER_SETTINGS.contains(name)))
-        .map(|name| quote_literal(name))
-        .collect();
+/// transaction rolled back, so the connection is left as it was), as the one text
+/// `rls_tenancy.release_settings` reads (the pooler's own settings left out behind a
+/// pooler). What [`release_check`] compares with.
+pub(crate) async fn clean_settings(pool: &PgPool, pooler: bool) -> sqlx::Result<String> {
     let mut tx = pool.begin().await?;
-    let rows = sqlx::raw_sql(AssertSqlSafe(format!(
-        "RESET ALL; SELECT name, current_setting(name) FROM unnest(ARRAY[{}]::text[]) AS name",
-        names.join(", ")
+    let row = sqlx::raw_sql(AssertSqlSafe(format!(
+        "RESET ALL; SELECT rls_tenancy.release_settings(pg_catalog.current_setting('search_path'), {pooler})"
     )))
-    .fetch_all(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
     tx.rollback().await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-        .collect()
+    row.try_get(0)
+}
+
+/// The SQL of the two functions the release check reads the settings with, generated from
+/// [`WATCHED_SETTINGS`]: `rls_tenancy.release_settings(session_search_path, pooler)`, their
+/// values as the text of one array (`search_path` is the caller's, which the check's pinned
+/// `search_path` hides; the pooler's own settings are `NULL` behind a pooler), one
+/// expression that PL/pgSQL inlines; and `rls_tenancy.release_setting_names()`, their names
+/// in the same order. `EXECUTE` for the deploy role only until rls-migrate grants it.
+#[cfg(feature = "migrate")]
+pub(crate) fn settings_functions() -> String {
+    let values: Vec<String> = WATCHED_SETTINGS
+        .iter()
+        .map(|&name| {
+            let read = format!("pg_catalog.current_setting({})", quote_literal(name));
+            match name {
+                "search_path" => "session_search_path".to_owned(),
+                _ if POOLER_SETTINGS.contains(&name) => {
+                    format!("CASE WHEN NOT pooler THEN {read} END")
+                }
+                _ => read,
+            }
+        })
+        .collect();
+    let names: Vec<String> = WATCHED_SETTINGS.iter().map(|n| quote_literal(n)).collect();
+    format!(
+        "CREATE OR REPLACE FUNCTION rls_tenancy.release_settings(session_search_path text, pooler boolean)
+             RETURNS text LANGUAGE sql STABLE
+             RETURN ARRAY[{}]::pg_catalog.text;
+         REVOKE ALL ON FUNCTION rls_tenancy.release_settings(text, boolean) FROM PUBLIC;
+         CREATE OR REPLACE FUNCTION rls_tenancy.release_setting_names()
+             RETURNS text[] LANGUAGE sql IMMUTABLE
+             RETURN ARRAY[{}]::pg_catalog.text[];
+         REVOKE ALL ON FUNCTION rls_tenancy.release_setting_names() FROM PUBLIC;",
+        values.join(", "),
+        names.join(", ")
+    )
 }
 
 /// The release check function with its version, compiled in from
@@ -133,7 +168,7 @@ pub(crate) const RELEASE_CHECK_SQL: &str = include_str!("../../policies/release_
 
 /// The comment `policies/release_check.sql` puts on the function: the version this toolkit
 /// calls.
-const RELEASE_CHECK_VERSION: &str = "rls-tenancy release check 1";
+const RELEASE_CHECK_VERSION: &str = "rls-tenancy release check 2";
 
 /// What the pool's role finds of `rls_tenancy.release_check`.
 #[derive(sqlx::FromRow)]
@@ -154,12 +189,16 @@ pub(crate) async fn check_installed(conn: &mut PgConnection) -> Result<(), DbErr
     let installed: Option<Installed> = sqlx::query_as(
         "SELECT pg_catalog.obj_description(p.oid, 'pg_proc') AS version,
                 pg_catalog.has_schema_privilege(n.oid, 'USAGE')
-                AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE') AS usable
+                AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE')
+                AND coalesce(pg_catalog.has_function_privilege(
+                    pg_catalog.to_regprocedure('rls_tenancy.release_settings(text,boolean)'), 'EXECUTE'), false)
+                AND coalesce(pg_catalog.has_function_privilege(
+                    pg_catalog.to_regprocedure('rls_tenancy.release_setting_names()'), 'EXECUTE'), false) AS usable
            FROM pg_catalog.pg_proc p
            JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
           WHERE n.nspname = 'rls_tenancy' AND p.proname = 'release_check'
             AND p.oid::pg_catalog.regprocedure::pg_catalog.text
-                = 'rls_tenancy.release_check(text,text,text[],text[])'",
+                = 'rls_tenancy.release_check(text,text,boolean,text)'",
     )
     .persistent(false)
     .fetch_optional(conn)
@@ -170,7 +209,7 @@ pub(crate) async fn check_installed(conn: &mut PgConnection) -> Result<(), DbErr
             "the database's release check is {}, this toolkit needs {RELEASE_CHECK_VERSION:?}: run rls-migrate of the same version as the application",
             version.map_or_else(|| "of an unknown version".to_owned(), |v| format!("{v:?}"))
         ),
-        Some(Installed { usable: false, .. }) => "the pool's role may not call rls_tenancy.release_check: run rls-migrate with --runtime-role naming this role".to_owned(),
+        Some(Installed { usable: false, .. }) => "the pool's role may not call rls_tenancy.release_check or the settings functions it calls: run rls-migrate with --runtime-role naming this role".to_owned(),
         Some(_) => return Ok(()),
     };
     Err(DbError::ReleaseCheck { reason })
@@ -178,20 +217,14 @@ pub(crate) async fn check_installed(conn: &mut PgConnection) -> Result<(), DbErr
 
 /// The release check's `SELECT`: one text naming what the connection still carries after
 /// its transaction ended, `''` when it is clean. Names only, never values (a setting may
-/// hold a secret). The variable's name is a validated setting name, and every name and
-/// value is quoted as a literal; every name in the statement is schema-qualified, so a
+/// hold a secret). The variable's name is a validated setting name, and the clean values'
+/// text is quoted as a literal; every name in the statement is schema-qualified, so a
 /// `search_path` a transaction left behind cannot redirect it.
-pub(crate) fn release_check(variable: &TenantVariable, clean: &[(String, String)]) -> Arc<str> {
-    let array = |items: Vec<String>| format!("ARRAY[{}]::pg_catalog.text[]", items.join(", "));
-    let (names, values): (Vec<String>, Vec<String>) = clean
-        .iter()
-        .map(|(name, value)| (quote_literal(name), quote_literal(value)))
-        .unzip();
+pub(crate) fn release_check(variable: &TenantVariable, pooler: bool, clean: &str) -> Arc<str> {
     format!(
-        "SELECT rls_tenancy.release_check({}, pg_catalog.current_setting('search_path'), {}, {})",
+        "SELECT rls_tenancy.release_check({}, pg_catalog.current_setting('search_path'), {pooler}, {})",
         quote_literal(variable.as_str()),
-        array(names),
-        array(values),
+        quote_literal(clean),
     )
     .into()
 }
@@ -201,16 +234,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_check_names_the_variable_and_passes_each_setting_with_its_clean_value() {
+    fn the_check_names_the_variable_and_passes_the_clean_values_as_one_literal() {
         let variable = TenantVariable::default();
-        let clean = [
-            ("search_path".to_owned(), "\"$user\", public".to_owned()),
-            ("lc_time".to_owned(), "it's".to_owned()),
-        ];
         assert_eq!(
-            &*release_check(&variable, &clean),
-            "SELECT rls_tenancy.release_check('app.tenant_id', pg_catalog.current_setting('search_path'), \
-             ARRAY['search_path', 'lc_time']::pg_catalog.text[], ARRAY['\"$user\", public', 'it''s']::pg_catalog.text[])"
+            &*release_check(&variable, true, r#"{"\"$user\", public",it's}"#),
+            r#"SELECT rls_tenancy.release_check('app.tenant_id', pg_catalog.current_setting('search_path'), true, '{"\"$user\", public",it''s}')"#
+        );
+    }
+
+    #[cfg(feature = "migrate")]
+    #[test]
+    fn the_settings_functions_read_and_name_every_watched_setting_in_order() {
+        let sql = settings_functions();
+        assert!(sql.contains(
+            "RETURN ARRAY[session_search_path, pg_catalog.current_setting('role'), pg_catalog.current_setting('statement_timeout'), "
+        ));
+        assert!(sql.contains(
+            "CASE WHEN NOT pooler THEN pg_catalog.current_setting('application_name') END, pg_catalog.current_setting('plan_cache_mode')]"
+        ));
+        assert!(sql.contains("RETURN ARRAY['search_path', 'role', 'statement_timeout', "));
+        assert_eq!(
+            sql.matches("pg_catalog.current_setting(").count(),
+            WATCHED_SETTINGS.len() - 1
         );
     }
 
@@ -218,7 +263,7 @@ mod tests {
     #[test]
     fn the_installed_function_carries_the_version_the_pool_asks_for() {
         assert!(RELEASE_CHECK_SQL.contains(&format!(
-            "COMMENT ON FUNCTION rls_tenancy.release_check(text, text, text[], text[]) IS '{RELEASE_CHECK_VERSION}';"
+            "COMMENT ON FUNCTION rls_tenancy.release_check(text, text, boolean, text) IS '{RELEASE_CHECK_VERSION}';"
         )));
     }
 }

@@ -26,9 +26,9 @@ use crate::tenant::TenantScope;
 /// which rolls the transaction back on the server; the connection is not reused.
 ///
 /// The transaction ends with a release check in the same message as its `COMMIT` or
-/// `ROLLBACK`: a connection that would carry
-/// anything into its next use (a held cursor, `LISTEN`, a session advisory lock or setting,
-/// a hand-made prepared statement, a temporary table) is closed with a warning.
+/// `ROLLBACK`: the session's advisory locks are released, and a connection that would carry
+/// anything else into its next use (a held cursor, `LISTEN`, a session setting, a hand-made
+/// prepared statement, a temporary table) is closed with a warning.
 ///
 /// `sqlx::Connection::begin(&mut *tx)` makes a `SAVEPOINT`, as inside any sqlx transaction.
 ///

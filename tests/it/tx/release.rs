@@ -1,15 +1,16 @@
 //! Nothing outlives a tenant transaction on a pooled connection: tenant A leaves session state
-//! behind (a held cursor, LISTEN, an advisory lock, a session SET, a hand-made prepared
-//! statement, a temporary table, the tenant variable); the release check closes the connection
-//! with a warning naming it, and tenant B's next transaction on the same one-connection pool
-//! gets a new connection where none of it exists.
+//! behind (a held cursor, LISTEN, a session SET, a hand-made prepared statement, a temporary
+//! table, the tenant variable); the release check closes the connection with a warning naming
+//! it, and tenant B's next transaction on the same one-connection pool gets a new connection
+//! where none of it exists. A session advisory lock is released by the check instead: the
+//! connection comes back without it.
 
 use std::future::Future;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use rls_tenancy::{
-    DbError, MigrateOptions, REFERENCE_MIGRATIONS, TenancyDeclaration, TenantPool,
+    DatabaseUrl, DbError, MigrateOptions, REFERENCE_MIGRATIONS, TenancyDeclaration, TenantPool,
     TenantPoolOptions, TenantTx, migrate_with,
 };
 use sqlx::postgres::PgPoolOptions;
@@ -109,7 +110,7 @@ struct Leak {
     temp: bool,
 }
 
-const LEAKS: [Leak; 8] = [
+const LEAKS: [Leak; 7] = [
     Leak {
         leave: &["DECLARE leak CURSOR WITH HOLD FOR SELECT email FROM app.users"],
         kind: "held cursors: leak",
@@ -120,14 +121,6 @@ const LEAKS: [Leak; 8] = [
         leave: &["LISTEN tenant_a_events"],
         kind: "LISTEN channels: tenant_a_events",
         probe: Probe::Remains("SELECT count(*) > 0 FROM pg_listening_channels()"),
-        temp: false,
-    },
-    Leak {
-        leave: &["SELECT pg_advisory_lock(4242)"],
-        kind: "advisory locks: 1",
-        probe: Probe::Remains(
-            "SELECT count(*) > 0 FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'",
-        ),
         temp: false,
     },
     Leak {
@@ -222,6 +215,108 @@ async fn no_session_state_of_tenant_a_reaches_tenant_b() {
     }
 }
 
+/// A session advisory lock tenant A takes (exclusive, shared, tried) is released with its
+/// transaction: the release check releases the session's advisory locks instead of looking
+/// for them. The connection comes back clean and is reused without a warning, tenant B on it
+/// holds no advisory lock, and another session takes the lock A took.
+#[tokio::test]
+async fn a_session_advisory_lock_is_released_with_the_transaction_that_took_it() {
+    let fixture = TwoTenants::new().await;
+    let (pool, _raw) = one_connection(&fixture).await;
+    let warnings = Warnings::capture();
+    let mut tx = pool.begin(&fixture.a.scope).await.expect("tenant A");
+    let a_pid = backend_pid(&mut tx).await;
+    let taken: bool = sqlx::query_scalar(
+        "SELECT pg_advisory_lock(4242) IS NOT NULL AND pg_try_advisory_lock(4243)
+                AND pg_try_advisory_lock_shared(4244)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .expect("tenant A's session advisory locks");
+    assert!(taken, "tenant A could not take its advisory locks");
+    tx.commit().await.expect("commit of tenant A");
+
+    let other: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(4242)")
+        .fetch_one(&fixture.admin)
+        .await
+        .expect("another session's try");
+    assert!(
+        other,
+        "tenant A's session advisory lock outlived its transaction"
+    );
+    let mut tx = pool.begin(&fixture.b.scope).await.expect("tenant B");
+    assert_eq!(
+        backend_pid(&mut tx).await,
+        a_pid,
+        "a connection whose only state was released came back closed: {}",
+        warnings.text()
+    );
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .expect("tenant B's advisory locks");
+    assert_eq!(
+        held, 0,
+        "tenant B's connection still holds tenant A's advisory locks"
+    );
+    tx.rollback().await.expect("rollback of tenant B");
+    assert_eq!(warnings.text(), "", "a released lock was warned about");
+}
+
+/// Behind a transaction-mode pooler (`?pgbouncer=true`) the settings the pooler itself sets
+/// on its server connections (`application_name`, `TimeZone`, ...) are the pooler's: a
+/// transaction changing them at session level leaves the connection in the pool, while the
+/// other watched settings are still checked.
+#[tokio::test]
+async fn behind_a_pooler_its_own_settings_are_left_alone_and_the_others_still_checked() {
+    let fixture = TwoTenants::new().await;
+    let raw = fixture.db.runtime_url().expose_secret();
+    let separator = if raw.contains('?') { '&' } else { '?' };
+    let url: DatabaseUrl = format!("{raw}{separator}pgbouncer=true")
+        .parse()
+        .expect("pooler url");
+    let pool = TenantPool::connect(
+        &url,
+        TenantPoolOptions::new(TenancyDeclaration::reference().expect("declaration"))
+            .max_connections(1),
+    )
+    .await
+    .expect("tenant pool behind a pooler");
+    let warnings = Warnings::capture();
+    let mut tx = pool.begin(&fixture.a.scope).await.expect("tenant A");
+    let a_pid = backend_pid(&mut tx).await;
+    sqlx::raw_sql("SET application_name = 'set by the pooler'; SET TimeZone = 'Asia/Tokyo'")
+        .execute(&mut *tx)
+        .await
+        .expect("the pooler's settings");
+    tx.commit().await.expect("commit of tenant A");
+    let mut tx = pool.begin(&fixture.b.scope).await.expect("tenant B");
+    assert_eq!(
+        backend_pid(&mut tx).await,
+        a_pid,
+        "the pooler's own settings closed the connection: {}",
+        warnings.text()
+    );
+    tx.rollback().await.expect("rollback of tenant B");
+    assert_eq!(
+        warnings.text(),
+        "",
+        "the pooler's own settings were warned about"
+    );
+    after_a_leaves(
+        &fixture,
+        &pool,
+        &["SET work_mem = '1GB'"],
+        "session settings: work_mem",
+    )
+    .await
+    .rollback()
+    .await
+    .expect("rollback of tenant B");
+}
+
 /// A database without the release check of this version (migrated before it existed, by an
 /// older rls-migrate, or with the runtime role's grant taken back) is refused when the pool
 /// opens, with a message telling to run rls-migrate; after rls-migrate runs again the pool
@@ -229,7 +324,7 @@ async fn no_session_state_of_tenant_a_reaches_tenant_b() {
 #[tokio::test]
 async fn a_pool_refuses_a_database_without_the_release_check_until_rls_migrate_runs() {
     let fixture = TwoTenants::signed().await;
-    let function = "rls_tenancy.release_check(text, text, text[], text[])";
+    let function = "rls_tenancy.release_check(text, text, boolean, text)";
     let runtime = fixture.db.runtime_role().as_str().to_owned();
     let damages = [
         (
@@ -243,6 +338,12 @@ async fn a_pool_refuses_a_database_without_the_release_check_until_rls_migrate_r
         (
             format!("REVOKE EXECUTE ON FUNCTION {function} FROM \"{runtime}\""),
             "the pool's role may not call rls_tenancy.release_check",
+        ),
+        (
+            format!(
+                "REVOKE EXECUTE ON FUNCTION rls_tenancy.release_settings(text, boolean) FROM \"{runtime}\""
+            ),
+            "the pool's role may not call rls_tenancy.release_check or the settings functions",
         ),
     ];
     let options = MigrateOptions::new(fixture.db.deploy_url().clone(), &runtime)
