@@ -45,7 +45,7 @@ async fn dump_restore(bed: &ScratchServers, from: &str, to: &str, database: &str
     let mut su = connect(&admin_to).await.expect("superuser");
     let started = Instant::now();
     sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {fresh}; CREATE DATABASE {fresh} TEMPLATE template0"
+        "CREATE DATABASE {fresh} TEMPLATE template0"
     )))
     .execute(&mut su)
     .await
