@@ -80,8 +80,9 @@ struct Args {
     max_in_flight: usize,
 
     /// A read replica of the database (repeatable; the env variable takes a comma-separated
-    /// list): same role and database as --database-url, another host or port. The subtask
-    /// API reads there, round-robin, unless pinned to the primary by a recent write.
+    /// list): same role and database as --database-url, another host or port. GET
+    /// /api/subtasks/{id} reads there, round-robin, unless pinned to the primary by a recent
+    /// write (the list pages read the primary).
     #[arg(
         long = "replica-url",
         env = "DATABASE_REPLICA_URLS",
@@ -99,6 +100,12 @@ struct Args {
     /// checked again.
     #[arg(long, env = "RLS_DEMO_CHECK_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     check_interval: Duration,
+
+    /// How long a replica, or a host of the primary, may take to give a new connection or
+    /// to answer a BEGIN before it is marked down and another is tried (as ProxySQL's
+    /// connect_timeout_server). Above zero.
+    #[arg(long, env = "RLS_DEMO_PEER_TIMEOUT", default_value = "1s", value_parser = cli::positive_duration)]
+    peer_timeout: Duration,
 
     /// With several hosts in --database-url: how long a write waits for one of them to be
     /// found primary (after a failover) before it gets a 503.
@@ -185,6 +192,7 @@ async fn run(args: Args) -> Result<(), cli::CliError> {
         .collect::<Result<Vec<_>, _>>()?;
     options = options
         .replicas(replicas, args.max_replica_lag, args.check_interval)
+        .peer_timeout(args.peer_timeout)
         .failover_wait(args.failover_wait);
     if let Some(key) = &args.pin_key {
         let key = PinKey::new(key.as_bytes())

@@ -224,6 +224,27 @@ fn cause_of<'a>(
     err.and_then(std::error::Error::source)
 }
 
+/// Parses a duration flag that must be above zero (`250ms`, `1s`, `1m`): clap's value
+/// parser for a timeout where zero would fail every attempt at once.
+///
+/// # Errors
+/// What to write instead, when `given` is not a duration or is zero.
+///
+/// ```
+/// use std::time::Duration;
+/// use rls_tenancy::cli::positive_duration;
+/// assert_eq!(positive_duration("250ms")?, Duration::from_millis(250));
+/// assert!(positive_duration("0s").is_err());
+/// assert!(positive_duration("fast").is_err());
+/// # Ok::<(), String>(())
+/// ```
+pub fn positive_duration(given: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(given) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        _ => Err("expected a duration above zero, such as 250ms or 1s".to_owned()),
+    }
+}
+
 /// Reads a database URL given by flag or environment, or says which to set.
 ///
 /// # Errors

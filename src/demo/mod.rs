@@ -82,6 +82,7 @@ pub struct DemoOptions {
     replicas: Vec<DatabaseUrl>,
     max_replica_lag: Option<Duration>,
     check_interval: Duration,
+    peer_timeout: Option<Duration>,
     failover_wait: Option<Duration>,
     pinning: Option<WritePinning>,
     debug_routing: bool,
@@ -111,6 +112,7 @@ impl DemoOptions {
             replicas: Vec::new(),
             max_replica_lag: None,
             check_interval: Duration::from_secs(30),
+            peer_timeout: None,
             failover_wait: None,
             pinning: None,
             debug_routing: false,
@@ -190,6 +192,21 @@ impl DemoOptions {
         self.replicas = urls;
         self.max_replica_lag = max_lag;
         self.check_interval = check_interval;
+        self
+    }
+
+    /// How long a replica, or a host of the primary, may take to give a connection or to
+    /// answer a `BEGIN` before it is marked down and another is tried (`--peer-timeout`;
+    /// default [`RoutingOptions::peer_timeout`]'s 1 s).
+    ///
+    /// ```
+    /// # use rls_tenancy::demo::DemoOptions;
+    /// let options = DemoOptions::new("127.0.0.1:8080".parse().unwrap(), "localhost".parse()?)
+    ///     .peer_timeout(std::time::Duration::from_millis(250));
+    /// # Ok::<(), rls_tenancy::Error>(())
+    /// ```
+    pub fn peer_timeout(mut self, timeout: Duration) -> Self {
+        self.peer_timeout = Some(timeout);
         self
     }
 
@@ -683,6 +700,9 @@ async fn connect_one(
         .check_interval(options.check_interval);
     if let Some(lag) = options.max_replica_lag {
         routing_options = routing_options.max_replica_lag(lag);
+    }
+    if let Some(timeout) = options.peer_timeout {
+        routing_options = routing_options.peer_timeout(timeout);
     }
     if let Some(wait) = options.failover_wait {
         routing_options = routing_options.failover_wait(wait);

@@ -88,3 +88,45 @@ fn a_replica_url_with_another_role_or_database_or_without_a_primary_is_refused()
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--database-url"), "{stderr}");
 }
+
+#[test]
+fn a_peer_timeout_that_is_not_a_duration_above_zero_is_a_usage_error() {
+    for bad in ["0s", "0ms", "fast", "-1s", "1 parsec"] {
+        let flag = format!("--peer-timeout={bad}");
+        let (code, stderr) = run(&["--listen", "127.0.0.1:0", &flag]);
+        assert_eq!(code, Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("--peer-timeout") && stderr.contains("above zero"),
+            "{bad}: {stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_rls-demo"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("DATABASE_URL")
+        .env("RLS_DEMO_PEER_TIMEOUT", "0s")
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run rls-demo");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--peer-timeout"), "{stderr}");
+}
+
+#[test]
+fn a_valid_peer_timeout_is_taken_and_the_demo_goes_on_to_connect() {
+    // Past argument parsing, the unreachable database is what stops it.
+    let (code, stderr) = run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--peer-timeout",
+        "250ms",
+        "--failover-wait",
+        "100ms",
+        "--database-url",
+        "postgres://app:pw@127.0.0.1:1,127.0.0.1:2/app",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!stderr.contains("--peer-timeout"), "{stderr}");
+    assert!(stderr.contains("no host of the primary is up"), "{stderr}");
+}
