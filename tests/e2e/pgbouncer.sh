@@ -20,8 +20,9 @@
 # 5. stops the demo with SIGTERM (exit 0), starts it again behind the same pgbouncer, and
 #    sends 400 more requests with the same checks;
 # 6. starts a second pgbouncer like the first and rls-demo with both as the primary's hosts
-#    (equivalent frontends of one primary) and an 8 s request timeout, sends the same
-#    requests for 35 s, and meanwhile PAUSEs the second pgbouncer for 10 s (its new
+#    (equivalent frontends of one primary) and an 8 s request timeout, reads single subtasks
+#    (GET /api/subtasks/{id}, routed round-robin over the hosts; each answer must be that
+#    subtask of that tenant) for 35 s, checks both frontends take a share, and meanwhile PAUSEs the second pgbouncer for 10 s (its new
 #    transactions queue: rls-demo gives up a BEGIN after the 1 s peer timeout, marks the
 #    frontend down and uses the first), then drains it for 5 s (DISABLE:
 #    new clients refused, and PAUSE): every answer must still be a 200 with its tenant's rows,
@@ -92,6 +93,8 @@ SQL
 psql "${ADMIN_URL%/*}/$db" -Atq -F ' ' \
   -c "SELECT a.slug, a.id, count(s.id) FROM app.accounts a JOIN app.subtasks s ON s.account_id = a.id GROUP BY a.slug, a.id" \
   >"$work/tenants.txt"
+psql "${ADMIN_URL%/*}/$db" -Atq -F ' ' -c "SELECT a.slug, s.id FROM app.accounts a JOIN app.subtasks s ON s.account_id = a.id" \
+  >"$work/subtasks.txt"
 
 printf '"%s" "%s"\n' "${db}_runtime" "$password" "pgb_admin" "$password" >"$work/userlist.txt"
 if [ "$(id -u)" -eq 0 ]; then chown postgres "$work/userlist.txt"; fi
@@ -156,22 +159,47 @@ set -e
 [ "$plain_status" -eq 2 ] && grep -q 'unsupported startup parameter' "$work/plain.err" \
   || { cat "$work/plain.err" >&2; fail "a plain URL was not refused by pgbouncer (exit $plain_status)"; }
 
+# load AMOUNT [items]: the amount is a number of requests, or a duration ("25s") to keep
+# sending for; with items, each request reads one subtask (GET /api/subtasks/{id}, a routed
+# read: round-robin over the primary's hosts) instead of a page of the list (which runs in the
+# request's Tx, on the one pool that follows the primary).
 load() {
-  python3 - "$port" "$work/tenants.txt" "$1" <<'PY'
+  python3 - "$port" "$work/tenants.txt" "$1" "${2:-pages}" "$work/subtasks.txt" <<'PY'
 import json, random, sys, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-# The amount: a number of requests, or a duration ("25s") to keep sending for.
-port, tenants_file, amount = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, tenants_file, amount, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 until = time.time() + float(amount[:-1]) if amount.endswith("s") else None
 tenants = {}
 for line in open(tenants_file):
     slug, account_id, count = line.split()
     tenants[slug] = (int(account_id), int(count))
 slugs = sorted(tenants)
+subtasks = {}
+for line in open(sys.argv[5]):
+    slug, subtask = line.split()
+    subtasks.setdefault(slug, []).append(int(subtask))
+
+def item(rng):
+    slug = rng.choice(slugs)
+    subtask = rng.choice(subtasks[slug])
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/subtasks/{subtask}",
+                                     headers={"Host": f"{slug}.pgb.test"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, body = response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return f"{slug} subtask {subtask}: HTTP {e.code}"
+    except Exception as e:  # a dropped connection is a failure too
+        return f"{slug} subtask {subtask}: {e!r}"
+    if status != 200 or body["id"] != subtask or body["account_id"] != tenants[slug][0]:
+        return f"{slug} subtask {subtask}: status {status}, id {body['id']}, account {body['account_id']}"
+    return None
 
 def one(i):
     rng = random.Random(i)
+    if mode == "items":
+        return item(rng)
     slug = rng.choice(slugs)
     account_id, count = tenants[slug]
     page = rng.randint(1, (count + 9) // 10)
@@ -254,11 +282,19 @@ say "rls-demo over both pgbouncers (127.0.0.1:$first_port,127.0.0.1:$second_port
 # Requests get 8 s (a 503 past it): a request left waiting on the paused pgbouncer fails.
 start_demo "$bin" "postgres://${db}_runtime:$password@127.0.0.1:$first_port,127.0.0.1:$second_port/$db?pgbouncer=true" \
   pgb.test "${demo_flags[@]}" --check-interval 2s --request-timeout 8s
-load 35s >"$work/drain.out" 2>&1 &
+# Routed reads: each request's transaction goes to one of the hosts, round-robin. (The list
+# pages would not do: they run in the request's Tx, on the pool that follows the primary, which
+# stays on the first pgbouncer; the second one would then see nothing but the peer polls.)
+first_before="$(xacts "$first_port")"
+load 35s items >"$work/drain.out" 2>&1 &
 load_pid=$!
 sleep 4
 served_before="$(xacts "$second_port")"
-[ "${served_before:-0}" -gt 0 ] || fail "the second pgbouncer served no transaction: connections do not spread"
+first_served="$(( $(xacts "$first_port") - first_before ))"
+say "transactions in the first 4 s of load: $first_served through the first pgbouncer, $served_before through the second"
+# The peer polls alone put about 4 a second through each; the requests must add their share.
+[ "$(( served_before * 3 ))" -gt "$first_served" ] \
+  || fail "the second pgbouncer served $served_before transactions to the first's $first_served: requests do not spread"
 say "PAUSE on the second pgbouncer for 10 s (its new transactions queue)"
 pgb_admin "$second_port" "PAUSE $db" >/dev/null
 sleep 10
@@ -285,4 +321,4 @@ if grep -q ' ERROR ' "$work/demo.err"; then
   fail "rls-demo logged errors during the pause and the drain"
 fi
 
-say "PASS: 1,600 requests through pgbouncer (transaction mode) on random tenants, signed tenant context, all 200 with only their own rows; the demo restarted behind the same pgbouncer; over two pgbouncers, one paused and then drained under load, no request failed"
+say "PASS: 1,600 requests through pgbouncer (transaction mode) on random tenants, signed tenant context, all 200 with only their own rows; the demo restarted behind the same pgbouncer; over two pgbouncers sharing routed reads, one paused and then drained under load, no request failed"
