@@ -10,9 +10,10 @@ use axum::http::{Request, StatusCode, header};
 use axum::middleware::from_fn;
 use axum::routing::get;
 use rls_tenancy::demo::{DemoState, router};
-use rls_tenancy::http::{PinKey, PinNext, WritePinning, writing_route};
+use rls_tenancy::http::{PinKey, PinNext, WritePinning, use_primary, writing_route};
 use rls_tenancy::{
     RoutingOptions, RoutingPool, ScratchDatabase, TenancyDeclaration, TenantPoolOptions,
+    TenantScope,
 };
 use tower::ServiceExt;
 
@@ -218,5 +219,40 @@ async fn a_writing_route_or_a_response_marked_as_written_sets_the_pin() {
                 .expect("ASCII")
                 .starts_with("multidb_pin_writes=")
         );
+    }
+}
+
+#[tokio::test]
+async fn a_route_behind_the_use_primary_layer_reads_the_primary_and_pins_nothing() {
+    let pinned = pinned_site().await;
+    let scope = TenantScope::new(
+        pinned.site.alpha.id.to_string().parse().expect("id"),
+        pinned.site.alpha.slug.parse().expect("slug"),
+    );
+    let served_by = move |routing: RoutingPool, scope: TenantScope| async move {
+        let tx = routing.read(&scope).await.expect("a read");
+        let served_by = tx.served_by().as_str();
+        tx.commit().await.expect("commit");
+        served_by
+    };
+    let (plain, primary) = (
+        (pinned.routing.clone(), scope.clone()),
+        (pinned.routing.clone(), scope),
+    );
+    let routes: Router = Router::new()
+        .route("/plain", get(move || served_by(plain.0, plain.1)))
+        .route(
+            "/primary",
+            get(move || served_by(primary.0, primary.1)).layer(from_fn(use_primary)),
+        );
+    for (path, want) in [("/plain", "replica"), ("/primary", "primary")] {
+        let request = Request::builder()
+            .uri(path)
+            .body(Body::empty())
+            .expect("request");
+        let reply = read(routes.clone().oneshot(request).await.expect("infallible")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
+        assert_eq!(reply.body, want, "{path}");
+        assert!(reply.headers.get(header::SET_COOKIE).is_none(), "{path}");
     }
 }
