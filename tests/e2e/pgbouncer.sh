@@ -180,20 +180,23 @@ for line in open(sys.argv[5]):
     slug, subtask = line.split()
     subtasks.setdefault(slug, []).append(int(subtask))
 
+def get(slug, path):
+    """The JSON body of a 200, or the failure in words."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": f"{slug}.pgb.test"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return f"HTTP {e.code}", None
+    except Exception as e:  # a dropped connection is a failure too
+        return repr(e), None
+
 def item(rng):
     slug = rng.choice(slugs)
     subtask = rng.choice(subtasks[slug])
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/subtasks/{subtask}",
-                                     headers={"Host": f"{slug}.pgb.test"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, body = response.status, json.load(response)
-    except urllib.error.HTTPError as e:
-        return f"{slug} subtask {subtask}: HTTP {e.code}"
-    except Exception as e:  # a dropped connection is a failure too
-        return f"{slug} subtask {subtask}: {e!r}"
+    status, body = get(slug, f"/api/subtasks/{subtask}")
     if status != 200 or body["id"] != subtask or body["account_id"] != tenants[slug][0]:
-        return f"{slug} subtask {subtask}: status {status}, id {body['id']}, account {body['account_id']}"
+        return f"{slug} subtask {subtask}: {status}, {body}"
     return None
 
 def one(i):
@@ -203,17 +206,9 @@ def one(i):
     slug = rng.choice(slugs)
     account_id, count = tenants[slug]
     page = rng.randint(1, (count + 9) // 10)
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/subtasks?page={page}",
-                                     headers={"Host": f"{slug}.pgb.test"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, body = response.status, json.load(response)
-    except urllib.error.HTTPError as e:
-        return f"{slug} page {page}: HTTP {e.code}"
-    except Exception as e:  # a dropped connection is a failure too
-        return f"{slug} page {page}: {e!r}"
+    status, body = get(slug, f"/api/subtasks?page={page}")
     if status != 200 or body["tenant"] != slug or body["total"] != count:
-        return f"{slug} page {page}: status {status}, tenant {body['tenant']}, total {body['total']} (want {count})"
+        return f"{slug} page {page}: {status}, {body and (body['tenant'], body['total'])} (want {count})"
     foreign = [item for item in body["items"] if item["account_id"] != account_id]
     if foreign or not body["items"]:
         return f"{slug} page {page}: {len(foreign)} foreign rows of {len(body['items'])}"
