@@ -140,7 +140,12 @@ pub(super) fn is_canonical(
     table: &TenantTable,
     context: &TenantContext,
 ) -> bool {
+    state.rls_enabled && state.rls_forced && state.policies == [canonical_policy(table, context)]
+}
+
+/// The one policy [`install_policies`] puts on `table`, as [`table_states`] spells a policy:
+/// `name|permissive|cmd|roles|qual|with_check`.
+pub(super) fn canonical_policy(table: &TenantTable, context: &TenantContext) -> String {
     let predicate = context.canonical_predicate(&table.column);
-    let expected = format!("{POLICY_NAME}|PERMISSIVE|ALL|{{public}}|{predicate}|{predicate}");
-    state.rls_enabled && state.rls_forced && state.policies == [expected]
+    format!("{POLICY_NAME}|PERMISSIVE|ALL|{{public}}|{predicate}|{predicate}")
 }

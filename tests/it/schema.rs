@@ -401,6 +401,49 @@ async fn a_grant_on_a_relation_the_declaration_does_not_name_is_taken_back_by_a_
 }
 
 #[tokio::test]
+async fn a_rerun_repairs_a_tampered_policy_a_dropped_force_and_an_extra_policy() {
+    let t = SchemaTenants::new().await;
+    let mut deploy = rls_tenancy::connect(t.db.deploy_url())
+        .await
+        .expect("deploy");
+    // Each a way for a schema to look current by its migration records while its wall is
+    // down; the rerun's "already current" read must see every one.
+    sqlx::raw_sql(
+        "ALTER POLICY tenant_isolation ON tenant_b.tasks USING (true);
+         ALTER TABLE tenant_b.users NO FORCE ROW LEVEL SECURITY;
+         CREATE POLICY open_door ON tenant_a.projects USING (true)",
+    )
+    .execute(&mut deploy)
+    .await
+    .expect("tamper");
+    let report = migrate_schemas(
+        &REFERENCE_TENANT_MIGRATIONS,
+        &t.decl,
+        &deploy_options(&t.db),
+        2,
+    )
+    .await
+    .expect("rerun");
+    assert!(!report.has_failures(), "{report}");
+    let (open, unforced, policies): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pg_policies
+                  WHERE schemaname IN ('tenant_a', 'tenant_b') AND qual = 'true'),
+                (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname IN ('tenant_a', 'tenant_b') AND c.relkind = 'r'
+                    AND c.relname <> '_rls_migrations' AND NOT c.relforcerowsecurity),
+                (SELECT count(*) FROM pg_policies WHERE schemaname IN ('tenant_a', 'tenant_b'))",
+    )
+    .fetch_one(&t.admin)
+    .await
+    .expect("policy state");
+    assert_eq!(
+        (open, unforced, policies),
+        (0, 0, 2 * TENANT_TABLES.len() as i64),
+        "every tenant table of both schemas has its one canonical policy, forced, again"
+    );
+}
+
+#[tokio::test]
 async fn rls_migrate_with_strategy_schema_migrates_each_tenant_schema_and_exits_1_on_a_failure() {
     let db = ScratchDatabase::create().await.expect("scratch database");
     let admin = db.admin_pool().await.expect("admin");
