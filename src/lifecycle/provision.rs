@@ -7,8 +7,9 @@
 //! It is created when missing and brought up to date before each clone (a no-op when it is),
 //! under an advisory lock so that no clone copies it half-migrated. `CREATE DATABASE …
 //! TEMPLATE` copies it file by file, much cheaper than replaying the migrations; the clone
-//! then gets a token key of its own, and `CONNECT` for the runtime role only (the template
-//! has none, and `PUBLIC` has nothing on either).
+//! is made closed to every role (`ALLOW_CONNECTIONS false`: a caller cut off mid-way leaves
+//! nothing anyone can enter), then gets a token key of its own, and `CONNECT` for the runtime
+//! role only (the template has none, and `PUBLIC` has nothing on either).
 
 use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -138,15 +139,18 @@ impl Job<'_> {
         if !exists(admin, template).await? {
             let create = format!("CREATE DATABASE {template} TEMPLATE template0");
             create_database(admin, server, &create).await?;
-            let revoke = format!("REVOKE ALL ON DATABASE {template} FROM PUBLIC");
-            sqlx::raw_sql(AssertSqlSafe(revoke))
-                .execute(&mut *admin)
-                .await?;
             tracing::info!(
                 template = template.as_str(),
                 "created the template database"
             );
         }
+        // Every time, not only after its CREATE: a caller cut off between the two would leave
+        // the template open to PUBLIC (a new database lets PUBLIC connect and make temporary
+        // tables), and every later provisioning skips the CREATE.
+        let revoke = format!("REVOKE ALL ON DATABASE {template} FROM PUBLIC");
+        sqlx::raw_sql(AssertSqlSafe(revoke))
+            .execute(&mut *admin)
+            .await?;
         let mut conn = connect::connect(&server.url().with_database(template.as_str())).await?;
         let mut tx = conn.begin().await?;
         let changes = migrate_database(&mut tx, self.migrator, self.decl, self.options).await?;
@@ -156,20 +160,31 @@ impl Job<'_> {
         if !changes.applied.is_empty() || !changes.policies.is_empty() {
             tracing::info!(template = template.as_str(), applied = ?changes.applied, "migrated the template database");
         }
-        let clone = format!("CREATE DATABASE {database} TEMPLATE {template}");
+        // Closed to every role until finished: CREATE DATABASE does not copy the template's
+        // privileges (PUBLIC may connect to a new database), and a caller that goes away while
+        // the server copies the template (Ctrl-C) leaves the copy behind, unregistered, with
+        // the application's keys and the runtime role's grants inside.
+        let clone =
+            format!("CREATE DATABASE {database} TEMPLATE {template} ALLOW_CONNECTIONS false");
         create_database(admin, server, &clone).await
     }
 
-    /// The clone's own token key, and its `CONNECT` for the runtime role only.
+    /// Opens the clone to its owner only, gives it a token key of its own, then `CONNECT` to
+    /// the runtime role, last.
     async fn finish_clone(&self, admin: &mut PgConnection) -> Result<()> {
         let database = self.database;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "REVOKE ALL ON DATABASE {database} FROM PUBLIC; ALTER DATABASE {database} ALLOW_CONNECTIONS true"
+        )))
+        .execute(&mut *admin)
+        .await?;
         let url = self.server.url().with_database(database.as_str());
         let mut conn = connect::connect(&url).await?;
         renew_token_key(&mut conn).await?;
         conn.close().await?;
         let runtime = self.options.runtime_role();
         sqlx::raw_sql(AssertSqlSafe(format!(
-            "REVOKE ALL ON DATABASE {database} FROM PUBLIC; GRANT CONNECT ON DATABASE {database} TO {runtime}"
+            "GRANT CONNECT ON DATABASE {database} TO {runtime}"
         )))
         .execute(&mut *admin)
         .await?;

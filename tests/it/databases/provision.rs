@@ -299,3 +299,71 @@ async fn the_runtime_role_reads_the_placement_columns_under_the_database_strateg
         "the database column is closed outside the database strategy"
     );
 }
+
+#[tokio::test]
+async fn a_clone_whose_create_was_cut_off_midway_is_open_to_no_role() {
+    let bed = ScratchServers::create().await.expect("scratch servers");
+    // The template first (the first provisioning makes it), then ballast in it, so that the
+    // next clone's CREATE DATABASE takes long enough to be cut off while the server runs it.
+    provision(&bed, "two", "first").await.expect("provisioned");
+    let (database, template) = names(&bed, "cut");
+    let mut su = admin(&bed, "two", template.as_str()).await;
+    sqlx::raw_sql(
+        "CREATE TABLE public.ballast AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 200000) g",
+    )
+    .execute(&mut su)
+    .await
+    .expect("ballast");
+    su.close().await.expect("close");
+
+    // The caller goes away (Ctrl-C on rls-tenant create, a request cut) while the server
+    // copies the template: the server finishes the CREATE DATABASE on its own.
+    let mut watch = admin(&bed, "two", "postgres").await;
+    let provisioning = provision(&bed, "two", "cut");
+    let cloning = async {
+        loop {
+            let running: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE %' || $1 || '% TEMPLATE %')",
+            )
+            .bind(database.as_str())
+            .fetch_one(&mut watch)
+            .await
+            .expect("pg_stat_activity");
+            if running {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        done = provisioning => panic!("the clone finished before it could be cut off: {done:?}"),
+        () = cloning => {}
+    }
+    let mut made = false;
+    for _ in 0..200 {
+        made = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)
+                AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE %' || $1 || '%')",
+        )
+        .bind(database.as_str())
+        .fetch_one(&mut watch)
+        .await
+        .expect("pg_database");
+        if made {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(made, "the server finished the clone the caller left");
+
+    // Left behind, never registered, never finished: the runtime role may not get in (nor
+    // any role through PUBLIC), although the application's keys and grants are inside.
+    let refused = as_runtime(&bed, "two", database.as_str()).await;
+    assert!(
+        refused.is_err(),
+        "the runtime role connected to a clone nobody finished"
+    );
+    drop_tenant_database(server(&bed, "two"), &database)
+        .await
+        .expect("the leftover can be dropped");
+}
