@@ -10,7 +10,8 @@
 
 use std::sync::Arc;
 
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgPool, Postgres};
 
 use super::begin::BeginPlan;
 use super::pool::{Entry, GuardSetting, enforce_guard, probe_signed};
@@ -83,8 +84,10 @@ impl Databases {
     }
 
     /// Begins `plan` for `scope` in the tenant's database. A connection found dead at
-    /// `BEGIN` (nothing of the transaction ran) is replaced once; lost again, the server is
-    /// taken to be down, so its other tenants' requests fail at once (503) until it is back.
+    /// `BEGIN` (nothing of the transaction ran) is replaced once, by one that answers a ping
+    /// (the database's other idle connections may have been ended too: an administrator, a
+    /// restore, a drop and re-create of that one database); lost again, the server is taken
+    /// to be down, so its other tenants' requests fail at once (503) until it is back.
     pub(super) async fn begin(
         &self,
         scope: &TenantScope,
@@ -95,7 +98,11 @@ impl Databases {
         let (server, database) = (place.server.as_str(), place.database.as_str());
         let mut retried = false;
         loop {
-            let (conn, checked) = self.set.acquire(server, database).await?;
+            let (conn, checked) = if retried {
+                self.live(server, database).await?
+            } else {
+                self.set.acquire(server, database).await?
+            };
             let begun = TenantTx::begin(
                 conn,
                 plan,
@@ -120,6 +127,23 @@ impl Databases {
                 }
             }
         }
+    }
+
+    /// A connection of `database` that answers a ping: the dead idle ones are closed, at most
+    /// as many as the database's pool holds, before the pool opens a new one.
+    async fn live(
+        &self,
+        server: &str,
+        database: &str,
+    ) -> Result<(PoolConnection<Postgres>, Arc<Checked>), DbError> {
+        for _ in 0..self.set.per_database() {
+            let (mut conn, checked) = self.set.acquire(server, database).await?;
+            if conn.ping().await.is_ok() {
+                return Ok((conn, checked));
+            }
+            conn.close_on_drop();
+        }
+        self.set.acquire(server, database).await
     }
 
     /// The set's pools, budgets and churn.

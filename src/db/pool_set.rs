@@ -521,6 +521,11 @@ impl<T: Send + Sync + 'static> PoolSet<T> {
             .is_some_and(|host| host.health.is_down())
     }
 
+    /// The most connections one database's pool holds.
+    pub(crate) fn per_database(&self) -> u32 {
+        self.inner.options.get_max_per_database()
+    }
+
     /// Takes `server` to be down (its connections were lost at `BEGIN`): its databases'
     /// requests fail at once until a connection to it succeeds again.
     pub(crate) fn mark_down(&self, server: &str) {

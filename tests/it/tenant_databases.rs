@@ -271,3 +271,65 @@ async fn a_stopped_server_fails_only_its_own_tenants_with_503_and_the_others_kee
     }
     assert!(back, "server two's tenant answers again once it is back");
 }
+
+/// Runs `tenant`'s transaction `n` times at once, each holding it a moment; how many failed.
+async fn concurrent_failures(pool: &TenantPool, tenant: &Placed, n: usize) -> usize {
+    let requests: Vec<_> = (0..n)
+        .map(|_| {
+            let pool = pool.clone();
+            let scope = tenant.scope.clone();
+            tokio::spawn(async move {
+                let mut tx = pool.begin(&scope).await?;
+                sqlx::query("SELECT pg_sleep(0.05)")
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            })
+        })
+        .collect();
+    let mut failed = 0;
+    for request in requests {
+        if request.await.expect("task").is_err() {
+            failed += 1;
+        }
+    }
+    failed
+}
+
+#[tokio::test]
+async fn one_tenant_databases_connections_ended_fail_no_request_and_leave_its_server_up() {
+    let bed = ScratchServers::create().await.expect("scratch servers");
+    let ended = place(&bed, "one", "ended").await;
+    let neighbour = place(&bed, "one", "neighbour").await;
+    let pool = pool(&bed, PoolSetOptions::default()).await;
+    // Both databases' pools hold their two connections, idle.
+    assert_eq!(concurrent_failures(&pool, &ended, 2).await, 0);
+    assert_eq!(concurrent_failures(&pool, &neighbour, 2).await, 0);
+
+    // Every session on one tenant's database ends (a DBA, a restore, a drop and re-create of
+    // the database): its server and the other database on it are fine.
+    let mut su = connect(&bed.admin_url("one").expect("server"))
+        .await
+        .expect("superuser");
+    let ended_sessions: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+    )
+    .bind(&ended.database)
+    .fetch_one(&mut su)
+    .await
+    .expect("terminate");
+    assert_eq!(ended_sessions, 2, "the pool's two idle connections");
+    su.close().await.expect("close");
+
+    assert_eq!(
+        projects(&pool, &ended)
+            .await
+            .expect("the dead connections are replaced"),
+        ["project of ended"]
+    );
+    assert_eq!(
+        concurrent_failures(&pool, &neighbour, 4).await,
+        0,
+        "the other tenant on the same server is not refused"
+    );
+}
