@@ -1,39 +1,51 @@
 //! [`check_databases`]: the guard over the database strategy's control database and every
-//! tenant database the registry places, reported per database.
+//! tenant database the registry places, reported per database, and over what else the role
+//! can connect to on each server.
 
 use std::fmt;
 
 use serde_json::json;
 
-use super::{GuardOptions, GuardReport, Result, check_url};
-use crate::connect::{self, DatabaseUrl, ServerSet};
+use super::reach::{Control, unplaced};
+use super::{Finding, GuardOptions, GuardReport, Result, check_url};
+use crate::connect::{self, DatabaseUrl, Server, ServerSet};
 use crate::placement::{PlacedDatabase, placed_databases};
 
-/// The guard's report on the control database and on each tenant database; a tenant
-/// database that could not be checked (its server unreachable or not configured) is listed
-/// with the reason.
+/// The guard's report on the control database and on each tenant database, and on each server
+/// the databases of the deployment that hold no tenant but that the role can connect to
+/// (`database-connect-unplaced`); a database or server that could not be checked (unreachable,
+/// not configured) is listed with the reason.
 #[derive(Debug)]
 pub struct DatabasesCheck {
     /// The control database (the registry).
     pub control: GuardReport,
     /// Each tenant database, sorted by slug: its report, or why it could not be checked.
     pub tenants: Vec<(PlacedDatabase, std::result::Result<GuardReport, String>)>,
+    /// Each server, in the order configured: the databases of the deployment (owned by the
+    /// control database's owner) that hold no tenant and that the role can connect to, one
+    /// finding each; or why the server could not be checked.
+    pub servers: Vec<(String, std::result::Result<Vec<Finding>, String>)>,
 }
 
 impl DatabasesCheck {
-    /// Whether any database has a `refuse` finding (`rls-check` exits 1).
+    /// Whether any database has a `refuse` finding, or a server a database the role should
+    /// not reach (`rls-check` exits 1).
     pub fn is_refused(&self) -> bool {
         self.control.is_refused()
             || self
                 .tenants
                 .iter()
                 .any(|(_, r)| r.as_ref().is_ok_and(GuardReport::is_refused))
+            || self
+                .servers
+                .iter()
+                .any(|(_, r)| r.as_ref().is_ok_and(|found| !found.is_empty()))
     }
 
-    /// Whether some tenant database could not be checked (`rls-check` exits 2 when nothing
-    /// is refused).
+    /// Whether some tenant database or server could not be checked (`rls-check` exits 2 when
+    /// nothing is refused).
     pub fn has_unchecked(&self) -> bool {
-        self.tenants.iter().any(|(_, r)| r.is_err())
+        self.tenants.iter().any(|(_, r)| r.is_err()) || self.servers.iter().any(|(_, r)| r.is_err())
     }
 
     /// One JSON document: the control database's report, each tenant database's (or its
@@ -55,15 +67,34 @@ impl DatabasesCheck {
                 entry
             })
             .collect();
+        let servers: Vec<serde_json::Value> = self
+            .servers
+            .iter()
+            .map(|(server, reach)| match reach {
+                Ok(findings) => json!({ "server": server, "refuse": findings }),
+                Err(error) => json!({ "server": server, "error": error }),
+            })
+            .collect();
         json!({
             "control": self.control.to_json(),
             "tenants": tenants,
+            "servers": servers,
             "summary": {
                 "databases": self.tenants.len() + 1,
                 "refused": self.refused_count(),
                 "unchecked": self.tenants.iter().filter(|(_, r)| r.is_err()).count(),
+                "unplaced_databases": self.unplaced_count(),
             },
         })
+    }
+
+    /// How many databases of the deployment that hold no tenant the role can connect to.
+    fn unplaced_count(&self) -> usize {
+        self.servers
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .map(Vec::len)
+            .sum()
     }
 
     fn refused_count(&self) -> usize {
@@ -85,12 +116,31 @@ impl fmt::Display for DatabasesCheck {
                 Err(error) => writeln!(f, "\n== tenant {placed} ==\nNOT CHECKED: {error}")?,
             }
         }
+        for (server, reach) in &self.servers {
+            writeln!(f, "\n== server {server}: databases that hold no tenant ==")?;
+            match reach {
+                Ok(findings) if findings.is_empty() => writeln!(
+                    f,
+                    "ok: the role can connect to no database of the deployment that holds no tenant"
+                )?,
+                Ok(findings) => {
+                    writeln!(f, "REFUSE ({})", findings.len())?;
+                    for finding in findings {
+                        writeln!(f, "  {finding}")?;
+                        writeln!(f, "      object: {}", finding.object)?;
+                        writeln!(f, "      fix:    {}", finding.fix_sql)?;
+                    }
+                }
+                Err(error) => writeln!(f, "NOT CHECKED: {error}")?,
+            }
+        }
         write!(
             f,
-            "\ndatabases: {} checked, {} refused, {} not checked",
+            "\ndatabases: {} checked, {} refused, {} not checked; {} database(s) holding no tenant reachable",
             self.tenants.len() + 1 - self.tenants.iter().filter(|(_, r)| r.is_err()).count(),
             self.refused_count(),
             self.tenants.iter().filter(|(_, r)| r.is_err()).count(),
+            self.unplaced_count(),
         )
     }
 }
@@ -123,8 +173,9 @@ pub async fn check_databases(
     let control_report = check_url(control, options).await?;
     let mut conn = connect::connect(control).await?;
     let placed = placed_databases(&mut conn, options.declaration()).await;
+    let control_side = Control::read(&mut conn).await;
     drop(conn);
-    let placed = placed?;
+    let (placed, control_side) = (placed?, control_side?);
     let tenant_options = options.clone().tenant_database();
     let mut tenants = Vec::with_capacity(placed.len());
     for tenant in placed {
@@ -136,10 +187,42 @@ pub async fn check_databases(
         };
         tenants.push((tenant, report));
     }
+    let mut reach = Vec::with_capacity(servers.len());
+    for server in servers.iter() {
+        let here: Vec<&str> = tenants
+            .iter()
+            .filter(|(t, _)| t.server == server.name().as_str())
+            .map(|(t, _)| t.database.as_str())
+            .collect();
+        let found = server_reach(server, &here, options.inspected_role(), &control_side)
+            .await
+            .map_err(|e| e.to_string());
+        reach.push((server.name().to_string(), found));
+    }
     Ok(DatabasesCheck {
         control: control_report,
         tenants,
+        servers: reach,
     })
+}
+
+/// The `database-connect-unplaced` findings of `server`, whose tenant databases are `placed`:
+/// read on a connection to one of those (the role can surely connect there), else to the
+/// database its URL names.
+async fn server_reach(
+    server: &Server,
+    placed: &[&str],
+    role: Option<&str>,
+    control: &Control,
+) -> Result<Vec<Finding>> {
+    let url = match placed.first() {
+        Some(database) => server.url().with_database(database),
+        None => server.url().clone(),
+    };
+    let mut conn = connect::connect(&url).await?;
+    let found = unplaced(&mut conn, server.name().as_str(), role, control, placed).await;
+    let _ = sqlx::Connection::close(conn).await;
+    found
 }
 
 /// The URL of `tenant`'s database on its server, or why there is none.

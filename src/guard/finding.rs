@@ -221,6 +221,13 @@ rules! {
     /// session may `LISTEN`, no privilege needed, and hears what it sends.
     TriggerNotifies = "trigger-notifies", Refuse,
         "no trigger on a tenant table sends notifications";
+    /// Under the database strategy: the role can connect to a database on a tenant server that
+    /// the deploy role owns but that holds no tenant (the template tenant databases are cloned
+    /// from, or what an interrupted create, drop or move left), where the application's key
+    /// and the role's grants are installed: rows written there reach every tenant cloned from
+    /// the template, and a session held there blocks every clone.
+    DatabaseConnectUnplaced = "database-connect-unplaced", Refuse,
+        "the role can connect to no database of the deployment that holds no tenant";
     /// The server's minor release is older than the floor of known row-level security fixes.
     ServerVersionBelowFloor = "server-version-below-floor", Warn,
         "the server has every known row-level security fix";

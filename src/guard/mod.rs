@@ -30,6 +30,7 @@
 //! | tables outside row-level security, in any schema | `unscoped-tenant-reference`, `foreign-table-readable`, `trigger-writes-unscoped-table`, `undeclared-table-readable` |
 //! | triggers on tenant tables | `trigger-notifies`, `security-definer-function` (trigger functions need no `EXECUTE`) |
 //! | version | `server-version-below-floor` (warn) |
+//! | tenant servers (`rls-check --strategy database`) | `database-connect-unplaced`: a database of the deployment that holds no tenant (the template, a leftover) the role can connect to |
 //!
 //! A tenant table is a table declared in `policies/tenancy.toml`, any table in the schema that
 //! has a tenant column, or a table with a tenant column in any other schema the role can reach
@@ -79,6 +80,7 @@ mod options;
 mod ownership;
 mod policies;
 mod privileges;
+mod reach;
 mod registry;
 mod report;
 mod roles;

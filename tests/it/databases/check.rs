@@ -2,7 +2,11 @@
 //! reported per database, failing when one of them is wrong.
 
 use rls_tenancy::guard::{GuardOptions, check_databases};
-use rls_tenancy::{NewTenant, ScratchServers, TenantSlug};
+use rls_tenancy::{
+    DatabasePattern, NewTenant, REFERENCE_TENANT_MIGRATIONS, ScratchServers, TenantSlug,
+    provision_database,
+};
+use sqlx::AssertSqlSafe;
 
 use super::{admin, lifecycle};
 
@@ -92,4 +96,122 @@ async fn a_privilege_granted_in_one_tenant_database_fails_the_check_of_that_data
     );
     let url = url::Url::parse(control.expose_secret()).expect("url");
     assert!(!stdout.contains(url.password().expect("password")));
+}
+
+#[tokio::test]
+async fn a_runtime_role_that_can_connect_to_the_template_or_a_leftover_database_is_refused() {
+    let bed = ScratchServers::create().await.expect("scratch servers");
+    let tenants = lifecycle(&bed, bed.deploy_servers().clone()).await;
+    for s in ["a", "b"] {
+        tenants
+            .create(&NewTenant::new(s.parse::<TenantSlug>().expect("slug")))
+            .await
+            .expect("created");
+    }
+    tenants.close().await;
+    let options = GuardOptions::new(bed.declaration().clone());
+    let control = bed.control().runtime_url();
+    let clean = check_databases(control, bed.runtime_servers(), &options)
+        .await
+        .expect("checked");
+    assert!(!clean.is_refused(), "{clean}");
+    assert_eq!(clean.servers.len(), 2, "{clean}");
+    assert!(
+        clean
+            .servers
+            .iter()
+            .all(|(_, r)| r.as_ref().is_ok_and(Vec::is_empty)),
+        "{clean}"
+    );
+
+    // The template on server one, opened to the runtime role: it could plant rows that every
+    // tenant created later starts with, or hold a session there that blocks every create.
+    let runtime = bed.control().runtime_role();
+    let template = DatabasePattern::default()
+        .template(bed.control().name().as_str())
+        .expect("template");
+    let mut one = admin(&bed, "one", "postgres").await;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "GRANT CONNECT ON DATABASE {template} TO {runtime}"
+    )))
+    .execute(&mut one)
+    .await
+    .expect("grant");
+    // A database an interrupted create left on server two: provisioned (the runtime role may
+    // connect), its registry row never committed.
+    let leftover = DatabasePattern::default()
+        .database(
+            bed.control().name().as_str(),
+            &"gone".parse().expect("slug"),
+        )
+        .expect("name");
+    let two = bed
+        .deploy_servers()
+        .server(&"two".parse().expect("name"))
+        .expect("server two");
+    provision_database(
+        two,
+        &leftover,
+        &template,
+        &REFERENCE_TENANT_MIGRATIONS,
+        bed.declaration(),
+        &bed.migrate_options().expect("options"),
+    )
+    .await
+    .expect("provisioned");
+
+    let broken = check_databases(control, bed.runtime_servers(), &options)
+        .await
+        .expect("checked");
+    assert!(broken.is_refused(), "{broken}");
+    assert!(!broken.control.is_refused());
+    assert!(
+        broken
+            .tenants
+            .iter()
+            .all(|(_, r)| r.as_ref().is_ok_and(|r| !r.is_refused())),
+        "the tenant databases themselves are fine: {broken}"
+    );
+    let found: Vec<(String, String)> = broken
+        .servers
+        .iter()
+        .flat_map(|(server, r)| {
+            r.as_ref()
+                .expect("checked")
+                .iter()
+                .map(move |f| (server.clone(), f.object.clone()))
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "one".to_owned(),
+                format!("database {} on server one", template.as_str())
+            ),
+            (
+                "two".to_owned(),
+                format!("database {} on server two", leftover.as_str())
+            ),
+        ]
+    );
+    let json = broken.to_json();
+    assert_eq!(json["summary"]["unplaced_databases"], 2, "{json}");
+    assert_eq!(
+        json["servers"][0]["refuse"][0]["rule"], "database-connect-unplaced",
+        "{json}"
+    );
+    assert!(broken.to_string().contains(&format!(
+        "REVOKE CONNECT ON DATABASE \"{}\" FROM \"{}\";",
+        template.as_str(),
+        runtime.as_str()
+    )));
+    // Clean up what the bed does not know of: the leftover goes with the deploy role's
+    // databases when the bed is dropped.
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "REVOKE CONNECT ON DATABASE {template} FROM {runtime}"
+    )))
+    .execute(&mut one)
+    .await
+    .expect("revoke");
 }

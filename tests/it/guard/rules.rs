@@ -1067,9 +1067,14 @@ async fn a_search_path_preset_is_left_alone_in_the_rls_mode_and_refused_by_rls_c
 
 #[test]
 fn every_rule_has_an_injected_case() {
+    // Rules that need more than one database, injected where they are tested.
+    let elsewhere = [
+        // tests/it/databases/check.rs: a template or leftover database the role reaches.
+        RuleId::DatabaseConnectUnplaced,
+    ];
     let missing: Vec<&str> = RuleId::ALL
         .iter()
-        .filter(|rule| !COVERED.contains(rule))
+        .filter(|rule| !COVERED.contains(rule) && !elsewhere.contains(rule))
         .map(|rule| rule.as_str())
         .collect();
     assert!(
