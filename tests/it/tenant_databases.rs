@@ -200,26 +200,12 @@ async fn requests_for_more_tenant_databases_than_the_budget_allows_hold_at_most_
 
     // Concurrent requests for all five tenants, each holding its transaction a moment:
     // waiters get a slot as one frees, nobody fails, the budget holds.
-    let requests: Vec<_> = tenants
-        .iter()
-        .map(|tenant| {
-            let pool = pool.clone();
-            let scope = tenant.scope.clone();
-            tokio::spawn(async move {
-                let mut tx = pool.begin(&scope).await?;
-                sqlx::query("SELECT pg_sleep(0.05)")
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await
-            })
-        })
-        .collect();
-    for request in requests {
-        request
-            .await
-            .expect("task")
-            .expect("request within the acquire timeout");
-    }
+    let scopes = tenants.iter().map(|t| t.scope.clone()).collect();
+    assert_eq!(
+        concurrent_failures(&pool, scopes).await,
+        0,
+        "a request past the acquire timeout"
+    );
     assert!(tenant_backends(&bed).await <= 2);
 }
 
@@ -272,12 +258,12 @@ async fn a_stopped_server_fails_only_its_own_tenants_with_503_and_the_others_kee
     assert!(back, "server two's tenant answers again once it is back");
 }
 
-/// Runs `tenant`'s transaction `n` times at once, each holding it a moment; how many failed.
-async fn concurrent_failures(pool: &TenantPool, tenant: &Placed, n: usize) -> usize {
-    let requests: Vec<_> = (0..n)
-        .map(|_| {
+/// Runs a transaction for each of `scopes` at once, each holding it a moment; how many failed.
+async fn concurrent_failures(pool: &TenantPool, scopes: Vec<TenantScope>) -> usize {
+    let requests: Vec<_> = scopes
+        .into_iter()
+        .map(|scope| {
             let pool = pool.clone();
-            let scope = tenant.scope.clone();
             tokio::spawn(async move {
                 let mut tx = pool.begin(&scope).await?;
                 sqlx::query("SELECT pg_sleep(0.05)")
@@ -303,8 +289,14 @@ async fn one_tenant_databases_connections_ended_fail_no_request_and_leave_its_se
     let neighbour = place(&bed, "one", "neighbour").await;
     let pool = pool(&bed, PoolSetOptions::default()).await;
     // Both databases' pools hold their two connections, idle.
-    assert_eq!(concurrent_failures(&pool, &ended, 2).await, 0);
-    assert_eq!(concurrent_failures(&pool, &neighbour, 2).await, 0);
+    assert_eq!(
+        concurrent_failures(&pool, vec![ended.scope.clone(); 2]).await,
+        0
+    );
+    assert_eq!(
+        concurrent_failures(&pool, vec![neighbour.scope.clone(); 2]).await,
+        0
+    );
 
     // Every session on one tenant's database ends (a DBA, a restore, a drop and re-create of
     // the database): its server and the other database on it are fine.
@@ -328,7 +320,7 @@ async fn one_tenant_databases_connections_ended_fail_no_request_and_leave_its_se
         ["project of ended"]
     );
     assert_eq!(
-        concurrent_failures(&pool, &neighbour, 4).await,
+        concurrent_failures(&pool, vec![neighbour.scope.clone(); 4]).await,
         0,
         "the other tenant on the same server is not refused"
     );

@@ -10,8 +10,9 @@ use sqlx::AssertSqlSafe;
 
 use super::{admin, lifecycle};
 
-#[tokio::test]
-async fn a_privilege_granted_in_one_tenant_database_fails_the_check_of_that_database_only() {
+/// A bed with tenants `a` and `b` (one on each server), checked clean: each tenant's server
+/// and database.
+async fn two_tenants_checked_clean() -> (ScratchServers, Vec<(String, String)>) {
     let bed = ScratchServers::create().await.expect("scratch servers");
     let tenants = lifecycle(&bed, bed.deploy_servers().clone()).await;
     let mut placed = Vec::new();
@@ -27,13 +28,28 @@ async fn a_privilege_granted_in_one_tenant_database_fails_the_check_of_that_data
     }
     tenants.close().await;
     let options = GuardOptions::new(bed.declaration().clone());
-    let control = bed.control().runtime_url();
-    let clean = check_databases(control, bed.runtime_servers(), &options)
+    let clean = check_databases(bed.control().runtime_url(), bed.runtime_servers(), &options)
         .await
         .expect("checked");
     assert!(!clean.is_refused(), "{clean}");
     assert_eq!(clean.tenants.len(), 2);
     assert!(!clean.has_unchecked(), "{clean}");
+    assert_eq!(clean.servers.len(), 2, "{clean}");
+    assert!(
+        clean
+            .servers
+            .iter()
+            .all(|(_, r)| r.as_ref().is_ok_and(Vec::is_empty)),
+        "{clean}"
+    );
+    (bed, placed)
+}
+
+#[tokio::test]
+async fn a_privilege_granted_in_one_tenant_database_fails_the_check_of_that_database_only() {
+    let (bed, placed) = two_tenants_checked_clean().await;
+    let options = GuardOptions::new(bed.declaration().clone());
+    let control = bed.control().runtime_url();
 
     let (b_on, b_db) = &placed[1];
     let runtime = bed.control().runtime_role();
@@ -100,29 +116,9 @@ async fn a_privilege_granted_in_one_tenant_database_fails_the_check_of_that_data
 
 #[tokio::test]
 async fn a_runtime_role_that_can_connect_to_the_template_or_a_leftover_database_is_refused() {
-    let bed = ScratchServers::create().await.expect("scratch servers");
-    let tenants = lifecycle(&bed, bed.deploy_servers().clone()).await;
-    for s in ["a", "b"] {
-        tenants
-            .create(&NewTenant::new(s.parse::<TenantSlug>().expect("slug")))
-            .await
-            .expect("created");
-    }
-    tenants.close().await;
+    let (bed, _) = two_tenants_checked_clean().await;
     let options = GuardOptions::new(bed.declaration().clone());
     let control = bed.control().runtime_url();
-    let clean = check_databases(control, bed.runtime_servers(), &options)
-        .await
-        .expect("checked");
-    assert!(!clean.is_refused(), "{clean}");
-    assert_eq!(clean.servers.len(), 2, "{clean}");
-    assert!(
-        clean
-            .servers
-            .iter()
-            .all(|(_, r)| r.as_ref().is_ok_and(Vec::is_empty)),
-        "{clean}"
-    );
 
     // The template on server one, opened to the runtime role: it could plant rows that every
     // tenant created later starts with, or hold a session there that blocks every create.
