@@ -185,9 +185,14 @@ async fn the_least_recently_used_idle_pool_is_the_one_evicted() {
             .max_per_database(1),
     );
     let (a, b, c) = (dbs.name(0), dbs.name(1), dbs.name(2));
-    touch(&set, &a).await;
-    touch(&set, &b).await;
-    touch(&set, &a).await; // b is now the least recently used
+    // sqlx pings a released connection before it is idle again, so a pool is busy for a round
+    // trip after its request: only idle pools are evicted, and with a and b both still busy
+    // the set would take whichever came back first. Each touch is given time to come back.
+    for database in [&a, &b, &a] {
+        touch(&set, database).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // b is now the least recently used.
     touch(&set, &c).await;
     assert_eq!(set.stats().evictions, 1);
     dbs.settled(2).await;
