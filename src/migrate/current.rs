@@ -14,7 +14,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::Result;
-use super::policies::canonical_policy;
+use super::policies::{canonical_policy, policy_head_sql};
 use crate::placement::SchemaName;
 use crate::policy::{Ident, TenancyDeclaration, TenantContext};
 
@@ -132,7 +132,7 @@ async fn policed(
         .iter()
         .map(|t| (t.name.as_str(), canonical_policy(t, context)))
         .unzip();
-    let policed: Vec<String> = sqlx::query_scalar(
+    let policed: Vec<String> = sqlx::query_scalar(concat!(
         "WITH wanted AS (
              SELECT w.name, w.expected FROM unnest($2::text[], $3::text[]) AS w(name, expected)
          ), rels AS (
@@ -150,17 +150,9 @@ async fn policed(
               GROUP BY a.attrelid
          ), pols AS (
              SELECT p.polrelid AS oid, p.polname,
-                    concat_ws('|', p.polname,
-                              CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
-                              CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
-                                            WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE'
-                                            WHEN '*' THEN 'ALL' END,
-                              (CASE WHEN p.polroles = '{0}'::oid[]
-                                    THEN string_to_array('public', '')::name[]
-                                    ELSE ARRAY(SELECT ro.rolname FROM pg_catalog.pg_roles ro
-                                                WHERE ro.oid = ANY (p.polroles)
-                                                ORDER BY ro.rolname)
-                               END)::text) AS head,
+                    ",
+        policy_head_sql!(),
+        " AS head,
                     concat_ws(' ', md5(p.polqual::text), md5(p.polwithcheck::text), c.names) AS shape
                FROM rels r
                JOIN pg_catalog.pg_policy p ON p.polrelid = r.oid
@@ -183,8 +175,8 @@ async fn policed(
          SELECT schema
            FROM tables
           GROUP BY schema
-         HAVING count(*) = cardinality($2::text[]) AND bool_and(forced AND policies = 1 AND canonical)",
-    )
+         HAVING count(*) = cardinality($2::text[]) AND bool_and(forced AND policies = 1 AND canonical)"
+    ))
     .bind(names)
     .bind(&tables)
     .bind(&expected)

@@ -70,6 +70,19 @@ impl SchemaTenants {
         .expect("schema-mode tenant pool (the guard passes)")
     }
 
+    /// `migrate_schemas` again over both tenants' schemas; none fails.
+    async fn rerun_without_failures(&self) {
+        let report = migrate_schemas(
+            &REFERENCE_TENANT_MIGRATIONS,
+            &self.decl,
+            &deploy_options(&self.db),
+            2,
+        )
+        .await
+        .expect("rerun");
+        assert!(!report.has_failures(), "{report}");
+    }
+
     async fn raw_runtime_pool(&self) -> PgPool {
         sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
@@ -383,15 +396,7 @@ async fn a_grant_on_a_relation_the_declaration_does_not_name_is_taken_back_by_a_
             .expect("before"),
         "the grant is in place before the rerun"
     );
-    let report = migrate_schemas(
-        &REFERENCE_TENANT_MIGRATIONS,
-        &t.decl,
-        &deploy_options(&t.db),
-        2,
-    )
-    .await
-    .expect("rerun");
-    assert!(!report.has_failures(), "{report}");
+    t.rerun_without_failures().await;
     for name in ["tenant_b.copy", "tenant_b.copy_view"] {
         assert!(
             !readable(name).fetch_one(&t.admin).await.expect("after"),
@@ -416,15 +421,7 @@ async fn a_rerun_repairs_a_tampered_policy_a_dropped_force_and_an_extra_policy()
     .execute(&mut deploy)
     .await
     .expect("tamper");
-    let report = migrate_schemas(
-        &REFERENCE_TENANT_MIGRATIONS,
-        &t.decl,
-        &deploy_options(&t.db),
-        2,
-    )
-    .await
-    .expect("rerun");
-    assert!(!report.has_failures(), "{report}");
+    t.rerun_without_failures().await;
     let (open, unforced, policies): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM pg_policies
                   WHERE schemaname IN ('tenant_a', 'tenant_b') AND qual = 'true'),
