@@ -189,9 +189,17 @@ pub async fn check_databases(
     }
     let mut reach = Vec::with_capacity(servers.len());
     for server in servers.iter() {
+        // Two names for one server (the same host and port) share its databases: a tenant
+        // placed under either name is placed here.
         let here: Vec<&str> = tenants
             .iter()
-            .filter(|(t, _)| t.server == server.name().as_str())
+            .filter(|(t, _)| {
+                t.server == server.name().as_str()
+                    || servers
+                        .iter()
+                        .find(|other| other.name().as_str() == t.server)
+                        .is_some_and(|other| same_address(other, server))
+            })
             .map(|(t, _)| t.database.as_str())
             .collect();
         let found = server_reach(server, &here, options.inspected_role(), &control_side)
@@ -223,6 +231,14 @@ async fn server_reach(
     let found = unplaced(&mut conn, server.name().as_str(), role, control, placed).await;
     let _ = sqlx::Connection::close(conn).await;
     found
+}
+
+/// Whether `a` and `b` reach the same server (host and port).
+fn same_address(a: &Server, b: &Server) -> bool {
+    match (a.url().connect_options(), b.url().connect_options()) {
+        (Ok(a), Ok(b)) => a.get_host() == b.get_host() && a.get_port() == b.get_port(),
+        _ => false,
+    }
 }
 
 /// The URL of `tenant`'s database on its server, or why there is none.
