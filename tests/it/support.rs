@@ -2,7 +2,8 @@
 
 use rls_tenancy::TenancyDeclaration;
 use rls_tenancy::{
-    AdminServer, ScratchDatabase, TenantId, TenantPool, TenantPoolOptions, TenantScope,
+    AdminServer, ScratchDatabase, TenantId, TenantPool, TenantPoolOptions, TenantRegistry,
+    TenantScope,
 };
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -205,4 +206,16 @@ pub async fn catalog_snapshot(admin: &PgPool) -> Vec<String> {
     .fetch_all(admin)
     .await
     .expect("snapshot")
+}
+
+/// Waits (a minute at most) for `registry` to listen for changes, and asserts it does.
+pub async fn until_listening(registry: &TenantRegistry) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !registry.is_listening() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the registry never listened for changes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

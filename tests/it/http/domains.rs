@@ -8,10 +8,11 @@ use std::net::SocketAddr;
 
 use rls_tenancy::demo::{DemoState, router};
 use rls_tenancy::http::TenantSource;
-use rls_tenancy::{DomainName, TenancyDeclaration, TenantRegistry, add_domain, remove_domain};
+use rls_tenancy::{DomainName, TenancyDeclaration, add_domain, remove_domain};
 
 use super::socket::raw_get;
 use super::{Seeded, Site, state};
+use crate::support::until_listening;
 
 /// Polls `GET path` on `host` until it answers `status`; at most ~20 s, then the last
 /// answer is returned for the caller to assert on (no timing is asserted).
@@ -25,19 +26,6 @@ pub async fn eventually(addr: SocketAddr, path: &str, host: &str, status: u16) -
         reply = raw_get(addr, path, &[host]).await;
     }
     reply
-}
-
-/// Waits (at most ~20 s) for `registry` to listen for changes, and asserts it does.
-pub async fn until_listening(registry: &TenantRegistry) {
-    let mut listening = registry.is_listening();
-    for _ in 0..200 {
-        if listening {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        listening = registry.is_listening();
-    }
-    assert!(listening, "the registry listens for changes");
 }
 
 fn assert_serves(reply: &(u16, String), me: &Seeded, other: &Seeded) {

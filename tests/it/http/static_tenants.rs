@@ -13,10 +13,11 @@ use rls_tenancy::{
     TenantPoolOptions, add_domain,
 };
 
-use super::domains::{eventually, until_listening};
+use super::domains::eventually;
 use super::socket::raw_get;
 use crate::migrate::rls_migrate;
 use crate::selectors::static_declaration;
+use crate::support::until_listening;
 
 async fn names(tx: &mut Tx, sql: &str) -> Result<String, AppError> {
     let names: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))

@@ -265,11 +265,7 @@ async fn a_suspension_is_seen_by_a_running_server() -> TestResult {
         .registry(RegistryOptions::default().ttl(Duration::from_secs(3600)));
     let state = AppState::new(site.pool.clone(), registry.clone(), BASE.parse()?);
     let app = router(DemoState::new(state, Vec::new()));
-    let bound = Instant::now() + Duration::from_secs(20);
-    while !registry.is_listening() {
-        assert!(Instant::now() < bound, "the registry never listened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::support::until_listening(&registry).await;
     let (alpha, bravo) = (site.alpha.host(), site.bravo.host());
     assert_eq!(
         send(&app, Some(&alpha), "/api/subtasks").await.status,

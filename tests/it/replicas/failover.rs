@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use rls_tenancy::{
     DatabaseHosts, DbError, LocalCluster, RegistryOptions, ReplicatedCluster, RouteError, RoutedTx,
-    RoutingOptions, RoutingPool, ServedBy, TenancyDeclaration, TenantPoolOptions, TenantRegistry,
+    RoutingOptions, RoutingPool, ServedBy, TenancyDeclaration, TenantPoolOptions,
 };
 
 use super::two_tenants;
@@ -54,18 +54,6 @@ async fn rename(pool: &RoutingPool, fixture: &TwoTenants, name: &str) -> Result<
     Ok(served)
 }
 
-/// Waits (a minute at most) until `registry` listens for changes.
-async fn wait_listening(registry: &TenantRegistry) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !registry.is_listening() {
-        assert!(
-            Instant::now() < deadline,
-            "the registry's listener never listened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn writes_find_the_primary_among_the_hosts_and_follow_a_promotion() {
     let cluster = ReplicatedCluster::start(&[None])
@@ -107,7 +95,7 @@ async fn writes_find_the_primary_among_the_hosts_and_follow_a_promotion() {
         .ttl(Duration::from_secs(3600))
         .negative_ttl(Duration::from_secs(3600));
     let listening = patient.registry(hour);
-    wait_listening(&listening).await;
+    crate::support::until_listening(&listening).await;
 
     primary.stop().expect("stop the primary");
     let refused = rename(&hasty, &fixture, "nobody takes this").await;
@@ -162,7 +150,7 @@ async fn writes_find_the_primary_among_the_hosts_and_follow_a_promotion() {
 
     // The registry's change listener follows the promotion too: a suspension made on the
     // new primary is seen.
-    wait_listening(&listening).await;
+    crate::support::until_listening(&listening).await;
     let found = listening.resolve(fixture.a.scope.slug()).await;
     assert_eq!(found.expect("tenant A").id(), fixture.a.scope.id());
     let new_primary = super::admin_on(&fixture, standby).await;
