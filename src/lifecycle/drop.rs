@@ -6,6 +6,7 @@ use std::fmt;
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::{Result, TenantLifecycle, TenantRecord, bind_id, drop_tenant_database};
+use crate::migrate::records;
 use crate::policy::Strategy;
 use crate::tenant::TenantId;
 
@@ -107,9 +108,12 @@ impl TenantLifecycle {
             Some(_) => {
                 let schema = self.existing_schema(&plan.tenant).await?;
                 let mut tx = self.pool.begin().await?;
-                sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "DROP SCHEMA {schema} CASCADE;\n{}",
+                    records::forget_sql(self.decl.schema(), &schema)
+                )))
+                .execute(&mut *tx)
+                .await?;
                 self.delete_registry_row(&mut tx, plan.tenant.id).await?;
                 tx.commit().await?;
             }

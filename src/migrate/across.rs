@@ -1,18 +1,19 @@
 //! [`migrate_schemas`]: the tenant migrations across every tenant schema, in parallel over a
-//! bounded number of connections, each schema in its own transaction.
+//! bounded number of connections, a batch of schemas per transaction with each schema's
+//! migrations in a savepoint of its own (see `batch`).
 
-use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use futures_util::StreamExt;
 use sqlx::migrate::Migrator;
-use sqlx::{Connection, PgPool};
+use sqlx::{AssertSqlSafe, Connection, PgPool};
 
+use super::batch::{BatchPlan, MAX_BATCH};
 use super::current::current_schemas;
-use super::schemas::{SchemaChanges, migrate_schema};
-use super::selector::{SchemaSelection, SchemaSelector, select_schemas};
-use super::{MigrateOptions, Result};
+use super::schemas::SchemaChanges;
+use super::selector::{SchemaSelection, SchemaSelector, SelectedSchema, select_schemas};
+use super::{MigrateOptions, Result, records};
 use crate::placement::SchemaName;
 use crate::policy::{TenancyDeclaration, TenantContext};
 
@@ -115,9 +116,12 @@ pub(super) fn write_outcomes<'a>(
 
 /// Applies `migrator` (the application's tenant migrations) to every tenant schema the
 /// registry names and every static tenant's (with its own migrations, if it has them), as
-/// the deploy role in `options`, over at most `jobs` connections. Each schema migrates in its
-/// own transaction: one schema's failure is reported and the others go on. A rerun applies
-/// only what each schema lacks. [`migrate_selected`] migrates a [`SchemaSelection`].
+/// the deploy role in `options`, over at most `jobs` connections. Schemas migrate a batch per
+/// transaction, each schema's migrations and their records in a savepoint of their own: one
+/// schema's failure is reported, rolled back, and the others go on; a schema's DDL, records,
+/// policies and grants commit together or not at all. A rerun applies only what each schema
+/// lacks, and one with nothing to apply reads the state of every schema in a few statements.
+/// [`migrate_selected`] migrates a [`SchemaSelection`].
 ///
 /// # Errors
 /// [`MigrateError::Connect`] when the server is unreachable, or a database error reading the
@@ -188,71 +192,76 @@ pub async fn migrate_selected(
     let jobs = jobs.max(1);
     let pool = options.pool(jobs).await?;
     let context = options.context(decl);
-    // Dynamic tenants' schemas that are current already, read in a few statements for all of
-    // them: a rerun with nothing to do opens no transaction per schema.
     let dynamic: Vec<&SchemaName> = selection
         .tenants
         .iter()
         .filter(|t| t.static_tenant.is_none())
         .map(|t| &t.schema)
         .collect();
-    // In a transaction of its own, without JIT: with thousands of schemas these catalog
-    // reads' plans cost enough to be JIT-compiled, for seconds (see `schemas::schema_prologue`).
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('jit', 'off', true)")
-        .execute(&mut *tx)
-        .await?;
-    let current = current_schemas(
-        &mut tx,
-        migrator,
-        decl,
-        &dynamic,
-        &context,
-        &options.runtime_role,
+    let current = prepare(
+        &pool, migrator, decl, selection, &dynamic, &context, options,
     )
     .await?;
-    tx.commit().await?;
-    let mut schemas: Vec<SchemaReport> = futures_util::stream::iter(&selection.tenants)
-        .map(|selected| {
-            let (pool, context, own, current) = (&pool, &context, &own, &current);
+    let behind: Vec<&SchemaName> = dynamic
+        .into_iter()
+        .filter(|s| !current.contains(s.as_str()))
+        .collect();
+    let plan = BatchPlan {
+        migrator,
+        decl,
+        context: &context,
+        runtime: &options.runtime_role,
+    };
+    // Batches small enough that every connection gets work, at most MAX_BATCH schemas.
+    let size = behind.len().div_ceil(jobs as usize).clamp(1, MAX_BATCH);
+    let mut work: Vec<Work<'_>> = selection
+        .tenants
+        .iter()
+        .filter(|t| t.static_tenant.is_none() && current.contains(t.schema.as_str()))
+        .map(|t| Work::Current(&t.schema))
+        .collect();
+    work.extend(behind.chunks(size).map(Work::Batch));
+    work.extend(
+        selection
+            .tenants
+            .iter()
+            .filter(|t| t.static_tenant.is_some())
+            .map(Work::Static),
+    );
+    let mut schemas: Vec<SchemaReport> = futures_util::stream::iter(work)
+        .map(|work| {
+            let (pool, plan, own) = (&pool, &plan, &own);
             async move {
-                let schema = &selected.schema;
-                if selected.static_tenant.is_none() && current.contains(schema.as_str()) {
-                    let line = SchemaReport {
-                        schema: schema.as_str().to_owned(),
-                        outcome: SchemaOutcome::Current,
-                    };
-                    done(&line);
-                    return line;
-                }
-                let (migrator, decl) = match &selected.static_tenant {
-                    Some(tenant) => (
-                        own.get(&tenant.name).unwrap_or(migrator),
-                        Cow::Owned(decl.for_static_tenant(tenant)),
-                    ),
-                    None => (migrator, Cow::Borrowed(decl)),
-                };
-                let outcome = match migrate_one(pool, migrator, &decl, schema, context, options).await {
-                    Ok(changes) if changes == SchemaChanges::default() => SchemaOutcome::Current,
-                    Ok(changes) => SchemaOutcome::Migrated {
-                        applied: changes.applied,
-                    },
-                    Err(error) => {
-                        tracing::warn!(schema = schema.as_str(), %error, "tenant schema failed to migrate");
-                        SchemaOutcome::Failed {
-                            error: error.to_string(),
-                        }
+                let lines: Vec<SchemaReport> = match work {
+                    Work::Current(schema) => vec![line(schema, Ok(SchemaChanges::default()))],
+                    Work::Batch(batch) => {
+                        let outcomes = plan.migrate(pool, batch).await;
+                        batch
+                            .iter()
+                            .zip(outcomes)
+                            .map(|(s, o)| line(s, o))
+                            .collect()
+                    }
+                    Work::Static(selected) => {
+                        let tenant = selected.static_tenant.as_ref();
+                        let own_decl = tenant.map(|t| decl.for_static_tenant(t));
+                        let static_plan = BatchPlan {
+                            migrator: tenant.and_then(|t| own.get(&t.name)).unwrap_or(migrator),
+                            decl: own_decl.as_ref().unwrap_or(decl),
+                            ..*plan
+                        };
+                        let outcome = static_plan.migrate_alone(pool, &selected.schema).await;
+                        vec![line(&selected.schema, outcome)]
                     }
                 };
-                let line = SchemaReport {
-                    schema: schema.as_str().to_owned(),
-                    outcome,
-                };
-                done(&line);
-                line
+                for report in &lines {
+                    done(report);
+                }
+                futures_util::stream::iter(lines)
             }
         })
         .buffer_unordered(jobs as usize)
+        .flatten()
         .collect()
         .await;
     pool.close().await;
@@ -260,26 +269,72 @@ pub async fn migrate_selected(
     Ok(SchemasReport { schemas })
 }
 
-/// One schema in its own transaction.
-async fn migrate_one(
+/// A part of the run: a schema found current, a batch of dynamic tenants' schemas, or a
+/// static tenant's schema (its own migrations and tables: migrated alone).
+enum Work<'a> {
+    Current(&'a SchemaName),
+    Batch(&'a [&'a SchemaName]),
+    Static(&'a SelectedSchema),
+}
+
+/// A schema's report line from its outcome.
+fn line(schema: &SchemaName, outcome: Result<SchemaChanges>) -> SchemaReport {
+    let outcome = match outcome {
+        Ok(changes) if changes == SchemaChanges::default() => SchemaOutcome::Current,
+        Ok(changes) => SchemaOutcome::Migrated {
+            applied: changes.applied,
+        },
+        Err(error) => {
+            tracing::warn!(schema = schema.as_str(), %error, "tenant schema failed to migrate");
+            SchemaOutcome::Failed {
+                error: error.to_string(),
+            }
+        }
+    };
+    SchemaReport {
+        schema: schema.as_str().to_owned(),
+        outcome,
+    }
+}
+
+/// Before any schema is migrated: the shared records table made if need be, the records of
+/// the per-schema tables an older install kept moved into it, and the names among `dynamic`
+/// that are current already, read in a few statements for all of them: a rerun with nothing
+/// to do opens no transaction per schema.
+async fn prepare(
     pool: &PgPool,
     migrator: &Migrator,
     decl: &TenancyDeclaration,
-    schema: &SchemaName,
+    selection: &SchemaSelection,
+    dynamic: &[&SchemaName],
     context: &TenantContext,
     options: &MigrateOptions,
-) -> Result<SchemaChanges> {
+) -> Result<HashSet<String>> {
     let mut conn = pool.acquire().await?;
+    sqlx::raw_sql(AssertSqlSafe(records::create_sql(decl.schema())))
+        .execute(&mut *conn)
+        .await?;
+    let all: Vec<&str> = selection
+        .tenants
+        .iter()
+        .map(|t| t.schema.as_str())
+        .collect();
+    records::adopt_schema_tables(&mut conn, decl.schema(), &all).await?;
+    // In a transaction of its own, without JIT: with thousands of schemas these catalog
+    // reads' plans cost enough to be JIT-compiled, for seconds (see `schemas::prologue`).
     let mut tx = conn.begin().await?;
-    let changes = migrate_schema(
+    sqlx::query("SELECT set_config('jit', 'off', true)")
+        .execute(&mut *tx)
+        .await?;
+    let current = current_schemas(
         &mut tx,
         migrator,
         decl,
-        schema,
+        dynamic,
         context,
         &options.runtime_role,
     )
     .await?;
     tx.commit().await?;
-    Ok(changes)
+    Ok(current)
 }

@@ -1,25 +1,22 @@
 //! Which tenant schemas are already current, read for all of them at once: a rerun of
 //! `rls-migrate --strategy schema` with nothing to apply opens no transaction per schema.
 //!
-//! A schema is current when its `_rls_migrations` records every tenant migration with the
-//! same checksum, every declared tenant table has row-level security enabled and forced with
-//! exactly the canonical policy, and the runtime role may read, delete and insert into each
-//! declared table, may use the schema, and holds nothing on any other table of it. Anything
-//! else (a new schema, a pending migration, a dropped policy, a stray grant) goes the full
-//! way, in the schema's own transaction.
+//! A schema is current when the shared schema's records ([`records`]) hold every tenant
+//! migration for it with the same checksum, every declared tenant table has row-level
+//! security enabled and forced with exactly the canonical policy, and the runtime role may
+//! read, delete and insert into each declared table, may use the schema, and holds nothing on
+//! any other table of it. Anything else (a new schema, a pending migration, a dropped policy,
+//! a stray grant) goes the full way, in a batch (`batch`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
+use sqlx::PgConnection;
 use sqlx::migrate::Migrator;
-use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::Result;
 use super::policies::{canonical_policy, policy_head_sql};
+use super::{Result, records};
 use crate::placement::SchemaName;
 use crate::policy::{Ident, TenancyDeclaration, TenantContext};
-
-/// How many schemas one statement reads the migration records of.
-const CHUNK: usize = 500;
 
 /// The names among `schemas` that are current for `migrator`, `decl` and `runtime`.
 pub(super) async fn current_schemas(
@@ -36,7 +33,10 @@ pub(super) async fn current_schemas(
         .iter()
         .map(|t| t.name.as_str())
         .collect();
-    let migrated = migrated(conn, migrator, &names).await?;
+    let migrated: HashSet<String> = records::migrated(conn, decl.schema(), migrator, &names)
+        .await?
+        .into_iter()
+        .collect();
     let policed = policed(conn, decl, &names, context).await?;
     let granted: Vec<String> = sqlx::query_scalar(
         "SELECT n.nspname::text
@@ -61,54 +61,6 @@ pub(super) async fn current_schemas(
     Ok(granted
         .into_iter()
         .filter(|name| migrated.contains(name) && policed.contains(name))
-        .collect())
-}
-
-/// The schemas whose `_rls_migrations` records every up-migration of `migrator`, unchanged.
-async fn migrated(
-    conn: &mut PgConnection,
-    migrator: &Migrator,
-    names: &[&str],
-) -> Result<HashSet<String>> {
-    let with_table: Vec<String> = sqlx::query_scalar(
-        "SELECT n.nspname::text
-           FROM pg_catalog.pg_class c
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relname = '_rls_migrations' AND c.relkind = 'r' AND n.nspname = ANY($1)",
-    )
-    .bind(names)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut recorded: HashMap<String, HashSet<(i64, Vec<u8>)>> = HashMap::new();
-    for chunk in with_table.chunks(CHUNK) {
-        // The names come from the catalog and were validated as the caller's SchemaNames;
-        // quote_ident quotes them again where they enter the statement.
-        let union: String = sqlx::query_scalar(
-            "SELECT string_agg(format('SELECT %L::text, version, checksum FROM %I._rls_migrations', s, s), ' UNION ALL ')
-               FROM unnest($1::text[]) AS s",
-        )
-        .bind(chunk)
-        .fetch_one(&mut *conn)
-        .await?;
-        let rows: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(AssertSqlSafe(union))
-            .fetch_all(&mut *conn)
-            .await?;
-        for (schema, version, checksum) in rows {
-            recorded
-                .entry(schema)
-                .or_default()
-                .insert((version, checksum));
-        }
-    }
-    let wanted: Vec<(i64, Vec<u8>)> = migrator
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-        .map(|m| (m.version, m.checksum.to_vec()))
-        .collect();
-    Ok(recorded
-        .into_iter()
-        .filter(|(_, done)| wanted.iter().all(|m| done.contains(m)))
-        .map(|(schema, _)| schema)
         .collect())
 }
 

@@ -32,6 +32,8 @@ pub(crate) struct DatabaseChanges {
     pub(crate) policies: Vec<String>,
     /// The id of the tenant key this run installed, if it was new.
     pub(crate) key_installed: Option<String>,
+    /// Whether the runtime role's grants were changed (given or taken back) by this run.
+    pub(crate) grants: bool,
 }
 
 /// Brings the tenant database `conn` is connected to up to date, inside the caller's
@@ -77,12 +79,13 @@ pub(crate) async fn migrate_database(
         signed::uninstall(conn).await?;
     }
     release_check::install(conn, &options.runtime_role).await?;
-    grants::grant_tenant_tables(conn, schema, decl, &options.runtime_role).await?;
+    let grants = grants::grant_tenant_tables(conn, schema, decl, &options.runtime_role).await?;
     grants::revoke_public_defaults(conn).await?;
     Ok(DatabaseChanges {
         applied,
         policies,
         key_installed,
+        grants,
     })
 }
 

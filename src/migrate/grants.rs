@@ -1,5 +1,7 @@
 //! Grants the runtime role exactly the privileges it needs, and takes back the rest.
 
+use std::collections::HashMap;
+
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::MigrateError;
@@ -61,25 +63,43 @@ pub(super) async fn grant_runtime(
 /// granted again. One catalog read, then at most one round trip: none when the privileges
 /// are exactly right (a rerun, a migration that added no column), only the missing grants
 /// when nothing is held that should not be (a new schema, an added column), else the full
-/// reset of [`tenant_table_grants`]. Callers switch JIT off first (`schemas::schema_prologue`).
+/// reset of [`tenant_table_grants`]. Returns whether it changed anything. Callers switch JIT
+/// off first (`schemas::prologue`).
 pub(crate) async fn grant_tenant_tables(
     conn: &mut PgConnection,
     schema: &Ident,
     decl: &TenancyDeclaration,
     runtime: &Ident,
-) -> Result<()> {
+) -> Result<bool> {
     let state = GrantState::read(conn, schema, decl, runtime).await?;
-    let sql = if state.stray {
-        state.full(schema, runtime)
-    } else {
-        state.missing(schema, runtime)
-    };
+    let sql = state.statements(schema, runtime);
     if !sql.is_empty() {
         sqlx::raw_sql(AssertSqlSafe(sql.join(";\n")))
             .execute(&mut *conn)
             .await?;
     }
-    Ok(())
+    Ok(!sql.is_empty())
+}
+
+/// The statements [`grant_tenant_tables`] would send for each of `schemas` that exists (none
+/// for a schema whose grants are exactly right), from one catalog read for all of them.
+pub(super) async fn tenant_grant_statements(
+    conn: &mut PgConnection,
+    schemas: &[&Ident],
+    decl: &TenancyDeclaration,
+    runtime: &Ident,
+) -> Result<HashMap<String, Vec<String>>> {
+    let mut states = GrantState::read_many(conn, schemas, decl, runtime).await?;
+    let mut statements = HashMap::new();
+    for schema in schemas {
+        if let Some(state) = states.remove(schema.as_str()) {
+            statements.insert(
+                schema.as_str().to_owned(),
+                state.statements(schema, runtime),
+            );
+        }
+    }
+    Ok(statements)
 }
 
 /// The statements that reset the runtime role's privileges in `schema` and grant what
@@ -97,6 +117,7 @@ async fn tenant_table_grants(
 
 /// The runtime role's privileges in one schema as the catalogs hold them, against what the
 /// declaration's tenant tables need, read in one statement.
+#[derive(Default)]
 struct GrantState {
     /// Something is granted (to the runtime role or to `PUBLIC`) that the grants would not
     /// give: a table not declared, TRUNCATE, a column the role may not write, a grant option.
@@ -126,37 +147,67 @@ struct TableGrants {
 }
 
 impl GrantState {
+    /// `schema`'s state (a schema that does not exist holds nothing).
     async fn read(
         conn: &mut PgConnection,
         schema: &Ident,
         decl: &TenancyDeclaration,
         runtime: &Ident,
     ) -> Result<Self> {
+        Ok(Self::read_many(conn, &[schema], decl, runtime)
+            .await?
+            .remove(schema.as_str())
+            .unwrap_or_default())
+    }
+
+    /// The state of each of `schemas` that exists, by name, in one statement.
+    async fn read_many(
+        conn: &mut PgConnection,
+        schemas: &[&Ident],
+        decl: &TenancyDeclaration,
+        runtime: &Ident,
+    ) -> Result<HashMap<String, Self>> {
+        let names: Vec<&str> = schemas.iter().map(|s| s.as_str()).collect();
         let (tables, columns): (Vec<&str>, Vec<&str>) = decl
             .tenant_tables()
             .iter()
             .map(|t| (t.name.as_str(), t.column.as_str()))
             .unzip();
-        let row: GrantStateRow = sqlx::query_as(GRANT_STATE)
-            .bind(schema.as_str())
+        let rows: Vec<GrantStateRow> = sqlx::query_as(GRANT_STATE)
+            .bind(&names)
             .bind(&tables)
             .bind(&columns)
             .bind(runtime.as_str())
-            .fetch_one(&mut *conn)
+            .fetch_all(&mut *conn)
             .await?;
-        Ok(Self {
-            stray: row.stray,
-            public_on_schema: row.public_on_schema,
-            usage: row.usage,
-            sequences: row.sequences,
-            missing_sequences: row.missing_sequences,
-            tables: row
-                .tables
-                .0
-                .into_iter()
-                .map(TableGrants::try_from)
-                .collect::<Result<_>>()?,
-        })
+        rows.into_iter()
+            .map(|row| {
+                let state = Self {
+                    stray: row.stray,
+                    public_on_schema: row.public_on_schema,
+                    usage: row.usage,
+                    sequences: row.sequences,
+                    missing_sequences: row.missing_sequences,
+                    tables: row
+                        .tables
+                        .0
+                        .into_iter()
+                        .map(TableGrants::try_from)
+                        .collect::<Result<_>>()?,
+                };
+                Ok((row.schema, state))
+            })
+            .collect()
+    }
+
+    /// What [`grant_tenant_tables`] sends: the full reset when something stray is held,
+    /// else only what is missing.
+    fn statements(&self, schema: &Ident, runtime: &Ident) -> Vec<String> {
+        if self.stray {
+            self.full(schema, runtime)
+        } else {
+            self.missing(schema, runtime)
+        }
     }
 
     /// Every statement: the schema's tables and sequences closed, the declared ones opened,
@@ -251,6 +302,7 @@ impl TableGrants {
 /// [`GRANT_STATE`]'s row.
 #[derive(sqlx::FromRow)]
 struct GrantStateRow {
+    schema: String,
     stray: bool,
     public_on_schema: bool,
     usage: bool,
@@ -291,24 +343,26 @@ impl TryFrom<TableGrantsRow> for TableGrants {
     }
 }
 
-/// The runtime role's privileges in schema `$1`, whose tenant tables are `$2` with tenant
-/// columns `$3`, for role `$4`: one row (stray, public_on_schema, usage, sequences,
-/// missing_sequences, tables as JSON). Privileges are read from the ACLs themselves
-/// (`aclexplode`), not through role membership, as the REVOKEs and GRANTs write them.
+/// The runtime role's privileges in each schema of `$1` that exists, whose tenant tables are
+/// `$2` with tenant columns `$3`, for role `$4`: one row per schema (schema, stray,
+/// public_on_schema, usage, sequences, missing_sequences, tables as JSON). Privileges are
+/// read from the ACLs themselves (`aclexplode`), not through role membership, as the REVOKEs
+/// and GRANTs write them.
 const GRANT_STATE: &str = "
 WITH declared AS (
     SELECT d.relname, d.tenant_column FROM unnest($2::text[], $3::text[]) AS d(relname, tenant_column)
 ), runtime AS (
     SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $4
 ), ns AS (
-    SELECT oid, nspacl FROM pg_catalog.pg_namespace WHERE nspname = $1::text
+    SELECT oid, nspname::text AS name, nspacl FROM pg_catalog.pg_namespace WHERE nspname = ANY($1::text[])
 ), rels AS (
-    -- The schema's relations found through their dependency on it (pg_depend's index on
-    -- refobjid): pg_class has no index on relnamespace, and scanning it for one schema cost
-    -- 27 of this statement's 34 ms with 2,000 tenant schemas. Every relation but a TOAST
-    -- table, an index or a composite type records that dependency (heap.c), and none of
-    -- those can hold a grant.
-    SELECT c.oid, c.relname, c.relkind, c.relacl, d.tenant_column, d.relname IS NOT NULL AS declared
+    -- The schemas' relations found through their dependency on their schema (pg_depend's
+    -- index on refobjid): pg_class has no index on relnamespace, and scanning it for one
+    -- schema cost 27 of this statement's 34 ms with 2,000 tenant schemas. Every relation but
+    -- a TOAST table, an index or a composite type records that dependency (heap.c), and none
+    -- of those can hold a grant.
+    SELECT ns.oid AS ns, c.oid, c.relname, c.relkind, c.relacl, d.tenant_column,
+           d.relname IS NOT NULL AS declared
       FROM ns
       JOIN pg_catalog.pg_depend dn ON dn.refclassid = 'pg_catalog.pg_namespace'::regclass
                                   AND dn.refobjid = ns.oid
@@ -317,7 +371,7 @@ WITH declared AS (
       LEFT JOIN declared d ON d.relname = c.relname AND c.relkind IN ('r', 'p')
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
 ), sequences AS (
-    SELECT s.oid, format('%I.%I', $1::text, s.relname) AS name
+    SELECT s.ns, s.oid, format('%I.%I', ns.name, s.relname) AS name
       FROM rels t
       CROSS JOIN LATERAL (SELECT dep.objid FROM pg_catalog.pg_depend dep
                            WHERE dep.refclassid = 'pg_catalog.pg_class'::regclass
@@ -326,15 +380,16 @@ WITH declared AS (
                              AND dep.deptype IN ('a', 'i')
                           OFFSET 0) dep
       JOIN rels s ON s.oid = dep.objid AND s.relkind = 'S'
+      JOIN ns ON ns.oid = s.ns
      WHERE t.declared
 ), acl AS (
-    SELECT r.oid, x.grantee, x.privilege_type, x.is_grantable
+    SELECT r.ns, r.oid, x.grantee, x.privilege_type, x.is_grantable
       FROM rels r, aclexplode(r.relacl) x
      WHERE x.grantee = 0 OR x.grantee = (SELECT oid FROM runtime)
 ), attrs AS (
     -- Each relation's columns, by the index on attrelid (OFFSET 0 keeps the lookup per
     -- relation instead of a scan of every tenant's columns).
-    SELECT r.oid, r.declared, r.tenant_column, a.attnum, a.attname::text AS attname, a.attacl,
+    SELECT r.ns, r.oid, r.declared, r.tenant_column, a.attnum, a.attname::text AS attname, a.attacl,
            a.attidentity = '' AND a.attgenerated = '' AND a.attname <> 'id' AS writable
       FROM rels r
       CROSS JOIN LATERAL (SELECT * FROM pg_catalog.pg_attribute a
@@ -345,30 +400,34 @@ WITH declared AS (
            writable AND attname <> tenant_column AS updatable
       FROM attrs WHERE declared
 ), col_acl AS (
-    SELECT c.oid, c.attname, x.grantee, x.privilege_type, x.is_grantable
+    SELECT a.ns, c.oid, c.attname, x.grantee, x.privilege_type, x.is_grantable
       FROM attrs a
       LEFT JOIN cols c ON c.oid = a.oid AND c.attnum = a.attnum,
            aclexplode(a.attacl) x
      WHERE x.grantee = 0 OR x.grantee = (SELECT oid FROM runtime)
 )
 SELECT
+    ns.name AS schema,
     EXISTS (SELECT 1 FROM acl JOIN rels r ON r.oid = acl.oid
-             WHERE acl.grantee = 0 OR acl.is_grantable
-                OR NOT ((r.declared AND acl.privilege_type IN ('SELECT', 'DELETE'))
-                        OR (acl.oid IN (SELECT oid FROM sequences) AND acl.privilege_type = 'USAGE')))
+             WHERE acl.ns = ns.oid
+               AND (acl.grantee = 0 OR acl.is_grantable
+                    OR NOT ((r.declared AND acl.privilege_type IN ('SELECT', 'DELETE'))
+                            OR (acl.oid IN (SELECT oid FROM sequences) AND acl.privilege_type = 'USAGE'))))
     OR EXISTS (SELECT 1 FROM col_acl x
-                WHERE x.grantee = 0 OR x.is_grantable OR x.attname IS NULL
-                   OR NOT ((x.privilege_type = 'INSERT'
-                            AND (SELECT insertable FROM cols c WHERE c.oid = x.oid AND c.attname = x.attname))
-                        OR (x.privilege_type = 'UPDATE'
-                            AND (SELECT updatable FROM cols c WHERE c.oid = x.oid AND c.attname = x.attname))))
+                WHERE x.ns = ns.oid
+                  AND (x.grantee = 0 OR x.is_grantable OR x.attname IS NULL
+                       OR NOT ((x.privilege_type = 'INSERT'
+                                AND (SELECT insertable FROM cols c WHERE c.oid = x.oid AND c.attname = x.attname))
+                            OR (x.privilege_type = 'UPDATE'
+                                AND (SELECT updatable FROM cols c WHERE c.oid = x.oid AND c.attname = x.attname)))))
         AS stray,
-    EXISTS (SELECT 1 FROM ns, aclexplode(ns.nspacl) x WHERE x.grantee = 0) AS public_on_schema,
-    EXISTS (SELECT 1 FROM ns, aclexplode(ns.nspacl) x
+    EXISTS (SELECT 1 FROM aclexplode(ns.nspacl) x WHERE x.grantee = 0) AS public_on_schema,
+    EXISTS (SELECT 1 FROM aclexplode(ns.nspacl) x
              WHERE x.grantee = (SELECT oid FROM runtime) AND x.privilege_type = 'USAGE') AS usage,
-    coalesce((SELECT array_agg(name ORDER BY name) FROM sequences), '{}') AS sequences,
+    coalesce((SELECT array_agg(name ORDER BY name) FROM sequences s WHERE s.ns = ns.oid), '{}') AS sequences,
     coalesce((SELECT array_agg(name ORDER BY name) FROM sequences s
-               WHERE NOT EXISTS (SELECT 1 FROM acl WHERE acl.oid = s.oid AND acl.privilege_type = 'USAGE'
+               WHERE s.ns = ns.oid
+                 AND NOT EXISTS (SELECT 1 FROM acl WHERE acl.oid = s.oid AND acl.privilege_type = 'USAGE'
                                                      AND acl.grantee <> 0)), '{}') AS missing_sequences,
     coalesce((SELECT json_agg(json_build_object(
         'table', r.relname,
@@ -387,7 +446,8 @@ SELECT
             WHERE c.oid = r.oid AND c.updatable
               AND NOT EXISTS (SELECT 1 FROM col_acl x WHERE x.oid = c.oid AND x.attname = c.attname
                                 AND x.grantee <> 0 AND x.privilege_type = 'UPDATE')), '{}')
-        ) ORDER BY r.relname) FROM rels r WHERE r.declared), '[]') AS tables";
+        ) ORDER BY r.relname) FROM rels r WHERE r.declared AND r.ns = ns.oid), '[]') AS tables
+  FROM ns";
 
 fn column_list(columns: &[Ident]) -> String {
     columns

@@ -19,12 +19,14 @@
 //! ```
 
 mod across;
+mod batch;
 mod bootstrap;
 mod current;
 pub(crate) mod databases;
 mod error;
 pub(crate) mod grants;
 mod policies;
+pub(crate) mod records;
 mod registry_notify;
 mod release_check;
 pub(crate) mod schemas;
@@ -408,6 +410,12 @@ async fn run(
     release_check::install(&mut tx, &options.runtime_role).await?;
     registry_notify::install_registry_notify(&mut tx, decl).await?;
     register_static_tenants(&mut tx, decl).await?;
+    if decl.strategy() == crate::Strategy::Schema {
+        // Where the tenant schemas' migrations are recorded, before the grants close it.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(records::create_sql(decl.schema())))
+            .execute(&mut *tx)
+            .await?;
+    }
     grants::grant_runtime(&mut tx, decl, &options.runtime_role).await?;
     tx.commit().await?;
 

@@ -20,8 +20,8 @@ pub(super) struct TableState {
     pub(super) policies: Vec<String>,
 }
 
-/// Makes the RLS state of every tenant table `decl` names, in `schema` (the declaration's
-/// own, or a tenant's schema in the schema mode), canonical; returns the tables it changed.
+/// Makes the RLS state of every tenant table `decl` names, in `schema` (the declaration's own,
+/// or a tenant's schema in the schema mode), canonical; returns the tables it changed.
 pub(super) async fn install_policies(
     conn: &mut PgConnection,
     schema: &Ident,
@@ -33,12 +33,34 @@ pub(super) async fn install_policies(
         .iter()
         .map(|t| t.name.as_str())
         .collect();
-    let mut states: HashMap<String, TableState> = table_states(conn, &[schema.as_str()], &tables)
+    let states: HashMap<String, TableState> = table_states(conn, &[schema.as_str()], &tables)
         .await?
         .into_iter()
         .map(|(_, table, state)| (table, state))
         .collect();
-    let mut changed = Vec::new();
+    let (sql, changed) = policy_fixes(schema, decl, context, states)?;
+    if !sql.is_empty() {
+        sqlx::raw_sql(AssertSqlSafe(sql.join(";\n")))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(changed)
+}
+
+/// The statements that make the RLS state of `decl`'s tenant tables in `schema` canonical,
+/// given `states` (by table name, as [`table_states`] reads them), and the tables they
+/// change (`schema.table`).
+///
+/// # Errors
+/// [`DeclarationError::Mismatch`] for a declared table `states` lacks;
+/// [`DeclarationError::Invalid`] for a stale policy whose name cannot be quoted.
+pub(super) fn policy_fixes(
+    schema: &Ident,
+    decl: &TenancyDeclaration,
+    context: &TenantContext,
+    mut states: HashMap<String, TableState>,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut sql, mut changed) = (Vec::new(), Vec::new());
     for table in decl.tenant_tables() {
         let state =
             states
@@ -60,23 +82,17 @@ pub(super) async fn install_policies(
                     table.name.as_str()
                 ),
             })?;
-            let drop = format!("DROP POLICY {name} ON {schema}.{}", table.name);
-            sqlx::raw_sql(AssertSqlSafe(drop))
-                .execute(&mut *conn)
-                .await?;
+            sql.push(format!("DROP POLICY {name} ON {schema}.{}", table.name));
         }
-        let install = policy_sql(schema, table, context);
-        sqlx::raw_sql(AssertSqlSafe(install))
-            .execute(&mut *conn)
-            .await?;
+        sql.push(policy_sql(schema, table, context));
         tracing::info!(
             schema = schema.as_str(),
             table = table.name.as_str(),
-            "installed the tenant isolation policy"
+            "installing the tenant isolation policy"
         );
         changed.push(format!("{}.{}", schema.as_str(), table.name.as_str()));
     }
-    Ok(changed)
+    Ok((sql, changed))
 }
 
 /// How a policy's name, kind, command and roles are spelled, `name|permissive|cmd|roles`, as

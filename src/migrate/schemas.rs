@@ -2,16 +2,18 @@
 //! tenant's own schema, with the same policies and grants as the shared schema's tenant
 //! tables.
 //!
-//! Each tenant schema records what it has applied in its own `_rls_migrations` table
-//! (version, description, checksum), so a rerun applies only what a schema is behind on.
+//! What each tenant schema has applied is recorded in one table of the shared schema
+//! ([`records`]), so a rerun applies only what a schema is behind on. [`migrate_schema`]
+//! migrates one schema; `rls-migrate` migrates many a few per transaction (`batch`).
 
 use sqlx::migrate::{Migration, Migrator};
 use sqlx::{AssertSqlSafe, PgConnection};
 
+use super::records::{self, SchemaRecords};
 use super::{MigrateError, grants, policies};
 use crate::placement::{SchemaName, search_path};
+use crate::policy::policy_sql;
 use crate::policy::{Ident, TenancyDeclaration, TenantContext};
-use crate::policy::{policy_sql, quote_literal};
 
 type Result<T, E = MigrateError> = std::result::Result<T, E>;
 
@@ -22,12 +24,14 @@ pub(crate) struct SchemaChanges {
     pub(super) applied: Vec<i64>,
     /// Tables whose policy was (re)installed by this run.
     pub(super) policies: Vec<String>,
+    /// Whether the runtime role's grants were changed (given or taken back) by this run.
+    pub(super) grants: bool,
 }
 
 /// Brings `schema` up to date inside the caller's transaction: creates it if need be,
 /// applies the tenant migrations it lacks with `search_path` set to it (transaction-locally),
-/// installs the policies on `decl`'s tenant tables in it and grants the runtime role DML on
-/// them.
+/// records them in the shared schema, installs the policies on `decl`'s tenant tables in it
+/// and grants the runtime role DML on them.
 ///
 /// # Errors
 /// [`MigrateError::Migration`] when a migration fails or an applied one was changed since;
@@ -41,16 +45,54 @@ pub(crate) async fn migrate_schema(
     context: &TenantContext,
     runtime: &Ident,
 ) -> Result<SchemaChanges> {
-    let path = search_path(schema, decl.schema());
-    let applied = apply_tenant_migrations(conn, migrator, schema.ident(), &path).await?;
+    let shared = decl.schema();
+    let found = records::read(conn, shared, &[schema.as_str()])
+        .await?
+        .remove(schema.as_str())
+        .unwrap_or_default();
+    let pending = pending(migrator, &found.recorded)?;
+    sqlx::raw_sql(AssertSqlSafe(prologue(decl, schema, &found)))
+        .execute(&mut *conn)
+        .await?;
+    let mut applied = Vec::new();
+    for migration in pending {
+        let record = records::insert_sql(shared, schema, &[migration]);
+        run_migration(conn, migration, &record).await?;
+        applied.push(migration.version);
+    }
     let policies = policies::install_policies(conn, schema.ident(), decl, context).await?;
-    grants::grant_tenant_tables(conn, schema.ident(), decl, runtime).await?;
-    Ok(SchemaChanges { applied, policies })
+    let grants = grants::grant_tenant_tables(conn, schema.ident(), decl, runtime).await?;
+    Ok(SchemaChanges {
+        applied,
+        policies,
+        grants,
+    })
+}
+
+/// What a tenant schema's migration starts with: the schema created if `found` says it does
+/// not exist (and the records a dropped namesake left forgotten), `search_path` pointed at it
+/// and JIT switched off for the rest of the transaction (see [`schema_prologue`]).
+pub(super) fn prologue(
+    decl: &TenancyDeclaration,
+    schema: &SchemaName,
+    found: &SchemaRecords,
+) -> String {
+    let (path, value) = search_path(schema, decl.schema());
+    let create = if found.exists {
+        String::new()
+    } else {
+        format!("{};\n", records::create_schema_sql(decl.schema(), schema))
+    };
+    format!(
+        "{create}SELECT set_config({path}, {value}, true);
+         SELECT set_config('jit', 'off', true)"
+    )
 }
 
 /// Creates `schema` if need be, points `search_path` at `path` for the rest of the
-/// caller's transaction, and applies the tenant migrations `schema`'s `_rls_migrations`
-/// lacks, recording them there; returns their versions.
+/// caller's transaction, and applies the tenant migrations `schema`'s own `_rls_migrations`
+/// lacks, recording them there; returns their versions. A tenant database keeps its records
+/// so, in its own schema.
 ///
 /// # Errors
 /// [`MigrateError::Migration`] when a migration fails or an applied one was changed since;
@@ -75,32 +117,37 @@ pub(super) async fn apply_tenant_migrations(
     .await?;
     let mut applied = Vec::new();
     for migration in pending(migrator, &recorded)? {
-        sqlx::raw_sql(migration.sql.clone())
-            .execute(&mut *conn)
-            .await
-            .map_err(|source| {
-                MigrateError::Migration(sqlx::migrate::MigrateError::ExecuteMigration(
-                    source,
-                    migration.version,
-                ))
-            })?;
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {schema}._rls_migrations (version, description, checksum) VALUES ($1, $2, $3)"
-        )))
-        .bind(migration.version)
-        .bind(migration.description.as_ref())
-        .bind(migration.checksum.as_ref())
-        .execute(&mut *conn)
-        .await?;
+        let record = format!(
+            "INSERT INTO {schema}._rls_migrations (version, description, checksum) VALUES ({})",
+            records::values(migration)
+        );
+        run_migration(conn, migration, &record).await?;
         applied.push(migration.version);
     }
     Ok(applied)
 }
 
+/// Runs `migration`, then `record` (the statement that records it), in one round trip; a
+/// failure of either is reported as the migration's.
+async fn run_migration(conn: &mut PgConnection, migration: &Migration, record: &str) -> Result<()> {
+    // A migration may end in a comment: the record starts on a line of its own.
+    let script = format!("{}\n;\n{record}", migration.sql.as_str());
+    sqlx::raw_sql(AssertSqlSafe(script))
+        .execute(&mut *conn)
+        .await
+        .map_err(|source| {
+            MigrateError::Migration(sqlx::migrate::MigrateError::ExecuteMigration(
+                source,
+                migration.version,
+            ))
+        })?;
+    Ok(())
+}
+
 /// A new tenant schema in one script, for the caller's transaction: the schema, the tenant
-/// migrations with `search_path` set to it (transaction-locally), their records in its
-/// `_rls_migrations`, and the policies on `decl`'s tenant tables; what [`migrate_schema`]
-/// would do to a schema that does not exist yet, in one round trip (the grants follow, as
+/// migrations with `search_path` set to it (transaction-locally), their records in the shared
+/// schema, and the policies on `decl`'s tenant tables; what [`migrate_schema`] would do to a
+/// schema that does not exist yet, in one round trip (the grants follow, as
 /// [`grants::grant_tenant_tables`]). Fails on a schema that exists.
 pub(crate) fn new_schema_script(
     migrator: &Migrator,
@@ -108,27 +155,10 @@ pub(crate) fn new_schema_script(
     schema: &SchemaName,
     context: &TenantContext,
 ) -> String {
-    let path = search_path(schema, decl.schema());
-    let mut script = vec![schema_prologue(schema.ident(), &path, "")];
-    let mut records = Vec::new();
-    for migration in migrator
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-    {
-        script.push(migration.sql.as_str().to_owned());
-        records.push(format!(
-            "({}, {}, '\\x{}'::bytea)",
-            migration.version,
-            quote_literal(&migration.description),
-            hex::encode(&migration.checksum),
-        ));
-    }
-    if !records.is_empty() {
-        script.push(format!(
-            "INSERT INTO {schema}._rls_migrations (version, description, checksum) VALUES {}",
-            records.join(", ")
-        ));
-    }
+    let migrations = pending(migrator, &[]).unwrap_or_default();
+    let mut script = vec![prologue(decl, schema, &SchemaRecords::default())];
+    script.extend(migrations.iter().map(|m| m.sql.as_str().to_owned()));
+    script.push(records::insert_sql(decl.schema(), schema, &migrations));
     for table in decl.tenant_tables() {
         script.push(policy_sql(schema.ident(), table, context));
     }
@@ -162,7 +192,10 @@ fn schema_prologue(
 
 /// The up-migrations of `migrator` that `recorded` lacks, in order; an applied migration
 /// whose file changed since is refused.
-fn pending<'m>(migrator: &'m Migrator, recorded: &[(i64, Vec<u8>)]) -> Result<Vec<&'m Migration>> {
+pub(super) fn pending<'m>(
+    migrator: &'m Migrator,
+    recorded: &[(i64, Vec<u8>)],
+) -> Result<Vec<&'m Migration>> {
     let mut pending = Vec::new();
     for migration in migrator
         .iter()

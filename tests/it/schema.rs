@@ -4,8 +4,8 @@
 
 use rls_tenancy::{
     DbError, MigrateOptions, PlacementError, REFERENCE_TENANT_MIGRATIONS, SchemaOutcome,
-    ScratchDatabase, Strategy, TenancyDeclaration, TenantId, TenantPool, TenantPoolOptions,
-    TenantScope, install_policies, migrate_schemas,
+    SchemasReport, ScratchDatabase, Strategy, TenancyDeclaration, TenantId, TenantPool,
+    TenantPoolOptions, TenantScope, install_policies, migrate_schemas,
 };
 use sqlx::{PgConnection, PgPool};
 
@@ -71,16 +71,29 @@ impl SchemaTenants {
     }
 
     /// `migrate_schemas` again over both tenants' schemas; none fails.
-    async fn rerun_without_failures(&self) {
-        let report = migrate_schemas(
+    async fn rerun_without_failures(&self) -> SchemasReport {
+        let report = self.rerun(2).await;
+        assert!(!report.has_failures(), "{report}");
+        report
+    }
+
+    /// `migrate_schemas` again over every registered tenant's schema, over `jobs` connections.
+    async fn rerun(&self, jobs: u32) -> SchemasReport {
+        migrate_schemas(
             &REFERENCE_TENANT_MIGRATIONS,
             &self.decl,
             &deploy_options(&self.db),
-            2,
+            jobs,
         )
         .await
-        .expect("rerun");
-        assert!(!report.has_failures(), "{report}");
+        .expect("rerun")
+    }
+
+    /// A connection as the deploy role.
+    async fn deploy(&self) -> PgConnection {
+        rls_tenancy::connect(self.db.deploy_url())
+            .await
+            .expect("deploy")
     }
 
     async fn raw_runtime_pool(&self) -> PgPool {
@@ -125,6 +138,15 @@ async fn insert_rows(admin: &PgPool, schema: &str, scope: &TenantScope) {
     .execute(admin)
     .await
     .expect("rows");
+}
+
+/// Each schema's outcome, in the report's order.
+fn outcomes(report: &SchemasReport) -> Vec<(&str, SchemaOutcome)> {
+    report
+        .schemas
+        .iter()
+        .map(|s| (s.schema.as_str(), s.outcome.clone()))
+        .collect()
 }
 
 async fn backend_pid(conn: &mut PgConnection) -> i32 {
@@ -315,9 +337,7 @@ async fn a_schema_that_fails_to_migrate_stops_no_other_and_a_rerun_completes_it(
     let options = deploy_options(&t.db);
     // tenant_c holds a table in the way of the first tenant migration.
     register(&t.admin, "tenant-c", "tenant_c").await;
-    let mut deploy = rls_tenancy::connect(t.db.deploy_url())
-        .await
-        .expect("deploy");
+    let mut deploy = t.deploy().await;
     sqlx::raw_sql("CREATE SCHEMA tenant_c; CREATE TABLE tenant_c.users (in_the_way int)")
         .execute(&mut deploy)
         .await
@@ -372,9 +392,7 @@ async fn a_grant_on_a_relation_the_declaration_does_not_name_is_taken_back_by_a_
     let runtime = t.db.runtime_role();
     // What a careless later change could leave in a tenant schema: a table and a view the
     // declaration does not name, readable by the runtime role, made by the deploy role.
-    let mut deploy = rls_tenancy::connect(t.db.deploy_url())
-        .await
-        .expect("deploy");
+    let mut deploy = t.deploy().await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE tenant_b.copy AS SELECT * FROM tenant_b.users;
          GRANT SELECT ON tenant_b.copy TO {runtime};
@@ -396,7 +414,15 @@ async fn a_grant_on_a_relation_the_declaration_does_not_name_is_taken_back_by_a_
             .expect("before"),
         "the grant is in place before the rerun"
     );
-    t.rerun_without_failures().await;
+    let report = t.rerun_without_failures().await;
+    assert_eq!(
+        outcomes(&report),
+        [
+            ("tenant_a", SchemaOutcome::Current),
+            ("tenant_b", SchemaOutcome::Migrated { applied: vec![] }),
+        ],
+        "a schema whose grants were repaired is reported as such: {report}"
+    );
     for name in ["tenant_b.copy", "tenant_b.copy_view"] {
         assert!(
             !readable(name).fetch_one(&t.admin).await.expect("after"),
@@ -408,9 +434,7 @@ async fn a_grant_on_a_relation_the_declaration_does_not_name_is_taken_back_by_a_
 #[tokio::test]
 async fn a_rerun_repairs_a_tampered_policy_a_dropped_force_and_an_extra_policy() {
     let t = SchemaTenants::new().await;
-    let mut deploy = rls_tenancy::connect(t.db.deploy_url())
-        .await
-        .expect("deploy");
+    let mut deploy = t.deploy().await;
     // Each a way for a schema to look current by its migration records while its wall is
     // down; the rerun's "already current" read must see every one.
     sqlx::raw_sql(
@@ -421,7 +445,14 @@ async fn a_rerun_repairs_a_tampered_policy_a_dropped_force_and_an_extra_policy()
     .execute(&mut deploy)
     .await
     .expect("tamper");
-    t.rerun_without_failures().await;
+    let report = t.rerun_without_failures().await;
+    assert!(
+        report
+            .schemas
+            .iter()
+            .all(|s| s.outcome == SchemaOutcome::Migrated { applied: vec![] }),
+        "both schemas are reported repaired: {report}"
+    );
     let (open, unforced, policies): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM pg_policies
                   WHERE schemaname IN ('tenant_a', 'tenant_b') AND qual = 'true'),
@@ -513,5 +544,134 @@ async fn a_connection_that_served_more_tenants_than_the_limit_is_closed_on_relea
     assert_ne!(
         served[3], served[0],
         "past one tenant the connection was closed on release, and A gets a fresh one"
+    );
+}
+
+#[tokio::test]
+async fn a_schema_failing_in_the_middle_of_a_batch_is_rolled_back_alone() {
+    let t = SchemaTenants::new().await;
+    let mut deploy = t.deploy().await;
+    // tenant_d's last table is in the way: its first three tables are made, then the script
+    // fails inside its savepoint. One connection: tenant_c, tenant_d and tenant_e share a batch.
+    register(&t.admin, "tenant-c", "tenant_c").await;
+    register(&t.admin, "tenant-d", "tenant_d").await;
+    let e = register(&t.admin, "tenant-e", "tenant_e").await;
+    sqlx::raw_sql("CREATE SCHEMA tenant_d; CREATE TABLE tenant_d.subtasks (in_the_way int)")
+        .execute(&mut deploy)
+        .await
+        .expect("obstacle");
+    let report = t.rerun(1).await;
+    let lines = outcomes(&report);
+    assert!(
+        matches!(&lines[3], ("tenant_d", SchemaOutcome::Failed { error })
+            if error.contains("20261130000001") && error.contains("already exists")),
+        "{report}"
+    );
+    for i in [2, 4] {
+        assert!(
+            matches!(&lines[i].1, SchemaOutcome::Migrated { applied } if applied == &[20261130000001]),
+            "{report}"
+        );
+    }
+    let (made, recorded, policed): (Vec<String>, Vec<String>, i64) = sqlx::query_as(
+        "SELECT ARRAY(SELECT n.nspname || '.' || c.relname FROM pg_class c
+                        JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE n.nspname = 'tenant_d' AND c.relkind = 'r' ORDER BY 1),
+                ARRAY(SELECT DISTINCT schema_name FROM app._rls_schema_migrations ORDER BY 1),
+                (SELECT count(*) FROM pg_policies WHERE schemaname IN ('tenant_c', 'tenant_e'))",
+    )
+    .fetch_one(&t.admin)
+    .await
+    .expect("state");
+    assert_eq!(
+        made,
+        ["tenant_d.subtasks"],
+        "nothing of tenant_d's failed migration is left"
+    );
+    assert_eq!(
+        recorded,
+        ["tenant_a", "tenant_b", "tenant_c", "tenant_e"],
+        "no record for the failed schema"
+    );
+    assert_eq!(
+        policed,
+        2 * TENANT_TABLES.len() as i64,
+        "the schemas after the failure got their policies"
+    );
+    let pool = t.pool(t.raw_runtime_pool().await).await;
+    let mut tx = pool.begin(&e).await.expect("tenant_e's transaction");
+    sqlx::query("INSERT INTO projects (account_id, name) VALUES ($1, 'granted')")
+        .bind(e.id().as_i64().expect("bigint id"))
+        .execute(&mut *tx)
+        .await
+        .expect("the runtime role got its grants in tenant_e");
+}
+
+#[tokio::test]
+async fn an_older_installs_per_schema_records_are_adopted_and_not_applied_again() {
+    let t = SchemaTenants::new().await;
+    let mut deploy = t.deploy().await;
+    // What an install made before the shared records table left: tenant_a's records in a
+    // table of its own schema, none in the shared table.
+    sqlx::raw_sql(
+        "CREATE TABLE tenant_a._rls_migrations (version bigint PRIMARY KEY, description text NOT NULL,
+                                                checksum bytea NOT NULL,
+                                                installed_on timestamptz NOT NULL DEFAULT now());
+         INSERT INTO tenant_a._rls_migrations (version, description, checksum)
+             SELECT version, description, checksum FROM app._rls_schema_migrations
+              WHERE schema_name = 'tenant_a';
+         DELETE FROM app._rls_schema_migrations WHERE schema_name = 'tenant_a'",
+    )
+    .execute(&mut deploy)
+    .await
+    .expect("an older install's records");
+    let report = t.rerun_without_failures().await;
+    assert_eq!(
+        outcomes(&report),
+        [
+            ("tenant_a", SchemaOutcome::Current),
+            ("tenant_b", SchemaOutcome::Current),
+        ],
+        "{report}"
+    );
+    let (old_table, records): (bool, i64) = sqlx::query_as(
+        "SELECT to_regclass('tenant_a._rls_migrations') IS NOT NULL,
+                (SELECT count(*) FROM app._rls_schema_migrations WHERE schema_name = 'tenant_a')",
+    )
+    .fetch_one(&t.admin)
+    .await
+    .expect("records");
+    assert_eq!((old_table, records), (false, 1));
+}
+
+#[tokio::test]
+async fn a_schema_dropped_by_hand_is_made_again_despite_its_records() {
+    let t = SchemaTenants::new().await;
+    let mut deploy = t.deploy().await;
+    sqlx::raw_sql("DROP SCHEMA tenant_b CASCADE")
+        .execute(&mut deploy)
+        .await
+        .expect("drop by hand");
+    let report = t.rerun_without_failures().await;
+    assert_eq!(
+        outcomes(&report),
+        [
+            ("tenant_a", SchemaOutcome::Current),
+            (
+                "tenant_b",
+                SchemaOutcome::Migrated {
+                    applied: vec![20261130000001]
+                }
+            ),
+        ],
+        "{report}"
+    );
+    let again = t.rerun_without_failures().await;
+    assert!(
+        again
+            .schemas
+            .iter()
+            .all(|s| s.outcome == SchemaOutcome::Current),
+        "{again}"
     );
 }
