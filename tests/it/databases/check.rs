@@ -211,3 +211,72 @@ async fn a_runtime_role_that_can_connect_to_the_template_or_a_leftover_database_
     .await
     .expect("revoke");
 }
+
+/// `set` with a second name, `alias`, for the server `of` (the same URL).
+fn aliased(set: &rls_tenancy::ServerSet, of: &str, alias: &str) -> rls_tenancy::ServerSet {
+    let server = set.server(&of.parse().expect("name")).expect("server");
+    let mut servers: Vec<rls_tenancy::Server> = set.iter().cloned().collect();
+    servers.push(rls_tenancy::Server::new(
+        alias.parse().expect("name"),
+        server.url().clone(),
+    ));
+    rls_tenancy::ServerSet::new(servers).expect("server set")
+}
+
+#[tokio::test]
+async fn two_names_for_one_server_share_its_databases_and_nothing_is_reported_unplaced() {
+    let bed = ScratchServers::create().await.expect("scratch servers");
+    let tenants = lifecycle(&bed, aliased(bed.deploy_servers(), "one", "uno")).await;
+    for (slug, on) in [("a", "one"), ("b", "uno")] {
+        let record = tenants
+            .create(
+                &NewTenant::new(slug.parse::<TenantSlug>().expect("slug"))
+                    .server(on.parse().expect("name")),
+            )
+            .await
+            .expect("created");
+        assert_eq!(record.server.as_deref(), Some(on));
+    }
+    tenants.close().await;
+
+    let options = GuardOptions::new(bed.declaration().clone());
+    let runtime = aliased(bed.runtime_servers(), "one", "uno");
+    let report = check_databases(bed.control().runtime_url(), &runtime, &options)
+        .await
+        .expect("checked");
+    // Each name reaches the cluster that holds both tenants: neither tenant's database is
+    // a database "that holds no tenant" under the other name.
+    assert_eq!(report.servers.len(), 3, "{report}");
+    assert!(
+        report
+            .servers
+            .iter()
+            .all(|(_, r)| r.as_ref().is_ok_and(Vec::is_empty)),
+        "{report}"
+    );
+    assert!(!report.is_refused(), "{report}");
+
+    // The rule still holds under both names: a database on that server that holds no tenant
+    // is reported once per name it is reached by.
+    let runtime_role = bed.control().runtime_role();
+    let template = DatabasePattern::default()
+        .template(bed.control().name().as_str())
+        .expect("template");
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "GRANT CONNECT ON DATABASE {template} TO {runtime_role}"
+    )))
+    .execute(&mut admin(&bed, "one", "postgres").await)
+    .await
+    .expect("grant");
+    let broken = check_databases(bed.control().runtime_url(), &runtime, &options)
+        .await
+        .expect("checked");
+    let unplaced: Vec<&str> = broken
+        .servers
+        .iter()
+        .filter(|(_, r)| r.as_ref().is_ok_and(|f| !f.is_empty()))
+        .map(|(server, _)| server.as_str())
+        .collect();
+    assert_eq!(unplaced, ["one", "uno"], "{broken}");
+    assert!(broken.is_refused(), "{broken}");
+}
