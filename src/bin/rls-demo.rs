@@ -80,9 +80,9 @@ struct Args {
     max_in_flight: usize,
 
     /// A read replica of the database (repeatable; the env variable takes a comma-separated
-    /// list): same role and database as --database-url, another host or port. GET
-    /// /api/subtasks/{id} reads there, round-robin, unless pinned to the primary by a recent
-    /// write (the list pages read the primary).
+    /// list): same role and database as --database-url, another host or port. The pages
+    /// (/subtasks, /api/subtasks, /api/subtasks/{id}) read there, round-robin, unless pinned
+    /// to the primary by a recent write.
     #[arg(
         long = "replica-url",
         env = "DATABASE_REPLICA_URLS",
@@ -117,7 +117,7 @@ struct Args {
     #[arg(long, env = "RLS_DEMO_PIN_KEY", hide_env_values = true)]
     pin_key: Option<String>,
 
-    /// Name the server that served each subtask API response in `x-served-by`.
+    /// Name the server that served each page and subtask API response in `x-served-by`.
     #[arg(long)]
     debug_routing: bool,
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::extract::{FromRef, Path, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::map_response;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -38,7 +39,6 @@ pub struct DemoState {
     app: AppState,
     links: Arc<[String]>,
     limits: RequestLimits,
-    routing: RoutingPool,
     pinning: WritePinning,
     debug_routing: bool,
 }
@@ -54,19 +54,18 @@ impl DemoState {
     /// # }
     /// ```
     pub fn new(app: AppState, links: Vec<String>) -> Self {
-        let routing = RoutingPool::primary_only(app.pool().clone());
         Self {
             app,
             links: links.into(),
             limits: RequestLimits::default(),
-            routing,
             pinning: WritePinning::new(random_key()),
             debug_routing: false,
         }
     }
 
-    /// Routes the subtask API's reads and writes through `routing` (replicas, pinning)
-    /// instead of the primary alone.
+    /// Routes the pages' reads and writes through `routing` (replicas, pinning) instead of
+    /// the primary alone: the list pages and `GET /api/subtasks/{id}` read on a replica
+    /// unless pinned, the toggle writes on the primary ([`AppState::with_routing`]).
     ///
     /// ```no_run
     /// # fn demo(state: rls_tenancy::demo::DemoState, routing: rls_tenancy::RoutingPool) {
@@ -74,7 +73,7 @@ impl DemoState {
     /// # }
     /// ```
     pub fn with_routing(mut self, routing: RoutingPool) -> Self {
-        self.routing = routing;
+        self.app = self.app.with_routing(routing);
         self
     }
 
@@ -92,7 +91,7 @@ impl DemoState {
         self
     }
 
-    /// Whether the subtask API names the server that served it (`x-served-by: primary` or
+    /// Whether the pages name the server that served them (`x-served-by: primary` or
     /// `replica`); off by default (`--debug-routing`).
     ///
     /// ```no_run
@@ -133,7 +132,7 @@ impl FromRef<DemoState> for AppState {
 /// |---|---|
 /// | `GET /` on `<tenant>.<base>` | redirect to `/subtasks` |
 /// | `GET /` on `<base>` | the landing page, nothing tenant-specific |
-/// | `GET /subtasks?page=N` | the tenant's subtasks by name, 10 a page, as HTML |
+/// | `GET /subtasks?page=N` | the tenant's subtasks by name, 10 a page, as HTML, read on a replica unless pinned |
 /// | `GET /api/subtasks?page=N` | the same as JSON: `tenant`, `page`, `per_page`, `total`, `items` |
 /// | `GET /api/subtasks/{id}` | one subtask as JSON, read on a replica unless pinned |
 /// | `POST /api/subtasks/{id}/toggle` | flips whether it is done on the primary, returns it, sets the pinning cookie |
@@ -155,7 +154,15 @@ pub fn router(state: DemoState) -> Router {
         .route("/api/subtasks/{id}/toggle", post(toggle_json))
         .fallback(not_found)
         .layer(TenantTxLayer);
-    let pages = state.pinning.clone().apply(pages, state.routing.clone());
+    let pages = if state.debug_routing {
+        pages.layer(map_response(name_the_server))
+    } else {
+        pages
+    };
+    let pages = state
+        .pinning
+        .clone()
+        .apply(pages, state.app.routing().clone());
     state
         .limits
         .apply(pages)
@@ -207,8 +214,8 @@ async fn subtask_json(
     State(state): State<DemoState>,
 ) -> Result<Response, AppError> {
     let id = item::parse_id(&id)?;
-    let (found, served_by) = item::read(&state.routing, &scope, id).await?;
-    Ok(item_response(found, served_by, state.debug_routing))
+    let (found, served_by) = item::read(state.app.routing(), &scope, id).await?;
+    Ok(item_response(found, served_by))
 }
 
 async fn toggle_json(
@@ -217,24 +224,32 @@ async fn toggle_json(
     State(state): State<DemoState>,
 ) -> Result<Response, AppError> {
     let id = item::parse_id(&id)?;
-    let mut tx = state.routing.begin(&scope).await?;
+    let mut tx = state.app.routing().begin(&scope).await?;
     let Some(toggled) = item::toggle(&mut tx, id).await? else {
         tx.rollback().await?;
         return Err(AppError::NotFound);
     };
     let served_by = tx.served_by();
     tx.commit().await?;
-    Ok(item_response(Some(toggled), served_by, state.debug_routing))
+    Ok(item_response(Some(toggled), served_by))
 }
 
-/// The subtask as JSON, or a 404; with `debug_routing`, the server that served it.
-fn item_response(found: Option<SubtaskItem>, served_by: ServedBy, debug_routing: bool) -> Response {
+/// The subtask as JSON, or a 404, marked with the server that served it.
+fn item_response(found: Option<SubtaskItem>, served_by: ServedBy) -> Response {
     let mut response = match found {
         Some(item) => Json(item).into_response(),
         None => AppError::NotFound.into_response(),
     };
     private(&mut response);
-    if debug_routing {
+    response.extensions_mut().insert(served_by);
+    response
+}
+
+/// With `--debug-routing`: names the server that served a response in `x-served-by`, from
+/// the [`ServedBy`] its transaction left in its extensions (the [`TenantTxLayer`] for the
+/// pages, [`item_response`] for the subtask API).
+async fn name_the_server(mut response: Response) -> Response {
+    if let Some(served_by) = response.extensions().get::<ServedBy>().copied() {
         response
             .headers_mut()
             .insert(SERVED_BY, HeaderValue::from_static(served_by.as_str()));

@@ -5,7 +5,9 @@
 //!   [`crate::TenantRegistry`] to a [`crate::TenantScope`]; `Option<Tenant>` is `None` on
 //!   the bare base domain.
 //! - [`Tx`] is that tenant's transaction, committed by [`TenantTxLayer`] when the handler
-//!   answers 2xx/3xx and rolled back otherwise.
+//!   answers 2xx/3xx and rolled back otherwise. With [`AppState::with_routing`] a request
+//!   that only reads gets it on a replica, read-only, unless pinned to the primary
+//!   ([`WritePinning`], [`use_primary`]); a request that writes gets it on the primary.
 //! - [`AppError`] is every failure, with its status decided in [`AppError::status`]: bad
 //!   input is a 400, a tenant or row that cannot be had a 404, the rest a generic 500 whose
 //!   detail goes to `tracing`.

@@ -315,6 +315,15 @@ pub async fn writing_route(request: Request, next: Next) -> Response {
     response
 }
 
+/// Whether a request with `method` writes: any method but the safe ones (GET, HEAD,
+/// OPTIONS, TRACE), as django-multidb-router decides.
+pub(super) fn writes(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
 /// Seconds since the epoch.
 fn now() -> u64 {
     SystemTime::now()
@@ -328,10 +337,7 @@ async fn pin_writes(
     request: Request,
     next: Next,
 ) -> Response {
-    let writes = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    );
+    let writes = writes(request.method());
     let pin = pinning.pinned(&request, now());
     let mut response = match (writes, pin) {
         (true, _) => use_primary(next.run(request)).await,

@@ -8,6 +8,7 @@ use super::TenantSource;
 use super::authorize::{Authorize, DynAuthorize};
 use crate::db::TenantPool;
 use crate::resolve::{BaseDomain, TenantRegistry};
+use crate::route::RoutingPool;
 
 /// Whose word the server takes for the host a request was sent to.
 ///
@@ -29,7 +30,8 @@ pub enum HostSource {
     TrustedProxy,
 }
 
-/// The application state the HTTP layer needs: the runtime role's [`TenantPool`], the
+/// The application state the HTTP layer needs: the runtime role's [`TenantPool`] (or a
+/// [`RoutingPool`] over it and its replicas, [`AppState::with_routing`]), the
 /// [`TenantRegistry`] that resolves slugs, the [`BaseDomain`] tenants live under, and
 /// where the host is read from ([`HostSource`]).
 ///
@@ -51,7 +53,11 @@ pub struct AppState(Arc<Inner>);
 
 #[derive(Debug, Clone)]
 struct Inner {
-    pool: TenantPool,
+    /// The primary alone ([`AppState::new`]) or the application's routing pool.
+    routing: RoutingPool,
+    /// Whether a request that only reads opens its [`super::Tx`] where the routing pool
+    /// sends reads ([`AppState::with_routing`]).
+    route_reads: bool,
     registry: TenantRegistry,
     base: BaseDomain,
     host_source: HostSource,
@@ -81,7 +87,8 @@ impl AppState {
     /// ```
     pub fn new(pool: TenantPool, registry: TenantRegistry, base: BaseDomain) -> Self {
         Self(Arc::new(Inner {
-            pool,
+            routing: RoutingPool::primary_only(pool),
+            route_reads: false,
             registry,
             base,
             host_source: HostSource::default(),
@@ -89,6 +96,48 @@ impl AppState {
             authorization: None,
             ready_timeout: Duration::from_secs(2),
         }))
+    }
+
+    /// Routes the requests' transactions through `routing` (its primary should be the pool
+    /// given to [`AppState::new`], as [`RoutingPool::primary`] is). A request whose method
+    /// is safe (GET, HEAD, OPTIONS, TRACE) opens its [`super::Tx`] with
+    /// [`RoutingPool::read`]: a read-only transaction on a replica, round-robin among the
+    /// healthy ones (with a pinning cookie from [`super::WritePinning`], only one that has
+    /// replayed the pinned write), else on the primary. Any other request, and one inside
+    /// [`super::use_primary`] or a [`super::writing_route`], opens a read-write transaction
+    /// on the primary ([`RoutingPool::begin`]). Without routing, every [`super::Tx`] is
+    /// read-write on the primary. A GET handler that writes must be a
+    /// [`super::writing_route`] (Django's `db_write`): in a read-only transaction its write
+    /// is refused (SQLSTATE `25006`, a 500).
+    ///
+    /// ```no_run
+    /// # use rls_tenancy::http::AppState;
+    /// # fn demo(state: AppState, routing: rls_tenancy::RoutingPool) {
+    /// let state = state.with_routing(routing);
+    /// # }
+    /// ```
+    pub fn with_routing(mut self, routing: RoutingPool) -> Self {
+        let inner = Arc::make_mut(&mut self.0);
+        inner.routing = routing;
+        inner.route_reads = true;
+        self
+    }
+
+    /// The routing pool the requests' transactions are opened on: the primary alone unless
+    /// [`AppState::with_routing`] gave one.
+    ///
+    /// ```no_run
+    /// # fn demo(state: rls_tenancy::http::AppState) {
+    /// let replicas = state.routing().replica_status().len();
+    /// # }
+    /// ```
+    pub fn routing(&self) -> &RoutingPool {
+        &self.0.routing
+    }
+
+    /// Whether a request that only reads may be served by a replica.
+    pub(super) fn routes_reads(&self) -> bool {
+        self.0.route_reads
     }
 
     /// Where the host is read from (default [`HostSource::Request`]).
@@ -180,7 +229,7 @@ impl AppState {
         self.0.ready_timeout
     }
 
-    /// The runtime role's pool.
+    /// The runtime role's pool on the primary ([`RoutingPool::primary`]).
     ///
     /// ```no_run
     /// # fn demo(state: rls_tenancy::http::AppState) {
@@ -188,7 +237,7 @@ impl AppState {
     /// # }
     /// ```
     pub fn pool(&self) -> &TenantPool {
-        &self.0.pool
+        self.0.routing.primary()
     }
 
     /// The tenant registry.

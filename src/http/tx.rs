@@ -12,14 +12,20 @@ use sqlx::PgConnection;
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 use tower::{Layer, Service};
 
-use super::{AppError, AppState, extract::resolve};
+use super::{AppError, AppState, extract::resolve, pin::writes};
 use crate::db::TenantTx;
+use crate::route::{RoutedTx, ServedBy};
 
 /// The request's tenant transaction, lent to the handler. Requires [`TenantTxLayer`] on the
 /// router (without it, extraction fails with a logged 500).
 ///
 /// It dereferences to [`TenantTx`], so library functions taking `&mut TenantTx` accept
 /// `&mut tx`; for sqlx queries use [`Tx::conn`] (or `&mut **tx`).
+///
+/// It runs on the primary, read-write, unless the state routes reads
+/// ([`AppState::with_routing`]): then a request with a safe method (GET, HEAD, OPTIONS,
+/// TRACE) reads in a read-only transaction where [`crate::RoutingPool::read`] sends it (a
+/// replica, unless pinned to the primary); [`Tx::served_by`] says which.
 ///
 /// ```no_run
 /// use axum::{Router, routing::get};
@@ -40,7 +46,7 @@ use crate::db::TenantTx;
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct Tx(OwnedMappedMutexGuard<Option<TenantTx>, TenantTx>);
+pub struct Tx(OwnedMappedMutexGuard<Option<RoutedTx>, RoutedTx>);
 
 impl Tx {
     /// The connection, as the executor for sqlx queries.
@@ -52,6 +58,18 @@ impl Tx {
     /// ```
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.0
+    }
+
+    /// The server the transaction runs on: a replica only for a request that reads, with
+    /// routing ([`AppState::with_routing`]).
+    ///
+    /// ```no_run
+    /// # fn demo(tx: rls_tenancy::http::Tx) {
+    /// println!("served by the {}", tx.served_by().as_str());
+    /// # }
+    /// ```
+    pub fn served_by(&self) -> ServedBy {
+        self.0.served_by()
     }
 }
 
@@ -94,7 +112,14 @@ where
         if held.is_some() {
             return Err(twice());
         }
-        let tx = state.pool().begin(&scope).await?;
+        let routing = state.routing();
+        let tx = if state.routes_reads() {
+            routing
+                .begin_for_request(&scope, writes(&parts.method))
+                .await?
+        } else {
+            routing.begin(&scope).await?
+        };
         Ok(Self(OwnedMutexGuard::map(held, |held| held.insert(tx))))
     }
 }
@@ -102,11 +127,12 @@ where
 /// The per-request place the transaction lives in: a [`Tx`] holds its lock while the handler
 /// uses it; the layer takes the transaction out afterwards.
 #[derive(Debug, Clone, Default)]
-struct TxSlot(Arc<Mutex<Option<TenantTx>>>);
+struct TxSlot(Arc<Mutex<Option<RoutedTx>>>);
 
 impl TxSlot {
-    /// Commits or rolls back according to `response`, and returns the response to send.
-    async fn finish(&self, response: Response) -> Response {
+    /// Commits or rolls back according to `response`, and returns the response to send;
+    /// a committed one carries the [`ServedBy`] of its transaction in its extensions.
+    async fn finish(&self, mut response: Response) -> Response {
         let Ok(mut held) = self.0.try_lock() else {
             // A `Tx` outlived the handler. Its transaction is rolled back when the last
             // handle goes; the client must not be told its work was saved.
@@ -122,8 +148,12 @@ impl TxSlot {
         drop(held);
         let status = response.status();
         if status.is_success() || status.is_redirection() {
+            let served_by = tx.served_by();
             match tx.commit().await {
-                Ok(()) => response,
+                Ok(()) => {
+                    response.extensions_mut().insert(served_by);
+                    response
+                }
                 Err(e) => AppError::from(e).into_response(),
             }
         } else {

@@ -273,6 +273,23 @@ impl RoutingPool {
         self.read_on_primary(scope, options).await
     }
 
+    /// The transaction of a request that `writes` (its method is not safe) or only reads:
+    /// a read goes where [`RoutingPool::read`] sends it, unless the task must read the
+    /// primary ([`use_primary`](super::use_primary), a writing route), when it begins
+    /// read-write there, as a route marked writing needs; a write begins on the primary.
+    #[cfg(feature = "axum")]
+    pub(crate) async fn begin_for_request(
+        &self,
+        scope: &TenantScope,
+        writes: bool,
+    ) -> Result<RoutedTx, DbError> {
+        if writes || current() == Some(ReadRule::Primary) {
+            self.begin(scope).await
+        } else {
+            self.read(scope).await
+        }
+    }
+
     async fn read_on_primary(
         &self,
         scope: &TenantScope,

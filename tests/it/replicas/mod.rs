@@ -4,18 +4,20 @@
 mod failover;
 mod peers;
 mod pinning;
+mod requests;
 mod routing;
 mod signed;
 
 use std::time::Duration;
 
 use rls_tenancy::{
-    LocalCluster, ReplicatedCluster, RoutingOptions, RoutingPool, TenancyDeclaration,
-    TenantPoolOptions,
+    LocalCluster, ReplicatedCluster, RoutingOptions, RoutingPool, ScratchDatabase,
+    TenancyDeclaration, TenantPoolOptions,
 };
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
+use crate::http::Site;
 use crate::support::TwoTenants;
 
 /// How long the delayed standby waits before replaying a commit.
@@ -99,4 +101,30 @@ pub async fn admin_on(fixture: &TwoTenants, standby: &LocalCluster) -> PgPool {
         )
         .await
         .expect("admin on the standby")
+}
+
+/// The HTTP tests' site on the shared primary, once `standby` has replayed it, and a routing
+/// pool with `standby` as its replica.
+pub async fn site_with_replica(standby: &LocalCluster) -> (Site, RoutingPool) {
+    let shared = shared().await;
+    let db = ScratchDatabase::migrated_on(shared.cluster.primary().clone())
+        .await
+        .expect("scratch database");
+    let site = Site::on(db).await;
+    shared
+        .cluster
+        .wait_replayed(standby, Duration::from_secs(60))
+        .await
+        .expect("the standby replays the fixture");
+    let routing = RoutingPool::connect(
+        site.db.runtime_url(),
+        RoutingOptions::new(TenantPoolOptions::new(
+            TenancyDeclaration::reference().expect("declaration"),
+        ))
+        .replica(standby.url_for(site.db.runtime_url()).expect("url"))
+        .poll_interval(Duration::from_millis(50)),
+    )
+    .await
+    .expect("routing pool");
+    (site, routing)
 }

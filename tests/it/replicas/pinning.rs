@@ -1,6 +1,7 @@
 //! Write pinning through the demo's subtask API, against a standby that replays
 //! [`super::APPLY_DELAY`] late: read-your-writes holds with the pin and fails without it, and
-//! the LSN pin lets reads back onto the replica as soon as it has replayed the write.
+//! the LSN pin lets reads back onto the replica as soon as it has replayed the write; the
+//! list pages, which read in the request's `Tx`, follow the same route.
 
 use std::time::{Duration, Instant};
 
@@ -11,13 +12,10 @@ use axum::middleware::from_fn;
 use axum::routing::get;
 use rls_tenancy::demo::{DemoState, router};
 use rls_tenancy::http::{PinKey, PinNext, WritePinning, use_primary, writing_route};
-use rls_tenancy::{
-    RoutingOptions, RoutingPool, ScratchDatabase, TenancyDeclaration, TenantPoolOptions,
-    TenantScope,
-};
+use rls_tenancy::{RoutingPool, TenantScope};
 use tower::ServiceExt;
 
-use super::shared;
+use super::{shared, site_with_replica};
 use crate::http::{Reply, Site, read, state};
 
 struct Pinned {
@@ -30,27 +28,7 @@ struct Pinned {
 
 /// The demo over a primary and the delayed standby, with `x-served-by`.
 async fn pinned_site() -> Pinned {
-    let shared = shared().await;
-    let delayed = shared.delayed();
-    let db = ScratchDatabase::migrated_on(shared.cluster.primary().clone())
-        .await
-        .expect("scratch database");
-    let site = Site::on(db).await;
-    shared
-        .cluster
-        .wait_replayed(delayed, Duration::from_secs(60))
-        .await
-        .expect("the delayed standby replays the fixture");
-    let routing = RoutingPool::connect(
-        site.db.runtime_url(),
-        RoutingOptions::new(TenantPoolOptions::new(
-            TenancyDeclaration::reference().expect("declaration"),
-        ))
-        .replica(delayed.url_for(site.db.runtime_url()).expect("url"))
-        .poll_interval(Duration::from_millis(50)),
-    )
-    .await
-    .expect("routing pool");
+    let (site, routing) = site_with_replica(shared().await.delayed()).await;
     let app = router(
         DemoState::new(state(&site.pool), Vec::new())
             .with_routing(routing.clone())
@@ -120,6 +98,55 @@ impl Pinned {
             reply.json()["is_complete"].as_bool().expect("a boolean"),
             served_by,
         )
+    }
+}
+
+impl Pinned {
+    /// The subtask as the JSON list shows it (first or second page): whether it is
+    /// complete, and who served the page.
+    async fn listed(&self, cookie: Option<&str>) -> (bool, String) {
+        for page in 1..=2 {
+            let reply = self
+                .send("GET", &format!("/api/subtasks?page={page}"), cookie)
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            reply.assert_nothing_of(&self.site.bravo);
+            let items = reply.json()["items"].clone();
+            let found = items
+                .as_array()
+                .expect("items")
+                .iter()
+                .find(|item| item["id"] == self.subtask)
+                .map(|item| item["is_complete"].as_bool().expect("a boolean"));
+            if let Some(complete) = found {
+                let served_by = reply.headers["x-served-by"].to_str().expect("ASCII");
+                return (complete, served_by.to_owned());
+            }
+        }
+        panic!("subtask {} is on neither page", self.subtask)
+    }
+}
+
+#[tokio::test]
+async fn the_list_pages_read_the_replica_unless_pinned() {
+    let pinned = pinned_site().await;
+    let (_, cookie) = pinned.toggle().await;
+
+    assert_eq!(
+        pinned.listed(Some(&cookie)).await,
+        (!pinned.was_complete, "primary".into()),
+        "the pinned list sees the write"
+    );
+    assert_eq!(
+        pinned.listed(None).await,
+        (pinned.was_complete, "replica".into()),
+        "unpinned, the lagging replica serves the list"
+    );
+    for (cookie, want) in [(None, "replica"), (Some(cookie.as_str()), "primary")] {
+        let reply = pinned.send("GET", "/subtasks", cookie).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.headers["x-served-by"], want, "the HTML page");
+        reply.assert_nothing_of(&pinned.site.bravo);
     }
 }
 
