@@ -13,6 +13,7 @@ mod header;
 mod host;
 mod listener;
 mod path;
+mod pooler;
 mod registry;
 mod scope;
 

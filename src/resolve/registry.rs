@@ -15,6 +15,7 @@ use sqlx::{AssertSqlSafe, PgPool, Postgres};
 
 use super::host::host_name;
 use super::listener::{Caches, Listener};
+use super::pooler::PoolerLookup;
 use super::{BaseDomain, HostError, ResolveError, subdomain_slug};
 use crate::db::{Health, PROBE_TIMEOUT, is_connection_lost};
 use crate::policy::TenancyDeclaration;
@@ -468,7 +469,7 @@ impl TenantRegistry {
     }
 
     /// Runs a registry lookup: on the pool directly, or behind a pooler unnamed in a
-    /// read-only transaction.
+    /// read-only transaction ([`fetch_routing`]'s way).
     async fn fetch_row(
         &self,
         query: QueryAs<'_, Postgres, (String, String), PgArguments>,
@@ -477,9 +478,12 @@ impl TenantRegistry {
             if !self.pooler {
                 return query.fetch_optional(&self.pool).await;
             }
-            let mut tx = self.pool.begin_with("BEGIN READ ONLY").await?;
-            let row = query.persistent(false).fetch_optional(&mut *tx).await?;
-            tx.commit().await?;
+            let mut lookup = PoolerLookup::begin(&self.pool).await?;
+            let row = query
+                .persistent(false)
+                .fetch_optional(lookup.conn())
+                .await?;
+            lookup.commit().await?;
             Ok(row)
         })
         .await
@@ -535,7 +539,8 @@ impl TenantRegistry {
 
 /// Runs a routing-data lookup (registry, domains, schema column): on the pool directly, or
 /// behind a transaction-mode pooler unnamed in a read-only transaction, so its parse and its
-/// execution reach the same server connection.
+/// execution reach the same server connection (a [`PoolerLookup`]: cut off, its connection
+/// is closed).
 pub(crate) async fn fetch_routing<O>(
     pool: &PgPool,
     pooler: bool,
@@ -548,8 +553,11 @@ where
     if !pooler {
         return query.fetch_optional(pool).await;
     }
-    let mut tx = pool.begin_with("BEGIN READ ONLY").await?;
-    let found = query.persistent(false).fetch_optional(&mut *tx).await?;
-    tx.commit().await?;
+    let mut lookup = PoolerLookup::begin(pool).await?;
+    let found = query
+        .persistent(false)
+        .fetch_optional(lookup.conn())
+        .await?;
+    lookup.commit().await?;
     Ok(found)
 }

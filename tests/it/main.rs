@@ -28,6 +28,7 @@ mod isolation;
 mod lifecycle;
 mod migrate;
 mod pool_set;
+mod pooler_lookup;
 mod privileges;
 mod query;
 mod registry;
