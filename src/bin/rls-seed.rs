@@ -93,7 +93,8 @@ struct Args {
     servers: cli::ServersArg,
 
     /// The tenant key file rls-migrate installed (signed context): with --strategy database,
-    /// a server's template database is made with it when it does not exist yet.
+    /// a server's template database is made with it when it does not exist yet. The template
+    /// gets the control database's tenant context (signed or plain), as rls-migrate left it.
     #[arg(long, env = "RLS_TENANT_KEY_FILE", value_name = "PATH")]
     tenant_key_file: Option<PathBuf>,
 

@@ -28,7 +28,7 @@ use crate::connect::{self, DatabaseUrl, Server, ServerSet};
 use crate::db::{PoolSetOptions, TenantPool, TenantPoolOptions};
 use crate::lifecycle::{NewTenant, TenantLifecycle};
 use crate::migrate::MigrateOptions;
-use crate::policy::{Strategy, TenancyDeclaration};
+use crate::policy::{Strategy, TenancyDeclaration, TenantContextMode};
 use crate::tenant::{TenantId, TenantScope};
 
 /// Seeds `plan.accounts` tenant databases over `databases.servers`, the registry in the
@@ -43,6 +43,7 @@ pub(super) async fn seed_databases(
     let mut control = connect::connect(url).await?;
     preflight::check_login(&mut control).await?;
     let registered = registered(&mut control).await?;
+    let context = control_context(&mut control).await?;
     let existing = check_existing(&registered, &placement, plan)?;
     check_room(&registered, &placement, servers, plan.accounts)?;
     for server in servers.iter() {
@@ -73,6 +74,7 @@ pub(super) async fn seed_databases(
             option: "--runtime-role",
             reason: e.to_string(),
         })?;
+    migrate = migrate.tenant_context(context);
     if let Some(key) = &databases.tenant_key {
         migrate = migrate.tenant_key(key.clone());
     }
@@ -101,6 +103,22 @@ pub(super) async fn seed_databases(
     let mut report = result?;
     report.already_present = existing.len() as u64;
     Ok(report)
+}
+
+/// The tenant context the control database was migrated with (`rls-migrate
+/// --tenant-context`): a server's template database made here gets the same, so that the
+/// application's pool, which opens both, finds one context everywhere.
+async fn control_context(control: &mut PgConnection) -> Result<TenantContextMode> {
+    let signed: bool = sqlx::query_scalar(
+        "SELECT pg_catalog.to_regprocedure('rls_tenancy.enter(text,text,text,bigint,bigint,text)') IS NOT NULL",
+    )
+    .fetch_one(control)
+    .await?;
+    Ok(if signed {
+        TenantContextMode::Signed
+    } else {
+        TenantContextMode::Plain
+    })
 }
 
 /// The registry's tenants: slug and server.

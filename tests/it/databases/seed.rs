@@ -187,3 +187,50 @@ fn placement_is_round_robin_and_skips_full_servers() {
         "a longer run keeps the first ones"
     );
 }
+
+#[tokio::test]
+async fn the_templates_the_seed_makes_get_the_control_databases_tenant_context() {
+    let bed = ScratchServers::create().await.expect("scratch servers");
+    // The deployment is migrated with the plain context (no key): the seed's templates, and
+    // so its tenants' databases, must be plain too, or the application's plain pool would
+    // meet a signed database.
+    let plain = rls_tenancy::MigrateOptions::new(
+        bed.control().deploy_url().clone(),
+        bed.control().runtime_role().as_str(),
+    )
+    .expect("options")
+    .tenant_context(rls_tenancy::TenantContextMode::Plain);
+    rls_tenancy::migrate_with(
+        &rls_tenancy::REFERENCE_MIGRATIONS,
+        bed.declaration(),
+        &plain,
+    )
+    .await
+    .expect("migrated plain");
+    seed(
+        bed.control().deploy_url(),
+        &seeding(&bed, 2, bed.deploy_servers().clone()),
+    )
+    .await
+    .expect("seeded");
+    let rows = registry(&bed).await;
+    assert_eq!(rows.len(), 2);
+    for (slug, _, server, database) in &rows {
+        let mut su = admin(&bed, server, database).await;
+        let signed: bool = sqlx::query_scalar(
+            "SELECT to_regprocedure('rls_tenancy.enter(text,text,text,bigint,bigint,text)') IS NOT NULL",
+        )
+        .fetch_one(&mut su)
+        .await
+        .expect("context");
+        assert!(!signed, "{slug}'s database has the signed context");
+        let plain_policy: bool = sqlx::query_scalar(
+            "SELECT qual NOT LIKE '%rls_tenancy.tenant(%' FROM pg_policies
+              WHERE schemaname = 'app' AND tablename = 'subtasks'",
+        )
+        .fetch_one(&mut su)
+        .await
+        .expect("policy");
+        assert!(plain_policy, "{slug}'s policies call the signed check");
+    }
+}
