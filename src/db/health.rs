@@ -3,11 +3,11 @@
 //! timeout.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
 use sqlx::{Connection, Postgres};
 
 use super::DbError;
@@ -25,6 +25,8 @@ pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 pub(crate) struct Health {
     down: AtomicBool,
     probing: AtomicBool,
+    /// A connection attempt in the background is under way ([`recheck_in_background`]).
+    rechecking: AtomicBool,
     /// When the pool last moved to another host (a promotion): connections opened before
     /// are to a server that is gone or no longer primary.
     moved_at: Mutex<Option<Instant>>,
@@ -77,6 +79,31 @@ impl Health {
         }
         Ok(Probe(self))
     }
+}
+
+/// After a probe ran out of its [`PROBE_TIMEOUT`] without a connection: one connection
+/// attempt (with `options`) in the background, allowed `patience`, that marks `health` up
+/// when it succeeds. A server that is back but slow to log in (a loaded machine; SCRAM's
+/// key derivation) would otherwise stay down for good: each probe gives up on its login
+/// before it completes. At most one such attempt runs per server.
+pub(crate) fn recheck_in_background(
+    health: &Arc<Health>,
+    options: PgConnectOptions,
+    patience: Duration,
+) {
+    if !health.is_down() || health.rechecking.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let health = Arc::clone(health);
+    tokio::spawn(async move {
+        if let Ok(Ok(conn)) =
+            tokio::time::timeout(patience, PgConnection::connect_with(&options)).await
+        {
+            let _ = conn.close().await;
+            health.mark_up();
+        }
+        health.rechecking.store(false, Ordering::Release);
+    });
 }
 
 /// A probe in progress; dropping it lets the next request probe.

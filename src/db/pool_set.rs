@@ -469,12 +469,20 @@ impl<T: Send + Sync + 'static> PoolSet<T> {
         let acquired = tokio::time::timeout_at(deadline, lease.0.pool.acquire())
             .await
             .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+        let probing = probe.is_some();
         drop(probe);
         match acquired {
             Ok(conn) => Ok((conn, opened)),
             Err(err) => {
                 let err = DbError::from(err);
                 health::note_failure(&lease.0.pool, &host.health, &err).await;
+                if probing && matches!(err, DbError::Database(sqlx::Error::PoolTimedOut)) {
+                    health::recheck_in_background(
+                        &host.health,
+                        host.connect.clone().database(database),
+                        inner.options.acquire_timeout,
+                    );
+                }
                 Err(match err {
                     DbError::Database(sqlx::Error::PoolTimedOut) => DbError::Unavailable {
                         reason: "no connection to the tenant's database could be had within the acquire timeout",
