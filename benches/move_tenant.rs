@@ -137,9 +137,10 @@ async fn main() {
         let baseline =
             dump_restore(&bed, to, if to == "one" { "two" } else { "one" }, &database).await;
         println!(
-            "round {round}: {at} -> {to}: move {:.3} s (writes blocked {:.3} s), pg_dump | pg_restore {:.3} s",
+            "round {round}: {at} -> {to}: move {:.3} s (writes blocked {:.3} s, {} rows replayed), pg_dump | pg_restore {:.3} s",
             report.total.as_secs_f64(),
             report.write_pause.as_secs_f64(),
+            report.replayed,
             baseline.as_secs_f64()
         );
         if round == 0 {

@@ -37,15 +37,16 @@ pub(super) fn tenant_tables(decl: &TenancyDeclaration) -> Vec<String> {
         .collect()
 }
 
-/// Begins, on `conn` (the deploy role, the tables' owner), a transaction in tenant `id`'s
-/// context: signed in the database by the owner when the database has the signed context,
-/// else the plain setting.
+/// Begins, on `conn` (the deploy role, the tables' owner), a transaction with `options` in
+/// tenant `id`'s context: signed in the database by the owner when the database has the
+/// signed context, else the plain setting.
 pub(super) async fn begin_tenant<'c>(
     conn: &'c mut PgConnection,
     context: &TenantContext,
     id: TenantId,
+    options: TxOptions,
 ) -> Result<sqlx::Transaction<'c, sqlx::Postgres>> {
-    let mut plan = BeginPlan::new(TxOptions::default());
+    let mut plan = BeginPlan::new(options);
     if signed_context_installed(conn).await? {
         plan.call(owner_signed_entry(context, id));
     } else {
@@ -115,18 +116,39 @@ pub(super) async fn copy_table(
     table: &str,
     columns: &[(String, String)],
 ) -> Result<u64> {
-    let list = columns
+    let list = column_list(columns);
+    stream(
+        source,
+        target,
+        &format!("SELECT {list} FROM {table}"),
+        &format!("{table} ({list})"),
+    )
+    .await
+}
+
+/// `columns`' names, comma-separated.
+pub(super) fn column_list(columns: &[(String, String)]) -> String {
+    columns
         .iter()
         .map(|(name, _)| name.as_str())
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+/// Streams the rows of `query` on `source` into `into` (a table with its column list) on
+/// `target`, in PostgreSQL's binary `COPY` format; returns the rows the target took. Both
+/// are the toolkit's own SQL, made of quoted identifiers.
+pub(super) async fn stream(
+    source: &mut PgConnection,
+    target: &mut PgConnection,
+    query: &str,
+    into: &str,
+) -> Result<u64> {
     let mut sink = target
-        .copy_in_raw(&format!("COPY {table} ({list}) FROM STDIN (FORMAT binary)"))
+        .copy_in_raw(&format!("COPY {into} FROM STDIN (FORMAT binary)"))
         .await?;
     let mut rows = source
-        .copy_out_raw(&format!(
-            "COPY (SELECT {list} FROM {table}) TO STDOUT (FORMAT binary)"
-        ))
+        .copy_out_raw(&format!("COPY ({query}) TO STDOUT (FORMAT binary)"))
         .await?;
     loop {
         match rows.try_next().await {

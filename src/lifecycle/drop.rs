@@ -5,7 +5,8 @@ use std::fmt;
 
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::{Result, TenantLifecycle, TenantRecord, bind_id, drop_tenant_database};
+use super::retire::retire;
+use super::{LifecycleError, Result, TenantLifecycle, TenantRecord, bind_id};
 use crate::migrate::records;
 use crate::policy::Strategy;
 use crate::tenant::TenantId;
@@ -85,22 +86,33 @@ impl TenantLifecycle {
     /// Drops the tenant in one transaction: in the schema mode its schema with everything in
     /// it; in the RLS mode its rows of every tenant table (children first, inside its own
     /// tenant transaction, so the policies vet every deletion); then its registry row. In the
-    /// database mode its registry row goes in a transaction that commits only once its
-    /// database is dropped (sessions on it ended). Running servers stop serving it at once.
+    /// database mode its registry row goes first (its `NOTIFY` tells every process to stop
+    /// routing to it), then, as a move does with an old copy, the runtime role's `CONNECT`
+    /// on its database, then the database: its sessions ended, or, when the deploy role may
+    /// not end the runtime role's sessions, once the processes' pools have closed their idle
+    /// connections (a bounded wait). Running servers stop serving it at once.
     /// Returns what was dropped.
     ///
     /// # Errors
     /// As [`TenantLifecycle::drop_plan`]; in the RLS mode [`crate::LifecycleError::Db`] when no
     /// tenant transaction can be opened (a signed database needs the tenant key); a database
-    /// error rolls everything back.
+    /// error rolls everything back. In the database mode
+    /// [`crate::LifecycleError::DatabaseKept`] when the registry row is gone but the database
+    /// could not be dropped.
     #[tracing::instrument(skip_all, fields(slug = slug.as_str()))]
     pub async fn drop_tenant(&self, slug: &crate::TenantSlug) -> Result<DropPlan> {
         let plan = self.drop_plan(slug).await?;
         if let Some((server, database)) = self.placed(&plan.tenant)? {
             let mut tx = self.pool.begin().await?;
             self.delete_registry_row(&mut tx, plan.tenant.id).await?;
-            drop_tenant_database(server, &database).await?;
             tx.commit().await?;
+            retire(server, &database, self.options.runtime_role())
+                .await
+                .map_err(|err| LifecycleError::DatabaseKept {
+                    server: server.name().to_string(),
+                    database: database.as_str().to_owned(),
+                    reason: err.to_string(),
+                })?;
             tracing::info!(id = %plan.tenant.id, "dropped the tenant and its database");
             return Ok(plan);
         }

@@ -121,6 +121,16 @@ pub enum LifecycleError {
         table: String,
     },
 
+    /// A tenant table without a primary key: a move cannot tell which of its rows the
+    /// tenant's writers changed during the copy.
+    #[error(
+        "table {table} has no primary key: rls-tenant move copies again, at the switch, the rows written during the copy by their key; add a primary key to the table, then move again"
+    )]
+    NoPrimaryKey {
+        /// The table, qualified.
+        table: String,
+    },
+
     /// The copy's row counts are not the source's: the move was abandoned.
     #[error(
         "the copy's row counts differ from the tenant's database in {tables}: the move was abandoned, the tenant stays where it was and the copy was dropped; look for triggers or rules on the target server's template"
@@ -145,6 +155,19 @@ pub enum LifecycleError {
     )]
     OldDatabaseKept {
         /// The old server.
+        server: String,
+        /// The database name.
+        database: String,
+        /// Why it was not dropped.
+        reason: String,
+    },
+
+    /// The tenant was dropped from the registry, but its database could not be dropped.
+    #[error(
+        "tenant dropped from the registry, but its database {database} on server {server} could not be dropped ({reason}): drop it with DROP DATABASE {database} WITH (FORCE) there"
+    )]
+    DatabaseKept {
+        /// The server.
         server: String,
         /// The database name.
         database: String,
@@ -238,7 +261,8 @@ impl LifecycleError {
             LifecycleError::Database(_)
             | LifecycleError::CountsDiffer { .. }
             | LifecycleError::RegistryChanged { .. }
-            | LifecycleError::OldDatabaseKept { .. } => false,
+            | LifecycleError::OldDatabaseKept { .. }
+            | LifecycleError::DatabaseKept { .. } => false,
             _ => true,
         }
     }

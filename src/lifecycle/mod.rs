@@ -35,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+mod changes;
 mod copy;
 mod create;
 mod databases;
@@ -43,6 +44,7 @@ mod error;
 mod moving;
 mod provision;
 mod record;
+mod retire;
 mod run;
 
 use std::collections::HashMap;

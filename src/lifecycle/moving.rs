@@ -9,24 +9,35 @@
 //!    ([`super::provision_database`]): migrated, policies, grants, `CONNECT` for the runtime
 //!    role, a token key of its own. Its tables' columns must be the source's (else the two
 //!    are at different migrations: refused, the clone dropped).
-//! 3. In the source, inside the tenant's own transaction, `LOCK` the tenant tables `IN
-//!    EXCLUSIVE MODE`: readers pass, writers wait. Count each table's rows, note the
-//!    sequences, stream every table with binary `COPY` into the clone (one transaction
-//!    there), set its sequences, and count the clone's rows in the tenant's context.
-//! 4. Counts differ: abandon (the clone is dropped, the source unlocked, unchanged).
-//! 5. Take the tenant's registry row (compare-and-set on its old place, the server's room
+//! 3. Refuse a tenant table without a primary key ([`LifecycleError::NoPrimaryKey`]). In the
+//!    source, as the deploy role, install the change log (`super::changes`): a trigger on
+//!    each tenant table notes the key of every row written, from now on, in a table the
+//!    runtime role may only add to from inside that trigger. Installing waits for the writes
+//!    in flight (a moment's lock, like any trigger's creation).
+//! 4. Copy from a snapshot, the tenant readable *and writable*: inside the tenant's own
+//!    `REPEATABLE READ` transaction, stream every table with binary `COPY` into the clone
+//!    (one transaction there).
+//! 5. The switch. In the source, inside the tenant's transaction, `LOCK` the tenant tables
+//!    `IN EXCLUSIVE MODE`: readers pass, writers wait. Count each table's rows, note the
+//!    sequences; in one tenant transaction of the clone replay the log (the rows written
+//!    during the copy read again and upserted, those deleted deleted), set the sequences and
+//!    count the clone's rows. Counts differ: abandon (the clone is dropped, the log removed,
+//!    the source unlocked, unchanged).
+//! 6. Take the tenant's registry row (compare-and-set on its old place, the server's room
 //!    checked again under the create lock), then, still holding the locks, fence the source:
 //!    revoke the runtime role's `INSERT`, `UPDATE`, `DELETE` on its tenant tables, and commit
 //!    it. Writers that waited on the lock, and any process still routing to the old copy,
 //!    now get `permission denied` instead of writing where nobody will read. Then commit the
 //!    registry row: its trigger's `NOTIFY` empties every process's cached placement. The write
-//!    pause is measured from the `LOCK` to this commit.
-//! 6. Revoke the runtime role's `CONNECT` on the old database, give processes a moment to
+//!    pause is measured from the `LOCK` to this commit: it grows with the writes made during
+//!    the copy, not with the tenant's rows (BENCHMARKS.md).
+//! 7. Revoke the runtime role's `CONNECT` on the old database, give processes a moment to
 //!    hear the notice, then drop it (its remaining sessions ended, or, when the deploy role
 //!    may not end other roles' sessions, once the pools' idle connections have closed).
 //!
 //! A failure before the registry commits leaves the registry and the old database as they
-//! were (a fence already committed is lifted again) and drops the clone.
+//! were (a fence already committed is lifted again, the change log removed) and drops the
+//! clone.
 //!
 //! # Why `COPY` between connections, and not pg_dump or logical replication
 //! Logical replication needs `wal_level = logical` (a restart) and, on PostgreSQL 15, a
@@ -46,7 +57,9 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::copy::{self, TableCount};
 use super::{LifecycleError, Result, TenantLifecycle, TenantRecord, bind_id, drop_tenant_database};
+use super::{changes, retire};
 use crate::connect::{self, Server, ServerName};
+use crate::db::{IsolationLevel, TxOptions};
 use crate::migrate::grants;
 use crate::placement::DatabaseName;
 use crate::policy::Strategy;
@@ -54,16 +67,6 @@ use crate::tenant::TenantSlug;
 
 /// How long the move waits for the tenant's writers to finish before it holds the tables.
 const LOCK_TIMEOUT: &str = "30s";
-
-/// How long processes get to hear the registry's notice before the old copy is dropped.
-const NOTICE_GRACE: Duration = Duration::from_secs(1);
-
-/// How long the old copy's remaining sessions get to close (a tenant pool closes idle
-/// connections after its idle timeout, 60 s by default) when the deploy role may not end them.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// How often a drop refused for the old copy's sessions is tried again.
-const DRAIN_POLL: Duration = Duration::from_millis(500);
 
 /// Feedback while a move copies, e.g. a progress bar. Both methods do nothing by default;
 /// `()` is the observer that wants nothing.
@@ -107,12 +110,13 @@ impl MoveProgress for () {}
 ///     to: "eu2".into(),
 ///     database: "app_tenant_acme".into(),
 ///     tables: vec![("app.users".into(), 3), ("app.projects".into(), 1200)],
+///     replayed: 7,
 ///     total: Duration::from_millis(2500),
 ///     write_pause: Duration::from_millis(420),
 /// };
 /// assert_eq!(
 ///     report.to_string(),
-///     "moved tenant acme from server eu1 to server eu2 (database app_tenant_acme): 1203 rows in 2 tables copied and counted; 2.50 s in all, writes blocked for 0.42 s"
+///     "moved tenant acme from server eu1 to server eu2 (database app_tenant_acme): 1203 rows in 2 tables copied and counted (7 written during the copy, copied again at the switch); 2.50 s in all, writes blocked for 0.42 s"
 /// );
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -128,6 +132,9 @@ pub struct MoveReport {
     pub database: String,
     /// Each tenant table with its rows, as counted on both sides.
     pub tables: Vec<(String, u64)>,
+    /// The rows the tenant's writers changed during the copy, written again (or deleted) in
+    /// the copy at the switch.
+    pub replayed: u64,
     /// The whole move, from the checks to the old copy's drop.
     pub total: Duration,
     /// How long its writers were blocked: from the tables' lock to the registry's commit.
@@ -139,12 +146,13 @@ impl fmt::Display for MoveReport {
         let rows: u64 = self.tables.iter().map(|(_, rows)| rows).sum();
         write!(
             f,
-            "moved tenant {} from server {} to server {} (database {}): {rows} rows in {} tables copied and counted; {:.2} s in all, writes blocked for {:.2} s",
+            "moved tenant {} from server {} to server {} (database {}): {rows} rows in {} tables copied and counted ({} written during the copy, copied again at the switch); {:.2} s in all, writes blocked for {:.2} s",
             self.slug,
             self.from,
             self.to,
             self.database,
             self.tables.len(),
+            self.replayed,
             self.total.as_secs_f64(),
             self.write_pause.as_secs_f64(),
         )
@@ -227,7 +235,7 @@ impl TenantLifecycle {
             database: &database,
             tables: copy::tenant_tables(&self.decl),
         };
-        let (counts, write_pause) = match self.copy_and_switch(&job, progress).await {
+        let (counts, replayed, write_pause) = match self.copy_and_switch(&job, progress).await {
             Ok(done) => done,
             Err(err) => {
                 if let Err(cleanup) = drop_tenant_database(target, &database).await {
@@ -250,18 +258,21 @@ impl TenantLifecycle {
                 .into_iter()
                 .map(|c| (c.table, u64::try_from(c.rows).unwrap_or(0)))
                 .collect(),
+            replayed,
             total: started.elapsed(),
             write_pause,
         })
     }
 
-    /// Steps 3 to 5: copies under the write lock, checks the counts, flips the registry
-    /// behind the fence. Returns the counts and the write pause.
+    /// Steps 3 to 6: logs the tenant's writes, copies from a snapshot, then under the write
+    /// lock replays the log, checks the counts and flips the registry behind the fence. The
+    /// log is removed again when the move fails. Returns the counts, the rows replayed and
+    /// the write pause.
     async fn copy_and_switch(
         &self,
         job: &Move<'_>,
         progress: &dyn MoveProgress,
-    ) -> Result<(Vec<TableCount>, Duration)> {
+    ) -> Result<(Vec<TableCount>, u64, Duration)> {
         let tables = &job.tables;
         let database = job.database.as_str();
         let mut source_conn = connect::connect(&job.from.url().with_database(database)).await?;
@@ -273,7 +284,61 @@ impl TenantLifecycle {
             copy::same_columns(table, &theirs, &ours)?;
             columns.push(theirs);
         }
-        let mut source = copy::begin_tenant(&mut source_conn, &self.context, job.tenant.id).await?;
+        let logged = changes::tables(&mut source_conn, tables, &columns).await?;
+        changes::install(
+            &mut source_conn,
+            &logged,
+            self.options.runtime_role(),
+            LOCK_TIMEOUT,
+        )
+        .await?;
+        tracing::info!("the tenant's writes are logged; copying from a snapshot");
+        let switched = self
+            .copy_then_switch(job, &logged, &mut source_conn, &mut target_conn, progress)
+            .await;
+        if switched.is_err()
+            && let Err(err) = changes::remove(&mut source_conn, LOCK_TIMEOUT).await
+        {
+            tracing::warn!(error = %err, "could not remove the move's change log from the tenant's database; the next move removes it");
+        }
+        switched
+    }
+
+    /// Steps 4 to 6 on the two connections, the log installed.
+    async fn copy_then_switch(
+        &self,
+        job: &Move<'_>,
+        logged: &[changes::Table],
+        source_conn: &mut PgConnection,
+        target_conn: &mut PgConnection,
+        progress: &dyn MoveProgress,
+    ) -> Result<(Vec<TableCount>, u64, Duration)> {
+        let (tables, id) = (&job.tables, job.tenant.id);
+        let snapshot_options = TxOptions::default()
+            .read_only()
+            .isolation(IsolationLevel::RepeatableRead);
+        let mut snapshot =
+            copy::begin_tenant(source_conn, &self.context, id, snapshot_options).await?;
+        let snapshot_counts = copy::count_rows(&mut snapshot, tables).await?;
+        progress.started(
+            snapshot_counts
+                .iter()
+                .map(|c| u64::try_from(c.rows).unwrap_or(0))
+                .sum(),
+        );
+        let mut fill = target_conn.begin().await?;
+        copy::force_row_security(&mut fill, tables, false).await?;
+        for table in logged {
+            let rows =
+                copy::copy_table(&mut snapshot, &mut fill, &table.name, &table.columns).await?;
+            progress.copied(&table.name, rows);
+        }
+        copy::force_row_security(&mut fill, tables, true).await?;
+        fill.commit().await?;
+        snapshot.commit().await?;
+
+        let mut source =
+            copy::begin_tenant(source_conn, &self.context, id, TxOptions::default()).await?;
         sqlx::query("SELECT set_config('lock_timeout', $1, true)")
             .bind(LOCK_TIMEOUT)
             .execute(&mut *source)
@@ -285,27 +350,15 @@ impl TenantLifecycle {
         )))
         .execute(&mut *source)
         .await?;
-        tracing::info!("writes blocked; copying");
+        tracing::info!("writes blocked; replaying the writes made during the copy");
         let counts = copy::count_rows(&mut source, tables).await?;
-        progress.started(
-            counts
-                .iter()
-                .map(|c| u64::try_from(c.rows).unwrap_or(0))
-                .sum(),
-        );
         let positions = copy::sequences(&mut source, &self.decl).await?;
-        let mut fill = target_conn.begin().await?;
-        copy::force_row_security(&mut fill, tables, false).await?;
-        for (table, columns) in tables.iter().zip(&columns) {
-            let rows = copy::copy_table(&mut source, &mut fill, table, columns).await?;
-            progress.copied(table, rows);
-        }
-        copy::set_sequences(&mut fill, &positions).await?;
-        copy::force_row_security(&mut fill, tables, true).await?;
-        fill.commit().await?;
-        let mut check = copy::begin_tenant(&mut target_conn, &self.context, job.tenant.id).await?;
-        let copied = copy::count_rows(&mut check, tables).await?;
-        check.commit().await?;
+        let mut replay =
+            copy::begin_tenant(target_conn, &self.context, id, TxOptions::default()).await?;
+        let (written, deleted) = changes::replay(&mut source, &mut replay, logged).await?;
+        copy::set_sequences(&mut replay, &positions).await?;
+        let copied = copy::count_rows(&mut replay, tables).await?;
+        replay.commit().await?;
         let differ: Vec<String> = counts
             .iter()
             .zip(&copied)
@@ -333,54 +386,18 @@ impl TenantLifecycle {
             }
             return Err(err.into());
         }
-        Ok((counts, blocked.elapsed()))
+        Ok((counts, written + deleted, blocked.elapsed()))
     }
 
-    /// Step 6: no new connections to the old copy for the runtime role; after
-    /// [`NOTICE_GRACE`], drop it, ending the sessions still on it. A deploy role that may not
-    /// end other roles' sessions (it needs `pg_signal_backend`, or membership in the
-    /// runtime role) is refused while any is left: the drop is tried again until the
-    /// processes' pools have closed their idle connections, for at most [`DRAIN_TIMEOUT`].
+    /// Step 7: the old copy closed to the runtime role and dropped ([`retire::retire`]).
     async fn retire(&self, from: &Server, database: &DatabaseName) -> Result<()> {
-        let kept = |err: LifecycleError| LifecycleError::OldDatabaseKept {
-            server: from.name().to_string(),
-            database: database.as_str().to_owned(),
-            reason: err.to_string(),
-        };
-        let mut admin = connect::connect(&from.url().with_database("postgres"))
+        retire::retire(from, database, self.options.runtime_role())
             .await
-            .map_err(|e| kept(e.into()))?;
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "REVOKE CONNECT ON DATABASE {database} FROM {}",
-            self.options.runtime_role()
-        )))
-        .execute(&mut admin)
-        .await
-        .map_err(|e| kept(e.into()))?;
-        admin.close().await.map_err(|e| kept(e.into()))?;
-        tokio::time::sleep(NOTICE_GRACE).await;
-        let deadline = Instant::now() + DRAIN_TIMEOUT;
-        loop {
-            match drop_tenant_database(from, database).await {
-                Ok(()) => break,
-                Err(LifecycleError::Database(err))
-                    if Instant::now() < deadline
-                        && err.as_database_error().and_then(|e| e.code()).as_deref()
-                            == Some("42501") =>
-                {
-                    tracing::debug!(
-                        "sessions of other roles remain on the old copy; waiting for them to close"
-                    );
-                    tokio::time::sleep(DRAIN_POLL).await;
-                }
-                Err(err) => return Err(kept(err)),
-            }
-        }
-        tracing::info!(
-            from = from.name().as_str(),
-            "dropped the old copy of the tenant database"
-        );
-        Ok(())
+            .map_err(|err| LifecycleError::OldDatabaseKept {
+                server: from.name().to_string(),
+                database: database.as_str().to_owned(),
+                reason: err.to_string(),
+            })
     }
 
     /// The registry row names the copy, if it still names the old place.

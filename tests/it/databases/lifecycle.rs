@@ -7,7 +7,8 @@ use rls_tenancy::{
     TenantSlug, connect,
 };
 
-use super::{footprint, lifecycle};
+use super::moving::{pool, projects, two_tenants};
+use super::{admin, footprint, lifecycle};
 
 fn slug(s: &str) -> TenantSlug {
     s.parse().expect("slug")
@@ -184,4 +185,61 @@ async fn bad_input_is_refused_in_one_line_and_changes_nothing() {
         matches!(e, LifecycleError::ServersFull)
     })
     .await;
+}
+
+#[tokio::test]
+async fn dropping_a_tenant_whose_database_has_runtime_sessions_open_drops_it_once_they_close() {
+    let bed = ScratchServers::create().await.expect("scratch servers");
+    let (tenants, acme, globex) = two_tenants(&bed).await;
+    let database = acme.database.clone().expect("database");
+    // The runtime role's pool holds a connection to acme's database, idle; the deploy role
+    // may not end the runtime role's sessions (it is no member of it, nor of
+    // pg_signal_backend), so DROP DATABASE ... WITH (FORCE) alone is refused.
+    let pool = pool(&bed).await;
+    assert_eq!(projects(&pool, &acme.scope()).await.expect("read").len(), 3);
+    let mut su = admin(&bed, "one", "postgres").await;
+    let sessions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND usename = $2",
+    )
+    .bind(&database)
+    .bind(bed.control().runtime_role().as_str())
+    .fetch_one(&mut su)
+    .await
+    .expect("pg_stat_activity");
+    assert!(sessions >= 1, "a runtime session is open on the database");
+    let can_end: bool = sqlx::query_scalar(
+        "SELECT pg_has_role($1, $2, 'USAGE') OR pg_has_role($1, 'pg_signal_backend', 'USAGE')",
+    )
+    .bind(bed.control().deploy_role().as_str())
+    .bind(bed.control().runtime_role().as_str())
+    .fetch_one(&mut su)
+    .await
+    .expect("roles");
+    assert!(
+        !can_end,
+        "the deploy role cannot end the runtime role's sessions"
+    );
+
+    let plan = tenants
+        .drop_tenant(&acme.slug)
+        .await
+        .expect("dropped, once the runtime role's sessions closed");
+    assert_eq!(plan.tenant.slug, acme.slug);
+    let (databases, rows) = footprint(&bed).await;
+    assert_eq!(rows, 1, "globex's registry row only");
+    assert!(
+        !databases.iter().any(|d| d.ends_with(&database)),
+        "{databases:?}"
+    );
+    assert!(
+        projects(&pool, &acme.scope()).await.is_err(),
+        "the dropped tenant is not served"
+    );
+    assert_eq!(
+        projects(&pool, &globex.scope())
+            .await
+            .expect("the other tenant is served"),
+        ["globex project"]
+    );
+    pool.close().await;
 }

@@ -5,6 +5,7 @@
 mod check;
 mod http;
 mod lifecycle;
+mod live_copy;
 mod migrate;
 mod moving;
 mod provision;

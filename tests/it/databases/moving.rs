@@ -44,7 +44,7 @@ async fn seed(bed: &ScratchServers, tenant: &TenantRecord, subtasks: i64) {
     su.close().await.expect("close");
 }
 
-async fn pool(bed: &ScratchServers) -> TenantPool {
+pub(super) async fn pool(bed: &ScratchServers) -> TenantPool {
     let options = TenantPoolOptions::new(bed.declaration().clone())
         .tenant_key(bed.tenant_key().clone())
         .max_connections(2)
@@ -62,7 +62,10 @@ async fn pool(bed: &ScratchServers) -> TenantPool {
 }
 
 /// The project names `scope`'s transaction sees.
-async fn projects(pool: &TenantPool, scope: &TenantScope) -> Result<Vec<String>, String> {
+pub(super) async fn projects(
+    pool: &TenantPool,
+    scope: &TenantScope,
+) -> Result<Vec<String>, String> {
     let mut tx = pool.begin(scope).await.map_err(|e| e.to_string())?;
     let names = sqlx::query_scalar("SELECT name FROM app.projects ORDER BY id")
         .fetch_all(&mut *tx)
@@ -73,7 +76,11 @@ async fn projects(pool: &TenantPool, scope: &TenantScope) -> Result<Vec<String>,
 }
 
 /// Adds a project named `name` in `scope`'s transaction; its id.
-async fn add_project(pool: &TenantPool, scope: &TenantScope, name: &str) -> Result<i64, String> {
+pub(super) async fn add_project(
+    pool: &TenantPool,
+    scope: &TenantScope,
+    name: &str,
+) -> Result<i64, String> {
     let mut tx = pool.begin(scope).await.map_err(|e| e.to_string())?;
     let id = sqlx::query_scalar(
         "INSERT INTO app.projects (account_id, name) VALUES ($1, $2) RETURNING id",
@@ -109,7 +116,7 @@ async fn until_waiting(bed: &ScratchServers, on: &str, database: &str, role: &st
 }
 
 /// The registry's (server, database) of `slug`.
-async fn place(bed: &ScratchServers, slug: &str) -> (String, String) {
+pub(super) async fn place(bed: &ScratchServers, slug: &str) -> (String, String) {
     let mut control = admin(bed, "one", bed.control().name().as_str()).await;
     sqlx::query_as("SELECT server_name, database_name FROM app.accounts WHERE slug = $1")
         .bind(slug)
@@ -119,7 +126,9 @@ async fn place(bed: &ScratchServers, slug: &str) -> (String, String) {
 }
 
 /// Two tenants, `acme` on server one (seeded) and `globex` on server two (one project).
-async fn two_tenants(bed: &ScratchServers) -> (TenantLifecycle, TenantRecord, TenantRecord) {
+pub(super) async fn two_tenants(
+    bed: &ScratchServers,
+) -> (TenantLifecycle, TenantRecord, TenantRecord) {
     let tenants = lifecycle(bed, bed.deploy_servers().clone()).await;
     let acme = tenants
         .create(&NewTenant::new(slug("acme")).server("one".parse().expect("name")))
@@ -422,7 +431,16 @@ async fn a_failure_or_a_miscount_before_the_switch_leaves_everything_as_it_was()
             place_before,
             "registry unchanged"
         );
-        // The old copy is whole and writable (no fence left behind).
+        // The change log is gone from the old copy, which is whole and writable (no fence
+        // left behind).
+        let mut su = admin(&bed, "one", acme.database.as_deref().expect("database")).await;
+        let log: Option<String> =
+            sqlx::query_scalar("SELECT to_regnamespace('rls_tenancy_move')::text")
+                .fetch_one(&mut su)
+                .await
+                .expect("schema");
+        assert_eq!(log, None, "the change log is removed: {err}");
+        su.close().await.expect("close");
         assert_eq!(
             projects(&pool, &acme.scope()).await.expect("read").len(),
             3 + n
