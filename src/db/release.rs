@@ -45,7 +45,7 @@
 
 use std::sync::Arc;
 
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
+use sqlx::{AssertSqlSafe, FromRow, PgConnection, PgPool, Row};
 
 use super::DbError;
 use crate::policy::{TenantVariable, quote_literal};
@@ -179,14 +179,16 @@ struct Installed {
 
 /// Checks that the database has the release check of this toolkit's version and that the
 /// connection's role may call it, before a pool hands out a transaction whose `COMMIT` would
-/// fail on it. Read from the catalogs, which every role may read; unnamed, so safe behind a
-/// transaction-mode pooler.
+/// fail on it. Read from the catalogs, which every role may read, in one simple-query
+/// message: safe behind a transaction-mode pooler outside a transaction (an extended-protocol
+/// statement's parse and execution are two messages, which such a pooler may send to two
+/// server connections: `unnamed prepared statement does not exist`).
 ///
 /// # Errors
 /// [`DbError::ReleaseCheck`] naming what is missing and telling to run rls-migrate; the
 /// database's error.
 pub(crate) async fn check_installed(conn: &mut PgConnection) -> Result<(), DbError> {
-    let installed: Option<Installed> = sqlx::query_as(
+    let installed = sqlx::raw_sql(
         "SELECT pg_catalog.obj_description(p.oid, 'pg_proc') AS version,
                 pg_catalog.has_schema_privilege(n.oid, 'USAGE')
                 AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE')
@@ -200,9 +202,10 @@ pub(crate) async fn check_installed(conn: &mut PgConnection) -> Result<(), DbErr
             AND p.oid::pg_catalog.regprocedure::pg_catalog.text
                 = 'rls_tenancy.release_check(text,text,boolean,text)'",
     )
-    .persistent(false)
     .fetch_optional(conn)
-    .await?;
+    .await?
+    .map(|row| Installed::from_row(&row))
+    .transpose()?;
     let reason = match installed {
         None => "the database has no release check (rls_tenancy.release_check, installed by rls-migrate since the release check became a function): run rls-migrate".to_owned(),
         Some(Installed { version, .. }) if version.as_deref() != Some(RELEASE_CHECK_VERSION) => format!(

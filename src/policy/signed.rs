@@ -1,7 +1,7 @@
 //! The signed tenant context's database side: `policies/signed_context.sql`, the entry the
 //! deploy role makes without the key file, and whether a database has it installed.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 
 use super::{TenantContext, quote_literal};
 use crate::tenant::TenantId;
@@ -29,15 +29,16 @@ pub(crate) fn owner_signed_entry(context: &TenantContext, id: TenantId) -> Strin
 }
 
 /// Whether the database has the signed tenant context (`rls_tenancy.tenant(text)`), read
-/// from the catalogs, which every role may read. Unnamed, so safe behind a transaction-mode
-/// pooler.
+/// from the catalogs, which every role may read, in one simple-query message: safe behind a
+/// transaction-mode pooler outside a transaction (an extended-protocol statement's parse
+/// and execution are two messages, which such a pooler may send to two server connections).
 pub(crate) async fn signed_context_installed(conn: &mut PgConnection) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
+    sqlx::raw_sql(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
                           JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
                          WHERE n.nspname = 'rls_tenancy' AND p.proname = 'tenant')",
     )
-    .persistent(false)
     .fetch_one(conn)
-    .await
+    .await?
+    .try_get(0)
 }
