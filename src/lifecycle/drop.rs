@@ -87,8 +87,8 @@ impl TenantLifecycle {
     /// it; in the RLS mode its rows of every tenant table (children first, inside its own
     /// tenant transaction, so the policies vet every deletion); then its registry row. In the
     /// database mode its registry row goes first (its `NOTIFY` tells every process to stop
-    /// routing to it), then, as a move does with an old copy, the runtime role's `CONNECT`
-    /// on its database, then the database: its sessions ended, or, when the deploy role may
+    /// routing to it), then, as a move does with an old copy, a second later the runtime
+    /// role's `CONNECT` on its database, then the database: its sessions ended, or, when the deploy role may
     /// not end the runtime role's sessions, once the processes' pools have closed their idle
     /// connections (a bounded wait). Running servers stop serving it at once.
     /// Returns what was dropped.

@@ -31,8 +31,9 @@
 //!    registry row: its trigger's `NOTIFY` empties every process's cached placement. The write
 //!    pause is measured from the `LOCK` to this commit: it grows with the writes made during
 //!    the copy, not with the tenant's rows (BENCHMARKS.md).
-//! 7. Revoke the runtime role's `CONNECT` on the old database, give processes a moment to
-//!    hear the notice, then drop it (its remaining sessions ended, or, when the deploy role
+//! 7. Give processes a moment to hear the notice (a reader that has not yet may still open
+//!    a connection to the old copy), revoke the runtime role's `CONNECT` on the old
+//!    database, then drop it (its remaining sessions ended, or, when the deploy role
 //!    may not end other roles' sessions, once the pools' idle connections have closed).
 //!
 //! A failure before the registry commits leaves the registry and the old database as they

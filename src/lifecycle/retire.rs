@@ -21,8 +21,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a drop refused for the database's sessions is tried again.
 const DRAIN_POLL: Duration = Duration::from_millis(500);
 
-/// Revokes `runtime_role`'s `CONNECT` on `database` on `server`, and after [`NOTICE_GRACE`]
-/// drops it, ending the sessions still on it. A deploy role that may not end other roles'
+/// After [`NOTICE_GRACE`] (processes hear the registry's notice and stop routing to
+/// `database`; one that has not yet still reads it, and may open a connection for that),
+/// revokes `runtime_role`'s `CONNECT` on `database` on `server` and drops it, ending the
+/// sessions still on it. A deploy role that may not end other roles'
 /// sessions (it needs `pg_signal_backend`, or membership in the runtime role) is refused
 /// while any is left (`42501`): the drop is tried again until the processes' pools have
 /// closed their idle connections (no new ones can open), for at most [`DRAIN_TIMEOUT`].
@@ -35,6 +37,7 @@ pub(super) async fn retire(
     database: &DatabaseName,
     runtime_role: &Ident,
 ) -> Result<()> {
+    tokio::time::sleep(NOTICE_GRACE).await;
     let mut admin = connect::connect(&server.url().with_database("postgres")).await?;
     sqlx::raw_sql(AssertSqlSafe(format!(
         "REVOKE CONNECT ON DATABASE {database} FROM {runtime_role}"
@@ -42,7 +45,6 @@ pub(super) async fn retire(
     .execute(&mut admin)
     .await?;
     sqlx::Connection::close(admin).await?;
-    tokio::time::sleep(NOTICE_GRACE).await;
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     loop {
         match drop_tenant_database(server, database).await {
