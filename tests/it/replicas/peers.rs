@@ -1,5 +1,6 @@
 //! Replicas as a group of peers with failure detection: a standby lost under read load, a
-//! draining standby, and the replica URLs refused or warned about at start.
+//! draining standby, and the replica URLs refused or warned about at start (the guard runs
+//! on each replica).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -297,6 +298,47 @@ async fn a_replica_with_another_role_or_database_is_refused_at_start() {
             "{what}: {refused:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_replica_whose_role_the_guard_refuses_is_refused_at_start() {
+    let shared = shared().await;
+    let fixture = two_tenants(&shared.cluster, &[]).await;
+    let primary = shared
+        .cluster
+        .primary()
+        .local_cluster()
+        .expect("a local primary");
+    // A copy of the fixture that is a server of its own: a standby, replayed, then promoted.
+    let copy = tokio::task::spawn_blocking(move || primary.start_standby(None))
+        .await
+        .expect("join")
+        .expect("a standby of the primary");
+    shared
+        .cluster
+        .wait_replayed(&copy, Duration::from_secs(60))
+        .await
+        .expect("the copy replays the fixture");
+    copy.promote().expect("promoted");
+    let accepted = routing_pool(&fixture, options(&fixture, &[&copy])).await;
+    assert_eq!(accepted.replica_status()[0].in_recovery, Some(false));
+    accepted.close().await;
+
+    // Misconfigured on that server only: its runtime role may bypass row-level security.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER ROLE {} BYPASSRLS",
+        fixture.db.runtime_role()
+    )))
+    .execute(&admin_on(&fixture, &copy).await)
+    .await
+    .expect("ALTER ROLE on the copy");
+    let refused = RoutingPool::connect(fixture.db.runtime_url(), options(&fixture, &[&copy])).await;
+    let message = match refused {
+        Err(err @ RouteError::ReplicaRefused { .. }) => err.to_string(),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("the guard accepted a replica whose role bypasses row-level security"),
+    };
+    assert!(message.contains("BYPASSRLS"), "{message}");
 }
 
 #[tokio::test]
