@@ -28,11 +28,16 @@ struct Pinned {
 
 /// The demo over a primary and the delayed standby, with `x-served-by`.
 async fn pinned_site() -> Pinned {
+    pinned_site_with(WritePinning::new(PinKey::new(&[7u8; 32]).expect("key"))).await
+}
+
+/// [`pinned_site`] with the pinning cookie's settings of the caller's choosing.
+async fn pinned_site_with(pinning: WritePinning) -> Pinned {
     let (site, routing) = site_with_replica(shared().await.delayed()).await;
     let app = router(
         DemoState::new(state(&site.pool), Vec::new())
             .with_routing(routing.clone())
-            .with_pinning(WritePinning::new(PinKey::new(&[7u8; 32]).expect("key")))
+            .with_pinning(pinning)
             .with_debug_routing(true),
     );
     let (subtask, was_complete): (i64, bool) = sqlx::query_as(
@@ -177,6 +182,19 @@ async fn read_your_writes_holds_with_the_pin_and_fails_without_it() {
         forged,
         (pinned.was_complete, "replica".into()),
         "a tampered pin is ignored"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_pin_is_ignored() {
+    // A pin whose signed expiry is the moment it was set: past at the next request.
+    let pinning = WritePinning::new(PinKey::new(&[7u8; 32]).expect("key")).max_age(Duration::ZERO);
+    let pinned = pinned_site_with(pinning).await;
+    let (_, cookie) = pinned.toggle().await;
+    assert_eq!(
+        pinned.read_back(Some(&cookie)).await,
+        (pinned.was_complete, "replica".into()),
+        "the expired pin is ignored: the lagging replica serves the old value"
     );
 }
 
