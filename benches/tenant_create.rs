@@ -45,10 +45,9 @@ fn psql_script(schema: &str, decl: &TenancyDeclaration, runtime: &Ident) -> Stri
 INSERT INTO app.accounts (slug, name, schema_name) VALUES ('{slug}', '{slug}', '{schema}');
 CREATE SCHEMA {schema};
 SELECT set_config('search_path', '{schema}, app', true);
-CREATE TABLE _rls_migrations (version bigint PRIMARY KEY, description text NOT NULL,
-    checksum bytea NOT NULL, installed_on timestamptz NOT NULL DEFAULT now());
 {migration}
-INSERT INTO _rls_migrations (version, description, checksum) VALUES (20261130000001, 'tenant tables', '\\x00');
+INSERT INTO app._rls_schema_migrations (schema_name, version, description, checksum)
+    VALUES ('{schema}', 20261130000001, 'tenant tables', '\\x00');
 "
     );
     for table in decl.tenant_tables() {

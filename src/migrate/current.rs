@@ -37,6 +37,15 @@ pub(super) async fn current_schemas(
         .await?
         .into_iter()
         .collect();
+    // Only the schemas whose records are complete can be current: the catalog checks read
+    // only those (a run that adds a migration reads no policy).
+    let names: Vec<&str> = names
+        .into_iter()
+        .filter(|name| migrated.contains(*name))
+        .collect();
+    if names.is_empty() {
+        return Ok(HashSet::new());
+    }
     let policed = policed(conn, decl, &names, context).await?;
     let granted: Vec<String> = sqlx::query_scalar(
         "SELECT n.nspname::text
@@ -60,7 +69,7 @@ pub(super) async fn current_schemas(
     .await?;
     Ok(granted
         .into_iter()
-        .filter(|name| migrated.contains(name) && policed.contains(name))
+        .filter(|name| policed.contains(name))
         .collect())
 }
 

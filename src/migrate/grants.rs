@@ -370,8 +370,10 @@ WITH declared AS (
       JOIN pg_catalog.pg_class c ON c.oid = dn.objid AND c.relnamespace = ns.oid
       LEFT JOIN declared d ON d.relname = c.relname AND c.relkind IN ('r', 'p')
      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-), sequences AS (
-    SELECT s.ns, s.oid, format('%I.%I', ns.name, s.relname) AS name
+), owned AS MATERIALIZED (
+    -- The declared tables' own sequences, looked up once per table (MATERIALIZED, as the
+    -- aggregates below: inlined, the planner ran each lookup once per other relation).
+    SELECT dep.objid AS oid
       FROM rels t
       CROSS JOIN LATERAL (SELECT dep.objid FROM pg_catalog.pg_depend dep
                            WHERE dep.refclassid = 'pg_catalog.pg_class'::regclass
@@ -379,9 +381,12 @@ WITH declared AS (
                              AND dep.classid = 'pg_catalog.pg_class'::regclass
                              AND dep.deptype IN ('a', 'i')
                           OFFSET 0) dep
-      JOIN rels s ON s.oid = dep.objid AND s.relkind = 'S'
-      JOIN ns ON ns.oid = s.ns
      WHERE t.declared
+), sequences AS (
+    SELECT s.ns, s.oid, format('%I.%I', ns.name, s.relname) AS name
+      FROM owned o
+      JOIN rels s ON s.oid = o.oid AND s.relkind = 'S'
+      JOIN ns ON ns.oid = s.ns
 ), acl AS (
     SELECT r.ns, r.oid, x.grantee, x.privilege_type, x.is_grantable
       FROM rels r, aclexplode(r.relacl) x
@@ -399,55 +404,79 @@ WITH declared AS (
     SELECT oid, attnum, attname, writable AS insertable,
            writable AND attname <> tenant_column AS updatable
       FROM attrs WHERE declared
-), col_acl AS (
-    SELECT a.ns, c.oid, c.attname, x.grantee, x.privilege_type, x.is_grantable
+ ), col_acl AS (
+    SELECT a.ns, c.oid, c.attname, c.insertable, c.updatable, x.grantee, x.privilege_type, x.is_grantable
       FROM attrs a
       LEFT JOIN cols c ON c.oid = a.oid AND c.attnum = a.attnum,
            aclexplode(a.attacl) x
      WHERE x.grantee = 0 OR x.grantee = (SELECT oid FROM runtime)
+), col_held AS MATERIALIZED (
+    -- What the runtime role holds on each declared column. Everything below is joined and
+    -- grouped, not looked up row by row: a statement for 25 schemas stays linear in them.
+    SELECT oid, attname, bool_or(privilege_type = 'INSERT') AS ins, bool_or(privilege_type = 'UPDATE') AS upd
+      FROM col_acl WHERE grantee <> 0 AND attname IS NOT NULL
+     GROUP BY oid, attname
+), table_cols AS MATERIALIZED (
+    SELECT c.oid,
+           array_agg(c.attname ORDER BY c.attnum) FILTER (WHERE c.insertable) AS insertable,
+           array_agg(c.attname ORDER BY c.attnum) FILTER (WHERE c.updatable) AS updatable,
+           array_agg(c.attname ORDER BY c.attnum)
+               FILTER (WHERE c.insertable AND NOT coalesce(h.ins, false)) AS missing_insert,
+           array_agg(c.attname ORDER BY c.attnum)
+               FILTER (WHERE c.updatable AND NOT coalesce(h.upd, false)) AS missing_update
+      FROM cols c
+      LEFT JOIN col_held h ON h.oid = c.oid AND h.attname = c.attname
+     GROUP BY c.oid
+), table_acl AS (
+    SELECT oid,
+           count(DISTINCT privilege_type)
+               FILTER (WHERE grantee <> 0 AND privilege_type IN ('SELECT', 'DELETE')) = 2 AS read_delete,
+           bool_or(grantee <> 0 AND privilege_type = 'USAGE') AS usage
+      FROM acl
+     GROUP BY oid
+), stray AS (
+    SELECT acl.ns FROM acl JOIN rels r ON r.oid = acl.oid
+     WHERE acl.grantee = 0 OR acl.is_grantable
+        OR NOT ((r.declared AND acl.privilege_type IN ('SELECT', 'DELETE'))
+                OR (acl.oid IN (SELECT oid FROM sequences) AND acl.privilege_type = 'USAGE'))
+    UNION
+    SELECT x.ns FROM col_acl x
+     WHERE x.grantee = 0 OR x.is_grantable OR x.attname IS NULL
+        OR NOT ((x.privilege_type = 'INSERT' AND x.insertable)
+                OR (x.privilege_type = 'UPDATE' AND x.updatable))
+), seqs AS (
+    SELECT s.ns, array_agg(s.name ORDER BY s.name) AS sequences,
+           coalesce(array_agg(s.name ORDER BY s.name) FILTER (WHERE NOT coalesce(t.usage, false)), '{}') AS missing
+      FROM sequences s
+      LEFT JOIN table_acl t ON t.oid = s.oid
+     GROUP BY s.ns
+), tables AS (
+    SELECT r.ns, json_agg(json_build_object(
+               'table', r.relname,
+               'insertable', coalesce(c.insertable, '{}'),
+               'updatable', coalesce(c.updatable, '{}'),
+               'read_delete', coalesce(t.read_delete, false),
+               'missing_insert', coalesce(c.missing_insert, '{}'),
+               'missing_update', coalesce(c.missing_update, '{}')
+           ) ORDER BY r.relname) AS tables
+      FROM rels r
+      LEFT JOIN table_cols c ON c.oid = r.oid
+      LEFT JOIN table_acl t ON t.oid = r.oid
+     WHERE r.declared
+     GROUP BY r.ns
 )
 SELECT
     ns.name AS schema,
-    EXISTS (SELECT 1 FROM acl JOIN rels r ON r.oid = acl.oid
-             WHERE acl.ns = ns.oid
-               AND (acl.grantee = 0 OR acl.is_grantable
-                    OR NOT ((r.declared AND acl.privilege_type IN ('SELECT', 'DELETE'))
-                            OR (acl.oid IN (SELECT oid FROM sequences) AND acl.privilege_type = 'USAGE'))))
-    OR EXISTS (SELECT 1 FROM col_acl x
-                WHERE x.ns = ns.oid
-                  AND (x.grantee = 0 OR x.is_grantable OR x.attname IS NULL
-                       OR NOT ((x.privilege_type = 'INSERT'
-                                AND (SELECT insertable FROM cols c WHERE c.oid = x.oid AND c.attname = x.attname))
-                            OR (x.privilege_type = 'UPDATE'
-                                AND (SELECT updatable FROM cols c WHERE c.oid = x.oid AND c.attname = x.attname)))))
-        AS stray,
+    ns.oid IN (SELECT ns FROM stray) AS stray,
     EXISTS (SELECT 1 FROM aclexplode(ns.nspacl) x WHERE x.grantee = 0) AS public_on_schema,
     EXISTS (SELECT 1 FROM aclexplode(ns.nspacl) x
              WHERE x.grantee = (SELECT oid FROM runtime) AND x.privilege_type = 'USAGE') AS usage,
-    coalesce((SELECT array_agg(name ORDER BY name) FROM sequences s WHERE s.ns = ns.oid), '{}') AS sequences,
-    coalesce((SELECT array_agg(name ORDER BY name) FROM sequences s
-               WHERE s.ns = ns.oid
-                 AND NOT EXISTS (SELECT 1 FROM acl WHERE acl.oid = s.oid AND acl.privilege_type = 'USAGE'
-                                                     AND acl.grantee <> 0)), '{}') AS missing_sequences,
-    coalesce((SELECT json_agg(json_build_object(
-        'table', r.relname,
-        'insertable', coalesce((SELECT array_agg(c.attname ORDER BY c.attnum) FROM cols c
-                                 WHERE c.oid = r.oid AND c.insertable), '{}'),
-        'updatable', coalesce((SELECT array_agg(c.attname ORDER BY c.attnum) FROM cols c
-                                WHERE c.oid = r.oid AND c.updatable), '{}'),
-        'read_delete', (SELECT count(DISTINCT privilege_type) = 2 FROM acl
-                         WHERE acl.oid = r.oid AND acl.grantee <> 0
-                           AND acl.privilege_type IN ('SELECT', 'DELETE')),
-        'missing_insert', coalesce((SELECT array_agg(c.attname ORDER BY c.attnum) FROM cols c
-            WHERE c.oid = r.oid AND c.insertable
-              AND NOT EXISTS (SELECT 1 FROM col_acl x WHERE x.oid = c.oid AND x.attname = c.attname
-                                AND x.grantee <> 0 AND x.privilege_type = 'INSERT')), '{}'),
-        'missing_update', coalesce((SELECT array_agg(c.attname ORDER BY c.attnum) FROM cols c
-            WHERE c.oid = r.oid AND c.updatable
-              AND NOT EXISTS (SELECT 1 FROM col_acl x WHERE x.oid = c.oid AND x.attname = c.attname
-                                AND x.grantee <> 0 AND x.privilege_type = 'UPDATE')), '{}')
-        ) ORDER BY r.relname) FROM rels r WHERE r.declared AND r.ns = ns.oid), '[]') AS tables
-  FROM ns";
+    coalesce(seqs.sequences, '{}') AS sequences,
+    coalesce(seqs.missing, '{}') AS missing_sequences,
+    coalesce(tables.tables, '[]') AS tables
+  FROM ns
+  LEFT JOIN seqs ON seqs.ns = ns.oid
+  LEFT JOIN tables ON tables.ns = ns.oid";
 
 fn column_list(columns: &[Ident]) -> String {
     columns

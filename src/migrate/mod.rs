@@ -177,14 +177,21 @@ impl MigrateOptions {
         self
     }
 
-    /// A pool of at most `connections` of the deploy role's connections.
+    /// A pool of at most `connections` of the deploy role's connections. A statement of a
+    /// migration across schemas (a batch's script) takes seconds as a matter of course: sqlx's
+    /// slow-statement notice, which prints the whole statement, is logged at debug level.
     pub(crate) async fn pool(
         &self,
         connections: u32,
     ) -> Result<sqlx::PgPool, connect::ConnectError> {
+        use sqlx::ConnectOptions as _;
+        let options = self
+            .url
+            .connect_options()?
+            .log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(1));
         sqlx::postgres::PgPoolOptions::new()
             .max_connections(connections)
-            .connect_with(self.url.connect_options()?)
+            .connect_with(options)
             .await
             .map_err(|source| connect::ConnectError::Unreachable {
                 url: self.url.redacted(),

@@ -9,7 +9,7 @@ use crate::policy::DeclarationError;
 
 type Result<T, E = MigrateError> = std::result::Result<T, E>;
 use crate::policy::{
-    Ident, POLICY_NAME, TenancyDeclaration, TenantContext, TenantTable, policy_sql,
+    Ident, POLICY_NAME, TenancyDeclaration, TenantContext, TenantTable, policy_sql, quote_literal,
 };
 
 /// What the database holds for one tenant table, read from the catalogs.
@@ -84,7 +84,7 @@ pub(super) fn policy_fixes(
             })?;
             sql.push(format!("DROP POLICY {name} ON {schema}.{}", table.name));
         }
-        sql.push(policy_sql(schema, table, context));
+        sql.push(standalone(&policy_sql(schema, table, context)));
         tracing::info!(
             schema = schema.as_str(),
             table = table.name.as_str(),
@@ -93,6 +93,18 @@ pub(super) fn policy_fixes(
         changed.push(format!("{}.{}", schema.as_str(), table.name.as_str()));
     }
     Ok((sql, changed))
+}
+
+/// `sql` run by a `DO` block's `EXECUTE`, as a statement of its own wherever it stands in a
+/// script. A policy's stored expressions keep the byte offsets of their parse in the text sent,
+/// and the "already current" check (`current`) decompiles one policy per distinct stored
+/// tree: policies installed through scripts of many schemas at different offsets (908 trees
+/// for 8,000 tables, measured, where 9 are expected) made that check 2.5 s at 2,000 schemas.
+pub(crate) fn standalone(sql: &str) -> String {
+    format!(
+        "DO $rls_standalone$ BEGIN EXECUTE {}; END $rls_standalone$",
+        quote_literal(sql)
+    )
 }
 
 /// How a policy's name, kind, command and roles are spelled, `name|permissive|cmd|roles`, as

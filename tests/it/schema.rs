@@ -675,3 +675,34 @@ async fn a_schema_dropped_by_hand_is_made_again_despite_its_records() {
         "{again}"
     );
 }
+
+#[tokio::test]
+async fn schemas_migrated_in_one_batch_store_the_same_policy_tree_per_table() {
+    let t = SchemaTenants::new().await;
+    register(&t.admin, "tenant-c", "tenant_c").await;
+    register(&t.admin, "tenant-d", "tenant_d").await;
+    // One connection: tenant_c and tenant_d share a batch, their policies one script.
+    t.rerun(1).await;
+    // The "already current" check decompiles one policy per distinct stored tree: a tree
+    // that depends on where the policy stood in the script makes it read one per schema.
+    let trees: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT c.relname::text, count(DISTINCT md5(p.polqual::text || p.polwithcheck::text))
+           FROM pg_policy p
+           JOIN pg_class c ON c.oid = p.polrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname IN ('tenant_a', 'tenant_b', 'tenant_c', 'tenant_d')
+          GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&t.admin)
+    .await
+    .expect("policy trees");
+    assert_eq!(
+        trees,
+        [
+            ("projects".to_owned(), 1),
+            ("subtasks".to_owned(), 1),
+            ("tasks".to_owned(), 1),
+            ("users".to_owned(), 1),
+        ]
+    );
+}
