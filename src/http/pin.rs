@@ -309,11 +309,18 @@ impl IntoResponseParts for PinNext {
 /// async fn report() -> &'static str { "done" }
 /// let app: Router = Router::new().route("/report", get(report).layer(from_fn(writing_route)));
 /// ```
-pub async fn writing_route(request: Request, next: Next) -> Response {
+pub async fn writing_route(mut request: Request, next: Next) -> Response {
+    request.extensions_mut().insert(WritingRoute);
     let mut response = use_primary(next.run(request)).await;
     response.extensions_mut().insert(PinNext);
     response
 }
+
+/// What [`writing_route`] puts in its request's extensions: the request's [`super::Tx`]
+/// begins read-write on the primary whatever the method ([`use_primary`] alone only sends
+/// the reads there: it sets no pinning cookie, so a write behind it would go unpinned).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WritingRoute;
 
 /// Whether a request with `method` writes: any method but the safe ones (GET, HEAD,
 /// OPTIONS, TRACE), as django-multidb-router decides.

@@ -103,10 +103,11 @@ impl AppState {
     /// is safe (GET, HEAD, OPTIONS, TRACE) opens its [`super::Tx`] with
     /// [`RoutingPool::read`]: a read-only transaction on a replica, round-robin among the
     /// healthy ones (with a pinning cookie from [`super::WritePinning`], only one that has
-    /// replayed the pinned write), else on the primary. Any other request, and one inside
-    /// [`super::use_primary`] or a [`super::writing_route`], opens a read-write transaction
-    /// on the primary ([`RoutingPool::begin`]). Without routing, every [`super::Tx`] is
-    /// read-write on the primary. A GET handler that writes must be a
+    /// replayed the pinned write), else on the primary (always, inside
+    /// [`super::use_primary`]: still read-only, as it marks no write and pins nothing). Any
+    /// other request, and one inside a [`super::writing_route`], opens a read-write
+    /// transaction on the primary ([`RoutingPool::begin`]). Without routing, every
+    /// [`super::Tx`] is read-write on the primary. A GET handler that writes must be a
     /// [`super::writing_route`] (Django's `db_write`): in a read-only transaction its write
     /// is refused (SQLSTATE `25006`, a 500).
     ///

@@ -12,7 +12,8 @@ use sqlx::PgConnection;
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 use tower::{Layer, Service};
 
-use super::{AppError, AppState, extract::resolve, pin::writes};
+use super::pin::{WritingRoute, writes};
+use super::{AppError, AppState, extract::resolve};
 use crate::db::TenantTx;
 use crate::route::{RoutedTx, ServedBy};
 
@@ -115,7 +116,10 @@ where
         let routing = state.routing();
         let tx = if state.routes_reads() {
             routing
-                .begin_for_request(&scope, writes(&parts.method))
+                .begin_for_request(
+                    &scope,
+                    writes(&parts.method) || parts.extensions.get::<WritingRoute>().is_some(),
+                )
                 .await?
         } else {
             routing.begin(&scope).await?

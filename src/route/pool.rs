@@ -273,17 +273,17 @@ impl RoutingPool {
         self.read_on_primary(scope, options).await
     }
 
-    /// The transaction of a request that `writes` (its method is not safe) or only reads:
-    /// a read goes where [`RoutingPool::read`] sends it, unless the task must read the
-    /// primary ([`use_primary`](super::use_primary), a writing route), when it begins
-    /// read-write there, as a route marked writing needs; a write begins on the primary.
+    /// The transaction of a request that `writes` (its method is not safe, or its route is
+    /// marked writing) or only reads: a write begins read-write on the primary; a read is
+    /// read-only where [`RoutingPool::read`] sends it (the primary inside
+    /// [`use_primary`](super::use_primary), which marks no write: it pins nothing).
     #[cfg(feature = "axum")]
     pub(crate) async fn begin_for_request(
         &self,
         scope: &TenantScope,
         writes: bool,
     ) -> Result<RoutedTx, DbError> {
-        if writes || current() == Some(ReadRule::Primary) {
+        if writes {
             self.begin(scope).await
         } else {
             self.read(scope).await

@@ -1,7 +1,7 @@
 //! The request's `Tx` through `AppState::with_routing`, over a primary and a streaming
-//! standby: a request with a safe method reads on the replica, read-only; a request that
-//! writes, one behind `use_primary` or `writing_route`, and every read made while a write
-//! transaction is open run on the primary.
+//! standby: a request with a safe method reads on the replica, read-only, or behind
+//! `use_primary` on the primary, still read-only; a request that writes, one behind
+//! `writing_route`, and every read made while a write transaction is open run on the primary.
 
 use axum::Router;
 use axum::body::Body;
@@ -65,6 +65,7 @@ fn routes(state: AppState) -> Router {
         )
         .route("/insert", get(insert).post(insert))
         .route("/insert-marked", get(insert).layer(from_fn(writing_route)))
+        .route("/insert-primary", get(insert).layer(from_fn(use_primary)))
         .route("/nested", get(nested).post(nested))
         .layer(TenantTxLayer)
         .with_state(state)
@@ -120,7 +121,7 @@ async fn a_safe_request_reads_the_replica_and_any_other_the_primary() {
         ("GET", "/where", "replica true on 0"),
         ("HEAD", "/where", ""),
         ("POST", "/where", "primary false off 0"),
-        ("GET", "/where-primary", "primary false off 0"),
+        ("GET", "/where-primary", "primary false on 0"),
         ("GET", "/nested", "replica replica"),
         ("POST", "/nested", "primary primary"),
     ] {
@@ -141,17 +142,22 @@ async fn a_write_runs_on_the_primary_and_an_unmarked_get_cannot_write() {
     let routed = routed_site().await;
     let app = routes(state(&routed.site.pool).with_routing(routed.routing.clone()));
 
-    let reply = routed.send(&app, "GET", "/insert").await;
-    assert_eq!(
-        reply.status,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "{}",
-        reply.body
-    );
+    // `use_primary` sends a route's reads to the primary; it does not mark the route as
+    // writing: its write would set no pinning cookie, and the user agent's next read would
+    // go to a replica that may not have it yet.
+    for path in ["/insert", "/insert-primary"] {
+        let reply = routed.send(&app, "GET", path).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "GET {path}: {}",
+            reply.body
+        );
+    }
     assert_eq!(
         routed.written().await,
         0,
-        "refused in its read-only transaction"
+        "refused in their read-only transactions"
     );
 
     for (method, path) in [("POST", "/insert"), ("GET", "/insert-marked")] {
