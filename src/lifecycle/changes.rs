@@ -47,6 +47,12 @@ use crate::policy::Ident;
 /// The schema the change log lives in, in the source database, for the length of a move.
 const SCHEMA: &str = "rls_tenancy_move";
 
+/// The session advisory lock a move holds in the source database from before it installs
+/// the log until it is done with it: the log is the database's one, and a second move of
+/// the same tenant (to a third server) installing its own would drop the first's, whose
+/// replay would then miss the writes made before that.
+const MOVE_LOCK: i64 = 0x726c_736d_6f76;
+
 /// The log, its trigger function and the schema that holds them (the triggers and the
 /// runtime role's grants are made by [`install`]). An earlier move's leftovers (one cut off
 /// before it cleaned up) go first.
@@ -143,6 +149,33 @@ pub(super) async fn tables(
         });
     }
     Ok(found)
+}
+
+/// Takes the source database's move lock ([`MOVE_LOCK`]) on `conn` for its session, without
+/// waiting.
+///
+/// # Errors
+/// [`LifecycleError::MoveUnderWay`] when another session holds it.
+pub(super) async fn lock(conn: &mut PgConnection, slug: &str) -> Result<()> {
+    let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(MOVE_LOCK)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !taken {
+        return Err(LifecycleError::MoveUnderWay {
+            slug: slug.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Lets go of the move lock [`lock`] took on `conn`.
+pub(super) async fn unlock(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MOVE_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Installs the log, `runtime_role`'s rights on it and a trigger on each of `tables`, in one

@@ -131,6 +131,15 @@ pub enum LifecycleError {
         table: String,
     },
 
+    /// Another move of the tenant is under way (its change log is in the tenant's database).
+    #[error(
+        "tenant {slug} is being moved already: wait for that move to end (`rls-tenant list` shows where the tenant is), then move again"
+    )]
+    MoveUnderWay {
+        /// The tenant's slug.
+        slug: String,
+    },
+
     /// The copy's row counts are not the source's: the move was abandoned.
     #[error(
         "the copy's row counts differ from the tenant's database in {tables}: the move was abandoned, the tenant stays where it was and the copy was dropped; look for triggers or rules on the target server's template"
@@ -261,6 +270,7 @@ impl LifecycleError {
             LifecycleError::Database(_)
             | LifecycleError::CountsDiffer { .. }
             | LifecycleError::RegistryChanged { .. }
+            | LifecycleError::MoveUnderWay { .. }
             | LifecycleError::OldDatabaseKept { .. }
             | LifecycleError::DatabaseKept { .. } => false,
             _ => true,

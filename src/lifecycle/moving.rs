@@ -9,11 +9,14 @@
 //!    ([`super::provision_database`]): migrated, policies, grants, `CONNECT` for the runtime
 //!    role, a token key of its own. Its tables' columns must be the source's (else the two
 //!    are at different migrations: refused, the clone dropped).
-//! 3. Refuse a tenant table without a primary key ([`LifecycleError::NoPrimaryKey`]). In the
-//!    source, as the deploy role, install the change log (`super::changes`): a trigger on
-//!    each tenant table notes the key of every row written, from now on, in a table the
-//!    runtime role may only add to from inside that trigger. Installing waits for the writes
-//!    in flight (a moment's lock, like any trigger's creation).
+//! 3. Refuse a tenant table without a primary key ([`LifecycleError::NoPrimaryKey`]). Take
+//!    the source database's move lock for the rest of the move (a second move of the tenant,
+//!    to a third server, would replace this one's log: refused,
+//!    [`LifecycleError::MoveUnderWay`]). In the source, as the deploy role, install the
+//!    change log (`super::changes`): a trigger on each tenant table notes the key of every
+//!    row written, from now on, in a table the runtime role may only add to from inside that
+//!    trigger. Installing waits for the writes in flight (a moment's lock, like any
+//!    trigger's creation).
 //! 4. Copy from a snapshot, the tenant readable *and writable*: inside the tenant's own
 //!    `REPEATABLE READ` transaction, stream every table with binary `COPY` into the clone
 //!    (one transaction there).
@@ -183,7 +186,8 @@ impl TenantLifecycle {
     /// [`LifecycleError::SameServer`], [`LifecycleError::ServerFull`],
     /// [`LifecycleError::DatabaseTaken`] on the target, [`LifecycleError::NoTenantMigrations`].
     /// Abandoned with the tenant where it was and the clone dropped:
-    /// [`LifecycleError::SchemasDiffer`], [`LifecycleError::CountsDiffer`],
+    /// [`LifecycleError::SchemasDiffer`], [`LifecycleError::MoveUnderWay`],
+    /// [`LifecycleError::CountsDiffer`],
     /// [`LifecycleError::RegistryChanged`], a database error. After the move:
     /// [`LifecycleError::OldDatabaseKept`] when the old copy could not be dropped.
     ///
@@ -286,21 +290,31 @@ impl TenantLifecycle {
             columns.push(theirs);
         }
         let logged = changes::tables(&mut source_conn, tables, &columns).await?;
-        changes::install(
+        changes::lock(&mut source_conn, job.tenant.slug.as_str()).await?;
+        let switched = match changes::install(
             &mut source_conn,
             &logged,
             self.options.runtime_role(),
             LOCK_TIMEOUT,
         )
-        .await?;
-        tracing::info!("the tenant's writes are logged; copying from a snapshot");
-        let switched = self
-            .copy_then_switch(job, &logged, &mut source_conn, &mut target_conn, progress)
-            .await;
-        if switched.is_err()
-            && let Err(err) = changes::remove(&mut source_conn, LOCK_TIMEOUT).await
+        .await
         {
-            tracing::warn!(error = %err, "could not remove the move's change log from the tenant's database; the next move removes it");
+            Ok(()) => {
+                tracing::info!("the tenant's writes are logged; copying from a snapshot");
+                let switched = self
+                    .copy_then_switch(job, &logged, &mut source_conn, &mut target_conn, progress)
+                    .await;
+                if switched.is_err()
+                    && let Err(err) = changes::remove(&mut source_conn, LOCK_TIMEOUT).await
+                {
+                    tracing::warn!(error = %err, "could not remove the move's change log from the tenant's database; the next move removes it");
+                }
+                switched
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = changes::unlock(&mut source_conn).await {
+            tracing::debug!(error = %err, "could not let go of the move lock; it goes with the connection");
         }
         switched
     }

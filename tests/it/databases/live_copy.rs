@@ -6,12 +6,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rls_tenancy::{MoveProgress, ScratchServers, TenantPool, TenantScope, connect};
+use rls_tenancy::{LifecycleError, MoveProgress, ScratchServers, TenantPool, TenantScope, connect};
 use sqlx::{Connection, PgConnection};
 use tokio::sync::oneshot;
 
-use super::admin;
 use super::moving::{add_project, pool, projects, two_tenants};
+use super::{admin, footprint};
 
 /// Holds the move right after its first table is copied (the snapshot taken, nothing
 /// locked) until the test has written.
@@ -189,4 +189,58 @@ async fn writes_made_during_the_copy_land_in_the_new_copy_and_the_runtime_role_c
         "the identity continues after the copy's writes: {after}"
     );
     pool.close().await;
+}
+
+/// The session advisory lock a move holds in the tenant's database while its change log is
+/// there (`MOVE_LOCK` in `src/lifecycle/changes.rs`).
+const MOVE_LOCK: i64 = 0x726c_736d_6f76;
+
+#[tokio::test]
+async fn a_second_move_of_the_tenant_is_refused_and_leaves_the_first_ones_log_alone() {
+    let bed = ScratchServers::create().await.expect("scratch servers");
+    let (tenants, acme, _) = two_tenants(&bed).await;
+    let database = acme.database.clone().expect("database");
+    let before = footprint(&bed).await;
+
+    // A first move, to a third server, in the middle of its copy: it holds the lock and its
+    // log (the deploy role's, as a move's is) notes a write.
+    let mut first = admin(&bed, "one", &database).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_advisory_lock({MOVE_LOCK});
+         SET ROLE {};
+         CREATE SCHEMA rls_tenancy_move;
+         CREATE TABLE rls_tenancy_move.changes (relid oid NOT NULL, key jsonb NOT NULL);
+         INSERT INTO rls_tenancy_move.changes VALUES ('app.projects'::regclass, '{{\"id\": 1}}');",
+        bed.control().deploy_role()
+    )))
+    .execute(&mut first)
+    .await
+    .expect("the first move's lock and log");
+
+    let err = tenants
+        .move_tenant(&acme.slug, &"two".parse().expect("name"), &())
+        .await
+        .expect_err("refused while the first move runs");
+    assert!(
+        matches!(&err, LifecycleError::MoveUnderWay { slug } if slug == "acme"),
+        "{err}"
+    );
+    assert!(!err.is_usage(), "exit 1: {err}");
+    let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM rls_tenancy_move.changes")
+        .fetch_one(&mut first)
+        .await
+        .expect("the first move's log is still there");
+    assert_eq!(logged, 1, "the first move's log is untouched");
+    assert_eq!(
+        footprint(&bed).await,
+        before,
+        "the second move's clone is dropped"
+    );
+
+    // The first move ends (cut off: its log is left behind); the next move goes through.
+    first.close().await.expect("close");
+    tenants
+        .move_tenant(&acme.slug, &"two".parse().expect("name"), &())
+        .await
+        .expect("moved once no other move runs");
 }
