@@ -2,9 +2,11 @@
 //! table in the shared schema, `_rls_schema_migrations` (schema name, version, description,
 //! checksum), so that "what is every schema behind on" is one read, not one per schema.
 //!
-//! A schema's records are written in the same transaction as the DDL they record. A schema
-//! that does not exist has no records: a schema created by a run first deletes whatever rows
-//! a dropped schema of the same name left. Installs made before this table kept a
+//! A schema's records are written in the same transaction as the DDL they record, with the
+//! schema's oid. A schema that does not exist has no records, and neither has a schema whose
+//! oid is not the one recorded: a schema dropped and made again by hand, outside a run, starts
+//! with no records and is migrated again (a schema created by a run first deletes whatever
+//! rows a dropped schema of the same name left). Installs made before this table kept a
 //! `_rls_migrations` table in each tenant schema; [`adopt_schema_tables`] moves those rows
 //! here once and drops the old tables.
 
@@ -34,31 +36,45 @@ pub(super) struct SchemaRecords {
 /// One row of [`read`]: a schema, whether it exists, and one of its records, if any.
 type RecordRow = (String, bool, Option<i64>, Option<Vec<u8>>);
 
-/// `CREATE TABLE IF NOT EXISTS` of the records table in `shared`.
+/// `CREATE TABLE IF NOT EXISTS` of the records table in `shared`; a table made before records
+/// carried the schema's oid gets the column, filled with the oid each schema has now.
 pub(super) fn create_sql(shared: &Ident) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {shared}.{TABLE} (
              schema_name  text NOT NULL,
+             schema_oid   oid,
              version      bigint NOT NULL,
              description  text NOT NULL,
              checksum     bytea NOT NULL,
              installed_on timestamptz NOT NULL DEFAULT now(),
              PRIMARY KEY (schema_name, version)
-         )"
+         );
+         ALTER TABLE {shared}.{TABLE} ADD COLUMN IF NOT EXISTS schema_oid oid;
+         UPDATE {shared}.{TABLE} SET schema_oid = to_regnamespace(quote_ident(schema_name))
+          WHERE schema_oid IS NULL"
     )
 }
 
-/// The `INSERT` recording `migrations` as applied to `schema`; empty for none.
+/// The condition that `r`, a row of the records table, records the schema of that name that
+/// exists now (not a dropped one of the same name).
+const SAME_SCHEMA: &str = "r.schema_oid = to_regnamespace(quote_ident(r.schema_name))";
+
+/// The statements recording `migrations` as applied to `schema` (what a dropped schema of the
+/// same name left deleted first); empty for none.
 pub(super) fn insert_sql(shared: &Ident, schema: &SchemaName, migrations: &[&Migration]) -> String {
     if migrations.is_empty() {
         return String::new();
     }
+    let name = quote_literal(schema.as_str());
+    let oid = format!("to_regnamespace({})", quote_literal(&schema.to_string()));
     let rows: Vec<String> = migrations
         .iter()
-        .map(|m| format!("({}, {})", quote_literal(schema.as_str()), values(m)))
+        .map(|m| format!("({name}, {oid}, {})", values(m)))
         .collect();
+    // What a schema of the same name dropped outside a run left is deleted first.
     format!(
-        "INSERT INTO {shared}.{TABLE} (schema_name, version, description, checksum) VALUES {}",
+        "DELETE FROM {shared}.{TABLE} WHERE schema_name = {name} AND schema_oid IS DISTINCT FROM {oid};
+         INSERT INTO {shared}.{TABLE} (schema_name, schema_oid, version, description, checksum) VALUES {}",
         rows.join(", ")
     )
 }
@@ -101,7 +117,7 @@ pub(super) async fn read(
     let rows: Vec<RecordRow> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT s.name, to_regnamespace(quote_ident(s.name)) IS NOT NULL, r.version, r.checksum
                FROM unnest($1::text[]) AS s(name)
-               LEFT JOIN {shared}.{TABLE} r ON r.schema_name = s.name
+               LEFT JOIN {shared}.{TABLE} r ON r.schema_name = s.name AND {SAME_SCHEMA}
               ORDER BY s.name, r.version"
     )))
     .bind(schemas)
@@ -140,7 +156,7 @@ pub(super) async fn migrated(
            FROM {shared}.{TABLE} r
            JOIN unnest($2::bigint[], $3::bytea[]) AS w(version, checksum)
              ON w.version = r.version AND w.checksum = r.checksum
-          WHERE r.schema_name = ANY($1)
+          WHERE r.schema_name = ANY($1) AND {SAME_SCHEMA}
           GROUP BY r.schema_name
          HAVING count(*) = cardinality($2::bigint[])"
     )))
@@ -171,8 +187,8 @@ pub(super) async fn adopt_schema_tables(
     for chunk in old.chunks(ADOPT_CHUNK) {
         // The names come from the catalog; format's %I and %L quote them where they enter.
         let script: String = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT format('INSERT INTO {shared}.{TABLE} (schema_name, version, description, checksum, installed_on) %s ON CONFLICT DO NOTHING; DROP TABLE %s',
-                           string_agg(format('SELECT %L, version, description, checksum, installed_on FROM %I._rls_migrations', s, s), ' UNION ALL '),
+            "SELECT format('INSERT INTO {shared}.{TABLE} (schema_name, schema_oid, version, description, checksum, installed_on) %s ON CONFLICT DO NOTHING; DROP TABLE %s',
+                           string_agg(format('SELECT %L, %L::regnamespace, version, description, checksum, installed_on FROM %I._rls_migrations', s, quote_ident(s), s), ' UNION ALL '),
                            string_agg(format('%I._rls_migrations', s), ', '))
                FROM unnest($1::text[]) AS s"
         )))

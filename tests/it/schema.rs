@@ -677,6 +677,47 @@ async fn a_schema_dropped_by_hand_is_made_again_despite_its_records() {
 }
 
 #[tokio::test]
+async fn a_schema_dropped_and_made_again_by_hand_is_migrated_again() {
+    let t = SchemaTenants::new().await;
+    let mut deploy = t.deploy().await;
+    // Made again before any run sees it gone: the records of the dropped one are still
+    // there under the same name, and must not count for the new, empty schema.
+    sqlx::raw_sql("DROP SCHEMA tenant_b CASCADE; CREATE SCHEMA tenant_b")
+        .execute(&mut deploy)
+        .await
+        .expect("drop and create by hand");
+    let report = t.rerun_without_failures().await;
+    assert_eq!(
+        outcomes(&report),
+        [
+            ("tenant_a", SchemaOutcome::Current),
+            (
+                "tenant_b",
+                SchemaOutcome::Migrated {
+                    applied: vec![20261130000001]
+                }
+            ),
+        ],
+        "{report}"
+    );
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'tenant_b' AND tablename IN ('users', 'projects', 'tasks', 'subtasks')",
+    )
+    .fetch_one(&mut deploy)
+    .await
+    .expect("tables");
+    assert_eq!(tables, 4);
+    let again = t.rerun_without_failures().await;
+    assert!(
+        again
+            .schemas
+            .iter()
+            .all(|s| s.outcome == SchemaOutcome::Current),
+        "{again}"
+    );
+}
+
+#[tokio::test]
 async fn schemas_migrated_in_one_batch_store_the_same_policy_tree_per_table() {
     let t = SchemaTenants::new().await;
     register(&t.admin, "tenant-c", "tenant_c").await;
