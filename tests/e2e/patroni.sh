@@ -281,9 +281,11 @@ say "Patroni members ${MEMBERS[*]} (synchronous_mode, strict: $SYNC_STRICT, ttl 
 start_member "${MEMBERS[0]}"
 # The first member bootstraps the cluster; the others join once it leads (a replica that
 # starts first would wait for a leader anyway, but one at a time keeps the log readable).
-wait_leader_deadline=$((SECONDS + 60))
+# Its bootstrap is initdb and a first start with fsync on: usually ~10 s, but once over 60 s
+# on a machine whose disk was busy writing back (a set-up wait, not a figure of the run).
+wait_leader_deadline=$((SECONDS + 150))
 until [ "$(cluster_lines | awk '$2 == "leader" && $3 == "running"' | wc -l)" -eq 1 ]; do
-  [ "$SECONDS" -lt "$wait_leader_deadline" ] || { tail -n 30 "$work/${MEMBERS[0]}.log" >&2; setup_fail "no leader after 60 s"; }
+  [ "$SECONDS" -lt "$wait_leader_deadline" ] || { tail -n 30 "$work/${MEMBERS[0]}.log" >&2; setup_fail "no leader after 150 s"; }
   sleep 0.25
 done
 for member in "${MEMBERS[@]:1}"; do start_member "$member"; done
