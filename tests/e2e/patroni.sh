@@ -75,7 +75,9 @@ spawn() {
   local log="$1"
   shift
   if [ "$(id -u)" -eq 0 ]; then
-    setsid runuser -u postgres -- "$@" >>"$log" 2>&1 &
+    # From the work directory: the checkout's may be closed to the postgres user (a clone in a
+    # mktemp -d directory is 0700), and initdb fails to start from a directory it cannot read.
+    (cd "$work" && exec setsid runuser -u postgres -- "$@") >>"$log" 2>&1 &
   else
     setsid "$@" >>"$log" 2>&1 &
   fi
@@ -281,11 +283,9 @@ say "Patroni members ${MEMBERS[*]} (synchronous_mode, strict: $SYNC_STRICT, ttl 
 start_member "${MEMBERS[0]}"
 # The first member bootstraps the cluster; the others join once it leads (a replica that
 # starts first would wait for a leader anyway, but one at a time keeps the log readable).
-# Its bootstrap is initdb and a first start with fsync on: usually ~10 s, but once over 60 s
-# on a machine whose disk was busy writing back (a set-up wait, not a figure of the run).
-wait_leader_deadline=$((SECONDS + 150))
+wait_leader_deadline=$((SECONDS + 60))
 until [ "$(cluster_lines | awk '$2 == "leader" && $3 == "running"' | wc -l)" -eq 1 ]; do
-  [ "$SECONDS" -lt "$wait_leader_deadline" ] || { tail -n 30 "$work/${MEMBERS[0]}.log" >&2; setup_fail "no leader after 150 s"; }
+  [ "$SECONDS" -lt "$wait_leader_deadline" ] || { tail -n 30 "$work/${MEMBERS[0]}.log" >&2; setup_fail "no leader after 60 s"; }
   sleep 0.25
 done
 for member in "${MEMBERS[@]:1}"; do start_member "$member"; done
