@@ -6,10 +6,13 @@
 #
 # 1. two scratch databases with the same rows ($TENANTS tenants x 500 subtasks), one migrated
 #    by rls-migrate with --tenant-context plain, one with the signed context and a key file;
+#    both vacuumed, frozen and checkpointed before the first round (freshly inserted rows
+#    make their first readers set hint bits and autovacuum start mid-run, in one database
+#    and not the other);
 # 2. pgbench (simple protocol, so that BEGIN and the tenant's entry travel in one message as
 #    the pool sends them), $CONNECTIONS clients, random tenant and page, rounds alternating
-#    three sides: BEGIN + the tenant; the demo's page query (10 subtasks with task and
-#    project); COMMIT;
+#    three sides, each round starting with the next one: BEGIN + the tenant; the demo's page
+#    query (10 subtasks with task and project); COMMIT;
 #    - plain:          BEGIN; SELECT set_config('app.tenant_id', <id>, true)
 #    - plain + HMAC:   the same, and the HMAC-SHA256 the signed side computes, discarded
 #    - signed:         BEGIN; SELECT rls_tenancy.enter(...) with the signature computed in the
@@ -69,7 +72,8 @@ INSERT INTO app.tasks (account_id, project_id, name)
     SELECT p.account_id, p.id, 'task ' || p.id || '.' || t FROM app.projects p, generate_series(1, 10) t;
 INSERT INTO app.subtasks (account_id, task_id, name)
     SELECT t.account_id, t.id, md5(t.id::text || '.' || s) FROM app.tasks t, generate_series(1, 10) s;
-ANALYZE;
+VACUUM (FREEZE, ANALYZE);
+CHECKPOINT;
 SQL
 done
 
@@ -130,7 +134,11 @@ done
 declare -A rate=([plain]=0 [plain_hmac]=0 [signed]=0) cpu=([plain]=0 [plain_hmac]=0 [signed]=0)
 for round in $(seq 1 "$ROUNDS"); do
   line="round $round/$ROUNDS:"
-  for side in $sides; do
+  # Each round starts with another side, so that no side always runs last (a load that
+  # grows during a round would otherwise count against the same side every time).
+  read -ra order <<<"$sides"
+  shift_by=$(( (round - 1) % ${#order[@]} ))
+  for side in "${order[@]:shift_by}" "${order[@]:0:shift_by}"; do
     read -r tps us < <(run "${side%%:*}" "${side#*:}" "$work/${side%%:*}.sql" "$DURATION")
     rate[${side%%:*}]=$(( ${rate[${side%%:*}]} + tps ))
     cpu[${side%%:*}]=$(( ${cpu[${side%%:*}]} + us ))
