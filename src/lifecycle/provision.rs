@@ -144,13 +144,25 @@ impl Job<'_> {
                 "created the template database"
             );
         }
-        // Every time, not only after its CREATE: a caller cut off between the two would leave
-        // the template open to PUBLIC (a new database lets PUBLIC connect and make temporary
-        // tables), and every later provisioning skips the CREATE.
-        let revoke = format!("REVOKE ALL ON DATABASE {template} FROM PUBLIC");
-        sqlx::raw_sql(AssertSqlSafe(revoke))
-            .execute(&mut *admin)
-            .await?;
+        // Checked every time, not only after its CREATE: a caller cut off between the two
+        // would leave the template open to PUBLIC (a new database lets PUBLIC connect and make
+        // temporary tables), and every later provisioning skips the CREATE. Revoked only when
+        // PUBLIC holds something: a REVOKE rewrites the database's catalog row even when it
+        // changes nothing.
+        let public_holds: bool = sqlx::query_scalar(
+            "SELECT has_database_privilege('public', $1, 'CONNECT')
+                 OR has_database_privilege('public', $1, 'TEMP')
+                 OR has_database_privilege('public', $1, 'CREATE')",
+        )
+        .bind(template.as_str())
+        .fetch_one(&mut *admin)
+        .await?;
+        if public_holds {
+            let revoke = format!("REVOKE ALL ON DATABASE {template} FROM PUBLIC");
+            sqlx::raw_sql(AssertSqlSafe(revoke))
+                .execute(&mut *admin)
+                .await?;
+        }
         let mut conn = connect::connect(&server.url().with_database(template.as_str())).await?;
         let mut tx = conn.begin().await?;
         let changes = migrate_database(&mut tx, self.migrator, self.decl, self.options).await?;

@@ -14,6 +14,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::sync::Semaphore;
 
 use super::across::write_outcomes;
+use super::installed::InstalledFunctions;
 use super::{
     MigrateError, MigrateOptions, SchemaOutcome, grants, policies, release_check, schemas, signed,
 };
@@ -60,6 +61,7 @@ pub(crate) async fn migrate_database(
         quote_literal(&schema.to_string()),
     );
     let applied = schemas::apply_tenant_migrations(conn, migrator, schema, &path).await?;
+    let functions = InstalledFunctions::read(conn, options).await?;
     let key_installed = match options.mode {
         TenantContextMode::Signed => {
             signed::install(
@@ -67,6 +69,7 @@ pub(crate) async fn migrate_database(
                 options.tenant_key.as_ref(),
                 options.retire_old_keys,
                 &options.runtime_role,
+                functions.current(),
             )
             .await?
             .installed
@@ -78,7 +81,10 @@ pub(crate) async fn migrate_database(
     if options.mode == TenantContextMode::Plain {
         signed::uninstall(conn).await?;
     }
-    release_check::install(conn, &options.runtime_role).await?;
+    if !functions.current() {
+        release_check::install(conn, &options.runtime_role).await?;
+        functions.mark(conn).await?;
+    }
     let grants = grants::grant_tenant_tables(conn, schema, decl, &options.runtime_role).await?;
     grants::revoke_public_defaults(conn).await?;
     Ok(DatabaseChanges {

@@ -487,29 +487,35 @@ fn column_list(columns: &[Ident]) -> String {
 }
 
 /// `TEMP` on the database and `CREATE` on `public` are granted to `PUBLIC` by default; take
-/// them back when the deploy role owns (or is a member of the owner of) those objects.
+/// them back when the deploy role owns (or is a member of the owner of) those objects and
+/// `PUBLIC` still holds them (a `REVOKE` writes a catalog row even when it changes nothing).
 pub(super) async fn revoke_public_defaults(conn: &mut PgConnection) -> Result<()> {
-    let (owns_database, owns_public): (bool, bool) = sqlx::query_as(
-        "SELECT pg_has_role(current_user, d.datdba, 'MEMBER'),
-                coalesce((SELECT pg_has_role(current_user, n.nspowner, 'MEMBER')
-                            FROM pg_catalog.pg_namespace n WHERE n.nspname = 'public'), false)
-           FROM pg_catalog.pg_database d WHERE d.datname = current_database()",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    if owns_database {
+    let (owns_database, owns_public, public_on_database, public_creates): (bool, bool, bool, bool) =
+        sqlx::query_as(
+            "SELECT pg_has_role(current_user, d.datdba, 'MEMBER'),
+                    coalesce((SELECT pg_has_role(current_user, n.nspowner, 'MEMBER')
+                                FROM pg_catalog.pg_namespace n WHERE n.nspname = 'public'), false),
+                    has_database_privilege('public', d.oid, 'TEMP')
+                        OR has_database_privilege('public', d.oid, 'CREATE'),
+                    to_regnamespace('public') IS NOT NULL
+                        AND has_schema_privilege('public', 'public', 'CREATE')
+               FROM pg_catalog.pg_database d WHERE d.datname = current_database()",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+    if owns_database && public_on_database {
         sqlx::raw_sql(
             "DO $$ BEGIN EXECUTE format('REVOKE TEMP, CREATE ON DATABASE %I FROM PUBLIC', current_database()); END $$",
         )
         .execute(&mut *conn)
         .await?;
     }
-    if owns_public {
+    if !owns_public {
+        tracing::warn!("the deploy role does not own schema public; leaving its privileges alone");
+    } else if public_creates {
         sqlx::raw_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
             .execute(&mut *conn)
             .await?;
-    } else {
-        tracing::warn!("the deploy role does not own schema public; leaving its privileges alone");
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ mod current;
 pub(crate) mod databases;
 mod error;
 pub(crate) mod grants;
+mod installed;
 mod policies;
 pub(crate) mod records;
 mod registry_notify;
@@ -36,6 +37,7 @@ pub(crate) mod signed;
 use std::fmt;
 use std::path::Path;
 
+use installed::InstalledFunctions;
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnection;
@@ -397,6 +399,7 @@ async fn run(
     crate::policy::verify(&mut tx, decl).await??;
     let context =
         TenantContext::new(options.variable.clone(), decl.key_type()).with_mode(options.mode);
+    let functions = InstalledFunctions::read(&mut tx, options).await?;
     let keys = match options.mode {
         TenantContextMode::Signed => {
             signed::install(
@@ -404,6 +407,7 @@ async fn run(
                 options.tenant_key.as_ref(),
                 options.retire_old_keys,
                 &options.runtime_role,
+                functions.current(),
             )
             .await?
         }
@@ -414,7 +418,10 @@ async fn run(
     if options.mode == TenantContextMode::Plain {
         signed::uninstall(&mut tx).await?;
     }
-    release_check::install(&mut tx, &options.runtime_role).await?;
+    if !functions.current() {
+        release_check::install(&mut tx, &options.runtime_role).await?;
+        functions.mark(&mut tx).await?;
+    }
     registry_notify::install_registry_notify(&mut tx, decl).await?;
     register_static_tenants(&mut tx, decl).await?;
     if decl.strategy() == crate::Strategy::Schema {

@@ -19,9 +19,10 @@ pub(super) struct KeyChanges {
     pub(super) accepted: Vec<String>,
 }
 
-/// Creates or replaces the signed context's schemas, tables and functions; installs `key`
-/// when the database does not have it yet (other keys stay accepted: a rotation); with
-/// `retire_others`, removes every key but `key`; lets `runtime` call the two functions.
+/// Creates or replaces the signed context's schemas, tables and functions and lets `runtime`
+/// call the two functions, unless `installed` (the database holds this version already, see
+/// `installed`); installs `key` when the database does not have it yet (other keys stay
+/// accepted: a rotation); with `retire_others`, removes every key but `key`.
 ///
 /// # Errors
 /// [`MigrateError::NoTenantKey`] when no key would be accepted afterwards, or when asked to
@@ -31,10 +32,13 @@ pub(super) async fn install(
     key: Option<&TenantKey>,
     retire_others: bool,
     runtime: &Ident,
+    installed: bool,
 ) -> Result<KeyChanges> {
-    sqlx::raw_sql(SIGNED_CONTEXT_SQL)
-        .execute(&mut *conn)
-        .await?;
+    if !installed {
+        sqlx::raw_sql(SIGNED_CONTEXT_SQL)
+            .execute(&mut *conn)
+            .await?;
+    }
     let token_key = TenantKey::generate();
     let (inner, outer) = token_key.blocks();
     sqlx::query(
@@ -86,15 +90,13 @@ pub(super) async fn install(
             reason: "the signed tenant context needs a key and the database has none: pass --tenant-key-file PATH (created there when absent), or --tenant-context plain",
         });
     }
-    for grant in [
-        format!("GRANT USAGE ON SCHEMA rls_tenancy TO {runtime}"),
-        format!(
-            "GRANT EXECUTE ON FUNCTION rls_tenancy.enter(text, text, text, bigint, bigint, text), rls_tenancy.tenant(text) TO {runtime}"
-        ),
-    ] {
-        sqlx::raw_sql(AssertSqlSafe(grant))
-            .execute(&mut *conn)
-            .await?;
+    if !installed {
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "GRANT USAGE ON SCHEMA rls_tenancy TO {runtime};
+             GRANT EXECUTE ON FUNCTION rls_tenancy.enter(text, text, text, bigint, bigint, text), rls_tenancy.tenant(text) TO {runtime}"
+        )))
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(changes)
 }

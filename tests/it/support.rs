@@ -177,6 +177,32 @@ pub fn sqlstate<T>(result: &Result<T, sqlx::Error>) -> Option<String> {
     }
 }
 
+/// The version (`xmin`) of each catalog row a migration could rewrite: the toolkit's
+/// functions, every schema and relation outside the system schemas, and the database's own
+/// row. `CREATE OR REPLACE`, `GRANT` and `REVOKE` write a new version even when they change
+/// nothing, so two equal snapshots mean that nothing was written in between.
+pub async fn catalog_row_versions<'c>(conn: impl sqlx::PgExecutor<'c>) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT format('function %s xmin=%s', p.oid::regprocedure, p.xmin)
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE n.nspname IN ('rls_tenancy', 'rls_tenancy_secret')
+         UNION ALL
+         SELECT format('schema %s xmin=%s', n.nspname, n.xmin)
+           FROM pg_namespace n
+          WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+         UNION ALL
+         SELECT format('relation %s xmin=%s', c.oid::regclass, c.xmin)
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+         UNION ALL
+         SELECT format('database xmin=%s', d.xmin) FROM pg_database d WHERE d.datname = current_database()
+         ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await
+    .expect("catalog row versions")
+}
+
 /// Every schema, relation, column privilege, policy (with its oid: a policy dropped and
 /// created again differs) and default privilege of the database outside the system schemas,
 /// as one comparable snapshot: what `rls-migrate` is responsible for.

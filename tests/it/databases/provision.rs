@@ -198,6 +198,33 @@ async fn only_the_runtime_role_may_connect_and_never_to_the_template() {
     );
 }
 
+/// The template's catalog row versions, read over a connection closed before returning (no
+/// session may stay on a template while it is cloned).
+async fn template_rows(bed: &ScratchServers) -> Vec<String> {
+    let (_, template) = names(bed, "unused");
+    let mut su = admin(bed, "two", template.as_str()).await;
+    let rows = crate::support::catalog_row_versions(&mut su).await;
+    su.close().await.expect("close");
+    rows
+}
+
+#[tokio::test]
+async fn cloning_the_template_again_leaves_it_as_it_was() {
+    let bed = ScratchServers::create().await.expect("scratch servers");
+    provision(&bed, "two", "a").await.expect("a");
+    let before = template_rows(&bed).await;
+    assert!(
+        before
+            .iter()
+            .any(|row| row.starts_with("function rls_tenancy.enter(")),
+        "{before:?}"
+    );
+    provision(&bed, "two", "b").await.expect("b");
+    // Re-installing what the template holds would leave dead catalog rows that every later
+    // tenant database copies.
+    assert_eq!(template_rows(&bed).await, before);
+}
+
 #[tokio::test]
 async fn each_clone_gets_its_own_token_key_and_a_taken_name_changes_nothing() {
     let bed = ScratchServers::create().await.expect("scratch servers");

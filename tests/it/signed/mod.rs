@@ -6,4 +6,5 @@ pub(crate) mod attacks;
 mod entered;
 mod guard;
 mod keys;
+mod reinstall;
 mod replay;
