@@ -2,7 +2,8 @@
 # The signed tenant context's cost on the page query, against the plain context, in one run.
 #
 #   benches/signed_context.sh          (env: DURATION s a round, default 10; ROUNDS, default 3;
-#                                       CONNECTIONS, default 8; TENANTS, default 100)
+#                                       CONNECTIONS, default 8; TENANTS, default 100;
+#                                       PROTOCOL, prepared (default) or simple)
 #
 # 1. two scratch databases with the same rows ($TENANTS tenants x 500 subtasks), one migrated
 #    by rls-migrate with --tenant-context plain, one with the signed context and a key file;
@@ -12,7 +13,10 @@
 # 2. pgbench (simple protocol, so that BEGIN and the tenant's entry travel in one message as
 #    the pool sends them), $CONNECTIONS clients, random tenant and page, rounds alternating
 #    three sides, each round starting with the next one: BEGIN + the tenant; the demo's page
-#    query (10 subtasks with task and project); COMMIT;
+#    query (10 subtasks with task and project); COMMIT. The page query is PREPAREd once per
+#    connection and EXECUTEd, its plan cached as the application's is (sqlx caches each
+#    connection's prepared statements); PROTOCOL=simple sends it as text every time instead,
+#    planned again in each transaction, the policies' three initplans with it;
 #    - plain:          BEGIN; SELECT set_config('app.tenant_id', <id>, true)
 #    - plain + HMAC:   the same, and the HMAC-SHA256 the signed side computes, discarded
 #    - signed:         BEGIN; SELECT rls_tenancy.enter(...) with the signature computed in the
@@ -39,6 +43,7 @@ DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-8}"
 TENANTS="${TENANTS:-100}"
+PROTOCOL="${PROTOCOL:-prepared}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 work="$(mktemp -d -t rls-signed-XXXXXX)"
 db="rls_sig_$$"
@@ -77,11 +82,23 @@ CHECKPOINT;
 SQL
 done
 
-page="SELECT s.id, s.account_id, s.name, s.is_complete, t.name, p.name
+query="SELECT s.id, s.account_id, s.name, s.is_complete, t.name, p.name
     FROM app.subtasks s
     JOIN app.tasks t ON t.account_id = s.account_id AND t.id = s.task_id
     JOIN app.projects p ON p.account_id = t.account_id AND p.id = t.project_id
-    ORDER BY s.name, s.id LIMIT 10 OFFSET :off;"
+    ORDER BY s.name, s.id LIMIT 10 OFFSET"
+case "$PROTOCOL" in
+  # Prepared once per connection (pgbench keeps a client's variables across its transactions),
+  # then executed: the plan, with the policies' initplans, is cached as sqlx's statement
+  # cache has it for the application.
+  prepared) prepare="\\if :prepared = 0
+PREPARE page(bigint) AS $query \$1;
+\\set prepared 1
+\\endif"
+            page="EXECUTE page(:off);" ;;
+  simple) prepare=""; page="$query :off;" ;;
+  *) fail "PROTOCOL must be prepared or simple" ;;
+esac
 # The HMAC-SHA256 of the entry, as the signed side's rls_tenancy.enter checks it.
 hmac="encode(sha256(k.outer_block || sha256(k.inner_block || convert_to(concat_ws('|', 'v1', 'app.tenant_id', :tid::text, :nonce, k.issued_ms), 'UTF8'))), 'hex')"
 keys="(SELECT key_id, inner_block, outer_block, (extract(epoch FROM statement_timestamp()) * 1000)::bigint AS issued_ms"
@@ -91,7 +108,8 @@ psql "${ADMIN_URL%/*}/${db}_p" -v ON_ERROR_STOP=1 -q -c "CREATE TABLE public.ben
 psql "${ADMIN_URL%/*}/${db}_p" -v ON_ERROR_STOP=1 -q -c "ALTER TABLE public.bench_keys OWNER TO ${db}_p_deploy"
 header="\\set tid random(1, $TENANTS)
 \\set off random(0, 49) * 10
-\\set nonce random(1, 9000000000000000000)"
+\\set nonce random(1, 9000000000000000000)
+$prepare"
 cat >"$work/plain.sql" <<SQL
 $header
 BEGIN \\; SELECT set_config('app.tenant_id', :tid::text, true);
@@ -115,7 +133,7 @@ host_port="$(psql "$ADMIN_URL" -Atqc "SELECT current_setting('port')")"
 run() { # run NAME DB SCRIPT SECONDS: prints tps and the cluster's CPU microseconds a transaction
   local before after out
   before="$(pg_cpu)"
-  out="$(PGPASSWORD="$password" pgbench -n -M simple -f "$3" -c "$CONNECTIONS" -j 2 -T "$4" \
+  out="$(PGPASSWORD="$password" pgbench -n -M simple -D prepared=0 -f "$3" -c "$CONNECTIONS" -j 2 -T "$4" \
     -h 127.0.0.1 -p "$host_port" -U "${2}_deploy" "$2" 2>&1)"
   sleep 0.5   # the backends pgbench leaves exit and are reaped
   after="$(pg_cpu)"
@@ -127,7 +145,7 @@ run() { # run NAME DB SCRIPT SECONDS: prints tps and the cluster's CPU microseco
 # Each side sees its own tenant's rows only, or the comparison means nothing.
 sides="plain:${db}_p plain_hmac:${db}_p signed:${db}_s"
 for side in $sides; do
-  PGPASSWORD="$password" pgbench -n -M simple -f "$work/${side%%:*}.sql" -c 1 -t 20 -h 127.0.0.1 -p "$host_port" \
+  PGPASSWORD="$password" pgbench -n -M simple -D prepared=0 -f "$work/${side%%:*}.sql" -c 1 -t 20 -h 127.0.0.1 -p "$host_port" \
     -U "${side#*:}_deploy" "${side#*:}" >"$work/check.out" 2>&1 || { cat "$work/check.out" >&2; fail "the ${side%%:*} script fails"; }
   run warm "${side#*:}" "$work/${side%%:*}.sql" 2 >/dev/null
 done
