@@ -124,6 +124,8 @@ struct GrantState {
     stray: bool,
     /// `PUBLIC` holds a privilege on the schema.
     public_on_schema: bool,
+    /// The runtime role may create objects in the schema (never given; taken back).
+    creates_in_schema: bool,
     /// The runtime role may use the schema.
     usage: bool,
     /// The tenant tables' own sequences, quoted and schema-qualified.
@@ -185,6 +187,7 @@ impl GrantState {
                 let state = Self {
                     stray: row.stray,
                     public_on_schema: row.public_on_schema,
+                    creates_in_schema: row.creates_in_schema,
                     usage: row.usage,
                     sequences: row.sequences,
                     missing_sequences: row.missing_sequences,
@@ -215,6 +218,7 @@ impl GrantState {
     fn full(&self, schema: &Ident, runtime: &Ident) -> Vec<String> {
         let mut sql = vec![
             format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"),
+            format!("REVOKE CREATE ON SCHEMA {schema} FROM {runtime}"),
             format!("GRANT USAGE ON SCHEMA {schema} TO {runtime}"),
             // Closed until declared: every table, view and sequence of the schema starts from
             // nothing (a table a migration created without a declaration, or one an older
@@ -246,6 +250,9 @@ impl GrantState {
         let mut sql = Vec::new();
         if self.public_on_schema {
             sql.push(format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"));
+        }
+        if self.creates_in_schema {
+            sql.push(format!("REVOKE CREATE ON SCHEMA {schema} FROM {runtime}"));
         }
         if !self.usage {
             sql.push(format!("GRANT USAGE ON SCHEMA {schema} TO {runtime}"));
@@ -305,6 +312,7 @@ struct GrantStateRow {
     schema: String,
     stray: bool,
     public_on_schema: bool,
+    creates_in_schema: bool,
     usage: bool,
     sequences: Vec<String>,
     missing_sequences: Vec<String>,
@@ -345,7 +353,7 @@ impl TryFrom<TableGrantsRow> for TableGrants {
 
 /// The runtime role's privileges in each schema of `$1` that exists, whose tenant tables are
 /// `$2` with tenant columns `$3`, for role `$4`: one row per schema (schema, stray,
-/// public_on_schema, usage, sequences, missing_sequences, tables as JSON). Privileges are
+/// public_on_schema, creates_in_schema, usage, sequences, missing_sequences, tables as JSON). Privileges are
 /// read from the ACLs themselves (`aclexplode`), not through role membership, as the REVOKEs
 /// and GRANTs write them.
 const GRANT_STATE: &str = "
@@ -469,6 +477,8 @@ SELECT
     ns.name AS schema,
     ns.oid IN (SELECT ns FROM stray) AS stray,
     EXISTS (SELECT 1 FROM aclexplode(ns.nspacl) x WHERE x.grantee = 0) AS public_on_schema,
+    EXISTS (SELECT 1 FROM aclexplode(ns.nspacl) x
+             WHERE x.grantee = (SELECT oid FROM runtime) AND x.privilege_type = 'CREATE') AS creates_in_schema,
     EXISTS (SELECT 1 FROM aclexplode(ns.nspacl) x
              WHERE x.grantee = (SELECT oid FROM runtime) AND x.privilege_type = 'USAGE') AS usage,
     coalesce(seqs.sequences, '{}') AS sequences,

@@ -432,6 +432,52 @@ async fn a_grant_on_a_relation_the_declaration_does_not_name_is_taken_back_by_a_
 }
 
 #[tokio::test]
+async fn a_rerun_takes_back_a_table_wide_update_and_create_on_the_schema() {
+    let t = SchemaTenants::new().await;
+    let runtime = t.db.runtime_role();
+    // The schema's records and policies stay current; only its grants are off, in ways a
+    // rerun's quick "already current" check must not miss: in tenant_b a table-wide UPDATE
+    // (the tenant column becomes updatable) and CREATE on the schema; in tenant_a CREATE only
+    // (taken back without the full reset of the schema's grants).
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "GRANT UPDATE ON tenant_b.projects TO {runtime};
+         GRANT CREATE ON SCHEMA tenant_b TO {runtime};
+         GRANT CREATE ON SCHEMA tenant_a TO {runtime}"
+    )))
+    .execute(&t.admin)
+    .await
+    .expect("grants changed by hand");
+    let privileges = || {
+        sqlx::query_as::<_, (bool, bool, bool, bool)>(
+            "SELECT has_column_privilege($1, 'tenant_b.projects', 'account_id', 'UPDATE'),
+                    has_column_privilege($1, 'tenant_b.projects', 'name', 'UPDATE'),
+                    has_schema_privilege($1, 'tenant_b', 'CREATE'),
+                    has_schema_privilege($1, 'tenant_a', 'CREATE')",
+        )
+        .bind(runtime.as_str())
+    };
+    assert_eq!(
+        privileges().fetch_one(&t.admin).await.expect("before"),
+        (true, true, true, true)
+    );
+    let report = t.rerun_without_failures().await;
+    assert_eq!(
+        outcomes(&report),
+        [
+            ("tenant_a", SchemaOutcome::Migrated { applied: vec![] }),
+            ("tenant_b", SchemaOutcome::Migrated { applied: vec![] }),
+        ],
+        "{report}"
+    );
+    assert_eq!(
+        privileges().fetch_one(&t.admin).await.expect("after"),
+        (false, true, false, false),
+        "the tenant column is no longer updatable (the others still are) and both schemas are \
+         closed to CREATE again"
+    );
+}
+
+#[tokio::test]
 async fn a_rerun_repairs_a_tampered_policy_a_dropped_force_and_an_extra_policy() {
     let t = SchemaTenants::new().await;
     let mut deploy = t.deploy().await;
