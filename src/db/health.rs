@@ -135,6 +135,23 @@ pub(crate) async fn acquire(
         }))
 }
 
+/// A connection of `pool` that answers a ping, the dead idle ones it meets closed on the way
+/// (after one connection turned out dead, the others may be too: killed backends, a
+/// restarted server); at most one try per connection the pool may hold, then a plain
+/// acquire, which opens a new one.
+pub(crate) async fn live_connection(
+    pool: &PgPool,
+) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+    for _ in 0..pool.options().get_max_connections() {
+        let mut conn = pool.acquire().await?;
+        if conn.ping().await.is_ok() {
+            return Ok(conn);
+        }
+        conn.close_on_drop();
+    }
+    pool.acquire().await
+}
+
 /// `PgPool::acquire`, taking the server to be down when a connection attempt failed
 /// outright, or none could be had in time although the pool had room to open one and
 /// the server refuses connections. With `patience` (a peer's pool, which must fail fast so

@@ -19,7 +19,7 @@ mod tx;
 pub(crate) use begin::BeginPlan;
 pub use begin::{IsolationLevel, TxOptions};
 pub use error::DbError;
-pub(crate) use health::{Health, PROBE_TIMEOUT, is_connection_lost};
+pub(crate) use health::{Health, PROBE_TIMEOUT, is_connection_lost, live_connection};
 pub use pool::{TenantPool, TenantPoolOptions};
 pub use pool_set::{PoolSet, PoolSetOptions, PoolSetStats};
 #[cfg(feature = "migrate")]

@@ -100,14 +100,7 @@ impl DatabaseDirectory {
     /// control database migrated for another strategy): every request would fail on it.
     pub(crate) async fn check(&self) -> Result<(), PlacementError> {
         for column in &self.columns {
-            let query = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
-                                 WHERE a.attrelid = to_regclass($1) AND a.attname = $2
-                                   AND NOT a.attisdropped
-                                   AND has_column_privilege(a.attrelid, a.attnum, 'SELECT'))",
-            )
-            .bind(&self.registry)
-            .bind(column.as_str());
+            let query = || super::column_readable(&self.registry, column.as_str());
             if fetch_routing(&self.pool, self.pooler, query).await? != Some(true) {
                 return Err(PlacementError::NotMigratedForDatabases {
                     column: format!("{}.{}", self.registry, column),
@@ -122,10 +115,12 @@ impl DatabaseDirectory {
         if let Some(place) = self.places.0.get(&id) {
             return Ok(place);
         }
-        let query = sqlx::query_scalar(AssertSqlSafe(self.lookup.as_str()));
-        let query = match id.as_i64() {
-            Some(int) => query.bind(int),
-            None => query.bind(id.as_uuid()),
+        let query = || {
+            let query = sqlx::query_scalar(AssertSqlSafe(self.lookup.as_str()));
+            match id.as_i64() {
+                Some(int) => query.bind(int),
+                None => query.bind(id.as_uuid()),
+            }
         };
         let found: Option<Vec<Option<String>>> =
             fetch_routing(&self.pool, self.pooler, query).await?;

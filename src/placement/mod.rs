@@ -26,7 +26,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryScalar;
+use sqlx::{AssertSqlSafe, PgPool, Postgres};
 
 pub(crate) use database::DatabaseDirectory;
 pub use database_name::{DatabaseName, DatabasePattern};
@@ -150,14 +152,7 @@ impl SchemaDirectory {
     /// Refuses a role that may not read the registry's schema column (a database migrated
     /// for the RLS strategy only): every request would fail on it.
     async fn check(&self) -> Result<(), PlacementError> {
-        let query = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
-                             WHERE a.attrelid = to_regclass($1) AND a.attname = $2
-                               AND NOT a.attisdropped
-                               AND has_column_privilege(a.attrelid, a.attnum, 'SELECT'))",
-        )
-        .bind(&self.registry)
-        .bind(self.column.as_str());
+        let query = || column_readable(&self.registry, self.column.as_str());
         match fetch_routing(&self.pool, self.pooler, query).await? {
             Some(true) => Ok(()),
             _ => Err(PlacementError::NotMigrated {
@@ -171,10 +166,12 @@ impl SchemaDirectory {
         if let Some(schema) = self.cache.get(&id) {
             return Ok(schema);
         }
-        let query = sqlx::query_scalar(AssertSqlSafe(self.lookup.as_str()));
-        let query = match id.as_i64() {
-            Some(int) => query.bind(int),
-            None => query.bind(id.as_uuid()),
+        let query = || {
+            let query = sqlx::query_scalar(AssertSqlSafe(self.lookup.as_str()));
+            match id.as_i64() {
+                Some(int) => query.bind(int),
+                None => query.bind(id.as_uuid()),
+            }
         };
         let found: Option<Option<String>> = fetch_routing(&self.pool, self.pooler, query).await?;
         let name = found.flatten().ok_or_else(|| PlacementError::NoSchema {
@@ -184,4 +181,20 @@ impl SchemaDirectory {
         self.cache.insert(id, schema.clone());
         Ok(schema)
     }
+}
+
+/// Whether the connected role may read column `column` of the registry table `registry`
+/// (schema-qualified): the start-up check of a placement that reads it.
+fn column_readable<'q>(
+    registry: &'q str,
+    column: &'q str,
+) -> QueryScalar<'q, Postgres, bool, PgArguments> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                         WHERE a.attrelid = to_regclass($1) AND a.attname = $2
+                           AND NOT a.attisdropped
+                           AND has_column_privilege(a.attrelid, a.attnum, 'SELECT'))",
+    )
+    .bind(registry)
+    .bind(column)
 }

@@ -17,7 +17,7 @@ use super::host::host_name;
 use super::listener::{Caches, Listener};
 use super::pooler::PoolerLookup;
 use super::{BaseDomain, HostError, ResolveError, subdomain_slug};
-use crate::db::{Health, PROBE_TIMEOUT, is_connection_lost};
+use crate::db::{Health, PROBE_TIMEOUT, is_connection_lost, live_connection};
 use crate::policy::TenancyDeclaration;
 use crate::tenant::{KeyType, TenantId, TenantScope, TenantSlug};
 
@@ -343,9 +343,9 @@ impl TenantRegistry {
             return Err(ResolveError::not_found(slug));
         }
         let row = self
-            .fetch_row(
-                sqlx::query_as(AssertSqlSafe(self.lookups.by_slug.as_str())).bind(slug.as_str()),
-            )
+            .fetch_row(|| {
+                sqlx::query_as(AssertSqlSafe(self.lookups.by_slug.as_str())).bind(slug.as_str())
+            })
             .await?;
         tracing::debug!(slug = %slug, found = row.is_some(), "tenant registry lookup");
         match row {
@@ -424,9 +424,10 @@ impl TenantRegistry {
         if let Some(slug) = self.caches.domains.get(name) {
             return Ok(slug);
         }
-        let query = sqlx::query_scalar(AssertSqlSafe(sql.as_str())).bind(name);
         let found: Option<String> = self
-            .guarded(fetch_routing(&self.pool, self.pooler, query))
+            .guarded(fetch_routing(&self.pool, self.pooler, || {
+                sqlx::query_scalar(AssertSqlSafe(sql.as_str())).bind(name)
+            }))
             .await?;
         tracing::debug!(
             domain = name,
@@ -453,12 +454,15 @@ impl TenantRegistry {
     /// ```
     pub async fn resolve_id(&self, id: TenantId) -> Result<TenantScope, ResolveError> {
         let id = self.lookups.key_type.parse_id(&id.to_string())?;
-        let query = sqlx::query_as(AssertSqlSafe(self.lookups.by_id.as_str()));
-        let query = match id.as_i64() {
-            Some(int) => query.bind(int),
-            None => query.bind(id.as_uuid()),
-        };
-        let row = self.fetch_row(query).await?;
+        let row = self
+            .fetch_row(|| {
+                let query = sqlx::query_as(AssertSqlSafe(self.lookups.by_id.as_str()));
+                match id.as_i64() {
+                    Some(int) => query.bind(int),
+                    None => query.bind(id.as_uuid()),
+                }
+            })
+            .await?;
         tracing::debug!(tenant = %id, found = row.is_some(), "tenant registry lookup by id");
         match row {
             Some(row) => self.scope(row),
@@ -468,23 +472,31 @@ impl TenantRegistry {
         }
     }
 
-    /// Runs a registry lookup: on the pool directly, or behind a pooler unnamed in a
-    /// read-only transaction ([`fetch_routing`]'s way).
-    async fn fetch_row(
+    /// Runs a registry lookup, the query made by `make`: on the pool directly (once more on a
+    /// live connection when the first turned out dead: a read, nothing of it took effect), or
+    /// behind a pooler unnamed in a read-only transaction ([`fetch_routing`]'s way).
+    async fn fetch_row<'q>(
         &self,
-        query: QueryAs<'_, Postgres, (String, String), PgArguments>,
+        make: impl Fn() -> QueryAs<'q, Postgres, (String, String), PgArguments>,
     ) -> Result<Option<(String, String)>, sqlx::Error> {
         self.guarded(async {
-            if !self.pooler {
-                return query.fetch_optional(&self.pool).await;
+            if self.pooler {
+                let mut lookup = PoolerLookup::begin(&self.pool).await?;
+                let row = make()
+                    .persistent(false)
+                    .fetch_optional(lookup.conn())
+                    .await?;
+                lookup.commit().await?;
+                return Ok(row);
             }
-            let mut lookup = PoolerLookup::begin(&self.pool).await?;
-            let row = query
-                .persistent(false)
-                .fetch_optional(lookup.conn())
-                .await?;
-            lookup.commit().await?;
-            Ok(row)
+            match make().fetch_optional(&self.pool).await {
+                Err(err) if is_connection_lost(&err) => {
+                    tracing::debug!(error = %err, "the registry lookup's connection was dead; looking up once more on a live one");
+                    let mut conn = live_connection(&self.pool).await?;
+                    make().fetch_optional(&mut *conn).await
+                }
+                found => found,
+            }
         })
         .await
     }
@@ -537,24 +549,32 @@ impl TenantRegistry {
     }
 }
 
-/// Runs a routing-data lookup (registry, domains, schema column): on the pool directly, or
-/// behind a transaction-mode pooler unnamed in a read-only transaction, so its parse and its
-/// execution reach the same server connection (a [`PoolerLookup`]: cut off, its connection
-/// is closed).
-pub(crate) async fn fetch_routing<O>(
+/// Runs a routing-data lookup (registry, domains, schema column), the query made by `make`:
+/// on the pool directly (once more on a live connection when the first turned out dead: a
+/// read, nothing of it took effect), or behind a transaction-mode pooler unnamed in a
+/// read-only transaction, so its parse and its execution reach the same server connection (a
+/// [`PoolerLookup`]: cut off, its connection is closed).
+pub(crate) async fn fetch_routing<'q, O>(
     pool: &PgPool,
     pooler: bool,
-    query: QueryScalar<'_, Postgres, O, PgArguments>,
+    make: impl Fn() -> QueryScalar<'q, Postgres, O, PgArguments>,
 ) -> Result<Option<O>, sqlx::Error>
 where
     O: Send + Unpin,
     (O,): for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
 {
     if !pooler {
-        return query.fetch_optional(pool).await;
+        return match make().fetch_optional(pool).await {
+            Err(err) if is_connection_lost(&err) => {
+                tracing::debug!(error = %err, "the routing lookup's connection was dead; looking up once more on a live one");
+                let mut conn = live_connection(pool).await?;
+                make().fetch_optional(&mut *conn).await
+            }
+            found => found,
+        };
     }
     let mut lookup = PoolerLookup::begin(pool).await?;
-    let found = query
+    let found = make()
         .persistent(false)
         .fetch_optional(lookup.conn())
         .await?;

@@ -408,3 +408,37 @@ async fn registry_changes_reach_every_process_within_a_second() -> Result<()> {
     .await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_lookup_whose_pooled_connections_were_killed_runs_again_on_a_live_one() -> Result<()> {
+    let db = ScratchDatabase::migrated().await?;
+    let admin = db.admin_pool().await?;
+    let first = add_account(&admin, "first").await?;
+    let second = add_account(&admin, "second").await?;
+    // No listener: its own connection is not the pool's, and its restart would empty the
+    // cache and hide what is looked at here.
+    let registry = runtime_pool(&db)
+        .await?
+        .registry(RegistryOptions::default().listen(false));
+    assert_eq!(
+        registry.resolve(&slug("first")).await?.id().as_i64(),
+        Some(first)
+    );
+    // Every backend of the runtime role ends: the pool's idle connections are dead.
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                WHERE usename = $1 AND pid <> pg_backend_pid()) k",
+    )
+    .bind(db.runtime_role().as_str())
+    .fetch_one(&admin)
+    .await?;
+    assert!(killed > 0, "the pool had no connection to kill");
+    // A lookup the cache cannot answer: the dead connection is found out and the lookup runs
+    // once more, instead of failing the request (a 503) and marking the server down.
+    assert_eq!(
+        registry.resolve(&slug("second")).await?.id().as_i64(),
+        Some(second)
+    );
+    assert!(is_not_found(&registry.resolve(&slug("third")).await));
+    Ok(())
+}
