@@ -115,6 +115,62 @@ async fn sql_inside_a_tenant_transaction_cannot_switch_to_another_tenant() {
     assert_eq!(renamed, 0);
 }
 
+/// A `search_path` that shadows `=`, `<>` and `current_setting` with functions every role may
+/// use (the deploy role the check functions run as included; made by the superuser here: the
+/// runtime role can create nothing), first in A's path, must not make a forged tenant pass:
+/// the check functions pin their own `search_path` (the guard refuses them unpinned). Without
+/// the pin, `tenant()`'s unqualified `=` would be the shadow's and B's rows would show.
+#[tokio::test]
+async fn a_search_path_that_shadows_the_checks_operators_and_functions_changes_nothing() {
+    let fixture = TwoTenants::signed().await;
+    let (a, b) = (
+        fixture.a.scope.id().as_i64().expect("id"),
+        fixture.b.scope.id().as_i64().expect("id"),
+    );
+    let pool = fixture.runtime_pool(1).await;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE SCHEMA shadow;
+         CREATE FUNCTION shadow.always(text, text) RETURNS boolean LANGUAGE sql IMMUTABLE RETURN true;
+         CREATE OPERATOR shadow.= (LEFTARG = text, RIGHTARG = text, FUNCTION = shadow.always);
+         CREATE OPERATOR shadow.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = shadow.always);
+         CREATE FUNCTION shadow.current_setting(text, boolean) RETURNS text LANGUAGE sql STABLE RETURN '{b}';
+         GRANT USAGE ON SCHEMA shadow TO PUBLIC;
+         GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA shadow TO PUBLIC"
+    )))
+    .execute(&fixture.admin)
+    .await
+    .expect("the shadowing schema");
+    let shadowed = "SET LOCAL search_path = shadow, pg_catalog, app";
+    let mut tx = pool.begin(&fixture.a.scope).await.expect("A's transaction");
+    sqlx::raw_sql(shadowed)
+        .execute(&mut *tx)
+        .await
+        .expect("search_path");
+    let (equal, setting): (bool, String) =
+        sqlx::query_as("SELECT 'x'::text = 'y'::text, current_setting('app.tenant_id', true)")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("the shadow is in effect");
+    assert!(equal, "the shadowing = is the one unqualified SQL finds");
+    assert_eq!(
+        setting,
+        b.to_string(),
+        "so is the shadowing current_setting"
+    );
+    let own = visible(&mut tx).await;
+    assert!(
+        own.iter().any(|(_, _, account)| *account == a),
+        "A still sees its own rows under the shadowing search_path: {own:?}"
+    );
+    let trick = format!("{shadowed}; SELECT set_config('app.tenant_id', '{b}', true)");
+    sqlx::raw_sql(AssertSqlSafe(trick.clone()))
+        .execute(&mut *tx)
+        .await
+        .expect("the trick itself runs");
+    assert_b_out_of_reach(&mut tx, &fixture, &trick).await;
+    tx.rollback().await.expect("rollback");
+}
+
 #[tokio::test]
 async fn a_savepoint_rolled_back_restores_the_own_tenant_and_never_another() {
     let fixture = TwoTenants::signed().await;
