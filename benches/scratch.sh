@@ -74,6 +74,23 @@ INSERT INTO app.subtasks (account_id, task_id, name, is_complete)
 SQL
 }
 
+# seed_page_rows DB_URL TENANTS: the page benchmarks' rows, written as the superuser in DB_URL:
+# TENANTS accounts with 5 projects, 10 tasks each and 10 subtasks a task (500 a tenant);
+# then vacuumed, frozen and checkpointed, as a live table settles (freshly inserted rows make
+# their first readers set hint bits and autovacuum start mid-run).
+seed_page_rows() {
+  psql "$1" -v ON_ERROR_STOP=1 -q <<SQL
+INSERT INTO app.accounts (slug, name) SELECT 'tenant-' || a, 'Account ' || a FROM generate_series(1, $2) a;
+INSERT INTO app.projects (account_id, name) SELECT a.id, 'project ' || p FROM app.accounts a, generate_series(1, 5) p;
+INSERT INTO app.tasks (account_id, project_id, name)
+    SELECT p.account_id, p.id, 'task ' || p.id || '.' || t FROM app.projects p, generate_series(1, 10) t;
+INSERT INTO app.subtasks (account_id, task_id, name)
+    SELECT t.account_id, t.id, md5(t.id::text || '.' || s) FROM app.tasks t, generate_series(1, 10) s;
+VACUUM (FREEZE, ANALYZE);
+CHECKPOINT;
+SQL
+}
+
 # drop_scratch_db ADMIN_URL DB: the database and its roles, quietly (for cleanups).
 drop_scratch_db() {
   psql "$1" -q -c "DROP DATABASE IF EXISTS $2 WITH (FORCE)" \

@@ -26,9 +26,20 @@
 #      of microseconds), so "plain + HMAC" pays the same SQL signing on the plain database:
 #      signed / (plain + HMAC) is what the signed context costs the database (the goal),
 #      signed / plain an upper bound that also charges it the SQL signing;
-# 3. prints the rates and both ratios (goal: signed / (plain + HMAC) >= 0.90, a cost <= 10 %),
-#    and the CPU the cluster spent per transaction on each side, which a loaded machine
-#    disturbs less than the rates.
+#    and, as the application sends it, as the runtime role:
+#    - app plain:      BEGIN; SELECT set_config('lock_timeout', '2s', true),
+#                      set_config('app.tenant_id', <id>, true)
+#    - app signed:     BEGIN; SELECT set_config('lock_timeout', '2s', true),
+#                      rls_tenancy.enter(...) with literal arguments, signed by this script
+#      (python3, with the key file) just before each run: pgbench picks one of 100 entries a
+#      client (a nonce is never in use by two clients at once) through a tree of \if; the
+#      plain side walks the same tree. Neither side pays for signing in SQL: signed / plain
+#      here is the signed context's whole cost on the database, the figure the goal is about;
+# 3. prints the rates and the ratios (goal: app signed / app plain >= 0.90, a cost <= 10 %;
+#    signed / (plain + HMAC) is the same cost measured beside SQL signing), and the CPU the
+#    cluster spent per transaction on each side, which a loaded machine disturbs less than
+#    the rates. benches/signed_context_instructions.sh counts the same transactions'
+#    instructions, a figure the machine's noise cannot move.
 # By default it runs on a throwaway cluster of its own (the newest local server binaries, on
 # a free port): the CPU figures count every process of the cluster, and a shared server's
 # other databases would both add to them and send their catalog changes to every backend.
@@ -59,6 +70,8 @@ cleanup() {
 }
 trap cleanup EXIT
 command -v pgbench >/dev/null || fail "pgbench is not installed (apt-get install -y postgresql-client)"
+command -v python3 >/dev/null || fail "python3 is not installed (it signs the application's entries)"
+[ "$DURATION" -le 18 ] || fail "DURATION must be at most 18 s (the application's signed entries are issued for one run)"
 
 if [ -z "$ADMIN_URL" ]; then
   start_cluster
@@ -70,16 +83,7 @@ bin="$CARGO_TARGET_DIR/debug"
 create_scratch_db "$ADMIN_URL" "${db}_p" "$password" "$bin" plain
 create_scratch_db "$ADMIN_URL" "${db}_s" "$password" "$bin" signed
 for name in "${db}_p" "${db}_s"; do
-  psql "${ADMIN_URL%/*}/$name" -v ON_ERROR_STOP=1 -q <<SQL
-INSERT INTO app.accounts (slug, name) SELECT 'tenant-' || a, 'Account ' || a FROM generate_series(1, $TENANTS) a;
-INSERT INTO app.projects (account_id, name) SELECT a.id, 'project ' || p FROM app.accounts a, generate_series(1, 5) p;
-INSERT INTO app.tasks (account_id, project_id, name)
-    SELECT p.account_id, p.id, 'task ' || p.id || '.' || t FROM app.projects p, generate_series(1, 10) t;
-INSERT INTO app.subtasks (account_id, task_id, name)
-    SELECT t.account_id, t.id, md5(t.id::text || '.' || s) FROM app.tasks t, generate_series(1, 10) s;
-VACUUM (FREEZE, ANALYZE);
-CHECKPOINT;
-SQL
+  seed_page_rows "${ADMIN_URL%/*}/$name" "$TENANTS"
 done
 
 query="SELECT s.id, s.account_id, s.name, s.is_complete, t.name, p.name
@@ -130,11 +134,47 @@ COMMIT;
 SQL
 
 host_port="$(psql "$ADMIN_URL" -Atqc "SELECT current_setting('port')")"
-run() { # run NAME DB SCRIPT SECONDS: prints tps and the cluster's CPU microseconds a transaction
+# app_script SIDE: the application's entries (app_plain or app_signed) for $CONNECTIONS clients,
+# 100 each, to $work/SIDE.sql; signed entries are issued now + 9 s, so a run must start within
+# a second and last at most $DURATION <= 18 s (the database accepts 10 s either way).
+app_script() {
+  python3 - "$1" "$CONNECTIONS" "${RLS_TENANT_KEY_FILE:-}" "$TENANTS" "$query" >"$work/$1.sql" <<'PY'
+import hashlib, hmac, random, sys, time
+side, clients, key_file, tenants, query = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+per_client = 100
+issued = int(time.time() * 1000) + 9000
+if side == "app_signed":
+    key = bytes.fromhex(open(key_file).read().strip())
+    key_id = hashlib.sha256(key).hexdigest()[:16]
+rng = random.Random()
+def entry():
+    tenant = rng.randint(1, tenants)
+    if side == "app_plain":
+        call = f"set_config('app.tenant_id', '{tenant}', true)"
+    else:
+        nonce = rng.randint(1, 9 * 10**18)
+        signature = hmac.new(key, f"v1|app.tenant_id|{tenant}|{nonce}|{issued}".encode(), hashlib.sha256).hexdigest()
+        call = f"rls_tenancy.enter('app.tenant_id', '{tenant}', '{key_id}', {nonce}, {issued}, '{signature}')"
+    return f"BEGIN \\; SELECT set_config('lock_timeout', '2s', true), {call};"
+def tree(lo, hi):  # a balanced tree of \if on :k, so each transaction tests ~10 conditions
+    if hi - lo == 1:
+        return [entry()]
+    mid = (lo + hi) // 2
+    return [f"\\if :k < {mid}"] + tree(lo, mid) + ["\\else"] + tree(mid, hi) + ["\\endif"]
+lines = ["\\set off random(0, 49) * 10",
+         f"\\set k :client_id * {per_client} + random(0, {per_client - 1})",
+         "\\if :prepared = 0", f"PREPARE page(bigint) AS {query} $1;", "\\set prepared 1", "\\endif"]
+lines += tree(0, clients * per_client) + ["EXECUTE page(:off);", "COMMIT;"]
+print("\n".join(lines))
+PY
+}
+
+run() { # run NAME DB SCRIPT SECONDS ROLE: prints tps and the cluster's CPU microseconds a transaction
   local before after out
+  case "$1" in app_*) app_script "$1" ;; esac
   before="$(pg_cpu)"
   out="$(PGPASSWORD="$password" pgbench -n -M simple -D prepared=0 -f "$3" -c "$CONNECTIONS" -j 2 -T "$4" \
-    -h 127.0.0.1 -p "$host_port" -U "${2}_deploy" "$2" 2>&1)"
+    -h 127.0.0.1 -p "$host_port" -U "${2}_$5" "$2" 2>&1)"
   sleep 0.5   # the backends pgbench leaves exit and are reaped
   after="$(pg_cpu)"
   printf '%s\n' "$out" | awk -v cpu="$(( after - before ))" -v hz="$tick_hz" '
@@ -143,30 +183,37 @@ run() { # run NAME DB SCRIPT SECONDS: prints tps and the cluster's CPU microseco
     END { printf "%.0f %.0f\n", tps, n ? cpu * 1000000 / hz / n : 0 }'
 }
 # Each side sees its own tenant's rows only, or the comparison means nothing.
-sides="plain:${db}_p plain_hmac:${db}_p signed:${db}_s"
-for side in $sides; do
-  PGPASSWORD="$password" pgbench -n -M simple -D prepared=0 -f "$work/${side%%:*}.sql" -c 1 -t 20 -h 127.0.0.1 -p "$host_port" \
-    -U "${side#*:}_deploy" "${side#*:}" >"$work/check.out" 2>&1 || { cat "$work/check.out" >&2; fail "the ${side%%:*} script fails"; }
-  run warm "${side#*:}" "$work/${side%%:*}.sql" 2 >/dev/null
+sides="plain:${db}_p:deploy plain_hmac:${db}_p:deploy signed:${db}_s:deploy app_plain:${db}_p:runtime app_signed:${db}_s:runtime"
+for spec in $sides; do
+  IFS=: read -r name side_db role <<<"$spec"
+  case "$name" in app_*) app_script "$name" ;; esac
+  PGPASSWORD="$password" pgbench -n -M simple -D prepared=0 -f "$work/$name.sql" -c 1 -t 20 -h 127.0.0.1 -p "$host_port" \
+    -U "${side_db}_$role" "$side_db" >"$work/check.out" 2>&1 || { cat "$work/check.out" >&2; fail "the $name script fails"; }
+  run "$name" "$side_db" "$work/$name.sql" 2 "$role" >/dev/null
 done
-declare -A rate=([plain]=0 [plain_hmac]=0 [signed]=0) cpu=([plain]=0 [plain_hmac]=0 [signed]=0)
+declare -A rate=() cpu=()
 for round in $(seq 1 "$ROUNDS"); do
   line="round $round/$ROUNDS:"
   # Each round starts with another side, so that no side always runs last (a load that
   # grows during a round would otherwise count against the same side every time).
   read -ra order <<<"$sides"
   shift_by=$(( (round - 1) % ${#order[@]} ))
-  for side in "${order[@]:shift_by}" "${order[@]:0:shift_by}"; do
-    read -r tps us < <(run "${side%%:*}" "${side#*:}" "$work/${side%%:*}.sql" "$DURATION")
-    rate[${side%%:*}]=$(( ${rate[${side%%:*}]} + tps ))
-    cpu[${side%%:*}]=$(( ${cpu[${side%%:*}]} + us ))
-    line="$line ${side%%:*} $tps tps ($us us CPU/tx),"
+  for spec in "${order[@]:shift_by}" "${order[@]:0:shift_by}"; do
+    IFS=: read -r name side_db role <<<"$spec"
+    read -r tps us < <(run "$name" "$side_db" "$work/$name.sql" "$DURATION" "$role")
+    rate[$name]=$(( ${rate[$name]:-0} + tps ))
+    cpu[$name]=$(( ${cpu[$name]:-0} + us ))
+    line="$line $name $tps tps ($us us CPU/tx),"
   done
   say "$line load $(cut -d' ' -f1 /proc/loadavg)"
 done
 awk -v p="${rate[plain]}" -v h="${rate[plain_hmac]}" -v s="${rate[signed]}" \
+    -v ap="${rate[app_plain]}" -v as="${rate[app_signed]}" -v cap="${cpu[app_plain]}" -v cas="${cpu[app_signed]}" \
     -v cp="${cpu[plain]}" -v ch="${cpu[plain_hmac]}" -v cs="${cpu[signed]}" -v n="$ROUNDS" -v c="$CONNECTIONS" 'BEGIN {
-  printf "page query, %d clients: plain %.0f tps, plain + HMAC %.0f tps, signed %.0f tps\n", c, p / n, h / n, s / n
-  printf "ratio signed / (plain + HMAC) %.3f (goal >= 0.90); signed / plain %.3f (upper bound, SQL signing charged)\n", s / h, s / p
+  printf "page query, %d clients, as the application sends it: plain %.0f tps, signed %.0f tps\n", c, ap / n, as / n
+  printf "ratio app signed / app plain %.3f (goal >= 0.90); cluster CPU per transaction %.0f / %.0f us, plain / signed %.3f\n",
+    as / ap, cap / n, cas / n, cap / cas
+  printf "signed in SQL by pgbench, as the deploy role: plain %.0f tps, plain + HMAC %.0f tps, signed %.0f tps\n", p / n, h / n, s / n
+  printf "ratio signed / (plain + HMAC) %.3f; signed / plain %.3f (SQL signing charged)\n", s / h, s / p
   printf "cluster CPU per transaction: plain %.0f us, plain + HMAC %.0f us, signed %.0f us; (plain + HMAC) / signed %.3f\n",
     cp / n, ch / n, cs / n, ch / cs }'
