@@ -374,14 +374,23 @@ async fn main() {
     run_rls(&signed, connections, 1).await;
     run_rls(&uuid, connections, 1).await;
     run_plain(&plain, connections, 1).await;
-    let (mut rls, mut signed_rls, mut by_uuid, mut base) = (0.0, 0.0, 0.0, 0.0);
+    // Sums of each side's rates, in the order below; each round starts with the next side,
+    // so that no side always runs right after the same one or last (a load that grows
+    // during a round would otherwise count against the same side every time).
+    let mut sums = [0.0; 4];
     let rounds = env_or("BENCH_ROUNDS", 2);
-    for _ in 0..rounds {
-        rls += run_rls(&runtime, connections, seconds).await / rounds as f64;
-        signed_rls += run_rls(&signed, connections, seconds).await / rounds as f64;
-        base += run_plain(&plain, connections, seconds).await / rounds as f64;
-        by_uuid += run_rls(&uuid, connections, seconds).await / rounds as f64;
+    for round in 0..rounds {
+        for turn in 0..sums.len() {
+            let side = (round as usize + turn) % sums.len();
+            sums[side] += match side {
+                0 => run_rls(&runtime, connections, seconds).await,
+                1 => run_rls(&signed, connections, seconds).await,
+                2 => run_plain(&plain, connections, seconds).await,
+                _ => run_rls(&uuid, connections, seconds).await,
+            } / rounds as f64;
+        }
     }
+    let [rls, signed_rls, base, by_uuid] = sums;
     run_rls(&in_schemas, connections, 1).await;
     let (mut by_schema, mut signed2) = (0.0, 0.0);
     for _ in 0..rounds {
