@@ -9,10 +9,11 @@ as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else 
 # A loopback port that was free a moment ago.
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# Starts a throwaway cluster (the newest local server binaries) in $work/pg on a free port.
+# Starts a throwaway cluster (the server binaries in $RLS_PG_BINDIR, as the test harness takes
+# them, else the newest under /usr/lib/postgresql) in $work/pg on a free port.
 # Sets pgbin, pg_port and cluster_url (the superuser, no database).
 start_cluster() {
-  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  pgbin="${RLS_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
   [ -n "$pgbin" ] && [ -x "$pgbin/initdb" ] || fail "no PostgreSQL server binaries (apt-get install -y postgresql)"
   pg_port="$(free_port)"
   mkdir -p "$work/pg"

@@ -3,7 +3,11 @@
 #
 #   benches/signed_context.sh          (env: DURATION s a round, default 10; ROUNDS, default 3;
 #                                       CONNECTIONS, default 8; TENANTS, default 100;
-#                                       PROTOCOL, prepared (default) or simple)
+#                                       PROTOCOL, prepared (default) or simple;
+#                                       SIDES, the sides to run, default all five below;
+#                                       SIGNED_SQL, a file of SQL run on the signed database
+#                                       as its deploy role before the first round, to
+#                                       measure variants of the signed context's functions)
 #
 # 1. two scratch databases with the same rows ($TENANTS tenants x 500 subtasks), one migrated
 #    by rls-migrate with --tenant-context plain, one with the signed context and a key file;
@@ -55,6 +59,8 @@ ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-8}"
 TENANTS="${TENANTS:-100}"
 PROTOCOL="${PROTOCOL:-prepared}"
+SIDES="${SIDES:-plain plain_hmac signed app_plain app_signed}"
+SIGNED_SQL="${SIGNED_SQL-}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 work="$(mktemp -d -t rls-signed-XXXXXX)"
 db="rls_sig_$$"
@@ -85,6 +91,12 @@ create_scratch_db "$ADMIN_URL" "${db}_s" "$password" "$bin" signed
 for name in "${db}_p" "${db}_s"; do
   seed_page_rows "${ADMIN_URL%/*}/$name" "$TENANTS"
 done
+if [ -n "$SIGNED_SQL" ]; then
+  [ -r "$SIGNED_SQL" ] || fail "SIGNED_SQL: cannot read $SIGNED_SQL"
+  say "applying $SIGNED_SQL to the signed database (as its deploy role)"
+  PGPASSWORD="$password" psql "postgres://${db}_s_deploy@127.0.0.1:$(psql "$ADMIN_URL" -Atqc "SELECT current_setting('port')")/${db}_s" \
+    -v ON_ERROR_STOP=1 -q -f "$SIGNED_SQL" >/dev/null
+fi
 
 query="SELECT s.id, s.account_id, s.name, s.is_complete, t.name, p.name
     FROM app.subtasks s
@@ -183,7 +195,17 @@ run() { # run NAME DB SCRIPT SECONDS ROLE: prints tps and the cluster's CPU micr
     END { printf "%.0f %.0f\n", tps, n ? cpu * 1000000 / hz / n : 0 }'
 }
 # Each side sees its own tenant's rows only, or the comparison means nothing.
-sides="plain:${db}_p:deploy plain_hmac:${db}_p:deploy signed:${db}_s:deploy app_plain:${db}_p:runtime app_signed:${db}_s:runtime"
+sides=""
+for name in $SIDES; do
+  case "$name" in
+    plain | plain_hmac) sides="$sides $name:${db}_p:deploy" ;;
+    signed) sides="$sides $name:${db}_s:deploy" ;;
+    app_plain) sides="$sides $name:${db}_p:runtime" ;;
+    app_signed) sides="$sides $name:${db}_s:runtime" ;;
+    *) fail "SIDES: unknown side $name (plain, plain_hmac, signed, app_plain, app_signed)" ;;
+  esac
+done
+[ -n "$sides" ] || fail "SIDES names no side"
 for spec in $sides; do
   IFS=: read -r name side_db role <<<"$spec"
   case "$name" in app_*) app_script "$name" ;; esac
@@ -207,13 +229,19 @@ for round in $(seq 1 "$ROUNDS"); do
   done
   say "$line load $(cut -d' ' -f1 /proc/loadavg)"
 done
-awk -v p="${rate[plain]}" -v h="${rate[plain_hmac]}" -v s="${rate[signed]}" \
-    -v ap="${rate[app_plain]}" -v as="${rate[app_signed]}" -v cap="${cpu[app_plain]}" -v cas="${cpu[app_signed]}" \
-    -v cp="${cpu[plain]}" -v ch="${cpu[plain_hmac]}" -v cs="${cpu[signed]}" -v n="$ROUNDS" -v c="$CONNECTIONS" 'BEGIN {
-  printf "page query, %d clients, as the application sends it: plain %.0f tps, signed %.0f tps\n", c, ap / n, as / n
-  printf "ratio app signed / app plain %.3f (goal >= 0.90); cluster CPU per transaction %.0f / %.0f us, plain / signed %.3f\n",
-    as / ap, cap / n, cas / n, cap / cas
-  printf "signed in SQL by pgbench, as the deploy role: plain %.0f tps, plain + HMAC %.0f tps, signed %.0f tps\n", p / n, h / n, s / n
-  printf "ratio signed / (plain + HMAC) %.3f; signed / plain %.3f (SQL signing charged)\n", s / h, s / p
-  printf "cluster CPU per transaction: plain %.0f us, plain + HMAC %.0f us, signed %.0f us; (plain + HMAC) / signed %.3f\n",
-    cp / n, ch / n, cs / n, ch / cs }'
+# A figure is printed only when every side it needs ran.
+awk -v p="${rate[plain]:-0}" -v h="${rate[plain_hmac]:-0}" -v s="${rate[signed]:-0}" \
+    -v ap="${rate[app_plain]:-0}" -v as="${rate[app_signed]:-0}" -v cap="${cpu[app_plain]:-0}" -v cas="${cpu[app_signed]:-0}" \
+    -v cp="${cpu[plain]:-0}" -v ch="${cpu[plain_hmac]:-0}" -v cs="${cpu[signed]:-0}" -v n="$ROUNDS" -v c="$CONNECTIONS" 'BEGIN {
+  if (ap && as) {
+    printf "page query, %d clients, as the application sends it: plain %.0f tps, signed %.0f tps\n", c, ap / n, as / n
+    printf "ratio app signed / app plain %.3f (goal >= 0.90); cluster CPU per transaction %.0f / %.0f us, plain / signed %.3f\n",
+      as / ap, cap / n, cas / n, cap / cas
+  }
+  if (p && h && s) {
+    printf "signed in SQL by pgbench, as the deploy role: plain %.0f tps, plain + HMAC %.0f tps, signed %.0f tps\n", p / n, h / n, s / n
+    printf "ratio signed / (plain + HMAC) %.3f; signed / plain %.3f (SQL signing charged)\n", s / h, s / p
+    printf "cluster CPU per transaction: plain %.0f us, plain + HMAC %.0f us, signed %.0f us; (plain + HMAC) / signed %.3f\n",
+      cp / n, ch / n, cs / n, ch / cs
+  }
+}'
