@@ -312,6 +312,9 @@ impl Drop for ScratchDatabase {
     fn drop(&mut self) {
         let statements = vec![
             format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            // Privileges the roles were given on other databases (a test granting CONNECT on a
+            // second scratch database) are shared objects, which would keep the roles alive.
+            format!("DROP OWNED BY {}, {}", self.runtime_role, self.deploy_role),
             format!("DROP ROLE IF EXISTS {}", self.runtime_role),
             format!("DROP ROLE IF EXISTS {}", self.deploy_role),
         ];
