@@ -92,6 +92,19 @@ CHECKPOINT;
 SQL
 }
 
+# apply_signed_sql ADMIN_URL DB PASSWORD FILE: runs FILE (when FILE is not empty) on DB as its
+# deploy role, on the server of ADMIN_URL: the benches' SIGNED_SQL, variants of the signed
+# context's functions to measure.
+apply_signed_sql() {
+  local admin="$1" name="$2" secret="$3" file="$4" port
+  [ -n "$file" ] || return 0
+  [ -r "$file" ] || fail "SIGNED_SQL: cannot read $file"
+  say "applying $file to the signed database (as its deploy role)"
+  port="$(psql "$admin" -Atqc "SELECT current_setting('port')")"
+  PGPASSWORD="$secret" psql "postgres://${name}_deploy@127.0.0.1:$port/$name" -v ON_ERROR_STOP=1 -q \
+    -f "$file" >/dev/null
+}
+
 # drop_scratch_db ADMIN_URL DB: the database and its roles, quietly (for cleanups).
 drop_scratch_db() {
   psql "$1" -q -c "DROP DATABASE IF EXISTS $2 WITH (FORCE)" \

@@ -91,12 +91,7 @@ create_scratch_db "$ADMIN_URL" "${db}_s" "$password" "$bin" signed
 for name in "${db}_p" "${db}_s"; do
   seed_page_rows "${ADMIN_URL%/*}/$name" "$TENANTS"
 done
-if [ -n "$SIGNED_SQL" ]; then
-  [ -r "$SIGNED_SQL" ] || fail "SIGNED_SQL: cannot read $SIGNED_SQL"
-  say "applying $SIGNED_SQL to the signed database (as its deploy role)"
-  PGPASSWORD="$password" psql "postgres://${db}_s_deploy@127.0.0.1:$(psql "$ADMIN_URL" -Atqc "SELECT current_setting('port')")/${db}_s" \
-    -v ON_ERROR_STOP=1 -q -f "$SIGNED_SQL" >/dev/null
-fi
+apply_signed_sql "$ADMIN_URL" "${db}_s" "$password" "${SIGNED_SQL:-}"
 
 query="SELECT s.id, s.account_id, s.name, s.is_complete, t.name, p.name
     FROM app.subtasks s

@@ -56,12 +56,7 @@ create_scratch_db "$admin" "${db}_s" "$password" "$bin" signed
 for name in "${db}_p" "${db}_s"; do
   seed_page_rows "$cluster_url/$name" "$TENANTS"
 done
-if [ -n "${SIGNED_SQL:-}" ]; then
-  [ -r "$SIGNED_SQL" ] || fail "SIGNED_SQL: cannot read $SIGNED_SQL"
-  say "applying $SIGNED_SQL to the signed database (as its deploy role)"
-  PGPASSWORD="$password" psql "postgres://${db}_s_deploy@127.0.0.1:$pg_port/${db}_s" -v ON_ERROR_STOP=1 -q \
-    -f "$SIGNED_SQL" >/dev/null
-fi
+apply_signed_sql "$admin" "${db}_s" "$password" "${SIGNED_SQL:-}"
 cluster_ctl -m fast stop
 cluster_up=""
 
